@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * race-umount: unmount, then check at once whether the filesystem is alive.
+ *
+ *   race-umount [-k PID]... [-g PID]... [-l] DEV TARGET
+ *   race-umount [-k PID]... [-g PID]... [-t SEC] DEV -- PROG [ARG]...
+ *
+ * First sends SIGKILL to every -k PID and SIGUSR1 ("go") to every -g PID, so
+ * that holders start letting go at the moment of the unmount, not a fork and
+ * an exec earlier. Then the action: umount2(TARGET, -l ? MNT_DETACH : 0) in
+ * the first form; in the second, PROG runs (for example umount-wait) and is
+ * waited for; with -t, PROG gets SIGINT after SEC seconds (umount-wait then
+ * reports "detached, shutdown not confirmed"), so a hung wait fails the run
+ * instead of the whole boot. Right after the action returns, DEV is opened with O_EXCL: EBUSY
+ * means the superblock is still alive (its block device claim is held until
+ * kill_block_super() ends), which is the bug the scenarios count. No shell
+ * sits between the return and the check.
+ *
+ * Prints one line:  status=<S> busy=<0|1> us=<action's wall time in us>
+ * where S is umount2's errno (0 on success) or PROG's exit status (128+signal
+ * if it was killed). Exit: 0 when the line was printed, 2 on any other error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PIDS 64
+
+extern char **environ;
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: race-umount [-k PID]... [-g PID]... [-l] DEV TARGET\n"
+		"       race-umount [-k PID]... [-g PID]... [-t SEC] DEV -- PROG [ARG]...\n");
+	exit(2);
+}
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static volatile pid_t child;
+
+static void interrupt_child(int sig)
+{
+	(void)sig;
+	kill(child, SIGINT);
+}
+
+static int run(char **argv, unsigned int timeout_sec)
+{
+	struct sigaction sa;
+	int status;
+	pid_t pid;
+
+	errno = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (errno) {
+		fprintf(stderr, "race-umount: spawn %s: %s\n", argv[0],
+			strerror(errno));
+		exit(2);
+	}
+	if (timeout_sec) {
+		child = pid;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = interrupt_child;
+		sigaction(SIGALRM, &sa, NULL);
+		alarm(timeout_sec);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			perror("race-umount: waitpid");
+			exit(2);
+		}
+	}
+	alarm(0);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+	pid_t kill_pids[MAX_PIDS], go_pids[MAX_PIDS];
+	int nkill = 0, ngo = 0, flags = 0, timeout_sec = 0;
+	int opt, i, status, busy, fd;
+	char **prog = NULL;
+	const char *dev;
+	long long t0, t1;
+
+	/* '+': stop at the first non-option so PROG's own options stay its. */
+	while ((opt = getopt(argc, argv, "+k:g:lt:")) != -1) {
+		switch (opt) {
+		case 'k':
+			if (nkill == MAX_PIDS)
+				usage();
+			kill_pids[nkill++] = atoi(optarg);
+			break;
+		case 'g':
+			if (ngo == MAX_PIDS)
+				usage();
+			go_pids[ngo++] = atoi(optarg);
+			break;
+		case 'l':
+			flags |= MNT_DETACH;
+			break;
+		case 't':
+			timeout_sec = atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (argc - optind < 2)
+		usage();
+	dev = argv[optind];
+	if (strcmp(argv[optind + 1], "--") == 0) {
+		if (argc - optind < 3 || flags)
+			usage();
+		prog = &argv[optind + 2];
+	} else if (argc - optind != 2 || timeout_sec) {
+		usage();
+	}
+
+	for (i = 0; i < nkill; i++)
+		if (kill(kill_pids[i], SIGKILL) < 0)
+			fprintf(stderr, "race-umount: kill %d: %s\n",
+				kill_pids[i], strerror(errno));
+	for (i = 0; i < ngo; i++)
+		if (kill(go_pids[i], SIGUSR1) < 0)
+			fprintf(stderr, "race-umount: signal %d: %s\n",
+				go_pids[i], strerror(errno));
+
+	t0 = now_us();
+	if (prog)
+		status = run(prog, timeout_sec);
+	else
+		status = umount2(argv[optind + 1], flags) < 0 ? errno : 0;
+	t1 = now_us();
+
+	fd = open(dev, O_RDONLY | O_EXCL | O_CLOEXEC);
+	if (fd >= 0) {
+		busy = 0;
+		close(fd);
+	} else if (errno == EBUSY) {
+		busy = 1;
+	} else {
+		fprintf(stderr, "race-umount: open %s: %s\n", dev,
+			strerror(errno));
+		return 2;
+	}
+
+	printf("status=%d busy=%d us=%lld\n", status, busy, t1 - t0);
+	return 0;
+}
