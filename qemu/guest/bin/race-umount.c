@@ -2,23 +2,24 @@
 /*
  * race-umount: unmount, then check at once whether the filesystem is alive.
  *
- *   race-umount [-k PID]... [-g PID]... [-l] DEV TARGET
- *   race-umount [-k PID]... [-g PID]... [-t SEC] DEV -- PROG [ARG]...
+ *   race-umount [-k PID]... [-g PID]... [-t SEC] DEV PROG [ARG]...
  *
  * First sends SIGKILL to every -k PID and SIGUSR1 ("go") to every -g PID, so
  * that holders start letting go at the moment of the unmount, not a fork and
- * an exec earlier. Then the action: umount2(TARGET, -l ? MNT_DETACH : 0) in
- * the first form; in the second, PROG runs (for example umount-wait) and is
- * waited for; with -t, PROG gets SIGINT after SEC seconds (umount-wait then
- * reports "detached, shutdown not confirmed"), so a hung wait fails the run
- * instead of the whole boot. Right after the action returns, DEV is opened with O_EXCL: EBUSY
- * means the superblock is still alive (its block device claim is held until
+ * an exec earlier. Then runs PROG (umount, umount -l or umount-wait) and
+ * waits for it: the baseline and the command under test go through the same
+ * spawn, so they meet the holders at the same point of their teardown. With
+ * -t, PROG gets SIGINT after SEC seconds (umount-wait then reports "detached,
+ * shutdown not confirmed"), so a hung wait fails the run, not the boot.
+ *
+ * Right after PROG exits, DEV is opened with O_EXCL: EBUSY means the
+ * superblock is still alive (its block device claim is held until
  * kill_block_super() ends), which is the bug the scenarios count. No shell
  * sits between the return and the check.
  *
- * Prints one line:  status=<S> busy=<0|1> us=<action's wall time in us>
- * where S is umount2's errno (0 on success) or PROG's exit status (128+signal
- * if it was killed). Exit: 0 when the line was printed, 2 on any other error.
+ * Prints one line:  status=<S> busy=<0|1> us=<PROG's wall time in us>
+ * where S is PROG's exit status (128+signal if a signal ended it).
+ * Exit: 0 when the line was printed, 2 on any other error.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,8 +40,7 @@ extern char **environ;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: race-umount [-k PID]... [-g PID]... [-l] DEV TARGET\n"
-		"       race-umount [-k PID]... [-g PID]... [-t SEC] DEV -- PROG [ARG]...\n");
+		"usage: race-umount [-k PID]... [-g PID]... [-t SEC] DEV PROG [ARG]...\n");
 	exit(2);
 }
 
@@ -95,14 +94,14 @@ static int run(char **argv, unsigned int timeout_sec)
 int main(int argc, char **argv)
 {
 	pid_t kill_pids[MAX_PIDS], go_pids[MAX_PIDS];
-	int nkill = 0, ngo = 0, flags = 0, timeout_sec = 0;
+	int nkill = 0, ngo = 0, timeout_sec = 0;
 	int opt, i, status, busy, fd;
-	char **prog = NULL;
+	char **prog;
 	const char *dev;
 	long long t0, t1;
 
 	/* '+': stop at the first non-option so PROG's own options stay its. */
-	while ((opt = getopt(argc, argv, "+k:g:lt:")) != -1) {
+	while ((opt = getopt(argc, argv, "+k:g:t:")) != -1) {
 		switch (opt) {
 		case 'k':
 			if (nkill == MAX_PIDS)
@@ -114,9 +113,6 @@ int main(int argc, char **argv)
 				usage();
 			go_pids[ngo++] = atoi(optarg);
 			break;
-		case 'l':
-			flags |= MNT_DETACH;
-			break;
 		case 't':
 			timeout_sec = atoi(optarg);
 			break;
@@ -127,13 +123,7 @@ int main(int argc, char **argv)
 	if (argc - optind < 2)
 		usage();
 	dev = argv[optind];
-	if (strcmp(argv[optind + 1], "--") == 0) {
-		if (argc - optind < 3 || flags)
-			usage();
-		prog = &argv[optind + 2];
-	} else if (argc - optind != 2 || timeout_sec) {
-		usage();
-	}
+	prog = &argv[optind + 1];
 
 	for (i = 0; i < nkill; i++)
 		if (kill(kill_pids[i], SIGKILL) < 0)
@@ -145,10 +135,7 @@ int main(int argc, char **argv)
 				go_pids[i], strerror(errno));
 
 	t0 = now_us();
-	if (prog)
-		status = run(prog, timeout_sec);
-	else
-		status = umount2(argv[optind + 1], flags) < 0 ? errno : 0;
+	status = run(prog, timeout_sec);
 	t1 = now_us();
 
 	fd = open(dev, O_RDONLY | O_EXCL | O_CLOEXEC);
