@@ -62,11 +62,16 @@ static void interrupt_child(int sig)
 
 static int run(char **argv, unsigned int timeout_sec)
 {
+	posix_spawn_file_actions_t actions;
 	struct sigaction sa;
 	int status;
 	pid_t pid;
 
-	errno = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	/* PROG's stdout goes to stderr: ours carries only the result line. */
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_adddup2(&actions, 2, 1);
+	errno = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
 	if (errno) {
 		fprintf(stderr, "race-umount: spawn %s: %s\n", argv[0],
 			strerror(errno));
