@@ -1,1 +1,136 @@
-fn main() {}
+//! umw-vm: the QEMU bench of umount-wait.
+//!
+//! The pipeline, as the data flows:
+//!
+//!   kernel source -> config -> image (unpatched, patched, debug)   kernel.rs
+//!   static binaries + guest files -> initramfs                      initramfs.rs
+//!   blank ext4 images                                               disks.rs
+//!   image + initramfs + disks -> boot -> console log                boot.rs
+//!   console log -> verdict (KTAP, races, kernel reports)            console.rs
+//!   verdicts -> target/vm/summary.json + table                      summary.rs
+//!
+//! Every stage that takes time caches by the hash of its inputs (cache.rs)
+//! and says when it reuses; progress.rs prints one status line per stage.
+
+mod bench;
+mod boot;
+mod cache;
+mod console;
+mod disks;
+mod initramfs;
+mod kernel;
+mod kernel_stock;
+mod progress;
+mod suites;
+mod summary;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::bench::Bench;
+use crate::kernel::KernelName;
+
+#[derive(Parser)]
+#[command(
+    name = "umw-vm",
+    about = "Build 6.12 kernels with and without the UMOUNT_WAIT series and run the suites in QEMU"
+)]
+struct Cli {
+    /// Use KVM instead of TCG (KVM guests hang on some machines: only on request).
+    #[arg(long, global = true)]
+    kvm: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build (or reuse) kernels and the initramfs.
+    Build {
+        /// Kernels to build; all of them when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+    },
+    /// Run the suites on each kernel, write target/vm/summary.json, print the table.
+    Test {
+        /// Kernels to test; unpatched, patched and debug when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+        /// Only these suites (names of files in qemu/guest/suites/).
+        #[arg(long, value_delimiter = ',')]
+        suites: Vec<String>,
+        /// Runs per race scenario and mode.
+        #[arg(long, default_value_t = 20)]
+        runs: u32,
+        /// Skip the bench's own test: a boot that crashes on purpose must be reported as a failure.
+        #[arg(long)]
+        no_crash_test: bool,
+    },
+    /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
+    Demo,
+    /// Boot a kernel with an interactive shell on the serial console (Ctrl-A x quits).
+    Shell {
+        #[arg(value_enum, default_value = "patched")]
+        kernel: KernelName,
+    },
+    /// Print the table of the last target/vm/summary.json.
+    Summary,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("umw-vm: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    let bench = Bench::new(cli.kvm)?;
+    match cli.command {
+        Command::Build { kernels } => {
+            let kernels = if kernels.is_empty() {
+                KernelName::ALL.to_vec()
+            } else {
+                kernels
+            };
+            let mut images = Vec::new();
+            for name in kernels {
+                images.push(kernel::build(&bench, name)?);
+            }
+            initramfs::build(&bench, &images.iter().collect::<Vec<_>>())?;
+            Ok(true)
+        }
+        Command::Test {
+            kernels,
+            suites,
+            runs,
+            no_crash_test,
+        } => {
+            let kernels = if kernels.is_empty() {
+                KernelName::TESTED.to_vec()
+            } else {
+                kernels
+            };
+            let options = bench::TestOptions {
+                suites,
+                runs,
+                crash_test: !no_crash_test,
+            };
+            bench.test(&kernels, &options)
+        }
+        Command::Demo => bench.demo(),
+        Command::Shell { kernel } => bench.shell(kernel),
+        Command::Summary => {
+            let summary = summary::Summary::load(&bench.paths.summary_json())?;
+            let (_, failed) = summary.print_table();
+            Ok(failed == 0)
+        }
+    }
+}

@@ -1,0 +1,157 @@
+#!/bin/sh
+# umount-wait's own tests in the VM, in one mode: tool-tests.sh kernel|fallback
+# (the suites tool-kernel and tool-fallback). On a kernel without UMOUNT_WAIT,
+# --mode kernel must refuse clearly and leave the target mounted; the other
+# kernel-mode tests skip there.
+. /usr/lib/umw/lib/ktap.sh
+
+mode=$1
+dev=${UMW_DISK_TOOL:-/dev/vdb}
+mnt=/mnt/tool
+cmd=/usr/bin/umount-wait
+
+is_mounted() {
+	grep -q " $1 " /proc/mounts
+}
+
+# Leave no mount and no claim behind between tests.
+cleanup() {
+	while is_mounted $mnt; do umount -l $mnt 2>/dev/null || break; done
+	race-excl -w 20000 "$dev" || ktap_note "cleanup: $dev still busy after 20 s"
+}
+
+mount_ext4() {
+	mkdir -p $mnt && mount -t ext4 "$dev" $mnt
+}
+
+case $UMW_KERNEL in
+patched | debug) expected=kernel ;;
+*) expected=fallback ;;
+esac
+
+ktap_plan 7
+if [ ! -x $cmd ]; then
+	for t in probe tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout dying_namespace_waits; do
+		ktap_fail "${mode}_$t" "umount-wait is not in the initramfs"
+	done
+	ktap_done
+fi
+
+probe=$($cmd --probe | cut -d' ' -f1)
+ktap_check "${mode}_probe_says_$expected" "--probe said '$probe' on the $UMW_KERNEL kernel" [ "$probe" = "$expected" ]
+
+if [ "$mode" = kernel ] && [ "$probe" != kernel ]; then
+	mkdir -p /tmp/refuse && mount -t tmpfs none /tmp/refuse
+	err=$($cmd --mode kernel /tmp/refuse 2>&1)
+	rc=$?
+	ktap_note "--mode kernel without UMOUNT_WAIT: exit $rc: $err"
+	if [ $rc -ne 0 ] && [ -n "$err" ] && is_mounted /tmp/refuse; then
+		ktap_ok "kernel_mode_refused_without_flag"
+	else
+		ktap_fail "kernel_mode_refused_without_flag" "exit $rc, still mounted: $(is_mounted /tmp/refuse && echo yes || echo no)"
+	fi
+	umount /tmp/refuse
+	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout dying_namespace_waits; do
+		ktap_skip "kernel_$t" "no UMOUNT_WAIT in this kernel"
+	done
+	ktap_done
+fi
+
+# tmpfs: unmounted, exit 0.
+mkdir -p /tmp/t && mount -t tmpfs none /tmp/t && echo x >/tmp/t/f
+$cmd --mode "$mode" /tmp/t
+rc=$?
+if [ $rc -eq 0 ] && ! is_mounted /tmp/t; then
+	ktap_ok "${mode}_tmpfs"
+else
+	ktap_fail "${mode}_tmpfs" "exit $rc"
+fi
+
+# ext4 with dirty data: the device opens O_EXCL right after the return.
+cleanup
+mount_ext4 && dd if=/dev/zero of=$mnt/data bs=1M count=8 2>/dev/null
+$cmd --mode "$mode" $mnt
+rc=$?
+race-excl "$dev"
+excl=$?
+if [ $rc -eq 0 ] && [ $excl -eq 0 ]; then
+	ktap_ok "${mode}_ext4_excl_after_return"
+else
+	ktap_fail "${mode}_ext4_excl_after_return" "exit $rc, O_EXCL open right after: $excl (1 = busy)"
+fi
+
+# Lazy unmount, a holder closes its file 2 s later: returns after the close,
+# the device is free right after.
+cleanup
+mount_ext4 && echo data >$mnt/f
+exec 3<$mnt/f
+sleep 2 3<&3 &
+holder=$!
+exec 3<&-
+t0=$(now_ms)
+json=$($cmd --mode "$mode" -l --json $mnt)
+rc=$?
+race-excl "$dev"
+excl=$?
+waited=$(($(now_ms) - t0))
+ktap_note "lazy unmount, holder closing after 2 s: returned after $waited ms: $json"
+wait $holder
+if [ $rc -eq 0 ] && [ $excl -eq 0 ] && [ $waited -ge 1500 ]; then
+	ktap_ok "${mode}_lazy_holder_waits"
+else
+	ktap_fail "${mode}_lazy_holder_waits" "exit $rc, O_EXCL right after: $excl, returned after $waited ms"
+fi
+
+# Busy without -l: refused (exit 32), still mounted.
+cleanup
+mount_ext4 && echo data >$mnt/f
+exec 3<$mnt/f
+$cmd --mode "$mode" -t 2s $mnt 2>/dev/null
+rc=$?
+exec 3<&-
+if [ $rc -eq 32 ] && is_mounted $mnt; then
+	ktap_ok "${mode}_busy_refused"
+else
+	ktap_fail "${mode}_busy_refused" "exit $rc (want 32), mounted: $(is_mounted $mnt && echo yes || echo no)"
+fi
+
+# A copy of the mount in another mount namespace outlives the time limit:
+# exit 3 (detached, shutdown not confirmed); freed once the namespace dies.
+cleanup
+mount_ext4
+unshare -m sleep 60 &
+nsholder=$!
+sleep 0.5
+$cmd --mode "$mode" -t 1s $mnt 2>/dev/null
+rc=$?
+kill $nsholder
+wait $nsholder 2>/dev/null
+race-excl -w 10000 "$dev"
+excl=$?
+if [ $rc -eq 3 ] && [ $excl -eq 0 ]; then
+	ktap_ok "${mode}_namespace_copy_timeout"
+else
+	ktap_fail "${mode}_namespace_copy_timeout" "exit $rc (want 3), O_EXCL after the namespace died: $excl"
+fi
+
+# A dying namespace (it exits 2 s later): waits for it, then the device is free.
+cleanup
+mount_ext4
+unshare -m sleep 2 &
+nsholder=$!
+sleep 0.5
+t0=$(now_ms)
+$cmd --mode "$mode" -t 30s $mnt
+rc=$?
+race-excl "$dev"
+excl=$?
+waited=$(($(now_ms) - t0))
+wait $nsholder
+ktap_note "namespace exiting after 2 s: returned after $waited ms"
+if [ $rc -eq 0 ] && [ $excl -eq 0 ]; then
+	ktap_ok "${mode}_dying_namespace_waits"
+else
+	ktap_fail "${mode}_dying_namespace_waits" "exit $rc, O_EXCL right after: $excl, after $waited ms"
+fi
+cleanup
+ktap_done

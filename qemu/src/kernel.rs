@@ -1,0 +1,385 @@
+//! Kernel source -> config -> image.
+//!
+//! One tree per kernel under the cache, each made from the previous one so
+//! that every build after the first is incremental:
+//!
+//!   trees/unpatched  extracted from Debian's linux-source-6.12, tinyconfig +
+//!                    qemu/kernel.config, built
+//!   trees/patched    a copy of the built unpatched tree (timestamps kept),
+//!                    kernel-patches/apply.sh, rebuilt: only what the series
+//!                    touches recompiles; the kselftest is built from it
+//!   trees/debug      a copy of the patched tree + qemu/kernel-debug.config
+//!                    (lockdep, sleep-in-atomic, hung task), rebuilt
+//!
+//! Images are kept under images/<name>-<key>, the key hashing the inputs
+//! (source package version, fragments, the series and its scripts). A stamp
+//! file in each tree records the key it was built for.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::bench::{output_of, run_logged, Bench};
+use crate::cache::Key;
+
+const SOURCE_PACKAGE: &str = "linux-source-6.12";
+const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, clap::ValueEnum)]
+pub enum KernelName {
+    Unpatched,
+    Patched,
+    Debug,
+    Stock,
+}
+
+impl KernelName {
+    pub const ALL: [KernelName; 4] = [
+        KernelName::Unpatched,
+        KernelName::Patched,
+        KernelName::Debug,
+        KernelName::Stock,
+    ];
+    /// What `umw-vm test` runs when no kernel is named.
+    pub const TESTED: [KernelName; 4] = KernelName::ALL;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelName::Unpatched => "unpatched",
+            KernelName::Patched => "patched",
+            KernelName::Debug => "debug",
+            KernelName::Stock => "stock",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<KernelName> {
+        KernelName::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the series is applied (what `umount-wait --probe` should say).
+    pub fn has_series(self) -> bool {
+        matches!(self, KernelName::Patched | KernelName::Debug)
+    }
+}
+
+impl fmt::Display for KernelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A bootable kernel and what goes with it.
+pub struct KernelImage {
+    pub name: KernelName,
+    pub bzimage: PathBuf,
+    pub release: String,
+    /// The kselftest binary built from the patched tree (patched and debug only).
+    pub selftest: Option<PathBuf>,
+    /// Modules the initramfs must load, in order (stock kernel only).
+    pub modules: Vec<PathBuf>,
+    /// More memory for the debug kernel.
+    pub memory_mb: u32,
+}
+
+/// Builds (or reuses) one kernel.
+pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
+    if name == KernelName::Stock {
+        return crate::kernel_stock::fetch(bench);
+    }
+    let key = key_for(bench, name)?;
+    let dir = bench
+        .paths
+        .cache
+        .join("images")
+        .join(format!("{name}-{key}"));
+    let memory_mb = if name == KernelName::Debug { 1024 } else { 512 };
+    let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
+    if dir.join("bzImage").is_file() && selftest.as_ref().map_or(true, |s| s.is_file()) {
+        bench.progress.note(&format!(
+            "{name} kernel: reusing the cached image {} (key {key})",
+            dir.display()
+        ));
+        let release = fs::read_to_string(dir.join("release"))?.trim().to_string();
+        return Ok(KernelImage {
+            name,
+            bzimage: dir.join("bzImage"),
+            release,
+            selftest,
+            modules: Vec::new(),
+            memory_mb,
+        });
+    }
+    let tree = build_tree(bench, name)?;
+    let staging = dir.with_extension("tmp");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging)?;
+    fs::copy(tree.join("arch/x86/boot/bzImage"), staging.join("bzImage"))?;
+    fs::copy(tree.join(".config"), staging.join("config"))?;
+    let release = output_of(
+        Command::new("make")
+            .arg("-s")
+            .arg("kernelrelease")
+            .current_dir(&tree),
+    )?;
+    fs::write(staging.join("release"), format!("{release}\n"))?;
+    if name.has_series() {
+        let out = staging.join("selftest");
+        let log = bench.log(&format!("selftest-{name}.log"));
+        let _ = fs::remove_file(&log);
+        let script = bench.paths.kernel_patches().join("build-selftest.sh");
+        bench.progress.stage(
+            &format!("{name} kernel: building the kselftest"),
+            Some(&log),
+            || run_logged(Command::new("bash").arg(&script).arg(&tree).arg(&out), &log),
+        )?;
+        let binary = if out.is_file() {
+            out.clone()
+        } else {
+            out.join("umount_wait_test")
+        };
+        if !binary.is_file() {
+            bail!(
+                "{} left no umount_wait_test in {}",
+                script.display(),
+                out.display()
+            );
+        }
+        fs::copy(&binary, staging.join("umount_wait_test"))?;
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&staging, &dir)?;
+    bench.progress.note(&format!(
+        "{name} kernel: {release}, image cached in {} (key {key})",
+        dir.display()
+    ));
+    Ok(KernelImage {
+        name,
+        bzimage: dir.join("bzImage"),
+        release,
+        selftest,
+        modules: Vec::new(),
+        memory_mb,
+    })
+}
+
+/// The hash of everything a kernel is made from.
+fn key_for(bench: &Bench, name: KernelName) -> Result<String> {
+    let mut key = Key::new("kernel");
+    key.text("name", name.as_str());
+    key.text("source", &source_version()?);
+    key.file(&bench.paths.repo.join("qemu/kernel.config"))?;
+    if name.has_series() {
+        for file in series_inputs(bench)? {
+            key.file(&file)?;
+        }
+    }
+    if name == KernelName::Debug {
+        key.file(&bench.paths.repo.join("qemu/kernel-debug.config"))?;
+    }
+    Ok(key.finish())
+}
+
+fn source_version() -> Result<String> {
+    let version =
+        output_of(Command::new("dpkg-query").args(["-W", "-f=${Version}", SOURCE_PACKAGE]))
+            .with_context(|| format!("{SOURCE_PACKAGE} is not installed (run ci/setup)"))?;
+    if !Path::new(SOURCE_TARBALL).is_file() {
+        bail!("{SOURCE_TARBALL} is missing (run ci/setup)");
+    }
+    Ok(version)
+}
+
+/// The series file, every patch it lists, and the scripts that apply and build it.
+fn series_inputs(bench: &Bench) -> Result<Vec<PathBuf>> {
+    let dir = bench.paths.kernel_patches();
+    let series = dir.join("series");
+    let text = fs::read_to_string(&series).with_context(|| {
+        format!(
+            "the series is not available: {} is missing",
+            series.display()
+        )
+    })?;
+    let mut files = vec![series.clone()];
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        files.push(dir.join(line));
+    }
+    for script in ["apply.sh", "build-selftest.sh"] {
+        files.push(dir.join(script));
+    }
+    for file in &files {
+        if !file.is_file() {
+            bail!("the series is not available: {} is missing", file.display());
+        }
+    }
+    Ok(files)
+}
+
+/// Brings a kernel's tree to "built for the current key" and returns it.
+fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
+    let key = key_for(bench, name)?;
+    let tree = bench.paths.cache.join("trees").join(name.as_str());
+    if stamp(&tree, "built").as_deref() == Some(key.as_str()) {
+        return Ok(tree);
+    }
+    let log = bench.log(&format!("kernel-{name}.log"));
+    let _ = fs::remove_file(&log);
+    if stamp(&tree, "prepared").as_deref() != Some(key.as_str()) {
+        match name {
+            KernelName::Unpatched => {
+                let version = source_version()?;
+                if stamp(&tree, "source").as_deref() != Some(version.as_str()) {
+                    bench.progress.stage(
+                        &format!("{name} kernel: extracting {SOURCE_TARBALL}"),
+                        None,
+                        || extract_source(&tree, &version),
+                    )?;
+                }
+                let fragments = [bench.paths.repo.join("qemu/kernel.config")];
+                bench.progress.stage(
+                    &format!("{name} kernel: tinyconfig + qemu/kernel.config"),
+                    Some(&log),
+                    || {
+                        run_logged(
+                            Command::new("make").arg("tinyconfig").current_dir(&tree),
+                            &log,
+                        )?;
+                        merge_fragments(bench, &tree, &fragments, &log)
+                    },
+                )?;
+            }
+            KernelName::Patched | KernelName::Debug => {
+                let parent = if name == KernelName::Patched {
+                    KernelName::Unpatched
+                } else {
+                    KernelName::Patched
+                };
+                let parent_tree = build_tree(bench, parent)?;
+                bench.progress.stage(
+                    &format!("{name} kernel: copying the built {parent} tree"),
+                    None,
+                    || copy_tree(&parent_tree, &tree),
+                )?;
+                if name == KernelName::Patched {
+                    let apply = bench.paths.kernel_patches().join("apply.sh");
+                    bench.progress.stage(
+                        &format!("{name} kernel: applying the series"),
+                        Some(&log),
+                        || run_logged(Command::new("bash").arg(&apply).arg(&tree), &log),
+                    )?;
+                } else {
+                    let fragments = [
+                        bench.paths.repo.join("qemu/kernel.config"),
+                        bench.paths.repo.join("qemu/kernel-debug.config"),
+                    ];
+                    bench.progress.stage(
+                        &format!("{name} kernel: adding qemu/kernel-debug.config"),
+                        Some(&log),
+                        || merge_fragments(bench, &tree, &fragments, &log),
+                    )?;
+                }
+            }
+            KernelName::Stock => unreachable!("the stock kernel is not built"),
+        }
+        set_stamp(&tree, "prepared", &key)?;
+    }
+    let jobs = bench.jobs.to_string();
+    bench.progress.stage(
+        &format!("{name} kernel: make -j{jobs} bzImage"),
+        Some(&log),
+        || {
+            run_logged(
+                Command::new("make")
+                    .args(["-j", &jobs, "bzImage"])
+                    .current_dir(&tree),
+                &log,
+            )
+        },
+    )?;
+    set_stamp(&tree, "built", &key)?;
+    Ok(tree)
+}
+
+fn extract_source(tree: &Path, version: &str) -> Result<()> {
+    if tree.exists() {
+        fs::remove_dir_all(tree)?;
+    }
+    fs::create_dir_all(tree)?;
+    let status = Command::new("tar")
+        .args(["-xf", SOURCE_TARBALL, "--strip-components=1", "-C"])
+        .arg(tree)
+        .status()?;
+    if !status.success() {
+        bail!("extracting {SOURCE_TARBALL} failed ({status})");
+    }
+    set_stamp(tree, "source", version)
+}
+
+/// Copies a built tree keeping timestamps, so that the next make is incremental.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        fs::remove_dir_all(to)?;
+    }
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
+    if !status.success() {
+        bail!(
+            "cp -a {} {} failed ({status})",
+            from.display(),
+            to.display()
+        );
+    }
+    Ok(())
+}
+
+/// Merges config fragments onto the tree's .config, then checks that every
+/// option they ask for was taken (Kconfig drops options whose dependencies
+/// are missing, silently).
+fn merge_fragments(bench: &Bench, tree: &Path, fragments: &[PathBuf], log: &Path) -> Result<()> {
+    run_logged(
+        Command::new("scripts/kconfig/merge_config.sh")
+            .args(["-m", ".config"])
+            .args(fragments)
+            .current_dir(tree),
+        log,
+    )?;
+    run_logged(
+        Command::new("make").arg("olddefconfig").current_dir(tree),
+        log,
+    )?;
+    let config = fs::read_to_string(tree.join(".config"))?;
+    let mut dropped = Vec::new();
+    for fragment in fragments {
+        for line in fs::read_to_string(fragment)?
+            .lines()
+            .filter(|l| l.starts_with("CONFIG_"))
+        {
+            if !config.lines().any(|c| c == line) {
+                dropped.push(line.to_string());
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        bench.progress.note(&format!(
+            "config options not taken (missing dependencies?): {}",
+            dropped.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+fn stamp(tree: &Path, what: &str) -> Option<String> {
+    fs::read_to_string(tree.join(format!(".umw-{what}")))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn set_stamp(tree: &Path, what: &str, value: &str) -> Result<()> {
+    fs::write(tree.join(format!(".umw-{what}")), format!("{value}\n"))?;
+    Ok(())
+}
