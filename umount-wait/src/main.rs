@@ -1,1 +1,190 @@
-fn main() {}
+//! `umount-wait`: unmount filesystems and return only when they are shut down.
+
+mod cli;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use umount_wait::outcome::{Error, ErrorKind};
+use umount_wait::sys::{self, Probe};
+use umount_wait::target::{self, Target};
+use umount_wait::{mountinfo, wait, Mode, Options, WaitPath};
+
+use cli::{Cli, Exit};
+use report::Printer;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(cli::exit_for_parse_error(e.kind()) as u8);
+        }
+    };
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("umount-wait: {e:#}");
+            ExitCode::from(Exit::System as u8)
+        }
+    }
+}
+
+fn probe_line(probe: Probe) -> String {
+    match probe {
+        Probe::Kernel => "kernel: UMOUNT_WAIT supported (umount2(\"\", 0x10) = ENOENT)".into(),
+        Probe::Fallback => {
+            "fallback: no UMOUNT_WAIT on this kernel (umount2(\"\", 0x10) = EINVAL); inotify IN_UNMOUNT and O_EXCL claim check".into()
+        }
+        Probe::Unexpected(errno) => format!(
+            "fallback: the probe umount2(\"\", 0x10) gave an unexpected answer ({}); using the userspace path",
+            match errno {
+                Some(e) => std::io::Error::from_raw_os_error(e.raw_os_error()).to_string(),
+                None => "success".into(),
+            }
+        ),
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<Exit> {
+    let printer = Printer::new(cli.json, cli.quiet, cli.verbose);
+    let probe = sys::probe();
+    if cli.probe {
+        printer.probe(&probe_line(probe));
+        return Ok(Exit::Success);
+    }
+
+    // Mistakes in the call itself: report them all, unmount nothing.
+    let mut usage: Vec<Error> = cli
+        .targets
+        .iter()
+        .filter_map(|t| target::normalize(t).err())
+        .collect();
+    for (first, again) in target::textual_duplicates(&cli.targets) {
+        usage.push(Error::new(
+            &cli.targets[again],
+            ErrorKind::Duplicate {
+                first: cli.targets[first].clone(),
+            },
+            None,
+        ));
+    }
+    if !usage.is_empty() {
+        return Ok(refuse_all(&printer, &usage));
+    }
+
+    let mode = Mode::from(cli.mode);
+    let path = match mode.choose(probe) {
+        Ok(path) => path,
+        Err(kind) => {
+            let errors: Vec<Error> = cli
+                .targets
+                .iter()
+                .map(|t| Error::new(t, kind.clone(), None))
+                .collect();
+            for e in &errors {
+                printer.error(e, None);
+            }
+            return Ok(Exit::System);
+        }
+    };
+    printer.verbose_note(&probe_line(probe));
+
+    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
+    let resolved = target::resolve_all(&cli.targets, !cli.no_follow, &mounts);
+    let duplicates: Vec<Error> = resolved
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|e| target::is_usage_error(&e.kind))
+        .cloned()
+        .collect();
+    if !duplicates.is_empty() {
+        return Ok(refuse_all(&printer, &duplicates));
+    }
+
+    let options = Options {
+        force: cli.force,
+        lazy: cli.lazy,
+        read_only_on_failure: cli.read_only,
+        timeout: cli.timeout,
+        watch_blockers: printer.wants_blockers(),
+    };
+    let mut codes = Vec::new();
+    for r in resolved {
+        let code = match r {
+            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer)?,
+            Ok(t) => unmount_one(&t, path, &options, &printer),
+            Err(e) => {
+                printer.error(&e, Some(path));
+                Exit::for_error(&e)
+            }
+        };
+        codes.push(code);
+    }
+    Ok(Exit::combine(&codes))
+}
+
+fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
+    for e in errors {
+        printer.error(e, None);
+    }
+    eprintln!("umount-wait: nothing was unmounted");
+    Exit::Usage
+}
+
+fn unmount_one(t: &Target, path: WaitPath, options: &Options, printer: &Printer) -> Exit {
+    printer.verbose_note(&format!(
+        "{}: unmounting {} ({} on {}, {}) by the {} path",
+        mountinfo::display(&t.given),
+        mountinfo::display(&t.path),
+        mountinfo::display_bytes(&t.mount.source),
+        t.mount.dev,
+        t.mount.fstype,
+        path.name()
+    ));
+    match wait::unmount(t, path, options, &|p| printer.progress(p)) {
+        Ok(report) => {
+            printer.report(&report);
+            Exit::for_report(&report)
+        }
+        Err(e) => {
+            printer.error(&e, Some(path));
+            Exit::for_error(&e)
+        }
+    }
+}
+
+/// `-R`: the mounts below `t` first, deepest first; `t` itself only when all
+/// of them are shut down.
+fn unmount_recursive(
+    t: &Target,
+    path: WaitPath,
+    options: &Options,
+    printer: &Printer,
+) -> anyhow::Result<Exit> {
+    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
+    for sub in mountinfo::submounts_deepest_first(&mounts, t.mount.id) {
+        let sub_target = Target {
+            given: sub.mount_point.clone(),
+            path: sub.mount_point.clone(),
+            mount: sub.clone(),
+            follow: false,
+        };
+        let code = unmount_one(&sub_target, path, options, printer);
+        if code != Exit::Success {
+            let e = Error::new(
+                &t.given,
+                ErrorKind::SubmountFailed {
+                    submount: PathBuf::from(&sub.mount_point),
+                },
+                None,
+            );
+            printer.error(&e, Some(path));
+            return Ok(code);
+        }
+    }
+    Ok(unmount_one(t, path, options, printer))
+}

@@ -1,0 +1,86 @@
+//! Durations on the command line: `500ms`, `30s`, `2m`, `1h`, `1.5s`.
+
+use std::time::Duration;
+
+/// Parses a duration written as a number followed by a unit (`ms`, `s`, `m`,
+/// `h`). A bare number means seconds. Fractions are allowed (`1.5s`).
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return Err(format!(
+            "'{text}' is not a duration (examples: 500ms, 30s, 2m)"
+        ));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (examples: 500ms, 30s, 2m)"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    let seconds = value * scale;
+    if seconds == 0.0 {
+        return Err(format!("'{text}': a timeout must be longer than zero"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}': duration out of range"))
+}
+
+/// Shows a duration the way the command line takes it (`2s`, `500ms`, `1.5s`).
+pub fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use std::time::Duration;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn malformed() {
+        for bad in [
+            "",
+            "s",
+            "ms",
+            "-1s",
+            "1.s",
+            ".5s",
+            "5x",
+            "5 s",
+            "1e3s",
+            "0s",
+            "0",
+            "1..2s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Unmount a filesystem and return only when its superblock is shut down.
+//!
+//! Two ways to wait, chosen once per process by [`sys::probe`]:
+//!
+//! - the **kernel path**: `umount2(target, flags | UMOUNT_WAIT)` sleeps in the
+//!   kernel until the superblock is dead (`SB_DEAD`), interruptible by a signal;
+//! - the **fallback path** for kernels without `UMOUNT_WAIT`: an inotify watch on
+//!   the mount root, added before unmounting, reports `IN_UNMOUNT` when the
+//!   superblock itself shuts down; for a block device the exclusive claim is
+//!   then checked with `open(dev, O_EXCL)`.
+//!
+//! The library never prints. It returns a [`Report`] or an [`Error`] per
+//! target, and sends [`Progress`] to an observer while a wait lasts.
+
+pub mod blockers;
+pub mod device;
+pub mod duration;
+pub mod mountinfo;
+pub mod outcome;
+pub mod signals;
+pub mod sys;
+pub mod target;
+pub mod wait;
+
+pub use blockers::Blocker;
+pub use outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath};
+pub use target::Target;
+pub use wait::{unmount, Mode, Options, Progress};

@@ -1,0 +1,289 @@
+//! `/proc/PID/mountinfo`: parsing (with the kernel's octal escapes), finding
+//! a mount by id, and the submounts below a mount.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// A device number as mountinfo shows it (`major:minor`); for a superblock
+/// this is `s_dev`, the identity shared by every mount of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DevId {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl DevId {
+    /// From a `dev_t` as `stat(2)` returns it.
+    pub fn from_dev_t(dev: u64) -> Self {
+        DevId {
+            major: rustix::fs::major(dev),
+            minor: rustix::fs::minor(dev),
+        }
+    }
+
+    /// Anonymous superblocks (tmpfs, proc, overlay...) have major 0 and no
+    /// block device behind them.
+    pub fn is_anonymous(self) -> bool {
+        self.major == 0
+    }
+}
+
+impl fmt::Display for DevId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+/// One line of mountinfo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub id: u64,
+    pub parent_id: u64,
+    pub dev: DevId,
+    /// The path inside the filesystem that is the root of this mount.
+    pub root: PathBuf,
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub source: OsString,
+}
+
+/// Why a mountinfo line could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: String,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad mountinfo line ({}): {:?}", self.reason, self.line)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Undoes the kernel's `mangle()`: space, tab, newline and backslash appear
+/// as `\040`, `\011`, `\012` and `\134`. Any `\ooo` is decoded; a backslash
+/// not followed by three octal digits is kept as it is.
+pub fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' && i + 3 < field.len() {
+            let digits = &field[i + 1..i + 4];
+            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Parses one mountinfo line (without its newline).
+pub fn parse_line(line: &[u8]) -> Result<Mount, ParseError> {
+    let bad = |reason| ParseError {
+        line: String::from_utf8_lossy(line).into_owned(),
+        reason,
+    };
+    let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+    let separator = fields
+        .iter()
+        .position(|f| *f == b"-")
+        .ok_or_else(|| bad("no '-' separator"))?;
+    if separator < 6 || fields.len() < separator + 3 {
+        return Err(bad("too few fields"));
+    }
+    let number = |field: &[u8], what| -> Result<u64, ParseError> {
+        std::str::from_utf8(field)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(what))
+    };
+    let id = number(fields[0], "mount id")?;
+    let parent_id = number(fields[1], "parent id")?;
+    let (major, minor) = {
+        let text = std::str::from_utf8(fields[2]).map_err(|_| bad("major:minor"))?;
+        let (major, minor) = text.split_once(':').ok_or_else(|| bad("major:minor"))?;
+        (
+            major.parse().map_err(|_| bad("major"))?,
+            minor.parse().map_err(|_| bad("minor"))?,
+        )
+    };
+    let path = |field: &[u8]| PathBuf::from(OsString::from_vec(unescape(field)));
+    Ok(Mount {
+        id,
+        parent_id,
+        dev: DevId { major, minor },
+        root: path(fields[3]),
+        mount_point: path(fields[4]),
+        fstype: String::from_utf8_lossy(&unescape(fields[separator + 1])).into_owned(),
+        source: OsString::from_vec(unescape(fields[separator + 2])),
+    })
+}
+
+/// Parses a whole mountinfo file.
+pub fn parse(text: &[u8]) -> Result<Vec<Mount>, ParseError> {
+    text.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(parse_line)
+        .collect()
+}
+
+/// Reads `/proc/PID/mountinfo` (`pid` None: this process).
+pub fn read(pid: Option<i32>) -> io::Result<Vec<Mount>> {
+    let path = match pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/mountinfo")),
+        None => PathBuf::from("/proc/self/mountinfo"),
+    };
+    let text = std::fs::read(&path)?;
+    parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The mount with this id.
+pub fn by_id(mounts: &[Mount], id: u64) -> Option<&Mount> {
+    mounts.iter().find(|m| m.id == id)
+}
+
+/// All mounts below `id` (not `id` itself), in the order to unmount them:
+/// deepest first, and among mounts of equal depth the most recent first.
+pub fn submounts_deepest_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
+    let depth_below = |mount: &Mount| -> Option<usize> {
+        let mut current = mount;
+        // Bounded by the number of mounts: a loop in the parent chain
+        // (impossible in a well-formed file) cannot hang us.
+        for depth in 1..=mounts.len() + 1 {
+            if current.parent_id == id {
+                return Some(depth);
+            }
+            if current.parent_id == current.id {
+                return None;
+            }
+            current = by_id(mounts, current.parent_id)?;
+        }
+        None
+    };
+    let mut below: Vec<(usize, usize, &Mount)> = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.id != id)
+        .filter_map(|(order, m)| depth_below(m).map(|depth| (depth, order, m)))
+        .collect();
+    below.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    below.into_iter().map(|(_, _, m)| m).collect()
+}
+
+/// Shows a path for a person: as it is when printable, otherwise quoted with
+/// control characters and bytes that are not UTF-8 escaped (`\n`, `\xff`).
+pub fn display(path: &Path) -> String {
+    display_bytes(path.as_os_str())
+}
+
+/// [`display`] for any OS string (a mount source, for example).
+pub fn display_bytes(text: &OsStr) -> String {
+    let mut out = String::new();
+    let mut escaped = false;
+    for chunk in text.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\'' || c == '\\' {
+                escaped = true;
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            escaped = true;
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    if escaped || out.contains(' ') {
+        format!("'{out}'")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+25 22 0:22 / /proc/sys/fs/binfmt_misc rw shared:5 - autofs systemd-1 rw
+30 1 7:0 / /mnt/with\\040space rw,relatime shared:9 master:2 - ext4 /dev/loop0 rw
+31 30 0:40 /sub /mnt/with\\040space/a\\012b rw - tmpfs tmp\\134fs rw
+32 31 0:41 / /mnt/with\\040space/a\\012b/c rw - tmpfs none rw
+33 30 0:42 / /mnt/with\\040space/d rw - tmpfs none rw
+";
+
+    #[test]
+    fn parses_fields_and_escapes() {
+        let mounts = parse(SAMPLE).unwrap();
+        assert_eq!(mounts.len(), 6);
+        let m = &mounts[2];
+        assert_eq!(m.id, 30);
+        assert_eq!(m.parent_id, 1);
+        assert_eq!(m.dev, DevId { major: 7, minor: 0 });
+        assert_eq!(m.mount_point, PathBuf::from("/mnt/with space"));
+        assert_eq!(m.fstype, "ext4");
+        assert_eq!(m.source, OsString::from("/dev/loop0"));
+        let m = &mounts[3];
+        assert_eq!(m.root, PathBuf::from("/sub"));
+        assert_eq!(m.mount_point, PathBuf::from("/mnt/with space/a\nb"));
+        assert_eq!(m.source, OsString::from("tmp\\fs"));
+        // Optional fields (shared:, master:) do not shift the fields after '-'.
+        assert_eq!(mounts[1].fstype, "autofs");
+    }
+
+    #[test]
+    fn unescape_edge_cases() {
+        assert_eq!(unescape(b"a\\011b"), b"a\tb");
+        assert_eq!(unescape(b"tail\\04"), b"tail\\04");
+        assert_eq!(unescape(b"\\"), b"\\");
+        assert_eq!(unescape(b"\\999"), b"\\999");
+        assert_eq!(unescape(b"\\377"), vec![0xff]);
+        assert_eq!(unescape(b"\\400"), b"\\400");
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        assert!(parse_line(b"").is_err());
+        assert!(parse_line(b"1 2 3:4 / /x rw ext4 /dev/x rw").is_err());
+        assert!(parse_line(b"x 2 3:4 / /x rw - ext4 /dev/x rw").is_err());
+        assert!(parse_line(b"1 2 34 / /x rw - ext4 /dev/x rw").is_err());
+        assert!(parse_line(b"1 2 3:4 / /x rw - ext4").is_err());
+    }
+
+    #[test]
+    fn submounts_deepest_first_then_newest() {
+        let mounts = parse(SAMPLE).unwrap();
+        let order: Vec<u64> = submounts_deepest_first(&mounts, 30)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(order, vec![32, 33, 31]);
+        assert!(submounts_deepest_first(&mounts, 32).is_empty());
+    }
+
+    #[test]
+    fn display_escapes_what_a_terminal_would_garble() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(display(Path::new("/mnt/x")), "/mnt/x");
+        assert_eq!(display(Path::new("/mnt/a b")), "'/mnt/a b'");
+        assert_eq!(display(Path::new("/mnt/a\nb")), "'/mnt/a\\nb'");
+        let raw = Path::new(OsStr::from_bytes(b"/mnt/\xffz"));
+        assert_eq!(display(raw), "'/mnt/\\xffz'");
+    }
+}

@@ -1,0 +1,280 @@
+//! What happened to a target: a [`Report`] when the unmount went through, an
+//! [`Error`] when it did not, each saying the state the filesystem was left in.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustix::io::Errno;
+
+use crate::blockers::Blocker;
+use crate::mountinfo::{self, Mount};
+
+/// How the wait for shutdown is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPath {
+    /// `umount2(target, flags | UMOUNT_WAIT)`: the kernel waits.
+    Kernel,
+    /// inotify `IN_UNMOUNT` on the mount root, then the block device claim.
+    Fallback,
+}
+
+impl WaitPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitPath::Kernel => "kernel",
+            WaitPath::Fallback => "fallback",
+        }
+    }
+}
+
+/// The state a target was left in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Nothing was changed.
+    Untouched,
+    /// The mount is gone, but the filesystem may still be running.
+    Detached,
+    /// The unmount failed and the filesystem was remounted read-only.
+    ReadOnly,
+    /// The filesystem is shut down.
+    ShutDown,
+}
+
+impl State {
+    pub fn describe(self) -> &'static str {
+        match self {
+            State::Untouched => "untouched",
+            State::Detached => "detached, shutdown not confirmed",
+            State::ReadOnly => "still mounted, remounted read-only",
+            State::ShutDown => "shut down",
+        }
+    }
+}
+
+/// Why a detached filesystem's shutdown was not confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// `--timeout` expired.
+    Timeout(Duration),
+    /// A signal (SIGINT, SIGTERM) interrupted the wait.
+    Signal(i32),
+    /// The superblock shut down, but the block device stayed claimed by
+    /// someone else until the deadline.
+    DeviceClaimed,
+}
+
+impl fmt::Display for Unconfirmed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unconfirmed::Timeout(d) => write!(f, "timed out after {}", crate::duration::show(*d)),
+            Unconfirmed::Signal(sig) => write!(f, "interrupted by {}", signal_name(*sig)),
+            Unconfirmed::DeviceClaimed => {
+                write!(
+                    f,
+                    "the filesystem shut down but its block device is still claimed"
+                )
+            }
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {sig}"),
+    }
+}
+
+/// How an unmount that went through ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Unmounted and the filesystem is shut down.
+    ShutDown,
+    /// Detached; the filesystem may still be running.
+    DetachedUnconfirmed(Unconfirmed),
+    /// The unmount failed (the errno says why) and `--read-only` remounted the
+    /// filesystem read-only instead.
+    RemountedReadOnly(Errno),
+}
+
+impl Outcome {
+    /// The name scripts see in `--json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::ShutDown => "shut_down",
+            Outcome::DetachedUnconfirmed(_) => "detached_unconfirmed",
+            Outcome::RemountedReadOnly(_) => "remounted_read_only",
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match self {
+            Outcome::ShutDown => State::ShutDown,
+            Outcome::DetachedUnconfirmed(_) => State::Detached,
+            Outcome::RemountedReadOnly(_) => State::ReadOnly,
+        }
+    }
+}
+
+/// One unmounted target.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The target as given on the command line.
+    pub target: PathBuf,
+    /// The mount as it was before unmounting.
+    pub mount: Mount,
+    /// The block device node checked for its claim, if there is one.
+    pub device_node: Option<PathBuf>,
+    pub path: WaitPath,
+    pub outcome: Outcome,
+    /// Time spent in `umount2(2)` (on the kernel path this includes the wait).
+    pub umount_time: Duration,
+    /// Time spent waiting after `umount2(2)` returned (fallback path).
+    pub wait_time: Duration,
+    /// Attempts to open the block device with `O_EXCL` before it was free.
+    pub claim_attempts: u32,
+    /// What kept the filesystem alive, when the wait lasted or failed.
+    pub blockers: Vec<Blocker>,
+}
+
+/// What went wrong with a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An empty argument.
+    Empty,
+    /// A relative path: refused, so that what is unmounted does not depend on
+    /// the working directory.
+    NotAbsolute,
+    /// The same mount named twice (possibly through different paths).
+    Duplicate {
+        first: PathBuf,
+    },
+    NotFound,
+    NotMountPoint,
+    /// A symbolic link with `--no-follow`.
+    Symlink,
+    PermissionDenied,
+    /// The kernel refused to unmount: still in use.
+    Busy,
+    /// `--mode kernel` on a kernel without `UMOUNT_WAIT`.
+    NoKernelSupport,
+    /// A submount (with `--recursive`) could not be unmounted.
+    SubmountFailed {
+        submount: PathBuf,
+    },
+    /// The run was interrupted before this target was touched.
+    Interrupted,
+    /// A system call failed; the text says which step.
+    System(&'static str),
+}
+
+/// A target that could not be unmounted and shut down.
+#[derive(Clone, Debug)]
+pub struct Error {
+    pub target: PathBuf,
+    pub kind: ErrorKind,
+    pub errno: Option<Errno>,
+    pub state: State,
+    /// What held the filesystem, when that is known (a busy unmount).
+    pub blockers: Vec<Blocker>,
+}
+
+impl Error {
+    pub fn new(target: impl Into<PathBuf>, kind: ErrorKind, errno: Option<Errno>) -> Self {
+        Error {
+            target: target.into(),
+            kind,
+            errno,
+            state: State::Untouched,
+            blockers: Vec::new(),
+        }
+    }
+
+    /// Classifies a failed system call on a target that is still untouched.
+    pub fn from_errno(target: impl Into<PathBuf>, step: &'static str, errno: Errno) -> Self {
+        let kind = match errno {
+            Errno::NOENT => ErrorKind::NotFound,
+            Errno::PERM | Errno::ACCESS => ErrorKind::PermissionDenied,
+            Errno::BUSY => ErrorKind::Busy,
+            Errno::INVAL => ErrorKind::NotMountPoint,
+            _ => ErrorKind::System(step),
+        };
+        Error::new(target, kind, Some(errno))
+    }
+
+    pub fn with_state(mut self, state: State) -> Self {
+        self.state = state;
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", mountinfo::display(&self.target))?;
+        match &self.kind {
+            ErrorKind::Empty => write!(f, "empty target")?,
+            ErrorKind::NotAbsolute => write!(f, "not an absolute path")?,
+            ErrorKind::Duplicate { first } => write!(
+                f,
+                "same mount as {}, given twice",
+                mountinfo::display(first)
+            )?,
+            ErrorKind::NotFound => write!(f, "no such file or directory")?,
+            ErrorKind::NotMountPoint => write!(f, "not a mount point")?,
+            ErrorKind::Symlink => write!(f, "is a symbolic link, not followed (--no-follow)")?,
+            ErrorKind::PermissionDenied => write!(f, "permission denied")?,
+            ErrorKind::Busy => write!(f, "target is busy")?,
+            ErrorKind::NoKernelSupport => {
+                write!(f, "--mode kernel: this kernel has no UMOUNT_WAIT")?
+            }
+            ErrorKind::SubmountFailed { submount } => write!(
+                f,
+                "submount {} could not be unmounted",
+                mountinfo::display(submount)
+            )?,
+            ErrorKind::Interrupted => write!(f, "interrupted before unmounting")?,
+            ErrorKind::System(step) => {
+                write!(f, "{step}")?;
+                if let Some(errno) = self.errno {
+                    write!(
+                        f,
+                        ": {}",
+                        std::io::Error::from_raw_os_error(errno.raw_os_error())
+                    )?;
+                }
+            }
+        }
+        write!(f, " ({})", self.state.describe())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_target_and_state() {
+        let e = Error::new("/mnt/a\nb", ErrorKind::NotMountPoint, Some(Errno::INVAL));
+        assert_eq!(e.to_string(), "'/mnt/a\\nb': not a mount point (untouched)");
+        let e = Error::from_errno("/mnt/x", "reading the inotify watch", Errno::IO)
+            .with_state(State::Detached);
+        assert!(e
+            .to_string()
+            .starts_with("/mnt/x: reading the inotify watch: "));
+        assert!(e
+            .to_string()
+            .ends_with("(detached, shutdown not confirmed)"));
+    }
+
+    #[test]
+    fn errno_classification() {
+        let kind = |errno| Error::from_errno("/x", "unmounting", errno).kind;
+        assert_eq!(kind(Errno::PERM), ErrorKind::PermissionDenied);
+        assert_eq!(kind(Errno::BUSY), ErrorKind::Busy);
+        assert_eq!(kind(Errno::NOENT), ErrorKind::NotFound);
+        assert_eq!(kind(Errno::NOMEM), ErrorKind::System("unmounting"));
+    }
+}

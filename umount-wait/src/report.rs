@@ -1,0 +1,353 @@
+//! Everything the command prints: messages and the status line on stderr,
+//! JSON on stdout.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use umount_wait::blockers::{Blocker, Use};
+use umount_wait::mountinfo::display;
+use umount_wait::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
+use umount_wait::Progress;
+
+/// Prints what happens to the targets.
+pub struct Printer {
+    json: bool,
+    quiet: bool,
+    verbose: bool,
+    /// stderr is a terminal: show a status line during long waits.
+    terminal: bool,
+    status_shown: Mutex<bool>,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+        Printer {
+            json,
+            quiet,
+            verbose,
+            terminal: std::io::stderr().is_terminal(),
+            status_shown: Mutex::new(false),
+        }
+    }
+
+    /// Whether blockers are worth looking for during a wait.
+    pub fn wants_blockers(&self) -> bool {
+        self.verbose || self.json || (self.terminal && !self.quiet)
+    }
+
+    /// Called while a wait lasts (once a second, after the first second).
+    pub fn progress(&self, progress: Progress<'_>) {
+        let Progress::Waiting {
+            target,
+            elapsed,
+            blockers,
+        } = progress;
+        if self.quiet {
+            return;
+        }
+        let mut line = format!("{}: waiting {:.1}s", display(target), elapsed.as_secs_f64());
+        if let Some(first) = blockers.first() {
+            let _ = write!(line, ", held by {first}");
+            if blockers.len() > 1 {
+                let _ = write!(line, " (+{} more)", blockers.len() - 1);
+            }
+        }
+        let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
+        if self.terminal {
+            eprint!("\r\x1b[2Kumount-wait: {line}");
+            let _ = std::io::stderr().flush();
+            *shown = true;
+        } else if self.verbose {
+            eprintln!("umount-wait: {line}");
+        }
+    }
+
+    fn clear_status(&self) {
+        let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
+        if *shown {
+            eprint!("\r\x1b[2K");
+            *shown = false;
+        }
+    }
+
+    pub fn probe(&self, line: &str) {
+        println!("{line}");
+    }
+
+    /// A note from `-v` before a target is unmounted.
+    pub fn verbose_note(&self, text: &str) {
+        if self.verbose {
+            eprintln!("umount-wait: {text}");
+        }
+    }
+
+    pub fn report(&self, report: &Report) {
+        self.clear_status();
+        if self.json {
+            println!("{}", json_report(report));
+        }
+        let target = display(&report.target);
+        let timing = format!(
+            "{} path, umount {}, wait {}{}",
+            report.path.name(),
+            ms(report.umount_time),
+            ms(report.wait_time),
+            if report.claim_attempts > 0 {
+                format!(
+                    ", device free after {} O_EXCL attempt(s)",
+                    report.claim_attempts
+                )
+            } else {
+                String::new()
+            }
+        );
+        match &report.outcome {
+            Outcome::ShutDown => {
+                if self.verbose {
+                    eprintln!("umount-wait: {target}: shut down ({timing})");
+                    self.blockers("held until then by", &report.blockers);
+                }
+            }
+            Outcome::DetachedUnconfirmed(why) => {
+                eprintln!(
+                    "umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})"
+                );
+                self.blockers("held by", &report.blockers);
+            }
+            Outcome::RemountedReadOnly(errno) => {
+                eprintln!(
+                    "umount-wait: {target}: {}; remounted read-only",
+                    std::io::Error::from_raw_os_error(errno.raw_os_error())
+                );
+                self.blockers("held by", &report.blockers);
+            }
+        }
+    }
+
+    pub fn error(&self, error: &Error, path: Option<WaitPath>) {
+        self.clear_status();
+        if self.json {
+            println!("{}", json_error(error, path));
+        }
+        let not_mounted = matches!(error.kind, ErrorKind::NotMountPoint | ErrorKind::NotFound);
+        if self.quiet && not_mounted && error.state == State::Untouched {
+            return;
+        }
+        eprintln!("umount-wait: {error}");
+        self.blockers("held by", &error.blockers);
+    }
+
+    fn blockers(&self, label: &str, blockers: &[Blocker]) {
+        for b in blockers {
+            eprintln!("  {label}: {b}");
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A JSON string. Paths that are not UTF-8 keep their valid parts; each
+/// invalid byte becomes U+FFFD.
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_path(out: &mut String, path: &Path) {
+    json_string(out, &String::from_utf8_lossy(path.as_os_str().as_bytes()));
+}
+
+fn json_ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn json_blockers(out: &mut String, blockers: &[Blocker]) {
+    out.push('[');
+    for (i, b) in blockers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match b {
+            Blocker::Mount {
+                mnt_ns,
+                pid,
+                mount_point,
+            } => {
+                let _ = write!(
+                    out,
+                    "{{\"kind\":\"mount\",\"mnt_ns\":{mnt_ns},\"pid\":{pid},\"mount_point\":"
+                );
+                json_path(out, mount_point);
+                out.push('}');
+            }
+            Blocker::Process { pid, command, uses } => {
+                let _ = write!(out, "{{\"kind\":\"process\",\"pid\":{pid},\"command\":");
+                json_string(out, command);
+                out.push_str(",\"uses\":[");
+                for (j, u) in uses.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    match u {
+                        Use::Fd(n, path) => {
+                            let _ = write!(out, "{{\"fd\":{n},\"path\":");
+                            json_path(out, path);
+                            out.push('}');
+                        }
+                        Use::Cwd => out.push_str("\"cwd\""),
+                        Use::Root => out.push_str("\"root\""),
+                    }
+                }
+                out.push_str("]}");
+            }
+        }
+    }
+    out.push(']');
+}
+
+/// `{"target":..., "source":..., "path":..., "outcome":..., ...}`
+pub fn json_report(r: &Report) -> String {
+    let mut out = String::from("{\"target\":");
+    json_path(&mut out, &r.target);
+    out.push_str(",\"mount_point\":");
+    json_path(&mut out, &r.mount.mount_point);
+    out.push_str(",\"source\":");
+    json_path(&mut out, Path::new(&r.mount.source));
+    out.push_str(",\"fstype\":");
+    json_string(&mut out, &r.mount.fstype);
+    let _ = write!(out, ",\"device\":\"{}\",\"device_node\":", r.mount.dev);
+    match &r.device_node {
+        Some(node) => json_path(&mut out, node),
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        ",\"path\":\"{}\",\"outcome\":\"{}\",\"reason\":",
+        r.path.name(),
+        r.outcome.name()
+    );
+    match &r.outcome {
+        Outcome::ShutDown => out.push_str("null"),
+        Outcome::DetachedUnconfirmed(why) => json_string(&mut out, &why.to_string()),
+        Outcome::RemountedReadOnly(errno) => json_string(
+            &mut out,
+            &std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string(),
+        ),
+    }
+    let _ = write!(
+        out,
+        ",\"umount_ms\":{},\"wait_ms\":{},\"total_ms\":{},\"claim_attempts\":{},\"blockers\":",
+        json_ms(r.umount_time),
+        json_ms(r.wait_time),
+        json_ms(r.umount_time + r.wait_time),
+        r.claim_attempts
+    );
+    json_blockers(&mut out, &r.blockers);
+    out.push_str(",\"error\":null,\"errno\":null}");
+    out
+}
+
+/// The JSON object for a target that failed.
+pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
+    let mut out = String::from("{\"target\":");
+    json_path(&mut out, &e.target);
+    out.push_str(",\"mount_point\":null,\"source\":null,\"fstype\":null,\"device\":null,\"device_node\":null,\"path\":");
+    match path {
+        Some(p) => {
+            let _ = write!(out, "\"{}\"", p.name());
+        }
+        None => out.push_str("null"),
+    }
+    let outcome = match e.state {
+        State::Detached => "detached_unconfirmed",
+        State::ReadOnly => "remounted_read_only",
+        State::ShutDown => "shut_down",
+        State::Untouched => "untouched",
+    };
+    let _ = write!(
+        out,
+        ",\"outcome\":\"{outcome}\",\"reason\":null,\"umount_ms\":null,\"wait_ms\":null,\"total_ms\":null,\"claim_attempts\":0,\"blockers\":"
+    );
+    json_blockers(&mut out, &e.blockers);
+    out.push_str(",\"error\":");
+    json_string(&mut out, &e.to_string());
+    match e.errno {
+        Some(errno) => {
+            let _ = write!(out, ",\"errno\":{}", errno.raw_os_error());
+        }
+        None => out.push_str(",\"errno\":null"),
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umount_wait::outcome::ErrorKind;
+
+    #[test]
+    fn json_escapes() {
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\nd\u{1}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+
+    #[test]
+    fn json_error_object() {
+        let e = Error::new("/mnt/a b", ErrorKind::NotMountPoint, None);
+        let j = json_error(&e, Some(WaitPath::Fallback));
+        assert!(j.starts_with("{\"target\":\"/mnt/a b\","), "{j}");
+        assert!(j.contains("\"outcome\":\"untouched\""), "{j}");
+        assert!(j.contains("\"path\":\"fallback\""), "{j}");
+        assert!(j.contains("\"blockers\":[]"), "{j}");
+        assert!(
+            j.contains("\"error\":\"'/mnt/a b': not a mount point (untouched)\""),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn json_blocker_objects() {
+        let mut s = String::new();
+        json_blockers(
+            &mut s,
+            &[
+                Blocker::Mount {
+                    mnt_ns: 5,
+                    pid: 6,
+                    mount_point: "/m".into(),
+                },
+                Blocker::Process {
+                    pid: 7,
+                    command: "sh".into(),
+                    uses: vec![Use::Cwd, Use::Fd(3, "/m/f".into())],
+                },
+            ],
+        );
+        assert_eq!(
+            s,
+            "[{\"kind\":\"mount\",\"mnt_ns\":5,\"pid\":6,\"mount_point\":\"/m\"},\
+             {\"kind\":\"process\",\"pid\":7,\"command\":\"sh\",\"uses\":[\"cwd\",{\"fd\":3,\"path\":\"/m/f\"}]}]"
+        );
+    }
+}

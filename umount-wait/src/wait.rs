@@ -1,0 +1,444 @@
+//! Unmounting one target and waiting until its filesystem is shut down, on
+//! the kernel path or the fallback path.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+
+use crate::blockers::{self, Blocker, Exclude};
+use crate::device;
+use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath};
+use crate::signals::{self, Alarm, Blocked, Interruption};
+use crate::sys::{self, Probe, RootWatch, UnmountOptions, WatchEvents};
+use crate::target::Target;
+
+/// Which path to use, from `--mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The kernel path where the kernel has `UMOUNT_WAIT`, else the fallback.
+    #[default]
+    Auto,
+    /// The kernel path, or fail (untouched) where the flag is missing.
+    Kernel,
+    /// The fallback path, whatever the kernel offers.
+    Fallback,
+}
+
+impl Mode {
+    /// The path for this mode on a kernel that probed as `probe`.
+    pub fn choose(self, probe: Probe) -> Result<WaitPath, ErrorKind> {
+        match (self, probe) {
+            (Mode::Fallback, _) => Ok(WaitPath::Fallback),
+            (_, Probe::Kernel) => Ok(WaitPath::Kernel),
+            (Mode::Kernel, _) => Err(ErrorKind::NoKernelSupport),
+            (Mode::Auto, _) => Ok(WaitPath::Fallback),
+        }
+    }
+}
+
+/// How to unmount and wait.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// `-f` (`MNT_FORCE`) and `-l` (`MNT_DETACH`).
+    pub force: bool,
+    pub lazy: bool,
+    /// `-r`: remount read-only when the unmount fails with EBUSY.
+    pub read_only_on_failure: bool,
+    /// `-t`: bounds the whole operation on one target.
+    pub timeout: Option<Duration>,
+    /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
+    pub watch_blockers: bool,
+}
+
+/// How often a lasting wait reports progress; the first report comes after
+/// one interval.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After `IN_UNMOUNT`, how long the block device claim may take to go when no
+/// `--timeout` bounds it. The kernel gives it up about a millisecond after
+/// `IN_UNMOUNT` (`->put_super()` then `bdev_fput()`); seconds mean that
+/// something else holds the device.
+pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
+
+/// The first pause between two `O_EXCL` attempts; it doubles up to
+/// [`CLAIM_BACKOFF_MAX`].
+pub const CLAIM_BACKOFF_START: Duration = Duration::from_micros(500);
+pub const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(50);
+
+/// Progress of a wait that lasts, sent to the observer.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    Waiting {
+        target: &'a Path,
+        elapsed: Duration,
+        blockers: &'a [Blocker],
+    },
+}
+
+/// Unmounts `target` and waits until its filesystem is shut down, bounded by
+/// `options.timeout` and interrupted by SIGINT/SIGTERM.
+///
+/// `observer` is called from another thread on the kernel path (the calling
+/// thread is inside `umount2`), so it must be `Sync`.
+pub fn unmount(
+    target: &Target,
+    path: WaitPath,
+    options: &Options,
+    observer: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Report, Error> {
+    signals::install();
+    if signals::stop_signal().is_some() {
+        return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
+    }
+    let flags = UnmountOptions {
+        force: options.force,
+        lazy: options.lazy,
+        no_follow: !target.follow,
+        wait: false,
+    };
+    let mut report = Report {
+        target: target.given.clone(),
+        mount: target.mount.clone(),
+        device_node: None,
+        path,
+        outcome: Outcome::ShutDown,
+        umount_time: Duration::ZERO,
+        wait_time: Duration::ZERO,
+        claim_attempts: 0,
+        blockers: Vec::new(),
+    };
+    match path {
+        WaitPath::Kernel => kernel_path(target, flags, options, observer, report),
+        WaitPath::Fallback => {
+            report.device_node =
+                device::node_for(target.mount.dev, Path::new(&target.mount.source));
+            fallback_path(target, flags, options, observer, report)
+        }
+    }
+}
+
+/// The unmount failed and nothing changed: with `-r` and EBUSY, remount
+/// read-only; otherwise an error that lists the blockers of a busy target.
+fn unmount_failed(
+    target: &Target,
+    options: &Options,
+    mut report: Report,
+    errno: Errno,
+) -> Result<Report, Error> {
+    if errno == Errno::BUSY && options.read_only_on_failure {
+        report.blockers = blockers::find(
+            target.mount.dev,
+            Some(Exclude {
+                mount_id: target.mount.id,
+            }),
+        );
+        return match sys::remount_read_only(&target.path) {
+            Ok(()) => {
+                report.outcome = Outcome::RemountedReadOnly(errno);
+                Ok(report)
+            }
+            Err(e) => Err(Error::from_errno(&target.given, "remounting read-only", e)),
+        };
+    }
+    let mut error = Error::from_errno(&target.given, "unmounting", errno);
+    if errno == Errno::BUSY {
+        error.blockers = blockers::find(
+            target.mount.dev,
+            Some(Exclude {
+                mount_id: target.mount.id,
+            }),
+        );
+    }
+    Err(error)
+}
+
+fn detached_unconfirmed(mut report: Report, why: Unconfirmed) -> Report {
+    report.blockers = blockers::find(report.mount.dev, None);
+    report.outcome = Outcome::DetachedUnconfirmed(why);
+    report
+}
+
+fn unconfirmed_by(interruption: Option<Interruption>, timeout: Option<Duration>) -> Unconfirmed {
+    match (interruption, timeout) {
+        (Some(Interruption::Signal(sig)), _) => Unconfirmed::Signal(sig),
+        (Some(Interruption::Timeout), Some(t)) => Unconfirmed::Timeout(t),
+        (_, Some(t)) => Unconfirmed::Timeout(t),
+        (_, None) => Unconfirmed::Signal(0),
+    }
+}
+
+/// `umount2(target, flags | UMOUNT_WAIT)`. A SIGALRM timer bounds it; a
+/// helper thread (with the signals blocked, so that they reach this thread's
+/// system call) reports progress while it lasts.
+fn kernel_path(
+    target: &Target,
+    flags: UnmountOptions,
+    options: &Options,
+    observer: &(dyn Fn(Progress<'_>) + Sync),
+    mut report: Report,
+) -> Result<Report, Error> {
+    let flags = UnmountOptions {
+        wait: true,
+        ..flags
+    };
+    let alarm = match options.timeout {
+        Some(t) => Some(Alarm::arm(t).map_err(|e| {
+            Error::from_errno(
+                &target.given,
+                "arming the timeout",
+                Errno::from_raw_os_error(e as i32),
+            )
+        })?),
+        None => None,
+    };
+    let start = Instant::now();
+    let (result, seen) = std::thread::scope(|scope| {
+        let (done, finished) = mpsc::channel::<()>();
+        let status = {
+            let _blocked = Blocked::new();
+            scope.spawn(move || {
+                status_loop(
+                    &target.given,
+                    start,
+                    options.watch_blockers,
+                    target.mount.dev,
+                    observer,
+                    |until| {
+                        !matches!(
+                            finished.recv_timeout(until.saturating_duration_since(Instant::now())),
+                            Err(mpsc::RecvTimeoutError::Timeout)
+                        )
+                    },
+                )
+            })
+        };
+        let result = sys::unmount(&target.path, flags);
+        drop(done);
+        (result, status.join().unwrap_or_default())
+    });
+    report.umount_time = start.elapsed();
+    let interruption = signals::interruption();
+    drop(alarm);
+    report.blockers = seen;
+    match result {
+        Ok(()) => Ok(report),
+        // The detach has happened; the kernel returns EINTR, never restarts.
+        Err(Errno::INTR) => Ok(detached_unconfirmed(
+            report,
+            unconfirmed_by(interruption, options.timeout),
+        )),
+        Err(errno) => unmount_failed(target, options, report, errno),
+    }
+}
+
+/// Sends progress every [`STATUS_INTERVAL`] until `wait_until` says the wait
+/// is over; returns the last blockers seen.
+fn status_loop(
+    target: &Path,
+    start: Instant,
+    watch_blockers: bool,
+    dev: crate::mountinfo::DevId,
+    observer: &(dyn Fn(Progress<'_>) + Sync),
+    wait_until: impl Fn(Instant) -> bool,
+) -> Vec<Blocker> {
+    let mut last = Vec::new();
+    let mut tick = start + STATUS_INTERVAL;
+    while !wait_until(tick) {
+        if watch_blockers {
+            last = blockers::find(dev, None);
+        }
+        observer(Progress::Waiting {
+            target,
+            elapsed: start.elapsed(),
+            blockers: &last,
+        });
+        tick += STATUS_INTERVAL;
+    }
+    last
+}
+
+/// inotify watch on the mount root, `umount2(target, flags)`, wait for
+/// `IN_UNMOUNT` and `IN_IGNORED`, then the block device claim.
+fn fallback_path(
+    target: &Target,
+    flags: UnmountOptions,
+    options: &Options,
+    observer: &(dyn Fn(Progress<'_>) + Sync),
+    mut report: Report,
+) -> Result<Report, Error> {
+    // Added before the unmount: afterwards the path no longer leads there.
+    let watch = RootWatch::add(&target.path, target.follow).map_err(|e| {
+        Error::from_errno(
+            &target.given,
+            "adding an inotify watch on the mount root",
+            e,
+        )
+    })?;
+    // From here SIGINT/SIGTERM are taken only inside ppoll, so none is lost
+    // between checking for it and going to sleep.
+    let blocked = Blocked::new();
+    let start = Instant::now();
+    let deadline = options.timeout.map(|t| start + t);
+    if let Err(errno) = sys::unmount(&target.path, flags) {
+        return unmount_failed(target, options, report, errno);
+    }
+    report.umount_time = start.elapsed();
+    let wait_start = Instant::now();
+    let detached = |e: Error| e.with_state(State::Detached);
+
+    let mut seen = WatchEvents::default();
+    let mut tick = start + STATUS_INTERVAL;
+    loop {
+        watch.read_events(&mut seen).map_err(|e| {
+            detached(Error::from_errno(
+                &target.given,
+                "reading inotify events",
+                e,
+            ))
+        })?;
+        if seen.ignored || seen.overflow {
+            break;
+        }
+        let wake = deadline.map_or(tick, |d| d.min(tick));
+        match blocked.wait_readable(Some(watch.fd()), wake) {
+            Ok(true) => continue,
+            Ok(false) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                report.wait_time = wait_start.elapsed();
+                return Ok(detached_unconfirmed(
+                    report,
+                    unconfirmed_by(Some(Interruption::Timeout), options.timeout),
+                ));
+            }
+            Ok(false) => {
+                if options.watch_blockers {
+                    report.blockers = blockers::find(target.mount.dev, None);
+                }
+                observer(Progress::Waiting {
+                    target: &target.given,
+                    elapsed: start.elapsed(),
+                    blockers: &report.blockers,
+                });
+                tick += STATUS_INTERVAL;
+            }
+            Err(interruption) => {
+                report.wait_time = wait_start.elapsed();
+                return Ok(detached_unconfirmed(
+                    report,
+                    unconfirmed_by(Some(interruption), options.timeout),
+                ));
+            }
+        }
+    }
+    if !seen.unmounted {
+        return Err(detached(Error::new(
+            &target.given,
+            ErrorKind::System("the watch on the mount root ended without IN_UNMOUNT"),
+            None,
+        )));
+    }
+    if let Some(node) = report.device_node.clone() {
+        let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+        match wait_for_claim(&node, &blocked, claim_deadline, &mut report.claim_attempts) {
+            Ok(()) => {}
+            Err(ClaimWait::Expired) => {
+                report.wait_time = wait_start.elapsed();
+                let why = match options.timeout {
+                    Some(t) => Unconfirmed::Timeout(t),
+                    None => Unconfirmed::DeviceClaimed,
+                };
+                return Ok(detached_unconfirmed(report, why));
+            }
+            Err(ClaimWait::Interrupted(i)) => {
+                report.wait_time = wait_start.elapsed();
+                return Ok(detached_unconfirmed(
+                    report,
+                    unconfirmed_by(Some(i), options.timeout),
+                ));
+            }
+            Err(ClaimWait::Failed(e)) => {
+                return Err(detached(Error::from_errno(
+                    &target.given,
+                    "checking the block device claim",
+                    e,
+                )))
+            }
+        }
+    }
+    report.wait_time = wait_start.elapsed();
+    Ok(report)
+}
+
+enum ClaimWait {
+    Expired,
+    Interrupted(Interruption),
+    Failed(Errno),
+}
+
+/// Retries `open(dev, O_EXCL)` until the claim is gone. This is the one retry
+/// in the tool and not a poll loop: it runs only after `IN_UNMOUNT`, when the
+/// superblock is already shutting down and the kernel releases the claim
+/// within about a millisecond; there is no event for that release.
+fn wait_for_claim(
+    node: &Path,
+    blocked: &Blocked,
+    deadline: Instant,
+    attempts: &mut u32,
+) -> Result<(), ClaimWait> {
+    let mut pause = CLAIM_BACKOFF_START;
+    loop {
+        *attempts += 1;
+        match sys::try_claim(node) {
+            Ok(()) => return Ok(()),
+            // The device went away with its last user (a loop device with
+            // autoclear, a removed disk): nothing claims it any more.
+            Err(Errno::NOENT | Errno::NXIO | Errno::NODEV) => return Ok(()),
+            Err(Errno::BUSY) => {}
+            Err(e) => return Err(ClaimWait::Failed(e)),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ClaimWait::Expired);
+        }
+        match blocked.wait_readable(None, (now + pause).min(deadline)) {
+            Ok(_) => {}
+            Err(i) => return Err(ClaimWait::Interrupted(i)),
+        }
+        pause = (pause * 2).min(CLAIM_BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_chooses_path() {
+        assert_eq!(Mode::Auto.choose(Probe::Kernel), Ok(WaitPath::Kernel));
+        assert_eq!(Mode::Auto.choose(Probe::Fallback), Ok(WaitPath::Fallback));
+        assert_eq!(
+            Mode::Auto.choose(Probe::Unexpected(None)),
+            Ok(WaitPath::Fallback)
+        );
+        assert_eq!(Mode::Fallback.choose(Probe::Kernel), Ok(WaitPath::Fallback));
+        assert_eq!(Mode::Kernel.choose(Probe::Kernel), Ok(WaitPath::Kernel));
+        assert_eq!(
+            Mode::Kernel.choose(Probe::Fallback),
+            Err(ErrorKind::NoKernelSupport)
+        );
+    }
+
+    #[test]
+    fn unconfirmed_reason() {
+        let t = Some(Duration::from_secs(2));
+        assert_eq!(
+            unconfirmed_by(Some(Interruption::Signal(2)), t),
+            Unconfirmed::Signal(2)
+        );
+        assert_eq!(
+            unconfirmed_by(Some(Interruption::Timeout), t),
+            Unconfirmed::Timeout(Duration::from_secs(2))
+        );
+    }
+}
