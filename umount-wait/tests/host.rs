@@ -1,0 +1,910 @@
+//! Host integration tests: root, in a private mount namespace, on the host's
+//! real kernel (without UMOUNT_WAIT this exercises the fallback path), on
+//! tmpfs and on loop-mounted ext4.
+//!
+//! Without root they skip with a message; with `UMW_REQUIRE_PRIVILEGED=1`
+//! a skip is a failure. `UMW_S1_RUNS` sets the runs of the S1 race (20).
+//!
+//! The process unshares its mount namespace first (single-threaded, which is
+//! why this file has its own `main`), so nothing mounted here is visible to
+//! the host, and whatever is left behind vanishes with the process.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use umount_wait::mountinfo;
+
+const BIN: &str = env!("CARGO_BIN_EXE_umount-wait");
+
+/// Exit codes the command promises (docs/bench-contract.md).
+const EXIT_OK: i32 = 0;
+const EXIT_USAGE: i32 = 1;
+const EXIT_SYSTEM: i32 = 2;
+const EXIT_UNCONFIRMED: i32 = 3;
+const EXIT_FAILURE: i32 = 32;
+
+fn main() {
+    let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
+    if let Err(why) = enter_private_namespace() {
+        if required {
+            eprintln!("host tests: cannot run ({why}) and UMW_REQUIRE_PRIVILEGED=1: failing");
+            std::process::exit(1);
+        }
+        eprintln!(
+            "host tests: SKIPPED: {why} (set UMW_REQUIRE_PRIVILEGED=1 to make this a failure)"
+        );
+        return;
+    }
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let tests: &[(&str, fn())] = &[
+        (
+            "probe_reports_the_path_of_this_kernel",
+            probe_reports_the_path_of_this_kernel,
+        ),
+        (
+            "mode_kernel_fails_untouched_without_the_flag",
+            mode_kernel_fails_untouched_without_the_flag,
+        ),
+        ("tmpfs_unmount_shuts_down", tmpfs_unmount_shuts_down),
+        (
+            "tmpfs_lazy_waits_for_open_file",
+            tmpfs_lazy_waits_for_open_file,
+        ),
+        (
+            "ext4_lazy_waits_for_open_file_and_frees_device",
+            ext4_lazy_waits_for_open_file_and_frees_device,
+        ),
+        (
+            "timeout_with_copy_in_other_namespace",
+            timeout_with_copy_in_other_namespace,
+        ),
+        (
+            "sigint_during_wait_is_detached_unconfirmed",
+            sigint_during_wait_is_detached_unconfirmed,
+        ),
+        (
+            "busy_target_is_untouched_and_names_holder",
+            busy_target_is_untouched_and_names_holder,
+        ),
+        ("read_only_when_busy", read_only_when_busy),
+        (
+            "recursive_unmounts_deepest_first",
+            recursive_unmounts_deepest_first,
+        ),
+        (
+            "bad_inputs_leave_everything_mounted",
+            bad_inputs_leave_everything_mounted,
+        ),
+        ("odd_names_and_symlinks", odd_names_and_symlinks),
+        (
+            "permission_denied_for_unprivileged_user",
+            permission_denied_for_unprivileged_user,
+        ),
+        ("s1_dying_namespaces", s1_dying_namespaces),
+    ];
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        eprintln!("test {name} ...");
+        let start = Instant::now();
+        match catch_unwind(AssertUnwindSafe(test)) {
+            Ok(()) => eprintln!("test {name} ... ok ({:.1}s)", start.elapsed().as_secs_f64()),
+            Err(_) => {
+                eprintln!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    eprintln!(
+        "\nhost test result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}
+
+fn enter_private_namespace() -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("not root".into());
+    }
+    // SAFETY: CLONE_NEWNS only; this process is single-threaded here and
+    // nothing depends on sharing its filesystem context.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A scratch directory, removed (after unmounting what is left) on drop.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("umw-host-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch { dir }
+    }
+
+    fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn dir(&self, rel: impl AsRef<Path>) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mounts = mountinfo::read(None).unwrap_or_default();
+        let mut ours: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.mount_point.starts_with(&self.dir))
+            .collect();
+        ours.reverse();
+        for m in ours {
+            let _ = rustix::mount::unmount(&m.mount_point, UnmountFlags::DETACH);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loop device over a fresh ext4 image, detached on drop.
+struct LoopExt4 {
+    device: PathBuf,
+}
+
+impl LoopExt4 {
+    fn new(scratch: &Scratch, mib: u64) -> LoopExt4 {
+        let image = scratch.path("ext4.img");
+        fs::File::create(&image)
+            .unwrap()
+            .set_len(mib << 20)
+            .unwrap();
+        run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&image),
+        );
+        let device = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        LoopExt4 { device }
+    }
+
+    fn mount(&self, at: &Path) {
+        rustix::mount::mount(&self.device, at, "ext4", MountFlags::empty(), None).unwrap_or_else(
+            |e| {
+                panic!(
+                    "mounting {} on {}: {e}",
+                    self.device.display(),
+                    at.display()
+                )
+            },
+        );
+    }
+}
+
+impl Drop for LoopExt4 {
+    fn drop(&mut self) {
+        // The filesystem may still be dying; give it a moment to let go.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while excl_busy(&self.device) && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn mount_tmpfs(at: &Path) {
+    rustix::mount::mount("umw-test", at, "tmpfs", MountFlags::empty(), None)
+        .unwrap_or_else(|e| panic!("mounting tmpfs on {}: {e}", at.display()));
+}
+
+fn is_mounted(at: &Path) -> bool {
+    mountinfo::read(None)
+        .unwrap()
+        .iter()
+        .any(|m| m.mount_point == at)
+}
+
+/// `open(dev, O_RDONLY|O_EXCL)` = EBUSY: something still claims the device.
+fn excl_busy(device: &Path) -> bool {
+    matches!(umount_wait::sys::try_claim(device), Err(Errno::BUSY))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+fn umw<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("running umount-wait");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn assert_code(run: &Run, code: i32, what: &str) {
+    assert_eq!(
+        run.code, code,
+        "{what}: exit {} (wanted {code})\nstdout: {}\nstderr: {}",
+        run.code, run.stdout, run.stderr
+    );
+}
+
+/// A process that keeps a file under `path` open for `for_how_long`.
+fn hold_open(path: &Path, for_how_long: Duration) -> Child {
+    let file = fs::File::open(path).unwrap();
+    Command::new("sleep")
+        .arg(format!("{}", for_how_long.as_secs_f64()))
+        .stdin(file)
+        .spawn()
+        .unwrap()
+}
+
+/// A process alone in its own mount namespace (a copy of ours), which keeps
+/// the filesystems mounted there alive until it dies. Writes `write_mib`
+/// MiB into `dir` first; returns once it sleeps.
+fn namespace_holder(dir: &Path, name: &str, write_mib: u32) -> Child {
+    let script = format!(
+        "dd if=/dev/zero of='{}/{name}' bs=1M count={write_mib} status=none && exec sleep 600",
+        dir.display()
+    );
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let comm = format!("/proc/{}/comm", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "namespace holder did not start");
+        sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+}
+
+fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("\"{name}\":");
+    let start = json.find(&key)? + key.len();
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"'))
+}
+
+fn field_ms(json: &str, name: &str) -> f64 {
+    field(json, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+// ---------------------------------------------------------------- tests
+
+fn probe_reports_the_path_of_this_kernel() {
+    let run = umw(["--probe"]);
+    assert_code(&run, EXIT_OK, "--probe");
+    let first = run
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(':');
+    let expected = match umount_wait::sys::probe() {
+        umount_wait::sys::Probe::Kernel => "kernel",
+        _ => "fallback",
+    };
+    assert_eq!(first, expected, "{}", run.stdout);
+    eprintln!("    this kernel: {}", run.stdout.trim());
+}
+
+fn mode_kernel_fails_untouched_without_the_flag() {
+    if umount_wait::sys::probe() == umount_wait::sys::Probe::Kernel {
+        eprintln!("    (kernel has UMOUNT_WAIT: nothing to check)");
+        return;
+    }
+    let s = Scratch::new("mode-kernel");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let run = umw([OsStr::new("--mode"), OsStr::new("kernel"), m.as_os_str()]);
+    assert_code(&run, EXIT_SYSTEM, "--mode kernel without the flag");
+    assert!(
+        run.stderr.contains("no UMOUNT_WAIT") && run.stderr.contains("untouched"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&m));
+}
+
+fn tmpfs_unmount_shuts_down() {
+    let s = Scratch::new("tmpfs");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let run = umw([OsStr::new("--json"), m.as_os_str()]);
+    assert_code(&run, EXIT_OK, "plain tmpfs");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        field(&run.stdout, "path"),
+        Some("fallback")
+            .filter(|_| umount_wait::sys::probe() != umount_wait::sys::Probe::Kernel)
+            .or(Some("kernel")),
+        "{}",
+        run.stdout
+    );
+    for key in [
+        "target",
+        "source",
+        "path",
+        "outcome",
+        "umount_ms",
+        "wait_ms",
+        "blockers",
+    ] {
+        assert!(
+            run.stdout.contains(&format!("\"{key}\":")),
+            "JSON lacks {key}: {}",
+            run.stdout
+        );
+    }
+    assert!(!is_mounted(&m));
+}
+
+fn tmpfs_lazy_waits_for_open_file() {
+    let s = Scratch::new("tmpfs-lazy");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    fs::write(m.join("f"), b"data").unwrap();
+    let hold = Duration::from_millis(800);
+    let mut holder = hold_open(&m.join("f"), hold);
+    let run = umw([OsStr::new("-l"), OsStr::new("--json"), m.as_os_str()]);
+    assert_code(&run, EXIT_OK, "lazy with open file");
+    assert!(
+        holder.try_wait().unwrap().is_some(),
+        "returned while the holder still ran"
+    );
+    assert!(
+        run.elapsed >= hold / 2,
+        "returned after {:?}, holder held {hold:?}",
+        run.elapsed
+    );
+    eprintln!(
+        "    lazy tmpfs: wait_ms={}",
+        field_ms(&run.stdout, "wait_ms")
+    );
+}
+
+fn ext4_lazy_waits_for_open_file_and_frees_device() {
+    let s = Scratch::new("ext4-lazy");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut f = fs::File::create(m.join("f")).unwrap();
+    f.write_all(&vec![7u8; 4 << 20]).unwrap();
+    drop(f);
+    let hold = Duration::from_millis(800);
+    let mut holder = hold_open(&m.join("f"), hold);
+    let run = umw([OsStr::new("-l"), OsStr::new("--json"), m.as_os_str()]);
+    let busy = excl_busy(&dev.device);
+    assert_code(&run, EXIT_OK, "lazy ext4 with open file");
+    assert!(
+        !busy,
+        "device still claimed right after return: {}",
+        run.stdout
+    );
+    assert!(
+        holder.try_wait().unwrap().is_some(),
+        "returned while the holder still ran"
+    );
+    assert_eq!(
+        field(&run.stdout, "device_node"),
+        Some(dev.device.to_str().unwrap()),
+        "{}",
+        run.stdout
+    );
+    eprintln!(
+        "    lazy ext4: wait_ms={} claim_attempts={}",
+        field_ms(&run.stdout, "wait_ms"),
+        field(&run.stdout, "claim_attempts").unwrap_or("?")
+    );
+}
+
+fn timeout_with_copy_in_other_namespace() {
+    let s = Scratch::new("timeout");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut holder = namespace_holder(&m, "f", 1);
+    let run = umw([
+        OsStr::new("-t"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    let busy = excl_busy(&dev.device);
+    kill(&mut holder);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_UNCONFIRMED, "timeout with a copy alive");
+    assert!(busy, "the copy should still hold the device");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("detached_unconfirmed"),
+        "{}",
+        run.stdout
+    );
+    let pid = format!("\"pid\":{}", holder.id());
+    assert!(
+        run.stdout.contains("\"kind\":\"mount\"") && run.stdout.contains(&pid),
+        "blocker not named: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("detached, shutdown not confirmed")
+            && run.stderr.contains("mount namespace"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed >= Duration::from_millis(500) && run.elapsed < Duration::from_secs(5),
+        "{:?}",
+        run.elapsed
+    );
+    assert!(!is_mounted(&m));
+}
+
+fn sigint_during_wait_is_detached_unconfirmed() {
+    let s = Scratch::new("sigint");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = namespace_holder(&m, "f", 0);
+    let child = Command::new(BIN)
+        .arg(&m)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    kill(&mut holder);
+    let _ = holder.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_UNCONFIRMED), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT")
+            && stderr.contains("detached, shutdown not confirmed"),
+        "{stderr}"
+    );
+}
+
+fn busy_target_is_untouched_and_names_holder() {
+    let s = Scratch::new("busy");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = Command::new("sleep")
+        .arg("30")
+        .current_dir(&m)
+        .spawn()
+        .unwrap();
+    let run = umw([OsStr::new("--json"), m.as_os_str()]);
+    kill(&mut holder);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_FAILURE, "busy target");
+    assert!(
+        run.stderr.contains("target is busy (untouched)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("pid {} (sleep): cwd", holder.id())),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("untouched"),
+        "{}",
+        run.stdout
+    );
+    assert!(is_mounted(&m));
+}
+
+fn read_only_when_busy() {
+    let s = Scratch::new("read-only");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = Command::new("sleep")
+        .arg("30")
+        .current_dir(&m)
+        .spawn()
+        .unwrap();
+    let run = umw([OsStr::new("-r"), OsStr::new("--json"), m.as_os_str()]);
+    kill(&mut holder);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_FAILURE, "-r on a busy target");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("remounted_read_only"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fs::write(m.join("x"), b"x").is_err(),
+        "still writable after -r"
+    );
+}
+
+fn recursive_unmounts_deepest_first() {
+    let s = Scratch::new("recursive");
+    let a = s.dir("a");
+    mount_tmpfs(&a);
+    let b = a.join("b");
+    fs::create_dir(&b).unwrap();
+    mount_tmpfs(&b);
+    let c = b.join("c");
+    fs::create_dir(&c).unwrap();
+    mount_tmpfs(&c);
+    let d = a.join("d");
+    fs::create_dir(&d).unwrap();
+    mount_tmpfs(&d);
+    let run = umw([OsStr::new("-R"), OsStr::new("--json"), a.as_os_str()]);
+    assert_code(&run, EXIT_OK, "-R");
+    let order: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| field(l, "target"))
+        .collect();
+    let expected: Vec<String> = [&c, &d, &b, &a]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(order, expected);
+    assert!(!is_mounted(&a) && !is_mounted(&c));
+}
+
+fn bad_inputs_leave_everything_mounted() {
+    let s = Scratch::new("bad");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let plain_dir = s.dir("plain");
+    let m_str = m.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![format!("{}/nonexistent", s.dir.display())],
+            EXIT_FAILURE,
+            "no such file or directory (untouched)",
+        ),
+        (
+            vec![plain_dir.display().to_string()],
+            EXIT_FAILURE,
+            "not a mount point (untouched)",
+        ),
+        (
+            vec!["relative/path".into()],
+            EXIT_USAGE,
+            "not an absolute path",
+        ),
+        (
+            vec![m_str.clone(), m_str.clone()],
+            EXIT_USAGE,
+            "given twice",
+        ),
+        (
+            vec![m_str.clone(), format!("{m_str}/")],
+            EXIT_USAGE,
+            "given twice",
+        ),
+        (
+            vec![m_str.clone(), "relative".into()],
+            EXIT_USAGE,
+            "nothing was unmounted",
+        ),
+        (vec!["--bogus".into(), m_str.clone()], EXIT_USAGE, "--bogus"),
+        (
+            vec!["-t".into(), "5 parsecs".into(), m_str.clone()],
+            EXIT_USAGE,
+            "unknown unit",
+        ),
+        (
+            vec!["-t".into(), "-1s".into(), m_str.clone()],
+            EXIT_USAGE,
+            "",
+        ),
+        (vec!["".into()], EXIT_USAGE, ""),
+    ];
+    for (args, code, message) in cases {
+        let run = umw(&args);
+        assert_code(&run, code, &format!("{args:?}"));
+        assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
+        assert!(is_mounted(&m), "{args:?} unmounted {m_str}");
+    }
+    // A target that is gone by the time of the second of two targets: the
+    // first still goes, the second fails, exit 64.
+    let run = umw([m.as_os_str(), plain_dir.as_os_str()]);
+    assert_code(&run, 64, "one good and one bad target");
+    assert!(!is_mounted(&m));
+}
+
+fn odd_names_and_symlinks() {
+    let s = Scratch::new("odd");
+    let names: Vec<&[u8]> = vec![
+        b"with space",
+        b"new\nline",
+        b"not\xffutf8",
+        b"back\\slash",
+        b"tab\there",
+    ];
+    for name in names {
+        let m = s.dir(OsStr::from_bytes(name));
+        mount_tmpfs(&m);
+        let run = umw([OsStr::new("--json"), m.as_os_str()]);
+        assert_code(&run, EXIT_OK, &format!("{name:?}"));
+        assert!(!is_mounted(&m), "{name:?} still mounted");
+        assert!(
+            run.stdout.lines().count() == 1,
+            "one JSON line: {}",
+            run.stdout
+        );
+    }
+
+    // Trailing slash: the same mount.
+    let m = s.dir("trailing");
+    mount_tmpfs(&m);
+    let run = umw([format!("{}/", m.display())]);
+    assert_code(&run, EXIT_OK, "trailing slash");
+    assert!(!is_mounted(&m));
+
+    // A symbolic link to a mount point: followed by default...
+    let m = s.dir("real");
+    mount_tmpfs(&m);
+    let link = s.path("link");
+    symlink(&m, &link).unwrap();
+    let run = umw(["--no-follow".as_ref(), link.as_os_str()]);
+    assert_code(&run, EXIT_FAILURE, "--no-follow on a symlink");
+    assert!(
+        run.stderr.contains("symbolic link") && run.stderr.contains("untouched"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&m));
+    let run = umw(["--no-follow".to_string(), format!("{}/", link.display())]);
+    assert_code(
+        &run,
+        EXIT_FAILURE,
+        "--no-follow on a symlink with a trailing slash",
+    );
+    assert!(is_mounted(&m));
+    // ...the link and the real path name the same mount...
+    let run = umw([link.as_os_str(), m.as_os_str()]);
+    assert_code(&run, EXIT_USAGE, "link and target together");
+    assert!(is_mounted(&m));
+    // ...and the link alone unmounts what it points to.
+    let run = umw([link.as_os_str()]);
+    assert_code(&run, EXIT_OK, "symlink followed");
+    assert!(!is_mounted(&m));
+}
+
+fn permission_denied_for_unprivileged_user() {
+    let s = Scratch::new("perm");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let out = Command::new(BIN)
+        .arg(&m)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    assert!(stderr.contains("permission denied (untouched)"), "{stderr}");
+    assert!(is_mounted(&m));
+}
+
+/// How the S1 scenario unmounts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum S1Mode {
+    /// umount(2) from this process: the shortest gap after the kill.
+    PlainSyscall,
+    /// The library's fallback path from this process: the same gap.
+    Library,
+    /// umount(8) as a child process.
+    PlainCommand,
+    /// The umount-wait command as a child process: the same gap as umount(8).
+    Command,
+}
+
+impl S1Mode {
+    fn name(self) -> &'static str {
+        match self {
+            S1Mode::PlainSyscall => "plain-umount2",
+            S1Mode::Library => "umount-wait-library",
+            S1Mode::PlainCommand => "plain-umount8",
+            S1Mode::Command => "umount-wait",
+        }
+    }
+
+    fn waits(self) -> bool {
+        matches!(self, S1Mode::Library | S1Mode::Command)
+    }
+}
+
+/// Unmounts `m` the way `mode` says; returns the time umount-wait spent
+/// waiting after umount(2), if it is one of the waiting modes.
+fn s1_unmount(mode: S1Mode, m: &Path) -> Option<f64> {
+    match mode {
+        S1Mode::PlainSyscall => {
+            rustix::mount::unmount(m, UnmountFlags::empty()).unwrap();
+            None
+        }
+        S1Mode::PlainCommand => {
+            run_ok(Command::new("umount").arg(m));
+            None
+        }
+        S1Mode::Library => {
+            let mounts = mountinfo::read(None).unwrap();
+            let target = umount_wait::target::resolve(m, true, &mounts).unwrap();
+            let options = umount_wait::Options::default();
+            let report =
+                umount_wait::unmount(&target, umount_wait::WaitPath::Fallback, &options, &|_| {})
+                    .unwrap_or_else(|e| panic!("S1 library: {e}"));
+            assert_eq!(report.outcome, umount_wait::Outcome::ShutDown);
+            Some(report.wait_time.as_secs_f64() * 1000.0)
+        }
+        S1Mode::Command => {
+            let r = umw([
+                OsStr::new("--mode"),
+                OsStr::new("fallback"),
+                OsStr::new("--json"),
+                m.as_os_str(),
+            ]);
+            assert_code(&r, EXIT_OK, "S1 umount-wait");
+            Some(field_ms(&r.stdout, "wait_ms"))
+        }
+    }
+}
+
+/// DESIGN.md S1: 8 holders alone in their own mount namespaces, each wrote
+/// 4 MiB, killed right before unmounting. Counts how often the block device
+/// is still claimed (`open(dev, O_EXCL)` = EBUSY) right after the unmount
+/// returns: for umount(2) and umount(8) (the baseline that shows the bug) and
+/// for umount-wait, as a library call and as a command, each with the same
+/// gap between the kill and the unmount as its baseline.
+fn s1_dying_namespaces() {
+    let runs: usize = std::env::var("UMW_S1_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let s = Scratch::new("s1");
+    let dev = LoopExt4::new(&s, 128);
+    let m = s.dir("m");
+    let mut failures = Vec::new();
+    for mode in [
+        S1Mode::PlainSyscall,
+        S1Mode::Library,
+        S1Mode::PlainCommand,
+        S1Mode::Command,
+    ] {
+        let mut busy_after_return = 0;
+        let mut waits_ms = Vec::new();
+        for run in 0..runs {
+            dev.mount(&m);
+            let mut holders: Vec<Child> = (0..8)
+                .map(|i| namespace_holder(&m, &format!("h{i}"), 4))
+                .collect();
+            for h in &mut holders {
+                kill(h);
+            }
+            let waited = s1_unmount(mode, &m);
+            if excl_busy(&dev.device) {
+                busy_after_return += 1;
+            }
+            waits_ms.extend(waited);
+            for h in &mut holders {
+                let _ = h.wait();
+            }
+            // Let this run's filesystem die before mounting again.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while excl_busy(&dev.device) {
+                assert!(
+                    Instant::now() < deadline,
+                    "device still busy 10 s after run {run}"
+                );
+                sleep(Duration::from_millis(10));
+            }
+        }
+        eprintln!(
+            "# UMW-RACE s1 {} runs={runs} busy_after_return={busy_after_return}",
+            mode.name()
+        );
+        if !waits_ms.is_empty() {
+            waits_ms.sort_by(f64::total_cmp);
+            let pct = |p: f64| waits_ms[((waits_ms.len() as f64 - 1.0) * p).round() as usize];
+            let waited = waits_ms.iter().filter(|&&w| w > 1.0).count();
+            eprintln!(
+                "    {} wait_ms: min {:.2} median {:.2} p90 {:.2} max {:.2}; waited > 1 ms in {waited} of {runs} runs",
+                mode.name(),
+                waits_ms[0],
+                pct(0.5),
+                pct(0.9),
+                waits_ms[waits_ms.len() - 1]
+            );
+        }
+        if mode.waits() && busy_after_return > 0 {
+            failures.push(format!(
+                "{}: device claimed after return in {busy_after_return} of {runs} runs",
+                mode.name()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
