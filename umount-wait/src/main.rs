@@ -33,14 +33,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The `--probe` line: its first word is `kernel` or `fallback`.
 fn probe_line(probe: Probe) -> String {
     match probe {
-        Probe::Kernel => "kernel: UMOUNT_WAIT supported (umount2(\"\", 0x10) = ENOENT)".into(),
-        Probe::Fallback => {
-            "fallback: no UMOUNT_WAIT on this kernel (umount2(\"\", 0x10) = EINVAL); inotify IN_UNMOUNT and O_EXCL claim check".into()
-        }
+        Probe::Kernel => "kernel (UMOUNT_WAIT supported: umount2(\"\", 0x10) = ENOENT)".into(),
+        Probe::Fallback => "fallback (no UMOUNT_WAIT: umount2(\"\", 0x10) = EINVAL; \
+            waiting with inotify IN_UNMOUNT and an O_EXCL claim check)"
+            .into(),
         Probe::Unexpected(errno) => format!(
-            "fallback: the probe umount2(\"\", 0x10) gave an unexpected answer ({}); using the userspace path",
+            "fallback (unexpected answer to umount2(\"\", 0x10): {})",
             match errno {
                 Some(e) => std::io::Error::from_raw_os_error(e.raw_os_error()).to_string(),
                 None => "success".into(),
