@@ -83,6 +83,17 @@ pub fn interruption() -> Option<Interruption> {
         .then_some(Interruption::Timeout)
 }
 
+/// Why [`Blocked::wait_readable`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    Readable,
+    Deadline,
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+    /// `ppoll` itself failed.
+    Failed(rustix::io::Errno),
+}
+
 /// A one-shot SIGALRM timer; deleted when dropped.
 pub struct Alarm {
     _timer: Timer,
@@ -131,19 +142,15 @@ impl Blocked {
     }
 
     /// Sleeps until `fd` is readable (None: just sleeps), `deadline` passes, or
-    /// SIGINT/SIGTERM arrives. Returns Ok(true) when readable.
-    pub fn wait_readable(
-        &self,
-        fd: Option<BorrowedFd<'_>>,
-        deadline: Instant,
-    ) -> Result<bool, Interruption> {
+    /// SIGINT/SIGTERM arrives.
+    pub fn wait_readable(&self, fd: Option<BorrowedFd<'_>>, deadline: Instant) -> Wake {
         loop {
             if let Some(sig) = stop_signal() {
-                return Err(Interruption::Signal(sig));
+                return Wake::Signal(sig);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(false);
+                return Wake::Deadline;
             }
             let timeout = TimeSpec::from_duration(deadline - now);
             let mut unblocked = self.previous;
@@ -154,10 +161,10 @@ impl Blocked {
                 .into_iter()
                 .collect();
             match nix::poll::ppoll(&mut fds, Some(timeout), Some(unblocked)) {
-                Ok(0) => return Ok(false),
-                Ok(_) => return Ok(true),
+                Ok(0) => return Wake::Deadline,
+                Ok(_) => return Wake::Readable,
                 Err(NixErrno::EINTR) => continue,
-                Err(e) => panic!("ppoll failed: {e}"),
+                Err(e) => return Wake::Failed(rustix::io::Errno::from_raw_os_error(e as i32)),
             }
         }
     }

@@ -10,7 +10,7 @@ use rustix::io::Errno;
 use crate::blockers::{self, Blocker, Exclude};
 use crate::device;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath};
-use crate::signals::{self, Alarm, Blocked, Interruption};
+use crate::signals::{self, Alarm, Blocked, Interruption, Wake};
 use crate::sys::{self, Probe, RootWatch, UnmountOptions, WatchEvents};
 use crate::target::Target;
 
@@ -303,15 +303,15 @@ fn fallback_path(
         }
         let wake = deadline.map_or(tick, |d| d.min(tick));
         match blocked.wait_readable(Some(watch.fd()), wake) {
-            Ok(true) => continue,
-            Ok(false) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            Wake::Readable => continue,
+            Wake::Deadline if deadline.is_some_and(|d| Instant::now() >= d) => {
                 report.wait_time = wait_start.elapsed();
                 return Ok(detached_unconfirmed(
                     report,
                     unconfirmed_by(Some(Interruption::Timeout), options.timeout),
                 ));
             }
-            Ok(false) => {
+            Wake::Deadline => {
                 if options.watch_blockers {
                     report.blockers = blockers::find(target.mount.dev, None);
                 }
@@ -322,12 +322,16 @@ fn fallback_path(
                 });
                 tick += STATUS_INTERVAL;
             }
-            Err(interruption) => {
+            Wake::Signal(sig) => {
                 report.wait_time = wait_start.elapsed();
-                return Ok(detached_unconfirmed(
-                    report,
-                    unconfirmed_by(Some(interruption), options.timeout),
-                ));
+                return Ok(detached_unconfirmed(report, Unconfirmed::Signal(sig)));
+            }
+            Wake::Failed(e) => {
+                return Err(detached(Error::from_errno(
+                    &target.given,
+                    "waiting on the inotify watch",
+                    e,
+                )))
             }
         }
     }
@@ -402,8 +406,9 @@ fn wait_for_claim(
             return Err(ClaimWait::Expired);
         }
         match blocked.wait_readable(None, (now + pause).min(deadline)) {
-            Ok(_) => {}
-            Err(i) => return Err(ClaimWait::Interrupted(i)),
+            Wake::Readable | Wake::Deadline => {}
+            Wake::Signal(sig) => return Err(ClaimWait::Interrupted(Interruption::Signal(sig))),
+            Wake::Failed(e) => return Err(ClaimWait::Failed(e)),
         }
         pause = (pause * 2).min(CLAIM_BACKOFF_MAX);
     }
