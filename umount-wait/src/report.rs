@@ -29,7 +29,7 @@ impl Printer {
             json,
             quiet,
             verbose,
-            terminal: std::io::stderr().is_terminal(),
+            terminal: status_line_terminal(),
             status_shown: Mutex::new(false),
         }
     }
@@ -146,6 +146,32 @@ impl Printer {
             eprintln!("  {label}: {b}");
         }
     }
+}
+
+/// Whether stderr is a terminal a person watches, where a status line that
+/// rewrites itself helps. Serial and system consoles are terminals too, but
+/// they are read as logs (a VM's console, a boot log), where a line without
+/// its newline would glue itself to the next one; so are `TERM=dumb` ones.
+fn status_line_terminal() -> bool {
+    if !std::io::stderr().is_terminal() {
+        return false;
+    }
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        return false;
+    }
+    match std::fs::read_link("/proc/self/fd/2") {
+        Ok(tty) => !is_console(&tty),
+        Err(_) => true,
+    }
+}
+
+/// `/dev/console` and serial or hypervisor consoles.
+fn is_console(tty: &Path) -> bool {
+    let name = tty.to_string_lossy();
+    name == "/dev/console"
+        || ["/dev/ttyS", "/dev/hvc", "/dev/ttyAMA", "/dev/ttyprintk"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
 fn ms(d: Duration) -> String {
@@ -304,6 +330,14 @@ pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
 mod tests {
     use super::*;
     use umount_wait::outcome::ErrorKind;
+
+    #[test]
+    fn consoles_get_no_status_line() {
+        assert!(is_console(Path::new("/dev/console")));
+        assert!(is_console(Path::new("/dev/ttyS0")));
+        assert!(!is_console(Path::new("/dev/pts/3")));
+        assert!(!is_console(Path::new("/dev/tty1")));
+    }
 
     #[test]
     fn json_escapes() {

@@ -83,6 +83,21 @@ pub fn interruption() -> Option<Interruption> {
         .then_some(Interruption::Timeout)
 }
 
+/// A thread that [`rekick`] can signal.
+pub type Thread = nix::sys::pthread::Pthread;
+
+/// The calling thread.
+pub fn current_thread() -> Thread {
+    nix::sys::pthread::pthread_self()
+}
+
+/// Sends SIGALRM to `thread` so that a blocking system call there returns
+/// EINTR. The handler only records it; the reason already recorded (timeout
+/// or SIGINT/SIGTERM) is what the caller reports.
+pub fn rekick(thread: Thread) {
+    let _ = nix::sys::pthread::pthread_kill(thread, Signal::SIGALRM);
+}
+
 /// Why [`Blocked::wait_readable`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {

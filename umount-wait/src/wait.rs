@@ -194,29 +194,33 @@ fn kernel_path(
         None => None,
     };
     let start = Instant::now();
+    let caller = signals::current_thread();
     let (result, seen) = std::thread::scope(|scope| {
         let (done, finished) = mpsc::channel::<()>();
-        let status = {
+        let watchdog = {
+            // The helper thread must not take the signals meant to
+            // interrupt this thread's umount2.
             let _blocked = Blocked::new();
             scope.spawn(move || {
-                status_loop(
-                    &target.given,
+                let over = |until: Instant| {
+                    !matches!(
+                        finished.recv_timeout(until.saturating_duration_since(Instant::now())),
+                        Err(mpsc::RecvTimeoutError::Timeout)
+                    )
+                };
+                kernel_watchdog(
+                    caller,
+                    target,
                     start,
                     options.watch_blockers,
-                    target.mount.dev,
                     observer,
-                    |until| {
-                        !matches!(
-                            finished.recv_timeout(until.saturating_duration_since(Instant::now())),
-                            Err(mpsc::RecvTimeoutError::Timeout)
-                        )
-                    },
+                    over,
                 )
             })
         };
         let result = sys::unmount(&target.path, flags);
         drop(done);
-        (result, status.join().unwrap_or_default())
+        (result, watchdog.join().unwrap_or_default())
     });
     report.umount_time = start.elapsed();
     let interruption = signals::interruption();
@@ -233,30 +237,47 @@ fn kernel_path(
     }
 }
 
-/// Sends progress every [`STATUS_INTERVAL`] until `wait_until` says the wait
-/// is over; returns the last blockers seen.
-fn status_loop(
-    target: &Path,
+/// How often the kernel path's helper makes sure a timeout or Ctrl-C that
+/// has been recorded reaches the waiting thread.
+const REKICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Runs beside `umount2(.., UMOUNT_WAIT)` until `over` says it returned:
+/// sends progress every [`STATUS_INTERVAL`], and signals the caller again
+/// (SIGALRM, every [`REKICK_INTERVAL`]) once a timeout or a SIGINT/SIGTERM
+/// has been recorded. A signal that lands just before the caller enters the
+/// system call runs its handler in userspace and would otherwise leave the
+/// kernel sleeping; the repeat closes that window. Returns the last blockers
+/// seen.
+fn kernel_watchdog(
+    caller: signals::Thread,
+    target: &Target,
     start: Instant,
     watch_blockers: bool,
-    dev: crate::mountinfo::DevId,
     observer: &(dyn Fn(Progress<'_>) + Sync),
-    wait_until: impl Fn(Instant) -> bool,
+    over: impl Fn(Instant) -> bool,
 ) -> Vec<Blocker> {
     let mut last = Vec::new();
     let mut tick = start + STATUS_INTERVAL;
-    while !wait_until(tick) {
-        if watch_blockers {
-            last = blockers::find(dev, None);
+    loop {
+        let until = tick.min(Instant::now() + REKICK_INTERVAL);
+        if over(until) {
+            return last;
         }
-        observer(Progress::Waiting {
-            target,
-            elapsed: start.elapsed(),
-            blockers: &last,
-        });
-        tick += STATUS_INTERVAL;
+        if signals::interruption().is_some() {
+            signals::rekick(caller);
+        }
+        if Instant::now() >= tick {
+            if watch_blockers {
+                last = blockers::find(target.mount.dev, None);
+            }
+            observer(Progress::Waiting {
+                target: &target.given,
+                elapsed: start.elapsed(),
+                blockers: &last,
+            });
+            tick += STATUS_INTERVAL;
+        }
     }
-    last
 }
 
 /// inotify watch on the mount root, `umount2(target, flags)`, wait for
