@@ -178,7 +178,9 @@ impl SuiteState {
         } else if let Some(rest) = line.strip_prefix("ok ") {
             (false, rest)
         } else {
-            verdict.suite_output.push(line.to_string());
+            if !line.starts_with("KTAP version") && !line.starts_with("TAP version") {
+                verdict.suite_output.push(line.to_string());
+            }
             return;
         };
         let (number_and_name, directive) = split_directive(rest);

@@ -353,17 +353,22 @@ fn merge_fragments(bench: &Bench, tree: &Path, fragments: &[PathBuf], log: &Path
         log,
     )?;
     let config = fs::read_to_string(tree.join(".config"))?;
-    let mut dropped = Vec::new();
+    // The last fragment that sets a symbol wins, as in merge_config.sh.
+    let mut wanted: Vec<String> = Vec::new();
     for fragment in fragments {
         for line in fs::read_to_string(fragment)?
             .lines()
             .filter(|l| l.starts_with("CONFIG_"))
         {
-            if !config.lines().any(|c| c == line) {
-                dropped.push(line.to_string());
-            }
+            let symbol = line.split('=').next().unwrap_or(line);
+            wanted.retain(|w| w.split('=').next() != Some(symbol));
+            wanted.push(line.to_string());
         }
     }
+    let dropped: Vec<String> = wanted
+        .into_iter()
+        .filter(|line| !config.lines().any(|c| c == line))
+        .collect();
     if !dropped.is_empty() {
         bench.progress.note(&format!(
             "config options not taken (missing dependencies?): {}",

@@ -29,33 +29,63 @@ pub fn fetch(bench: &Bench) -> Result<KernelImage> {
     if !root.join("boot").is_dir() {
         let log = bench.log("kernel-stock.log");
         let _ = fs::remove_file(&log);
-        bench.progress.stage(&format!("stock kernel: apt-get download {package}"), Some(&log), || {
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir)?;
-            run_logged(Command::new("apt-get").args(["download", "-q", &package]).current_dir(&dir), &log)?;
-            let deb = fs::read_dir(&dir)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.extension().is_some_and(|x| x == "deb"))
-                .context("apt-get download left no .deb")?;
-            run_logged(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root), &log)?;
-            fs::remove_file(&deb)?;
-            Ok(())
-        })?;
+        bench.progress.stage(
+            &format!("stock kernel: apt-get download {package}"),
+            Some(&log),
+            || {
+                let _ = fs::remove_dir_all(&dir);
+                fs::create_dir_all(&dir)?;
+                run_logged(
+                    Command::new("apt-get")
+                        .args(["download", "-q", &package])
+                        .current_dir(&dir),
+                    &log,
+                )?;
+                let deb = fs::read_dir(&dir)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .find(|p| p.extension().is_some_and(|x| x == "deb"))
+                    .context("apt-get download left no .deb")?;
+                run_logged(
+                    Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+                    &log,
+                )?;
+                fs::remove_file(&deb)?;
+                Ok(())
+            },
+        )?;
     } else {
-        bench.progress.note(&format!("stock kernel: reusing {package} unpacked in {}", root.display()));
+        bench.progress.note(&format!(
+            "stock kernel: reusing {package} unpacked in {}",
+            root.display()
+        ));
     }
     let vmlinuz = fs::read_dir(root.join("boot"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .context("no boot/vmlinuz-* in the package")?;
-    let release = vmlinuz.file_name().unwrap().to_string_lossy().trim_start_matches("vmlinuz-").to_string();
+    let release = vmlinuz
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
     let modules_dir = root.join("lib/modules").join(&release);
     if !modules_dir.join("modules.dep").is_file() {
         // The package leaves modules.dep to depmod at install time.
         output_of(Command::new("depmod").arg("-b").arg(&root).arg(&release))?;
     }
     let modules = resolve_modules(&modules_dir, &dir.join("modules"))?;
-    Ok(KernelImage { name: KernelName::Stock, bzimage: vmlinuz, release, selftest: None, modules, memory_mb: 512 })
+    Ok(KernelImage {
+        name: KernelName::Stock,
+        bzimage: vmlinuz,
+        release,
+        selftest: None,
+        modules,
+        memory_mb: 512,
+    })
 }
 
 /// The package linux-image-amd64 points at (e.g. linux-image-6.1.0-56-amd64).
@@ -72,11 +102,20 @@ fn stock_package() -> Result<String> {
 /// The wanted modules and their dependencies, dependencies first,
 /// decompressed into `out`.
 fn resolve_modules(modules_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
-    let dep_text = fs::read_to_string(modules_dir.join("modules.dep")).context("reading modules.dep")?;
+    let dep_text =
+        fs::read_to_string(modules_dir.join("modules.dep")).context("reading modules.dep")?;
     let mut deps: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for line in dep_text.lines() {
-        let Some((module, rest)) = line.split_once(':') else { continue };
-        deps.insert(module_name(module), (module.to_string(), rest.split_whitespace().map(module_name).collect()));
+        let Some((module, rest)) = line.split_once(':') else {
+            continue;
+        };
+        deps.insert(
+            module_name(module),
+            (
+                module.to_string(),
+                rest.split_whitespace().map(module_name).collect(),
+            ),
+        );
     }
     let mut order = Vec::new();
     for name in WANTED {
@@ -119,7 +158,9 @@ fn visit(name: &str, deps: &BTreeMap<String, (String, Vec<String>)>, order: &mut
         return;
     }
     // Not in modules.dep: built in.
-    let Some((_, needs)) = deps.get(name) else { return };
+    let Some((_, needs)) = deps.get(name) else {
+        return;
+    };
     for need in needs {
         visit(need, deps, order);
     }
@@ -139,13 +180,22 @@ mod tests {
     #[test]
     fn dependencies_come_first_and_builtins_are_skipped() {
         let mut deps = BTreeMap::new();
-        deps.insert("ext4".into(), ("kernel/fs/ext4/ext4.ko.xz".into(), vec!["jbd2".into(), "mbcache".into()]));
+        deps.insert(
+            "ext4".into(),
+            (
+                "kernel/fs/ext4/ext4.ko.xz".into(),
+                vec!["jbd2".into(), "mbcache".into()],
+            ),
+        );
         deps.insert("jbd2".into(), ("kernel/fs/jbd2/jbd2.ko.xz".into(), vec![]));
         deps.insert("mbcache".into(), ("kernel/fs/mbcache.ko.xz".into(), vec![]));
         let mut order = Vec::new();
         visit("ext4", &deps, &mut order);
         visit("virtio_blk", &deps, &mut order);
         assert_eq!(order, vec!["jbd2", "mbcache", "ext4"]);
-        assert_eq!(module_name("kernel/drivers/virtio/virtio-pci.ko.xz"), "virtio_pci");
+        assert_eq!(
+            module_name("kernel/drivers/virtio/virtio-pci.ko.xz"),
+            "virtio_pci"
+        );
     }
 }
