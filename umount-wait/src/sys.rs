@@ -84,6 +84,7 @@ pub struct TargetStat {
 }
 
 /// `statx(path)`, following a final symbolic link only when `follow`.
+/// ENOSYS on kernels older than 5.8, which cannot tell a mount root.
 pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
     let flags = if follow {
         AtFlags::empty()
@@ -96,6 +97,12 @@ pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
         flags | AtFlags::NO_AUTOMOUNT,
         StatxFlags::TYPE | StatxFlags::MNT_ID,
     )?;
+    // STATX_MNT_ID and STATX_ATTR_MOUNT_ROOT came in Linux 5.8.
+    if st.stx_mask & StatxFlags::MNT_ID.bits() == 0
+        || !st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+    {
+        return Err(Errno::NOSYS);
+    }
     let is_symlink = FileType::from_raw_mode(u32::from(st.stx_mode)) == FileType::Symlink;
     Ok(TargetStat {
         mount_id: st.stx_mnt_id,

@@ -7,7 +7,6 @@
 //! kernel would otherwise follow it when a trailing slash is left). The same
 //! mount may not be named twice, even through different paths.
 
-use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
 use crate::mountinfo::{self, Mount};
@@ -131,11 +130,6 @@ pub fn textual_duplicates(given: &[PathBuf]) -> Vec<(usize, usize)> {
         }
     }
     pairs
-}
-
-/// For messages: the target as the user wrote it.
-pub fn shown(given: &OsStr) -> String {
-    mountinfo::display_bytes(given)
 }
 
 #[cfg(test)]
