@@ -77,6 +77,11 @@ fn main() {
             sigint_during_wait_is_detached_unconfirmed,
         ),
         (
+            "status_line_on_a_terminal_and_progress_with_verbose",
+            status_line_on_a_terminal_and_progress_with_verbose,
+        ),
+        ("quiet_hides_not_mounted", quiet_hides_not_mounted),
+        (
             "busy_target_is_untouched_and_names_holder",
             busy_target_is_untouched_and_names_holder,
         ),
@@ -544,6 +549,66 @@ fn sigint_during_wait_is_detached_unconfirmed() {
             && stderr.contains("detached, shutdown not confirmed"),
         "{stderr}"
     );
+}
+
+fn status_line_on_a_terminal_and_progress_with_verbose() {
+    let s = Scratch::new("status");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    fs::write(m.join("f"), b"data").unwrap();
+
+    // -v without a terminal: one line a second, naming the holder.
+    let mut holder = hold_open(&m.join("f"), Duration::from_millis(1500));
+    let run = umw([OsStr::new("-l"), OsStr::new("-v"), m.as_os_str()]);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_OK, "-l -v");
+    assert!(
+        run.stderr.contains("waiting 1.0s, held by pid"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(sleep): fd 0"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("shut down (fallback path")
+            || run.stderr.contains("shut down (kernel path"),
+        "{}",
+        run.stderr
+    );
+
+    // On a terminal (script(1) gives it a pty): a status line, cleared at the end.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("    script(1) not installed: terminal status line not checked");
+        return;
+    }
+    mount_tmpfs(&m);
+    fs::write(m.join("f"), b"data").unwrap();
+    let mut holder = hold_open(&m.join("f"), Duration::from_millis(1500));
+    let line = format!("{BIN} -l {}", m.display());
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let _ = holder.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(EXIT_OK), "{text}");
+    assert!(
+        text.contains("\r\x1b[2Kumount-wait: ") && text.contains(": waiting 1.0s"),
+        "{text:?}"
+    );
+    assert!(
+        text.ends_with("\r\x1b[2K"),
+        "status line not cleared: {text:?}"
+    );
+    assert!(!is_mounted(&m));
+}
+
+fn quiet_hides_not_mounted() {
+    let s = Scratch::new("quiet");
+    let plain = s.dir("plain");
+    let run = umw([OsStr::new("-q"), plain.as_os_str()]);
+    assert_code(&run, EXIT_FAILURE, "-q on a directory that is not mounted");
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
 }
 
 fn busy_target_is_untouched_and_names_holder() {
