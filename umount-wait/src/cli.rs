@@ -30,10 +30,10 @@ Examples:
     version,
     about = "Unmount filesystems and return only when they are shut down",
     long_about = "Unmount filesystems and return only when they are shut down.\n\n\
-        umount(2) can return while the filesystem still runs (copies in other mount \
-        namespaces, lazy detach with open files, final references dropped by kernel \
-        threads). umount-wait returns when the superblock is gone: on kernels with \
-        UMOUNT_WAIT the kernel waits; elsewhere an inotify watch on the mount root \
+        umount(2) can return while the filesystem still runs: copies in other mount\n\
+        namespaces, lazy detach with open files, final references dropped by kernel\n\
+        threads. umount-wait returns when the superblock is gone. On kernels with\n\
+        UMOUNT_WAIT the kernel waits; elsewhere an inotify watch on the mount root\n\
         reports the shutdown (IN_UNMOUNT), then the block device claim is checked.",
     after_help = AFTER_HELP
 )]
