@@ -20,7 +20,7 @@ tree=$1
 out=$2
 src=$tree/tools/testing/selftests/filesystems/umount_wait/umount_wait_test.c
 [ -f "$src" ] || die "$src not found: is the series applied to $tree?"
-[ -d "$out" ] && out=$out/umount_wait_test
+[ -d "$out" ] && out=${out%/}/umount_wait_test
 
 ${CC:-gcc} -static -O2 -g -Wall -Werror ${EXTRA_CFLAGS:-} \
 	-I "$tree/tools/testing/selftests" \
