@@ -191,14 +191,24 @@ impl Error {
         }
     }
 
-    /// Classifies a failed system call on a target that is still untouched.
+    /// Classifies a failed step (`step` says which, for the message). Only
+    /// the errnos that mean the same thing at every step get their own kind.
     pub fn from_errno(target: impl Into<PathBuf>, step: &'static str, errno: Errno) -> Self {
         let kind = match errno {
             Errno::NOENT => ErrorKind::NotFound,
             Errno::PERM | Errno::ACCESS => ErrorKind::PermissionDenied,
-            Errno::BUSY => ErrorKind::Busy,
-            Errno::INVAL => ErrorKind::NotMountPoint,
             _ => ErrorKind::System(step),
+        };
+        Error::new(target, kind, Some(errno))
+    }
+
+    /// Classifies a failed `umount2(2)`: nothing was changed.
+    pub fn from_unmount(target: impl Into<PathBuf>, errno: Errno) -> Self {
+        let kind = match errno {
+            Errno::BUSY => ErrorKind::Busy,
+            // The path is not (any more) a mount point.
+            Errno::INVAL => ErrorKind::NotMountPoint,
+            _ => return Error::from_errno(target, "unmounting", errno),
         };
         Error::new(target, kind, Some(errno))
     }
@@ -271,10 +281,20 @@ mod tests {
 
     #[test]
     fn errno_classification() {
-        let kind = |errno| Error::from_errno("/x", "unmounting", errno).kind;
+        let kind = |errno| Error::from_unmount("/x", errno).kind;
         assert_eq!(kind(Errno::PERM), ErrorKind::PermissionDenied);
         assert_eq!(kind(Errno::BUSY), ErrorKind::Busy);
+        assert_eq!(kind(Errno::INVAL), ErrorKind::NotMountPoint);
         assert_eq!(kind(Errno::NOENT), ErrorKind::NotFound);
         assert_eq!(kind(Errno::NOMEM), ErrorKind::System("unmounting"));
+        let kind = |errno| Error::from_errno("/x", "adding an inotify watch", errno).kind;
+        assert_eq!(
+            kind(Errno::INVAL),
+            ErrorKind::System("adding an inotify watch")
+        );
+        assert_eq!(
+            kind(Errno::BUSY),
+            ErrorKind::System("adding an inotify watch")
+        );
     }
 }

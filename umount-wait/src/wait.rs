@@ -142,7 +142,7 @@ fn unmount_failed(
             Err(e) => Err(Error::from_errno(&target.given, "remounting read-only", e)),
         };
     }
-    let mut error = Error::from_errno(&target.given, "unmounting", errno);
+    let mut error = Error::from_unmount(&target.given, errno);
     if errno == Errno::BUSY {
         error.blockers = blockers::find(
             target.mount.dev,
