@@ -57,15 +57,16 @@ pub struct Options {
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
-/// `--timeout` bounds it. The kernel gives it up about a millisecond after
-/// `IN_UNMOUNT` (`->put_super()` then `bdev_fput()`); seconds mean that
-/// something else holds the device.
+/// `--timeout` bounds it. `IN_UNMOUNT` is sent by `generic_shutdown_super()`
+/// before `->put_super()` (ext4 commits its journal there) and before the
+/// device is released: a millisecond to tens of milliseconds. Seconds mean
+/// that something else holds the device.
 pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
 
 /// The first pause between two `O_EXCL` attempts; it doubles up to
-/// [`CLAIM_BACKOFF_MAX`].
+/// [`CLAIM_BACKOFF_MAX`], which bounds how late a release is noticed.
 pub const CLAIM_BACKOFF_START: Duration = Duration::from_micros(500);
-pub const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(50);
+pub const CLAIM_BACKOFF_MAX: Duration = Duration::from_millis(10);
 
 /// Progress of a wait that lasts, sent to the observer.
 #[derive(Debug)]
@@ -403,8 +404,8 @@ enum ClaimWait {
 
 /// Retries `open(dev, O_EXCL)` until the claim is gone. This is the one retry
 /// in the tool and not a poll loop: it runs only after `IN_UNMOUNT`, when the
-/// superblock is already shutting down and the kernel releases the claim
-/// within about a millisecond; there is no event for that release.
+/// superblock is already shutting down and only `->put_super()` and the
+/// release of the device remain; there is no event for that release.
 fn wait_for_claim(
     node: &Path,
     blocked: &Blocked,
