@@ -109,6 +109,11 @@ pub enum Wake {
     Failed(rustix::io::Errno),
 }
 
+/// Forgets a SIGALRM left from an earlier target.
+pub fn clear_timer() {
+    TIMER_FIRED.store(false, Ordering::SeqCst);
+}
+
 /// A one-shot SIGALRM timer; deleted when dropped.
 pub struct Alarm {
     _timer: Timer,
@@ -118,7 +123,7 @@ impl Alarm {
     /// Arms SIGALRM to fire after `after`.
     pub fn arm(after: Duration) -> nix::Result<Self> {
         install();
-        TIMER_FIRED.store(false, Ordering::SeqCst);
+        clear_timer();
         let mut timer = Timer::new(
             ClockId::CLOCK_MONOTONIC,
             SigEvent::new(SigevNotify::SigevSignal {

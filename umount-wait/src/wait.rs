@@ -184,6 +184,7 @@ fn kernel_path(
         wait: true,
         ..flags
     };
+    signals::clear_timer();
     let alarm = match options.timeout {
         Some(t) => Some(Alarm::arm(t).map_err(|e| {
             Error::from_errno(
