@@ -3,7 +3,6 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -120,13 +119,8 @@ impl Bench {
         let initramfs = initramfs::build(self, &images.iter().collect::<Vec<_>>())?;
         for image in &images {
             let names = suites::for_kernel(&self.paths.suites(), image.name, &options.suites)?;
-            let boot = Boot {
-                suites: names.clone(),
-                runs: options.runs,
-                timeout: boot_timeout(image.name, names.len()),
-                interactive: false,
-            };
-            let verdict = self.boot(image, &initramfs, &boot)?;
+            let boot = Boot::suites(names, options.runs, image.name);
+            let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
             let mut result = KernelResult::from_verdict(image, &verdict);
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;
@@ -144,16 +138,23 @@ impl Bench {
     }
 
     /// Boots one kernel with its suites and reads the verdict from the console.
-    fn boot(&self, image: &KernelImage, initramfs: &Initramfs, boot: &Boot) -> Result<Verdict> {
-        let disks = disks::fresh(self, image.name)?;
-        let log = self.log(&format!("console-{}.log", image.name));
+    /// `label` names the console log (target/vm/logs/console-<label>.log).
+    fn boot(
+        &self,
+        label: &str,
+        image: &KernelImage,
+        initramfs: &Initramfs,
+        boot: &Boot,
+    ) -> Result<Verdict> {
+        let disks = disks::fresh(self, label)?;
+        let log = self.log(&format!("console-{label}.log"));
         let what = format!(
             "{} kernel: boot, suites {}",
             image.name,
             boot.suites.join(",")
         );
         let outcome = self.progress.stage(&what, Some(&log), || {
-            boot::run(self, image, initramfs, &disks, boot, &log)
+            boot::run(self, image, initramfs, &disks.images, boot, &log)
         })?;
         let text = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
         let mut verdict = console::parse(&String::from_utf8_lossy(&text), &boot.suites);
@@ -188,17 +189,12 @@ impl Bench {
 
     /// The bench's own test: a kernel crashed on purpose must come out as a failure.
     fn crash_test(&self, image: &KernelImage, initramfs: &Initramfs) -> Result<bool> {
-        let disks = disks::fresh(self, image.name)?;
+        let disks = disks::fresh(self, "crash-test")?;
         let log = self.log("console-crash-test.log");
-        let boot = Boot {
-            suites: vec!["crash".into()],
-            runs: 1,
-            timeout: Duration::from_secs(180),
-            interactive: false,
-        };
+        let boot = Boot::suites(vec!["crash".into()], 1, image.name);
         let what = format!("bench self-test: {} kernel crashed on purpose", image.name);
         self.progress.stage(&what, Some(&log), || {
-            boot::run(self, image, initramfs, &disks, &boot, &log)
+            boot::run(self, image, initramfs, &disks.images, &boot, &log)
         })?;
         let text = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
         let verdict = console::parse(&text, &boot.suites);
@@ -225,13 +221,8 @@ impl Bench {
             }
         };
         let initramfs = initramfs::build(self, &[&image])?;
-        let boot = Boot {
-            suites: vec!["demo".into()],
-            runs: 1,
-            timeout: Duration::from_secs(600),
-            interactive: false,
-        };
-        let verdict = self.boot(&image, &initramfs, &boot)?;
+        let boot = Boot::suites(vec!["demo".into()], 1, image.name);
+        let verdict = self.boot(&format!("demo-{}", image.name), &image, &initramfs, &boot)?;
         println!();
         println!(
             "kernel: {} ({}), UMOUNT_WAIT: {}",
@@ -249,19 +240,14 @@ impl Bench {
     pub fn shell(&self, name: KernelName) -> Result<bool> {
         let image = kernel::build(self, name)?;
         let initramfs = initramfs::build(self, &[&image])?;
-        let disks = disks::fresh(self, name)?;
+        let disks = disks::fresh(self, &format!("shell-{name}"))?;
         let log = self.log(&format!("console-shell-{name}.log"));
         self.progress.note(&format!(
             "booting the {name} kernel; console saved to {}; Ctrl-A x quits",
             log.display()
         ));
-        let boot = Boot {
-            suites: Vec::new(),
-            runs: 1,
-            timeout: Duration::from_secs(24 * 3600),
-            interactive: true,
-        };
-        boot::run(self, &image, &initramfs, &disks, &boot, &log)?;
+        let boot = Boot::shell();
+        boot::run(self, &image, &initramfs, &disks.images, &boot, &log)?;
         Ok(true)
     }
 }
@@ -314,19 +300,6 @@ fn yes_no(flag: Option<bool>) -> &'static str {
         Some(false) => "no",
         None => "unknown",
     }
-}
-
-/// The time limit of one boot under TCG: UMW_BOOT_TIMEOUT seconds, or a
-/// default that grows with the number of suites (the debug kernel is slower).
-fn boot_timeout(name: KernelName, suites: usize) -> Duration {
-    if let Some(secs) = std::env::var("UMW_BOOT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return Duration::from_secs(secs);
-    }
-    let per_suite = if name == KernelName::Debug { 300 } else { 150 };
-    Duration::from_secs(60 + per_suite * suites as u64)
 }
 
 /// The crash test boots the cheapest kernel that was built.

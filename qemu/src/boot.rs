@@ -1,7 +1,10 @@
 //! Image + initramfs + disks -> one QEMU boot, its console saved to a log.
 //!
-//! TCG unless KVM is asked for, -no-reboot with panic=-1 (a panic ends the
-//! boot at once), every qemu under `timeout`.
+//! TCG unless KVM is asked for, -no-reboot with panic=-1: a panic ends the
+//! boot at once, and so do an oops and a hung task (oops=panic,
+//! hung_task_panic=1): the console parser reports them either way, this only
+//! keeps a broken kernel from holding the boot until its time limit. Every
+//! qemu runs under `timeout`; /init kills a suite after umw.suite_timeout.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,15 +15,53 @@ use anyhow::{Context, Result};
 
 use crate::bench::Bench;
 use crate::initramfs::Initramfs;
-use crate::kernel::KernelImage;
+use crate::kernel::{KernelImage, KernelName};
 
 pub struct Boot {
     /// Suites to run, in order (empty and interactive: a shell).
     pub suites: Vec<String>,
     /// Runs per race scenario and mode.
     pub runs: u32,
+    /// The limit of the whole boot (host side) and of each suite (guest side).
     pub timeout: Duration,
+    pub suite_timeout: Duration,
     pub interactive: bool,
+}
+
+impl Boot {
+    /// A boot that runs suites. The time limit of each suite is
+    /// UMW_SUITE_TIMEOUT seconds, or 150 s (300 s on the debug kernel).
+    pub fn suites(suites: Vec<String>, runs: u32, kernel: KernelName) -> Self {
+        let default = if kernel == KernelName::Debug {
+            300
+        } else {
+            150
+        };
+        let per_suite = std::env::var("UMW_SUITE_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default);
+        let timeout = Duration::from_secs(60 + per_suite * suites.len().max(1) as u64);
+        Boot {
+            suites,
+            runs,
+            timeout,
+            suite_timeout: Duration::from_secs(per_suite),
+            interactive: false,
+        }
+    }
+
+    /// An interactive shell: no suite, no time limit worth the name.
+    pub fn shell() -> Self {
+        let day = Duration::from_secs(24 * 3600);
+        Boot {
+            suites: Vec::new(),
+            runs: 1,
+            timeout: day,
+            suite_timeout: day,
+            interactive: true,
+        }
+    }
 }
 
 pub struct Outcome {
@@ -92,8 +133,10 @@ pub fn run(
 
 fn cmdline(image: &KernelImage, boot: &Boot) -> String {
     let mut line = format!(
-        "console=ttyS0 panic=-1 loglevel=5 printk.time=1 umw.kernel={} umw.runs={}",
-        image.name, boot.runs
+        "console=ttyS0 panic=-1 oops=panic hung_task_panic=1 loglevel=5 printk.time=1 umw.kernel={} umw.runs={} umw.suite_timeout={}",
+        image.name,
+        boot.runs,
+        boot.suite_timeout.as_secs()
     );
     if boot.interactive {
         line.push_str(" umw.shell=1");

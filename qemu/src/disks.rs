@@ -1,7 +1,9 @@
 //! Blank ext4 images, made on the host, fresh for each boot.
 //!
 //! /dev/vda kselftest, /dev/vdb the tool's suites, /dev/vdc race scenarios,
-//! /dev/vdd spare (docs/bench-contract.md, "Disks").
+//! /dev/vdd spare (docs/bench-contract.md, "Disks"). Each boot gets its own
+//! directory (target/vm/disks/<label>-<pid>), removed after the boot, so
+//! that two benches running at once never share an image.
 
 use std::fs;
 use std::path::PathBuf;
@@ -10,20 +12,38 @@ use std::process::Command;
 use anyhow::Result;
 
 use crate::bench::{run_logged, Bench};
-use crate::kernel::KernelName;
 
 pub const ROLES: [&str; 4] = ["kselftest", "tool", "race", "spare"];
 const SIZE: &str = "64M";
 
-/// Makes the four images for one boot and returns their paths, vda first.
-pub fn fresh(bench: &Bench, kernel: KernelName) -> Result<Vec<PathBuf>> {
-    let dir = bench.paths.out.join("disks").join(kernel.as_str());
+pub struct Disks {
+    dir: PathBuf,
+    /// vda first.
+    pub images: Vec<PathBuf>,
+}
+
+impl Drop for Disks {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Makes the four images for one boot.
+pub fn fresh(bench: &Bench, label: &str) -> Result<Disks> {
+    let dir = bench
+        .paths
+        .out
+        .join("disks")
+        .join(format!("{label}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
+    let mut disks = Disks {
+        dir,
+        images: Vec::new(),
+    };
     let log = bench.log("disks.log");
-    let mut images = Vec::new();
     for (letter, role) in ('a'..).zip(ROLES) {
-        let image = dir.join(format!("vd{letter}-{role}.img"));
-        let _ = fs::remove_file(&image);
+        let image = disks.dir.join(format!("vd{letter}-{role}.img"));
         run_logged(
             Command::new("mkfs.ext4")
                 .args(["-q", "-F", "-L", &format!("umw-{role}")])
@@ -31,7 +51,7 @@ pub fn fresh(bench: &Bench, kernel: KernelName) -> Result<Vec<PathBuf>> {
                 .arg(SIZE),
             &log,
         )?;
-        images.push(image);
+        disks.images.push(image);
     }
-    Ok(images)
+    Ok(disks)
 }
