@@ -13,6 +13,19 @@ use umount_wait::mountinfo::display;
 use umount_wait::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
 use umount_wait::Progress;
 
+/// `println!` and `eprintln!` without the panic on a closed pipe: output
+/// that cannot be written must not stop an unmount half-way.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Prints what happens to the targets.
 pub struct Printer {
     json: bool,
@@ -58,37 +71,37 @@ impl Printer {
         }
         let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
         if self.terminal {
-            eprint!("\r\x1b[2Kumount-wait: {line}");
+            let _ = write!(std::io::stderr(), "\r\x1b[2Kumount-wait: {line}");
             let _ = std::io::stderr().flush();
             *shown = true;
         } else if self.verbose {
-            eprintln!("umount-wait: {line}");
+            err!("umount-wait: {line}");
         }
     }
 
     fn clear_status(&self) {
         let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
         if *shown {
-            eprint!("\r\x1b[2K");
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
             *shown = false;
         }
     }
 
     pub fn probe(&self, line: &str) {
-        println!("{line}");
+        out!("{line}");
     }
 
     /// A note from `-v` before a target is unmounted.
     pub fn verbose_note(&self, text: &str) {
         if self.verbose {
-            eprintln!("umount-wait: {text}");
+            err!("umount-wait: {text}");
         }
     }
 
     pub fn report(&self, report: &Report) {
         self.clear_status();
         if self.json {
-            println!("{}", json_report(report));
+            out!("{}", json_report(report));
         }
         let target = display(&report.target);
         let timing = format!(
@@ -108,18 +121,16 @@ impl Printer {
         match &report.outcome {
             Outcome::ShutDown => {
                 if self.verbose {
-                    eprintln!("umount-wait: {target}: shut down ({timing})");
+                    err!("umount-wait: {target}: shut down ({timing})");
                     self.blockers("held until then by", &report.blockers);
                 }
             }
             Outcome::DetachedUnconfirmed(why) => {
-                eprintln!(
-                    "umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})"
-                );
+                err!("umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})");
                 self.blockers("held by", &report.blockers);
             }
             Outcome::RemountedReadOnly(errno) => {
-                eprintln!(
+                err!(
                     "umount-wait: {target}: {}; remounted read-only",
                     std::io::Error::from_raw_os_error(errno.raw_os_error())
                 );
@@ -131,19 +142,19 @@ impl Printer {
     pub fn error(&self, error: &Error, path: Option<WaitPath>) {
         self.clear_status();
         if self.json {
-            println!("{}", json_error(error, path));
+            out!("{}", json_error(error, path));
         }
         let not_mounted = matches!(error.kind, ErrorKind::NotMountPoint | ErrorKind::NotFound);
         if self.quiet && not_mounted && error.state == State::Untouched {
             return;
         }
-        eprintln!("umount-wait: {error}");
+        err!("umount-wait: {error}");
         self.blockers("held by", &error.blockers);
     }
 
     fn blockers(&self, label: &str, blockers: &[Blocker]) {
         for b in blockers {
-            eprintln!("  {label}: {b}");
+            err!("  {label}: {b}");
         }
     }
 }
