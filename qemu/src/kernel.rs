@@ -97,7 +97,7 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         .join(format!("{name}-{key}"));
     let memory_mb = if name == KernelName::Debug { 1024 } else { 512 };
     let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
-    if dir.join("bzImage").is_file() && selftest.as_ref().map_or(true, |s| s.is_file()) {
+    if dir.join("bzImage").is_file() && selftest.iter().all(|s| s.is_file()) {
         bench.progress.note(&format!(
             "{name} kernel: reusing the cached image {} (key {key})",
             dir.display()
@@ -255,34 +255,49 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
                 )?;
             }
             KernelName::Patched | KernelName::Debug => {
-                let parent = if name == KernelName::Patched {
-                    KernelName::Unpatched
-                } else {
-                    KernelName::Patched
-                };
-                let parent_tree = build_tree(bench, parent)?;
-                bench.progress.stage(
-                    &format!("{name} kernel: copying the built {parent} tree"),
-                    None,
-                    || copy_tree(&parent_tree, &tree),
-                )?;
-                if name == KernelName::Patched {
-                    let apply = bench.paths.kernel_patches().join("apply.sh");
+                // A tree already made for these fragments only needs the new
+                // series swapped in: a rebuild of what the two series touch.
+                let base = base_key(bench, name)?;
+                let swapped = stamp(&tree, "base").as_deref() == Some(base.as_str())
+                    && tree.join(SERIES_COPY).is_dir()
+                    && bench
+                        .progress
+                        .stage(
+                            &format!("{name} kernel: swapping the series in place"),
+                            Some(&log),
+                            || swap_series(bench, &tree, &log),
+                        )
+                        .is_ok();
+                if !swapped {
+                    let parent = if name == KernelName::Patched {
+                        KernelName::Unpatched
+                    } else {
+                        KernelName::Patched
+                    };
+                    let parent_tree = build_tree(bench, parent)?;
                     bench.progress.stage(
-                        &format!("{name} kernel: applying the series"),
-                        Some(&log),
-                        || run_logged(Command::new("bash").arg(&apply).arg(&tree), &log),
+                        &format!("{name} kernel: copying the built {parent} tree"),
+                        None,
+                        || copy_tree(&parent_tree, &tree),
                     )?;
-                } else {
-                    let fragments = [
-                        bench.paths.repo.join("qemu/kernel.config"),
-                        bench.paths.repo.join("qemu/kernel-debug.config"),
-                    ];
-                    bench.progress.stage(
-                        &format!("{name} kernel: adding qemu/kernel-debug.config"),
-                        Some(&log),
-                        || merge_fragments(bench, &tree, &fragments, &log),
-                    )?;
+                    if name == KernelName::Patched {
+                        bench.progress.stage(
+                            &format!("{name} kernel: applying the series"),
+                            Some(&log),
+                            || apply_series(bench, &tree, &log),
+                        )?;
+                    } else {
+                        let fragments = [
+                            bench.paths.repo.join("qemu/kernel.config"),
+                            bench.paths.repo.join("qemu/kernel-debug.config"),
+                        ];
+                        bench.progress.stage(
+                            &format!("{name} kernel: adding qemu/kernel-debug.config"),
+                            Some(&log),
+                            || merge_fragments(bench, &tree, &fragments, &log),
+                        )?;
+                    }
+                    set_stamp(&tree, "base", &base)?;
                 }
             }
             KernelName::Stock => unreachable!("the stock kernel is not built"),
@@ -306,10 +321,62 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
     Ok(tree)
 }
 
-fn extract_source(tree: &Path, version: &str) -> Result<()> {
-    if tree.exists() {
-        fs::remove_dir_all(tree)?;
+/// Where a series tree keeps a copy of the series it has applied.
+const SERIES_COPY: &str = ".umw-series";
+
+/// The key of a tree before any series: what a series swap keeps.
+fn base_key(bench: &Bench, name: KernelName) -> Result<String> {
+    let mut key = Key::new("tree");
+    key.text("name", name.as_str());
+    key.text("source", &source_version()?);
+    key.file(&bench.paths.repo.join("qemu/kernel.config"))?;
+    if name == KernelName::Debug {
+        key.file(&bench.paths.repo.join("qemu/kernel-debug.config"))?;
     }
+    Ok(key.finish())
+}
+
+/// kernel-patches/apply.sh, then a copy of what it applied, to revert it later.
+fn apply_series(bench: &Bench, tree: &Path, log: &Path) -> Result<()> {
+    let apply = bench.paths.kernel_patches().join("apply.sh");
+    run_logged(Command::new("bash").arg(&apply).arg(tree), log)?;
+    let copy = tree.join(SERIES_COPY);
+    let _ = fs::remove_dir_all(&copy);
+    fs::create_dir_all(&copy)?;
+    for file in series_inputs(bench)? {
+        if file.extension().is_some_and(|e| e == "sh") {
+            continue;
+        }
+        fs::copy(&file, copy.join(file.file_name().unwrap()))?;
+    }
+    Ok(())
+}
+
+/// Reverts the series the tree has (newest patch first), applies the current one.
+fn swap_series(bench: &Bench, tree: &Path, log: &Path) -> Result<()> {
+    let copy = tree.join(SERIES_COPY);
+    let series = fs::read_to_string(copy.join("series"))?;
+    let patches: Vec<&str> = series
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let ceiling = tree.parent().unwrap_or(tree);
+    for patch in patches.iter().rev() {
+        run_logged(
+            Command::new("git")
+                .args(["apply", "-R"])
+                .arg(copy.join(patch))
+                .env("GIT_CEILING_DIRECTORIES", ceiling)
+                .current_dir(tree),
+            log,
+        )?;
+    }
+    apply_series(bench, tree, log)
+}
+
+fn extract_source(tree: &Path, version: &str) -> Result<()> {
+    discard_tree(tree)?;
     fs::create_dir_all(tree)?;
     let status = Command::new("tar")
         .args(["-xf", SOURCE_TARBALL, "--strip-components=1", "-C"])
@@ -323,9 +390,7 @@ fn extract_source(tree: &Path, version: &str) -> Result<()> {
 
 /// Copies a built tree keeping timestamps, so that the next make is incremental.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        fs::remove_dir_all(to)?;
-    }
+    discard_tree(to)?;
     let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
     if !status.success() {
         bail!(
@@ -334,6 +399,25 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             to.display()
         );
     }
+    Ok(())
+}
+
+/// Moves a tree out of the way at once and deletes it in the background
+/// (deleting a built tree takes minutes on a busy disk).
+fn discard_tree(tree: &Path) -> Result<()> {
+    if !tree.exists() {
+        return Ok(());
+    }
+    let name = tree.file_name().unwrap_or_default().to_string_lossy();
+    let trash = tree.with_file_name(format!(".trash-{name}-{}", std::process::id()));
+    fs::rename(tree, &trash)?;
+    Command::new("rm")
+        .arg("-rf")
+        .arg(&trash)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
     Ok(())
 }
 
