@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use umount_wait::loopdev::LoopOutcome;
 use umount_wait::outcome::{Error, ErrorKind, Outcome, Report, State};
+use umount_wait::shutdown::Entry;
 use umount_wait::Mode;
 
 const AFTER_HELP: &str = "\
@@ -16,13 +18,19 @@ Exit codes (compatible with umount(8)):
       Ctrl-C interrupted the wait); the filesystem may still be running
   32  failure: the target was left as it was (or, with -r, remounted read-only)
   64  several targets with different results (some failed)
+With --all, the same codes over every selected filesystem: 0 when all shut
+down (the root, if selected, remounted read-only; bind mounts unmounted) and
+their loop devices detached; 32 when none did; 64 when some did.
 
 Examples:
   umount-wait /mnt/data                  unmount, return when shut down
   umount-wait -l -t 30s /mnt/data        lazy detach, wait at most 30 seconds
   umount-wait -R -r /mnt                 submounts first; read-only if busy
   umount-wait --json /mnt/a /mnt/b       one JSON object per target on stdout
-  umount-wait --probe                    kernel or fallback path on this kernel";
+  umount-wait --probe                    kernel or fallback path on this kernel
+  umount-wait --all -t 20s               shutdown: everything but API
+                                         filesystems, deepest first, one deadline
+  umount-wait --all --include /data --exclude /data/cache --types noext4";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,7 +59,8 @@ pub struct Cli {
     #[arg(short = 'l', long)]
     pub lazy: bool,
 
-    /// Force the unmount (MNT_FORCE; for unreachable network filesystems)
+    /// Force the unmount (MNT_FORCE; for unreachable network filesystems);
+    /// with --all, on the last pass only
     #[arg(short = 'f', long)]
     pub force: bool,
 
@@ -67,7 +76,8 @@ pub struct Cli {
     #[arg(short = 'r', long = "read-only")]
     pub read_only: bool,
 
-    /// Bound the wait for each target (500ms, 30s, 2m, 1h)
+    /// Bound the wait for each target (500ms, 30s, 2m, 1h); with --all, one
+    /// deadline for the whole run
     #[arg(short = 't', long, value_name = "DURATION", value_parser = umount_wait::duration::parse)]
     pub timeout: Option<Duration>,
 
@@ -83,8 +93,35 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// Shutdown mode: unmount every real filesystem, deepest and newest first,
+    /// in passes while a pass makes progress, each confirmed shut down; what
+    /// stays busy is remounted read-only, loop devices under them detached.
+    /// API filesystems (proc, sysfs, cgroup..., anything under /proc, /sys,
+    /// /dev, /run) are skipped; the root is only remounted read-only
+    #[arg(short = 'a', long, conflicts_with_all = ["targets", "lazy", "recursive", "no_follow"])]
+    pub all: bool,
+
+    /// With --all: only mounts at or below PREFIX (whole path components;
+    /// may be repeated)
+    #[arg(long, value_name = "PREFIX", conflicts_with = "targets")]
+    pub include: Vec<PathBuf>,
+
+    /// With --all: never mounts at or below PREFIX (may be repeated)
+    #[arg(long, value_name = "PREFIX", conflicts_with = "targets")]
+    pub exclude: Vec<PathBuf>,
+
+    /// With --all: only these filesystem types, as umount(8) -t takes them:
+    /// ext4,vfat selects those; a leading "no" (noext4,vfat) selects all
+    /// others. Naming an API type (tmpfs is not one) selects it
+    #[arg(long, value_name = "LIST", conflicts_with = "targets", value_parser = umount_wait::select::TypeList::parse)]
+    pub types: Option<umount_wait::select::TypeList>,
+
+    /// With --all: do not skip API filesystems
+    #[arg(long, conflicts_with = "targets")]
+    pub include_api: bool,
+
     /// Mount points to unmount (absolute paths)
-    #[arg(value_name = "TARGET", required_unless_present = "probe")]
+    #[arg(value_name = "TARGET", required_unless_present_any = ["probe", "all"])]
     pub targets: Vec<PathBuf>,
 }
 
@@ -119,7 +156,7 @@ pub enum Exit {
 impl Exit {
     pub fn for_report(report: &Report) -> Exit {
         match report.outcome {
-            Outcome::ShutDown => Exit::Success,
+            Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
             Outcome::DetachedUnconfirmed(_) => Exit::Unconfirmed,
             Outcome::RemountedReadOnly(_) => Exit::Failure,
         }
@@ -140,7 +177,25 @@ impl Exit {
             | ErrorKind::Symlink
             | ErrorKind::Busy
             | ErrorKind::SubmountFailed { .. }
+            | ErrorKind::Covered
+            | ErrorKind::DeadlineReached
             | ErrorKind::Interrupted => Exit::Failure,
+        }
+    }
+
+    /// `--all`: one filesystem, and the loop device under it.
+    pub fn for_entry(entry: &Entry) -> Exit {
+        let fs = match &entry.result {
+            Ok(report) => Exit::for_report(report),
+            Err(error) => Exit::for_error(error),
+        };
+        match &entry.loop_detach {
+            Some(d)
+                if fs == Exit::Success && !matches!(d.outcome, LoopOutcome::Detached { .. }) =>
+            {
+                Exit::Failure
+            }
+            _ => fs,
         }
     }
 
@@ -236,6 +291,41 @@ mod tests {
     }
 
     #[test]
+    fn all_mode_options() {
+        let cli = parse(&[
+            "--all",
+            "--include",
+            "/data",
+            "--include",
+            "/mnt",
+            "--exclude",
+            "/mnt/keep",
+            "--types",
+            "noext4",
+            "-f",
+            "-t",
+            "20s",
+        ])
+        .unwrap();
+        assert!(cli.all && cli.force && cli.targets.is_empty());
+        assert_eq!(cli.include, [PathBuf::from("/data"), PathBuf::from("/mnt")]);
+        assert_eq!(cli.exclude, [PathBuf::from("/mnt/keep")]);
+        assert!(cli.types.unwrap().matches("vfat"));
+        assert!(parse(&["-a", "-r", "--include-api"]).unwrap().all);
+        for args in [
+            &["--all", "/mnt"][..],
+            &["--all", "-l"][..],
+            &["--all", "-R"][..],
+            &["--include", "/mnt", "/mnt"][..],
+            &["--types", "ext4", "/mnt"][..],
+            &["--all", "--types", "ext4,"][..],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(exit_for_parse_error(e.kind()), Exit::Usage, "{args:?}");
+        }
+    }
+
+    #[test]
     fn non_utf8_and_odd_targets_are_kept_verbatim() {
         let odd = OsString::from_vec(b"/mnt/\xff x\ny".to_vec());
         let cli = Cli::try_parse_from([OsString::from("umount-wait"), odd.clone()]).unwrap();
@@ -254,6 +344,10 @@ mod tests {
             "  64 ",
             "--timeout",
             "--probe",
+            "--all",
+            "--include",
+            "--exclude",
+            "--types",
         ] {
             assert!(help.contains(needle), "help lacks {needle:?}");
         }

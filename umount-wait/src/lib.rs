@@ -15,8 +15,11 @@
 pub mod blockers;
 pub mod device;
 pub mod duration;
+pub mod loopdev;
 pub mod mountinfo;
 pub mod outcome;
+pub mod select;
+pub mod shutdown;
 pub mod signals;
 pub mod sys;
 pub mod target;

@@ -9,9 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use umount_wait::outcome::{Error, ErrorKind};
+use umount_wait::select::Filter;
+use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
 use umount_wait::target::{self, Target};
-use umount_wait::{mountinfo, wait, Mode, Options, WaitPath};
+use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
 use cli::{Cli, Exit};
 use report::Printer;
@@ -62,6 +64,8 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let mut usage: Vec<Error> = cli
         .targets
         .iter()
+        .chain(&cli.include)
+        .chain(&cli.exclude)
         .filter_map(|t| target::normalize(t).err())
         .collect();
     for (first, again) in target::textual_duplicates(&cli.targets) {
@@ -81,8 +85,9 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let path = match mode.choose(probe) {
         Ok(path) => path,
         Err(kind) => {
-            let errors: Vec<Error> = cli
-                .targets
+            let all = [PathBuf::from("--all")];
+            let names = if cli.all { &all[..] } else { &cli.targets[..] };
+            let errors: Vec<Error> = names
                 .iter()
                 .map(|t| Error::new(t, kind.clone(), None))
                 .collect();
@@ -93,6 +98,9 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         }
     };
     printer.verbose_note(&probe_line(probe));
+    if cli.all {
+        return unmount_all(cli, path, &printer);
+    }
 
     let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
     let resolved = target::resolve_all(&cli.targets, !cli.no_follow, &mounts);
@@ -126,6 +134,49 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         codes.push(code);
     }
     Ok(Exit::combine(&codes))
+}
+
+/// `--all`: every selected filesystem, one deadline, one summary.
+fn unmount_all(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
+    let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
+        prefixes
+            .iter()
+            .filter_map(|p| target::normalize(p).ok())
+            .collect()
+    };
+    let plan = Plan {
+        filter: Filter {
+            include: normal(&cli.include),
+            exclude: normal(&cli.exclude),
+            types: cli.types.clone(),
+            include_api: cli.include_api,
+        },
+        force_last_pass: cli.force,
+        timeout: cli.timeout,
+        watch_blockers: printer.wants_blockers(),
+    };
+    let observer = |p: Progress<'_>| printer.progress(p);
+    let mut host = System {
+        path,
+        observer: &observer,
+    };
+    let mut codes = Vec::new();
+    let summary = shutdown::run(&plan, &mut host, &mut |event| match event {
+        Event::Pass {
+            number,
+            last,
+            candidates,
+        } => printer.pass(number, last, candidates, plan.force_last_pass),
+        Event::Retry { pass, error } => printer.retry(pass, error),
+        Event::Done(entry) => {
+            codes.push(Exit::for_entry(entry));
+            printer.entry(entry, path);
+        }
+    })
+    .context("--all: reading the mount table")?;
+    let exit = Exit::combine(&codes);
+    printer.summary(&summary, exit as i32);
+    Ok(exit)
 }
 
 fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {

@@ -39,6 +39,8 @@ pub enum State {
     ReadOnly,
     /// The filesystem is shut down.
     ShutDown,
+    /// This mount is gone; the filesystem is still mounted elsewhere.
+    Unmounted,
 }
 
 impl State {
@@ -48,6 +50,7 @@ impl State {
             State::Detached => "detached, shutdown not confirmed",
             State::ReadOnly => "still mounted, remounted read-only",
             State::ShutDown => "shut down",
+            State::Unmounted => "unmounted, filesystem still mounted elsewhere",
         }
     }
 }
@@ -96,6 +99,13 @@ pub enum Outcome {
     /// The unmount failed (the errno says why) and `--read-only` remounted the
     /// filesystem read-only instead.
     RemountedReadOnly(Errno),
+    /// `--all`: the mount that holds this process's root, never unmounted,
+    /// remounted read-only.
+    RootReadOnly,
+    /// `--all`: this mount is gone, but its filesystem stays mounted at
+    /// `still_mounted_at` (a bind mount, or a mount `--all` did not select),
+    /// so there is no shutdown to wait for; it comes with that last mount.
+    Unmounted { still_mounted_at: PathBuf },
 }
 
 impl Outcome {
@@ -104,7 +114,8 @@ impl Outcome {
         match self {
             Outcome::ShutDown => "shut_down",
             Outcome::DetachedUnconfirmed(_) => "detached_unconfirmed",
-            Outcome::RemountedReadOnly(_) => "remounted_read_only",
+            Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => "remounted_read_only",
+            Outcome::Unmounted { .. } => "unmounted",
         }
     }
 
@@ -112,7 +123,8 @@ impl Outcome {
         match self {
             Outcome::ShutDown => State::ShutDown,
             Outcome::DetachedUnconfirmed(_) => State::Detached,
-            Outcome::RemountedReadOnly(_) => State::ReadOnly,
+            Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => State::ReadOnly,
+            Outcome::Unmounted { .. } => State::Unmounted,
         }
     }
 }
@@ -165,6 +177,11 @@ pub enum ErrorKind {
     },
     /// The run was interrupted before this target was touched.
     Interrupted,
+    /// `--all`: the mount point shows another mount on top: this mount
+    /// cannot be reached by its path.
+    Covered,
+    /// `--all`: the deadline (`--timeout`) came before this mount's turn.
+    DeadlineReached,
     /// A system call failed; the text says which step.
     System(&'static str),
 }
@@ -244,6 +261,8 @@ impl fmt::Display for Error {
                 mountinfo::display(submount)
             )?,
             ErrorKind::Interrupted => write!(f, "interrupted before unmounting")?,
+            ErrorKind::Covered => write!(f, "covered by another mount, not reachable")?,
+            ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;
                 if let Some(errno) = self.errno {

@@ -9,8 +9,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use umount_wait::blockers::{Blocker, Use};
+use umount_wait::loopdev::LoopOutcome;
 use umount_wait::mountinfo::display;
-use umount_wait::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
+use umount_wait::outcome::{signal_name, Error, ErrorKind, Outcome, Report, State, WaitPath};
+use umount_wait::shutdown::{Entry, Stop, Summary};
 use umount_wait::Progress;
 
 /// `println!` and `eprintln!` without the panic on a closed pipe: output
@@ -103,6 +105,11 @@ impl Printer {
         if self.json {
             out!("{}", json_report(report));
         }
+        self.report_text(report, self.verbose);
+    }
+
+    /// `always`: say it even when all went well (`-v`, or `--all`).
+    fn report_text(&self, report: &Report, always: bool) {
         let target = display(&report.target);
         let timing = format!(
             "{} path, umount {}, wait {}{}",
@@ -120,7 +127,7 @@ impl Printer {
         );
         match &report.outcome {
             Outcome::ShutDown => {
-                if self.verbose {
+                if always {
                     err!("umount-wait: {target}: shut down ({timing})");
                     self.blockers("held until then by", &report.blockers);
                 }
@@ -136,7 +143,111 @@ impl Printer {
                 );
                 self.blockers("held by", &report.blockers);
             }
+            Outcome::RootReadOnly => {
+                if always {
+                    err!(
+                        "umount-wait: {target}: the root, kept mounted, remounted read-only ({})",
+                        ms(report.umount_time)
+                    );
+                }
+            }
+            Outcome::Unmounted { still_mounted_at } => {
+                if always {
+                    err!(
+                        "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
+                        display(still_mounted_at)
+                    );
+                }
+            }
         }
+    }
+
+    /// `--all`: the start of a pass (with `-v`).
+    pub fn pass(&self, number: u32, last: bool, candidates: usize, force: bool) {
+        let kind = match (last, force) {
+            (false, _) => "",
+            (true, false) => " (last: read-only if busy)",
+            (true, true) => " (last: MNT_FORCE, then read-only if busy)",
+        };
+        self.verbose_note(&format!(
+            "--all: pass {number}{kind}, {candidates} mount(s)"
+        ));
+    }
+
+    /// `--all`: a mount that failed in a pass and will be tried again (`-v`).
+    pub fn retry(&self, pass: u32, error: &Error) {
+        self.verbose_note(&format!("pass {pass}: {error}; trying again later"));
+    }
+
+    /// `--all`: the final word on one filesystem.
+    pub fn entry(&self, entry: &Entry, path: WaitPath) {
+        self.clear_status();
+        if self.json {
+            out!("{}", json_entry(entry, path));
+        }
+        match &entry.result {
+            Ok(report) => self.report_text(report, !self.quiet),
+            Err(error) => self.error_text(error),
+        }
+        if let Some(d) = &entry.loop_detach {
+            let node = display(&d.device.node);
+            match &d.outcome {
+                LoopOutcome::Detached { autoclear } => {
+                    if !self.quiet {
+                        err!(
+                            "umount-wait: {node}: loop device detached{} ({})",
+                            if *autoclear { " (autoclear)" } else { "" },
+                            ms(d.time)
+                        );
+                    }
+                }
+                LoopOutcome::StillBound => err!(
+                    "umount-wait: {node}: loop device still bound after LOOP_CLR_FD: still open elsewhere ({})",
+                    ms(d.time)
+                ),
+                LoopOutcome::Failed(errno) => err!(
+                    "umount-wait: {node}: detaching the loop device: {}",
+                    std::io::Error::from_raw_os_error(errno.raw_os_error())
+                ),
+            }
+        }
+    }
+
+    /// `--all`: the last line (a JSON object with `--json`).
+    pub fn summary(&self, summary: &Summary, exit: i32) {
+        self.clear_status();
+        let counts = Counts::of(summary);
+        if self.json {
+            out!("{}", json_summary(summary, &counts, exit));
+        }
+        if self.quiet && exit == 0 {
+            return;
+        }
+        let mut line = format!("umount-wait: --all: {} filesystem(s)", counts.total);
+        for (name, n) in &counts.outcomes {
+            let _ = write!(line, ", {n} {}", name.replace('_', " "));
+        }
+        if counts.loops_detached + counts.loops_left > 0 {
+            let _ = write!(
+                line,
+                ", {} loop device(s) detached, {} not",
+                counts.loops_detached, counts.loops_left
+            );
+        }
+        let _ = write!(
+            line,
+            "; {} pass(es), {}",
+            summary.passes,
+            ms(summary.elapsed)
+        );
+        match summary.stopped {
+            Some(Stop::Deadline) => line.push_str("; deadline reached"),
+            Some(Stop::Signal(sig)) => {
+                let _ = write!(line, "; interrupted by {}", signal_name(sig));
+            }
+            None => {}
+        }
+        err!("{line}");
     }
 
     pub fn error(&self, error: &Error, path: Option<WaitPath>) {
@@ -148,6 +259,10 @@ impl Printer {
         if self.quiet && not_mounted && error.state == State::Untouched {
             return;
         }
+        self.error_text(error);
+    }
+
+    fn error_text(&self, error: &Error) {
         err!("umount-wait: {error}");
         self.blockers("held by", &error.blockers);
     }
@@ -289,6 +404,16 @@ pub fn json_report(r: &Report) -> String {
             &mut out,
             &std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string(),
         ),
+        Outcome::RootReadOnly => json_string(&mut out, "the root of this process, never unmounted"),
+        Outcome::Unmounted { still_mounted_at } => {
+            json_string(
+                &mut out,
+                &format!(
+                    "its filesystem stays mounted at {}",
+                    String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
+                ),
+            );
+        }
     }
     let _ = write!(
         out,
@@ -314,12 +439,7 @@ pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
         }
         None => out.push_str("null"),
     }
-    let outcome = match e.state {
-        State::Detached => "detached_unconfirmed",
-        State::ReadOnly => "remounted_read_only",
-        State::ShutDown => "shut_down",
-        State::Untouched => "untouched",
-    };
+    let outcome = state_name(e.state);
     let _ = write!(
         out,
         ",\"outcome\":\"{outcome}\",\"reason\":null,\"umount_ms\":null,\"wait_ms\":null,\"total_ms\":null,\"claim_attempts\":0,\"blockers\":"
@@ -334,6 +454,126 @@ pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
         None => out.push_str(",\"errno\":null"),
     }
     out.push('}');
+    out
+}
+
+/// The `outcome` name for an error's state.
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Detached => "detached_unconfirmed",
+        State::ReadOnly => "remounted_read_only",
+        State::ShutDown => "shut_down",
+        State::Unmounted => "unmounted",
+        State::Untouched => "untouched",
+    }
+}
+
+/// `--all`: the object of one filesystem, as for a single target, with
+/// `pass` and `loop_device` added.
+pub fn json_entry(entry: &Entry, path: WaitPath) -> String {
+    let mut out = match &entry.result {
+        Ok(report) => json_report(report),
+        Err(error) => json_error(error, Some(path)),
+    };
+    out.pop(); // the closing brace
+    let _ = write!(out, ",\"pass\":{},\"loop_device\":", entry.pass);
+    match &entry.loop_detach {
+        None => out.push_str("null"),
+        Some(d) => {
+            out.push_str("{\"device\":");
+            json_path(&mut out, &d.device.node);
+            out.push_str(",\"backing_file\":");
+            json_path(&mut out, &d.device.backing_file);
+            let _ = write!(
+                out,
+                ",\"outcome\":\"{}\",\"autoclear\":{},\"errno\":",
+                d.outcome.name(),
+                matches!(d.outcome, LoopOutcome::Detached { autoclear: true })
+            );
+            match d.outcome {
+                LoopOutcome::Failed(errno) => {
+                    let _ = write!(out, "{}", errno.raw_os_error());
+                }
+                _ => out.push_str("null"),
+            }
+            let _ = write!(out, ",\"detach_ms\":{}}}", json_ms(d.time));
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// `--all`: how many filesystems ended each way.
+struct Counts {
+    total: usize,
+    /// `(outcome name, count)`, in a fixed order, zeros left out.
+    outcomes: Vec<(&'static str, usize)>,
+    loops_detached: usize,
+    loops_left: usize,
+}
+
+const OUTCOME_NAMES: [&str; 5] = [
+    "shut_down",
+    "unmounted",
+    "remounted_read_only",
+    "detached_unconfirmed",
+    "untouched",
+];
+
+impl Counts {
+    fn of(summary: &Summary) -> Counts {
+        let name = |e: &Entry| match &e.result {
+            Ok(r) => r.outcome.name(),
+            Err(e) => state_name(e.state),
+        };
+        let outcomes = OUTCOME_NAMES
+            .iter()
+            .map(|n| (*n, summary.entries.iter().filter(|e| name(e) == *n).count()))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        let loops: Vec<&LoopOutcome> = summary
+            .entries
+            .iter()
+            .filter_map(|e| e.loop_detach.as_ref().map(|d| &d.outcome))
+            .collect();
+        let loops_detached = loops
+            .iter()
+            .filter(|o| matches!(o, LoopOutcome::Detached { .. }))
+            .count();
+        Counts {
+            total: summary.entries.len(),
+            outcomes,
+            loops_detached,
+            loops_left: loops.len() - loops_detached,
+        }
+    }
+}
+
+/// `{"summary":{...}}`, the last line of `--all --json`.
+fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
+    let mut out = format!("{{\"summary\":{{\"filesystems\":{}", counts.total);
+    for name in OUTCOME_NAMES {
+        let n = counts
+            .outcomes
+            .iter()
+            .find(|(o, _)| *o == name)
+            .map_or(0, |(_, n)| *n);
+        let _ = write!(out, ",\"{name}\":{n}");
+    }
+    let _ = write!(
+        out,
+        ",\"loop_devices_detached\":{},\"loop_devices_not_detached\":{},\"passes\":{},\"elapsed_ms\":{},\"stopped\":",
+        counts.loops_detached,
+        counts.loops_left,
+        summary.passes,
+        json_ms(summary.elapsed)
+    );
+    match summary.stopped {
+        None => out.push_str("null"),
+        Some(Stop::Deadline) => out.push_str("\"deadline\""),
+        Some(Stop::Signal(sig)) => json_string(&mut out, &signal_name(sig)),
+    }
+    let _ = write!(out, ",\"exit\":{exit}}}}}");
     out
 }
 
@@ -368,6 +608,73 @@ mod tests {
         assert!(
             j.contains("\"error\":\"'/mnt/a b': not a mount point (untouched)\""),
             "{j}"
+        );
+    }
+
+    #[test]
+    fn json_entry_and_summary() {
+        use umount_wait::loopdev::{LoopDetach, LoopDevice};
+        use umount_wait::mountinfo::{DevId, Mount};
+        let mount = Mount {
+            id: 30,
+            parent_id: 1,
+            dev: DevId { major: 7, minor: 0 },
+            root: "/".into(),
+            mount_point: "/data".into(),
+            fstype: "ext4".into(),
+            source: "/dev/loop0".into(),
+        };
+        let target = umount_wait::Target {
+            given: "/data".into(),
+            path: "/data".into(),
+            mount: mount.clone(),
+            follow: false,
+        };
+        let report = umount_wait::wait::new_report(&target, WaitPath::Kernel);
+        let entry = Entry {
+            pass: 2,
+            result: Ok(report),
+            loop_detach: Some(LoopDetach {
+                device: LoopDevice {
+                    dev: mount.dev,
+                    node: "/dev/loop0".into(),
+                    backing_file: "/img".into(),
+                },
+                outcome: LoopOutcome::Detached { autoclear: false },
+                time: Duration::from_micros(1500),
+            }),
+        };
+        let j = json_entry(&entry, WaitPath::Kernel);
+        assert!(j.starts_with("{\"target\":\"/data\","), "{j}");
+        assert!(j.contains("\"outcome\":\"shut_down\""), "{j}");
+        assert!(
+            j.ends_with(
+                ",\"pass\":2,\"loop_device\":{\"device\":\"/dev/loop0\",\"backing_file\":\"/img\",\
+                 \"outcome\":\"detached\",\"autoclear\":false,\"errno\":null,\"detach_ms\":1.500}}"
+            ),
+            "{j}"
+        );
+        let untouched = Entry {
+            pass: 1,
+            result: Err(Error::new("/mnt", ErrorKind::DeadlineReached, None)),
+            loop_detach: None,
+        };
+        let j = json_entry(&untouched, WaitPath::Kernel);
+        assert!(j.contains("\"outcome\":\"untouched\""), "{j}");
+        assert!(j.ends_with(",\"pass\":1,\"loop_device\":null}"), "{j}");
+        let summary = Summary {
+            entries: vec![entry, untouched],
+            passes: 2,
+            elapsed: Duration::from_millis(3),
+            stopped: Some(Stop::Deadline),
+        };
+        let j = json_summary(&summary, &Counts::of(&summary), 64);
+        assert_eq!(
+            j,
+            "{\"summary\":{\"filesystems\":2,\"shut_down\":1,\"unmounted\":0,\
+             \"remounted_read_only\":0,\"detached_unconfirmed\":0,\"untouched\":1,\
+             \"loop_devices_detached\":1,\"loop_devices_not_detached\":0,\"passes\":2,\
+             \"elapsed_ms\":3.000,\"stopped\":\"deadline\",\"exit\":64}}"
         );
     }
 

@@ -73,6 +73,22 @@ pub fn remount_read_only(path: &Path) -> Result<(), Errno> {
     rustix::mount::mount_remount(path, MountFlags::RDONLY, "")
 }
 
+/// `LOOP_CLR_FD` (linux/loop.h): unbind a loop device from its backing file.
+const LOOP_CLR_FD: rustix::ioctl::Opcode = 0x4C01;
+
+/// `ioctl(open(node), LOOP_CLR_FD)`. The kernel unbinds the device when its
+/// last opener closes it (here, at once, if nobody else has it open); ENXIO
+/// when it is not bound any more.
+pub fn loop_clear(node: &Path) -> Result<(), Errno> {
+    let fd = rustix::fs::open(
+        node,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    // SAFETY: LOOP_CLR_FD takes no argument and writes no memory.
+    unsafe { rustix::ioctl::ioctl(&fd, rustix::ioctl::NoArg::<LOOP_CLR_FD>::new()) }
+}
+
 /// What `statx(2)` says about a target before anything is changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetStat {

@@ -93,13 +93,60 @@ pub fn unmount(
     if signals::stop_signal().is_some() {
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
-    let flags = UnmountOptions {
+    let flags = plain_flags(target, options);
+    let mut report = new_report(target, path);
+    match path {
+        WaitPath::Kernel => kernel_path(target, flags, options, observer, report),
+        WaitPath::Fallback => {
+            report.device_node =
+                device::node_for(target.mount.dev, Path::new(&target.mount.source));
+            fallback_path(target, flags, options, observer, report)
+        }
+    }
+}
+
+/// Unmounts a mount whose filesystem stays mounted at `still_mounted_at` (a
+/// bind mount of it, another mount `--all` leaves alone): its superblock
+/// cannot shut down now, so this is a plain `umount2(2)` with nothing to
+/// wait for; the wait comes with the filesystem's last mount. A failure is
+/// handled as by [`unmount`] (`-r`, blockers of a busy mount).
+pub fn unmount_shared(
+    target: &Target,
+    path: WaitPath,
+    still_mounted_at: &Path,
+    options: &Options,
+) -> Result<Report, Error> {
+    signals::install();
+    if signals::stop_signal().is_some() {
+        return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
+    }
+    let mut report = new_report(target, path);
+    let start = Instant::now();
+    let result = sys::unmount(&target.path, plain_flags(target, options));
+    report.umount_time = start.elapsed();
+    match result {
+        Ok(()) => {
+            report.outcome = Outcome::Unmounted {
+                still_mounted_at: still_mounted_at.to_path_buf(),
+            };
+            Ok(report)
+        }
+        Err(errno) => unmount_failed(target, options, report, errno),
+    }
+}
+
+fn plain_flags(target: &Target, options: &Options) -> UnmountOptions {
+    UnmountOptions {
         force: options.force,
         lazy: options.lazy,
         no_follow: !target.follow,
         wait: false,
-    };
-    let mut report = Report {
+    }
+}
+
+/// A report for `target` before anything is done: shut down, no times.
+pub fn new_report(target: &Target, path: WaitPath) -> Report {
+    Report {
         target: target.given.clone(),
         mount: target.mount.clone(),
         device_node: None,
@@ -109,14 +156,6 @@ pub fn unmount(
         wait_time: Duration::ZERO,
         claim_attempts: 0,
         blockers: Vec::new(),
-    };
-    match path {
-        WaitPath::Kernel => kernel_path(target, flags, options, observer, report),
-        WaitPath::Fallback => {
-            report.device_node =
-                device::node_for(target.mount.dev, Path::new(&target.mount.source));
-            fallback_path(target, flags, options, observer, report)
-        }
     }
 }
 

@@ -1,0 +1,218 @@
+//! Which mounts `--all` unmounts: the real filesystems of the mount table.
+//!
+//! API filesystems (proc, sysfs, devtmpfs, devpts, cgroup, tracefs...) and
+//! whatever is mounted at or below `/proc`, `/sys`, `/dev` and `/run` are
+//! skipped unless `--include-api`. `--include` and `--exclude` select by path
+//! prefix (whole components: `/mnt` covers `/mnt/a`, not `/mnt2`), `--types`
+//! by filesystem type with umount(8)'s syntax.
+
+use std::path::{Path, PathBuf};
+
+use crate::mountinfo::Mount;
+
+/// Filesystem types the kernel or the init system provides, never data.
+pub const API_TYPES: &[&str] = &[
+    "autofs",
+    "binder",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "sysfs",
+    "tracefs",
+];
+
+/// Trees the system itself needs until the very end (systemd keeps them too).
+pub const API_TREES: &[&str] = &["/proc", "/sys", "/dev", "/run"];
+
+/// `--types`: umount(8)'s list. `ext4,vfat` selects those types;
+/// `noext4,vfat` (a leading `no`) selects every type but those; an item
+/// `noX` inside a list excludes X.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeList {
+    negated: bool,
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl TypeList {
+    pub fn parse(text: &str) -> Result<TypeList, String> {
+        let (negated, rest) = match text.strip_prefix("no") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let mut list = TypeList {
+            negated,
+            ..TypeList::default()
+        };
+        for item in rest.split(',') {
+            if item.is_empty() {
+                return Err(format!("empty filesystem type in {text:?}"));
+            }
+            match item.strip_prefix("no") {
+                Some(name) if !name.is_empty() => list.exclude.push(name.to_string()),
+                _ => list.include.push(item.to_string()),
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn matches(&self, fstype: &str) -> bool {
+        if self.exclude.iter().any(|t| t.eq_ignore_ascii_case(fstype)) {
+            return false;
+        }
+        let listed = self.include.iter().any(|t| t.eq_ignore_ascii_case(fstype));
+        listed != self.negated
+    }
+
+    /// Whether the list names this type as one to select (an API type
+    /// named in `--types` is selected even without `--include-api`).
+    fn names(&self, fstype: &str) -> bool {
+        !self.negated && self.include.iter().any(|t| t == fstype)
+    }
+}
+
+/// What `--all` selects.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// `--include PREFIX`: only mounts at or below one of these (all if empty).
+    pub include: Vec<PathBuf>,
+    /// `--exclude PREFIX`: never mounts at or below one of these.
+    pub exclude: Vec<PathBuf>,
+    /// `--types LIST`.
+    pub types: Option<TypeList>,
+    /// `--include-api`: do not skip API filesystems.
+    pub include_api: bool,
+}
+
+/// `path` is `prefix` or below it, compared by whole components.
+pub fn under(path: &Path, prefix: &Path) -> bool {
+    path.starts_with(prefix)
+}
+
+/// An API filesystem, by type or by where it is mounted.
+pub fn is_api(mount: &Mount) -> bool {
+    API_TYPES.contains(&mount.fstype.as_str())
+        || API_TREES
+            .iter()
+            .any(|tree| under(&mount.mount_point, Path::new(tree)))
+}
+
+impl Filter {
+    /// Whether `--all` should take care of this mount.
+    pub fn selects(&self, mount: &Mount) -> bool {
+        let mp = &mount.mount_point;
+        if !self.include.is_empty() && !self.include.iter().any(|p| under(mp, p)) {
+            return false;
+        }
+        if self.exclude.iter().any(|p| under(mp, p)) {
+            return false;
+        }
+        if let Some(types) = &self.types {
+            if !types.matches(&mount.fstype) {
+                return false;
+            }
+        }
+        let api_type_asked_for = API_TYPES.contains(&mount.fstype.as_str())
+            && self.types.as_ref().is_some_and(|t| t.names(&mount.fstype));
+        self.include_api || api_type_asked_for || !is_api(mount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mountinfo::parse;
+
+    const TABLE: &[u8] = b"\
+20 1 8:2 / / rw - ext4 /dev/sda2 rw
+21 20 0:20 / /proc rw - proc proc rw
+22 20 0:21 / /sys rw - sysfs sysfs rw
+23 22 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+24 20 0:5 / /dev rw - devtmpfs devtmpfs rw
+25 24 0:23 / /dev/shm rw - tmpfs tmpfs rw
+26 20 0:24 / /run rw - tmpfs tmpfs rw
+27 20 8:3 / /data rw - ext4 /dev/sda3 rw
+28 27 7:0 / /data/img rw - ext4 /dev/loop0 rw
+29 20 8:3 /media /mnt/media rw - ext4 /dev/sda3 rw
+30 20 0:25 / /mnt2 rw - tmpfs none rw
+31 20 8:4 / /boot/efi rw - vfat /dev/sda4 rw
+";
+
+    fn selected(filter: &Filter) -> Vec<String> {
+        parse(TABLE)
+            .unwrap()
+            .iter()
+            .filter(|m| filter.selects(m))
+            .map(|m| m.mount_point.display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn api_filesystems_are_skipped_by_default() {
+        assert_eq!(
+            selected(&Filter::default()),
+            [
+                "/",
+                "/data",
+                "/data/img",
+                "/mnt/media",
+                "/mnt2",
+                "/boot/efi"
+            ]
+        );
+        let all = Filter {
+            include_api: true,
+            ..Filter::default()
+        };
+        assert_eq!(selected(&all).len(), 12);
+    }
+
+    #[test]
+    fn prefixes_match_whole_components() {
+        let f = Filter {
+            include: vec!["/mnt".into(), "/data".into()],
+            exclude: vec!["/data/img".into()],
+            ..Filter::default()
+        };
+        assert_eq!(selected(&f), ["/data", "/mnt/media"]);
+        let f = Filter {
+            include: vec!["/".into()],
+            exclude: vec!["/".into()],
+            ..Filter::default()
+        };
+        assert!(selected(&f).is_empty());
+    }
+
+    #[test]
+    fn types_like_umount() {
+        let f = |t: &str| Filter {
+            types: Some(TypeList::parse(t).unwrap()),
+            ..Filter::default()
+        };
+        assert_eq!(selected(&f("vfat")), ["/boot/efi"]);
+        assert_eq!(selected(&f("noext4")), ["/mnt2", "/boot/efi"]);
+        assert_eq!(selected(&f("noext4,vfat")), ["/mnt2"]);
+        assert_eq!(selected(&f("tmpfs,novfat")), ["/mnt2"]);
+        // Naming an API type selects it, wherever it is mounted; tmpfs is
+        // not one, so /dev/shm and /run stay.
+        assert_eq!(selected(&f("proc,cgroup2")), ["/proc", "/sys/fs/cgroup"]);
+        assert!(TypeList::parse("ext4,").is_err());
+        assert!(TypeList::parse("").is_err());
+        assert!(TypeList::parse("EXT4").unwrap().matches("ext4"));
+    }
+}

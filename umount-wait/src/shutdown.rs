@@ -1,0 +1,718 @@
+//! `--all`: unmount every selected filesystem, each confirmed shut down,
+//! under one deadline. What reboot scripts and init systems do at the end.
+//!
+//! - The mount table is read again at each pass; the mounts below this
+//!   process's root that the [`Filter`] selects are unmounted deepest first,
+//!   the newest first among equals ([`mountinfo::submounts_deepest_first`]).
+//! - Each one goes through [`wait::unmount`], the same kernel or fallback
+//!   path as a single target. A mount whose filesystem is also mounted
+//!   somewhere that stays (a bind mount) is unmounted without a wait
+//!   ([`wait::unmount_shared`]): the shutdown comes with the last mount.
+//! - Passes repeat while a pass unmounts something (a busy parent may be
+//!   free once its children are gone; a mount may have been moved or
+//!   uncovered). When a pass makes no progress, one last pass remounts
+//!   read-only what stays busy, with `MNT_FORCE` first if asked.
+//! - A loop device under a filesystem that shut down is detached and the
+//!   detach confirmed ([`loopdev`]).
+//! - The mount that holds this process's root is never unmounted: when it
+//!   is selected, it is remounted read-only at the end.
+//! - One deadline bounds the whole run: each wait gets what is left of it;
+//!   when it has passed, the mounts not reached yet are left untouched and
+//!   reported so.
+//!
+//! The engine talks to the system through [`Host`], so that the pass logic
+//! can be tested on a mount table in memory.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::loopdev::{self, LoopDetach, LoopDevice};
+use crate::mountinfo::{self, Mount};
+use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
+use crate::select::Filter;
+use crate::signals;
+use crate::sys;
+use crate::target::{self, Target};
+use crate::wait::{self, Options, Progress, CLAIM_GRACE};
+
+/// What `--all` is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub filter: Filter,
+    /// `-f`: `MNT_FORCE` on the last pass, for what plain passes left.
+    pub force_last_pass: bool,
+    /// `-t`: the deadline for the whole run.
+    pub timeout: Option<Duration>,
+    /// Look for blockers during long waits.
+    pub watch_blockers: bool,
+}
+
+/// The final word on one filesystem (one mount).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The pass (from 1) that settled it.
+    pub pass: u32,
+    pub result: Result<Report, Error>,
+    /// The loop device under it, detached after the shutdown.
+    pub loop_detach: Option<LoopDetach>,
+}
+
+/// Why a run ended before its work was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The deadline (`--timeout`) passed.
+    Deadline,
+    /// SIGINT or SIGTERM.
+    Signal(i32),
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub entries: Vec<Entry>,
+    pub passes: u32,
+    pub elapsed: Duration,
+    pub stopped: Option<Stop>,
+}
+
+/// What happens, as it happens, for the one place that prints.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A pass begins over `candidates` mounts.
+    Pass {
+        number: u32,
+        last: bool,
+        candidates: usize,
+    },
+    /// A mount could not be unmounted in this pass; it will be tried again.
+    Retry { pass: u32, error: &'a Error },
+    /// A mount is settled.
+    Done(&'a Entry),
+}
+
+/// The system as the engine sees it.
+pub trait Host {
+    /// The mount id of this process's root.
+    fn root_mount_id(&mut self) -> io::Result<u64>;
+    /// The mount table now.
+    fn mounts(&mut self) -> io::Result<Vec<Mount>>;
+    /// The mount as a target, if its mount point still leads to it.
+    fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error>;
+    /// [`wait::unmount`]
+    fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error>;
+    /// [`wait::unmount_shared`]
+    fn unmount_shared(
+        &mut self,
+        target: &Target,
+        still_mounted_at: &Path,
+        options: &Options,
+    ) -> Result<Report, Error>;
+    /// Remounts the root read-only.
+    fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
+    /// The bound loop device under a filesystem, if any.
+    fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice>;
+    fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant) -> LoopDetach;
+    /// SIGINT or SIGTERM received.
+    fn stop_signal(&self) -> Option<i32>;
+}
+
+/// The mounts `--all` takes care of, in the order of a pass: below the
+/// root (which is not among them), selected by `filter`, deepest first.
+pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec<&'a Mount> {
+    mountinfo::submounts_deepest_first(mounts, root_id)
+        .into_iter()
+        .filter(|m| filter.selects(m))
+        .collect()
+}
+
+/// Another mount of the same filesystem that is still there (`gone`: the
+/// mounts unmounted since `mounts` was read).
+pub fn still_mounted_elsewhere<'a>(
+    mounts: &'a [Mount],
+    mount: &Mount,
+    gone: &HashSet<u64>,
+) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .find(|o| o.dev == mount.dev && o.id != mount.id && !gone.contains(&o.id))
+}
+
+/// Runs `--all`. Errors are only those that stop everything (the mount
+/// table cannot be read); what happens to each mount is in the [`Summary`].
+pub fn run(
+    plan: &Plan,
+    host: &mut dyn Host,
+    events: &mut dyn FnMut(Event<'_>),
+) -> io::Result<Summary> {
+    let start = Instant::now();
+    let deadline = plan.timeout.map(|t| start + t);
+    let root_id = host.root_mount_id()?;
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut failures: Vec<(Mount, Error)> = Vec::new();
+    let mut pass = 0;
+    let mut last = false;
+    let mut stopped = None;
+    let mut mounts;
+    'passes: loop {
+        pass += 1;
+        mounts = host.mounts()?;
+        let todo: Vec<Mount> = candidates(&mounts, root_id, &plan.filter)
+            .into_iter()
+            .cloned()
+            .collect();
+        events(Event::Pass {
+            number: pass,
+            last,
+            candidates: todo.len(),
+        });
+        failures.clear();
+        let mut gone = HashSet::new();
+        for m in &todo {
+            if let Some(sig) = host.stop_signal() {
+                stopped = Some(Stop::Signal(sig));
+                break 'passes;
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) {
+                stopped = Some(Stop::Deadline);
+                break 'passes;
+            }
+            let options = Options {
+                force: last && plan.force_last_pass,
+                lazy: false,
+                read_only_on_failure: last,
+                timeout: remaining,
+                watch_blockers: plan.watch_blockers,
+            };
+            let target = match host.reach(m, &mounts) {
+                Ok(t) => t,
+                Err(e) => {
+                    if !last {
+                        events(Event::Retry { pass, error: &e });
+                    }
+                    failures.push((m.clone(), e));
+                    continue;
+                }
+            };
+            let elsewhere =
+                still_mounted_elsewhere(&mounts, m, &gone).map(|o| o.mount_point.clone());
+            let lo = match elsewhere {
+                None => host.loop_device(m),
+                Some(_) => None,
+            };
+            let result = match &elsewhere {
+                Some(at) => host.unmount_shared(&target, at, &options),
+                None => host.unmount(&target, &options),
+            };
+            match result {
+                Err(e) if e.kind == ErrorKind::Interrupted => {
+                    stopped = Some(Stop::Signal(host.stop_signal().unwrap_or(0)));
+                    break 'passes;
+                }
+                Err(e) if e.state == State::Untouched => {
+                    if !last {
+                        events(Event::Retry { pass, error: &e });
+                    }
+                    failures.push((m.clone(), e));
+                }
+                result => {
+                    let read_only =
+                        matches!(&result, Ok(r) if r.outcome.state() == State::ReadOnly);
+                    if !read_only {
+                        gone.insert(m.id);
+                    }
+                    let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
+                    let loop_detach = match lo {
+                        Some(lo) if shut_down => {
+                            let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                            Some(host.detach_loop(&lo, until))
+                        }
+                        _ => None,
+                    };
+                    entries.push(Entry {
+                        pass,
+                        result,
+                        loop_detach,
+                    });
+                    events(Event::Done(entries.last().expect("just pushed")));
+                }
+            }
+        }
+        if last || failures.is_empty() {
+            break;
+        }
+        let progress = !gone.is_empty();
+        if !progress {
+            last = true;
+        }
+    }
+
+    // What is left: the failures of the last pass, and, when the run was
+    // stopped, the mounts it did not reach.
+    let settled: HashSet<u64> = entries
+        .iter()
+        .map(|e| match &e.result {
+            Ok(r) => r.mount.id,
+            Err(_) => u64::MAX,
+        })
+        .collect();
+    let left: Vec<Mount> = match stopped {
+        None => failures.iter().map(|(m, _)| m.clone()).collect(),
+        Some(_) => {
+            let now = host.mounts().unwrap_or(mounts);
+            candidates(&now, root_id, &plan.filter)
+                .into_iter()
+                .filter(|m| !settled.contains(&m.id))
+                .cloned()
+                .collect()
+        }
+    };
+    for m in left {
+        let error = failures
+            .iter()
+            .find(|(f, _)| f.id == m.id)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_else(|| {
+                let kind = match stopped {
+                    Some(Stop::Signal(_)) => ErrorKind::Interrupted,
+                    _ => ErrorKind::DeadlineReached,
+                };
+                Error::new(&m.mount_point, kind, None)
+            });
+        entries.push(Entry {
+            pass,
+            result: Err(error),
+            loop_detach: None,
+        });
+        events(Event::Done(entries.last().expect("just pushed")));
+    }
+
+    // The root last: never unmounted, remounted read-only when selected.
+    let mounts = host.mounts()?;
+    if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| plan.filter.selects(r)) {
+        let result = match stopped {
+            None => host.remount_root(root),
+            Some(Stop::Deadline) => Err(Error::new(
+                &root.mount_point,
+                ErrorKind::DeadlineReached,
+                None,
+            )),
+            Some(Stop::Signal(_)) => {
+                Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
+            }
+        };
+        entries.push(Entry {
+            pass,
+            result,
+            loop_detach: None,
+        });
+        events(Event::Done(entries.last().expect("just pushed")));
+    }
+    Ok(Summary {
+        entries,
+        passes: pass,
+        elapsed: start.elapsed(),
+        stopped,
+    })
+}
+
+/// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
+pub struct System<'a> {
+    pub path: WaitPath,
+    pub observer: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+impl Host for System<'_> {
+    fn root_mount_id(&mut self) -> io::Result<u64> {
+        sys::stat_target(Path::new("/"), true)
+            .map(|st| st.mount_id)
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))
+    }
+
+    fn mounts(&mut self) -> io::Result<Vec<Mount>> {
+        mountinfo::read(None)
+    }
+
+    fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error> {
+        // Mount points from mountinfo have no symbolic links: never follow.
+        let t = target::resolve(&mount.mount_point, false, mounts)?;
+        if t.mount.id != mount.id {
+            return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
+        }
+        Ok(t)
+    }
+
+    fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error> {
+        wait::unmount(target, self.path, options, self.observer)
+    }
+
+    fn unmount_shared(
+        &mut self,
+        target: &Target,
+        still_mounted_at: &Path,
+        options: &Options,
+    ) -> Result<Report, Error> {
+        wait::unmount_shared(target, self.path, still_mounted_at, options)
+    }
+
+    fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
+        let start = Instant::now();
+        sys::remount_read_only(Path::new("/"))
+            .map_err(|e| Error::from_errno("/", "remounting the root read-only", e))?;
+        let target = Target {
+            given: PathBuf::from("/"),
+            path: PathBuf::from("/"),
+            mount: root.clone(),
+            follow: false,
+        };
+        let mut report = wait::new_report(&target, self.path);
+        report.outcome = Outcome::RootReadOnly;
+        report.umount_time = start.elapsed();
+        Ok(report)
+    }
+
+    fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
+        loopdev::of(mount.dev, Path::new(&mount.source))
+    }
+
+    fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant) -> LoopDetach {
+        loopdev::detach(lo, deadline)
+    }
+
+    fn stop_signal(&self) -> Option<i32> {
+        signals::stop_signal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loopdev::LoopOutcome;
+    use crate::mountinfo::parse;
+    use crate::select::TypeList;
+    use std::collections::HashMap;
+
+    /// A mount table in memory: unmounting removes a line. `busy` mounts
+    /// fail with EBUSY until the mount named as their blocker is gone (or
+    /// for ever, blocker 0); `covered` mounts cannot be reached.
+    struct Fake {
+        mounts: Vec<Mount>,
+        busy: HashMap<u64, u64>,
+        covered: HashSet<u64>,
+        loops: HashSet<u64>,
+        /// Every call, in order: "wait 30", "shared 31", "ro 30", "force 30",
+        /// "root-ro", "loop 30".
+        log: Vec<String>,
+    }
+
+    impl Fake {
+        fn new(table: &[u8]) -> Fake {
+            Fake {
+                mounts: parse(table).unwrap(),
+                busy: HashMap::new(),
+                covered: HashSet::new(),
+                loops: HashSet::new(),
+                log: Vec::new(),
+            }
+        }
+
+        fn report(target: &Target, outcome: Outcome) -> Report {
+            let mut r = wait::new_report(target, WaitPath::Fallback);
+            r.outcome = outcome;
+            r
+        }
+
+        fn attempt(
+            &mut self,
+            target: &Target,
+            options: &Options,
+            outcome: Outcome,
+        ) -> Result<Report, Error> {
+            let id = target.mount.id;
+            if options.force {
+                self.log.push(format!("force {id}"));
+            }
+            // As in the kernel: a mount with a mount on it is busy.
+            let has_child = self.mounts.iter().any(|m| m.parent_id == id);
+            let blocked = has_child
+                || match self.busy.get(&id) {
+                    Some(0) => true,
+                    Some(by) => self.mounts.iter().any(|m| m.id == *by),
+                    None => false,
+                };
+            if blocked {
+                if options.read_only_on_failure {
+                    self.log.push(format!("ro {id}"));
+                    return Ok(Fake::report(
+                        target,
+                        Outcome::RemountedReadOnly(rustix::io::Errno::BUSY),
+                    ));
+                }
+                return Err(Error::from_unmount(&target.given, rustix::io::Errno::BUSY));
+            }
+            self.mounts.retain(|m| m.id != id);
+            Ok(Fake::report(target, outcome))
+        }
+    }
+
+    impl Host for Fake {
+        fn root_mount_id(&mut self) -> io::Result<u64> {
+            Ok(self
+                .mounts
+                .iter()
+                .find(|m| m.mount_point == Path::new("/"))
+                .unwrap()
+                .id)
+        }
+        fn mounts(&mut self) -> io::Result<Vec<Mount>> {
+            Ok(self.mounts.clone())
+        }
+        fn reach(&mut self, mount: &Mount, _: &[Mount]) -> Result<Target, Error> {
+            if self.covered.contains(&mount.id) {
+                return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
+            }
+            Ok(Target {
+                given: mount.mount_point.clone(),
+                path: mount.mount_point.clone(),
+                mount: mount.clone(),
+                follow: false,
+            })
+        }
+        fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error> {
+            self.log.push(format!("wait {}", target.mount.id));
+            self.attempt(target, options, Outcome::ShutDown)
+        }
+        fn unmount_shared(
+            &mut self,
+            target: &Target,
+            at: &Path,
+            options: &Options,
+        ) -> Result<Report, Error> {
+            self.log.push(format!("shared {}", target.mount.id));
+            let outcome = Outcome::Unmounted {
+                still_mounted_at: at.to_path_buf(),
+            };
+            self.attempt(target, options, outcome)
+        }
+        fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
+            self.log.push("root-ro".into());
+            let t = self.reach(root, &[])?;
+            Ok(Fake::report(&t, Outcome::RootReadOnly))
+        }
+        fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
+            self.loops.contains(&mount.id).then(|| LoopDevice {
+                dev: mount.dev,
+                node: PathBuf::from(&mount.source),
+                backing_file: "/img".into(),
+            })
+        }
+        fn detach_loop(&mut self, lo: &LoopDevice, _: Instant) -> LoopDetach {
+            self.log.push(format!("loop {}", lo.node.display()));
+            LoopDetach {
+                device: lo.clone(),
+                outcome: LoopOutcome::Detached { autoclear: false },
+                time: Duration::ZERO,
+            }
+        }
+        fn stop_signal(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    const TABLE: &[u8] = b"\
+20 1 8:2 / / rw - ext4 /dev/sda2 rw
+21 20 0:20 / /proc rw - proc proc rw
+27 20 8:3 / /data rw - ext4 /dev/sda3 rw
+28 27 7:0 / /data/img rw - ext4 /dev/loop0 rw
+29 20 8:3 /media /mnt/media rw - ext4 /dev/sda3 rw
+30 20 0:25 / /mnt/t rw - tmpfs none rw
+31 30 0:26 / /mnt/t/a rw - tmpfs none rw
+32 20 8:2 /home /mnt/home rw - ext4 /dev/sda2 rw
+";
+
+    fn run_fake(fake: &mut Fake, plan: &Plan) -> (Summary, Vec<String>) {
+        let mut events = Vec::new();
+        let summary = run(plan, fake, &mut |e| {
+            events.push(match e {
+                Event::Pass { number, last, .. } => {
+                    format!("pass {number}{}", if last { " last" } else { "" })
+                }
+                Event::Retry { error, .. } => format!("retry {}", error.target.display()),
+                Event::Done(entry) => format!(
+                    "done {}",
+                    match &entry.result {
+                        Ok(r) => format!("{} {}", r.mount.mount_point.display(), r.outcome.name()),
+                        Err(e) => format!("{} {:?}", e.target.display(), e.kind),
+                    }
+                ),
+            })
+        })
+        .unwrap();
+        (summary, events)
+    }
+
+    fn ids(mounts: &[&Mount]) -> Vec<u64> {
+        mounts.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn candidates_deepest_then_newest_root_and_api_left_out() {
+        let mounts = parse(TABLE).unwrap();
+        assert_eq!(
+            ids(&candidates(&mounts, 20, &Filter::default())),
+            [31, 28, 32, 30, 29, 27]
+        );
+        let only_mnt = Filter {
+            include: vec!["/mnt".into()],
+            types: Some(TypeList::parse("tmpfs").unwrap()),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&candidates(&mounts, 20, &only_mnt)), [31, 30]);
+    }
+
+    #[test]
+    fn bind_mounts_go_without_a_wait_and_the_last_one_waits() {
+        let mounts = parse(TABLE).unwrap();
+        let none = HashSet::new();
+        let media = &mounts[4];
+        assert_eq!(
+            still_mounted_elsewhere(&mounts, media, &none).unwrap().id,
+            27
+        );
+        let gone: HashSet<u64> = [29].into();
+        assert!(still_mounted_elsewhere(&mounts, &mounts[2], &gone).is_none());
+    }
+
+    #[test]
+    fn one_pass_when_nothing_is_busy_root_read_only_last() {
+        let mut fake = Fake::new(TABLE);
+        fake.loops.insert(28);
+        let (summary, _) = run_fake(&mut fake, &Plan::default());
+        assert_eq!(summary.passes, 1);
+        assert_eq!(
+            fake.log,
+            [
+                "wait 31",
+                "wait 28",
+                "loop /dev/loop0",
+                // /mnt/home: the root's filesystem stays mounted at /.
+                "shared 32",
+                "wait 30",
+                // /mnt/media first: /data still holds the filesystem...
+                "shared 29",
+                // ...and /data is its last mount: the wait.
+                "wait 27",
+                "root-ro"
+            ]
+        );
+        let names: Vec<&str> = summary
+            .entries
+            .iter()
+            .map(|e| e.result.as_ref().unwrap().outcome.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "shut_down",
+                "shut_down",
+                "unmounted",
+                "shut_down",
+                "unmounted",
+                "shut_down",
+                "remounted_read_only"
+            ]
+        );
+        assert!(summary.entries[1].loop_detach.is_some());
+        // /proc is still there: API filesystems are left alone.
+        assert!(fake.mounts.iter().any(|m| m.id == 21));
+    }
+
+    #[test]
+    fn passes_repeat_while_they_make_progress() {
+        let mut fake = Fake::new(TABLE);
+        // /mnt/t/a is busy until /data/img is gone, which comes later in
+        // the same pass: the second pass takes it, then /mnt/t.
+        fake.busy.insert(31, 28);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t/a",
+                "done /data/img shut_down",
+                "retry /mnt/t",
+                "pass 2",
+                "done /mnt/t/a shut_down",
+                "done /mnt/t shut_down"
+            ]
+        );
+        assert_eq!(summary.passes, 2);
+        assert!(fake
+            .log
+            .iter()
+            .all(|l| !l.starts_with("ro") && !l.starts_with("force")));
+    }
+
+    #[test]
+    fn without_progress_a_last_pass_forces_and_remounts_read_only() {
+        let mut fake = Fake::new(TABLE);
+        fake.busy.insert(31, 0);
+        fake.covered.insert(28);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            force_last_pass: true,
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(summary.passes, 2);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t/a",
+                "retry /data/img",
+                "retry /mnt/t",
+                "pass 2 last",
+                "done /mnt/t/a remounted_read_only",
+                "done /mnt/t remounted_read_only",
+                "done /data/img Covered"
+            ]
+        );
+        assert_eq!(
+            fake.log,
+            [
+                "wait 31", "wait 30", "wait 31", "force 31", "ro 31", "wait 30", "force 30",
+                "ro 30"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_passed_deadline_leaves_everything_untouched_and_says_so() {
+        let mut fake = Fake::new(TABLE);
+        let plan = Plan {
+            timeout: Some(Duration::ZERO),
+            ..Plan::default()
+        };
+        let (summary, _) = run_fake(&mut fake, &plan);
+        assert_eq!(summary.stopped, Some(Stop::Deadline));
+        assert!(fake.log.is_empty(), "{:?}", fake.log);
+        assert_eq!(summary.entries.len(), 7);
+        assert!(summary
+            .entries
+            .iter()
+            .all(|e| matches!(&e.result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)));
+    }
+}
