@@ -4,6 +4,8 @@
 //!
 //! Without root they skip with a message; with `UMW_REQUIRE_PRIVILEGED=1`
 //! a skip is a failure. `UMW_S1_RUNS` sets the runs of the S1 race (20).
+//! The `--all` tests run with `--include` set to their own scratch
+//! directory: in this namespace too, nothing else may be unmounted.
 //!
 //! The process unshares its mount namespace first (single-threaded, which is
 //! why this file has its own `main`), so nothing mounted here is visible to
@@ -33,6 +35,7 @@ const EXIT_USAGE: i32 = 1;
 const EXIT_SYSTEM: i32 = 2;
 const EXIT_UNCONFIRMED: i32 = 3;
 const EXIT_FAILURE: i32 = 32;
+const EXIT_SOME_FAILED: i32 = 64;
 
 fn main() {
     let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
@@ -100,6 +103,20 @@ fn main() {
             permission_denied_for_unprivileged_user,
         ),
         ("s1_dying_namespaces", s1_dying_namespaces),
+        (
+            "all_shuts_down_a_tree_and_detaches_loops",
+            all_shuts_down_a_tree_and_detaches_loops,
+        ),
+        (
+            "all_remounts_busy_read_only_and_names_holder",
+            all_remounts_busy_read_only_and_names_holder,
+        ),
+        ("all_deadline_bounds_the_run", all_deadline_bounds_the_run),
+        (
+            "all_refuses_bad_prefixes_untouched",
+            all_refuses_bad_prefixes_untouched,
+        ),
+        ("all_many_mounts_timing", all_many_mounts_timing),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -229,7 +246,12 @@ impl Drop for LoopExt4 {
         while excl_busy(&self.device) && Instant::now() < deadline {
             sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+        // Quiet: --all may have detached it already.
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.device)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -972,4 +994,273 @@ fn s1_dying_namespaces() {
         }
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+// ---------------------------------------------------------------- --all
+
+/// `/sys/block/loopN/loop` exists while the device is bound.
+fn loop_bound(device: &Path) -> bool {
+    let name = device.file_name().unwrap().to_str().unwrap();
+    Path::new(&format!("/sys/block/{name}/loop")).exists()
+}
+
+/// The mounts outside `dir`, to check that `--all --include dir` left them.
+fn mounts_outside(dir: &Path) -> Vec<u64> {
+    mountinfo::read(None)
+        .unwrap()
+        .iter()
+        .filter(|m| !m.mount_point.starts_with(dir))
+        .map(|m| m.id)
+        .collect()
+}
+
+fn all_shuts_down_a_tree_and_detaches_loops() {
+    let s = Scratch::new("all-tree");
+    // data: ext4 on a loop device; data/x bound at bind; data/inner.img
+    // loop-mounted (autoclear) at img; t: tmpfs with t/sub inside.
+    let data_dev = LoopExt4::new(&s, 64);
+    let data = s.dir("data");
+    data_dev.mount(&data);
+    fs::create_dir(data.join("x")).unwrap();
+    let bind = s.dir("bind");
+    rustix::mount::mount_bind(data.join("x"), &bind).unwrap();
+    let inner_image = data.join("inner.img");
+    fs::File::create(&inner_image)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&inner_image),
+    );
+    let img = s.dir("img");
+    // mount(8) -o loop sets the loop device up with autoclear.
+    run_ok(
+        Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&inner_image)
+            .arg(&img),
+    );
+    let inner = mountinfo::read(None)
+        .unwrap()
+        .iter()
+        .find(|m| m.mount_point == img)
+        .map(|m| PathBuf::from(&m.source))
+        .unwrap();
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    let sub = t.join("sub");
+    fs::create_dir(&sub).unwrap();
+    mount_tmpfs(&sub);
+    // An "app" alone in its own mount namespace wrote 4 MiB to the data
+    // disk and is killed right before the run: its copy of the mount dies
+    // asynchronously.
+    let mut app = namespace_holder(&img, "app", 4);
+    let outside = mounts_outside(&s.dir);
+    kill(&mut app);
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("-t"),
+        OsStr::new("30s"),
+    ]);
+    let _ = app.wait();
+    let busy = [&data_dev.device, &inner].map(|d| excl_busy(d));
+    assert_code(&run, EXIT_OK, "--all over a tree");
+    assert_eq!(busy, [false, false], "a device still claimed after return");
+    assert!(!loop_bound(&data_dev.device) && !loop_bound(&inner));
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let order: Vec<&str> = lines.iter().filter_map(|l| field(l, "target")).collect();
+    let shown = |p: &Path| p.display().to_string();
+    // Deepest first; among equals the newest first. The bind mount goes
+    // before data, without a wait (its filesystem is still mounted at data).
+    assert_eq!(
+        order,
+        [
+            shown(&sub),
+            shown(&t),
+            shown(&img),
+            shown(&bind),
+            shown(&data)
+        ],
+        "{}",
+        run.stdout
+    );
+    let outcome = |i: usize| field(lines[i], "outcome").unwrap();
+    assert_eq!(
+        (0..5).map(outcome).collect::<Vec<_>>(),
+        [
+            "shut_down",
+            "shut_down",
+            "shut_down",
+            "unmounted",
+            "shut_down"
+        ]
+    );
+    assert!(
+        lines[2].contains("\"outcome\":\"detached\",\"autoclear\":true"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[4].contains("\"outcome\":\"detached\",\"autoclear\":false"),
+        "{}",
+        lines[4]
+    );
+    let summary = lines.last().unwrap();
+    assert!(
+        summary.starts_with("{\"summary\":{\"filesystems\":5,\"shut_down\":4,\"unmounted\":1,")
+            && summary.contains("\"loop_devices_detached\":2,")
+            && summary.contains("\"exit\":0"),
+        "{summary}"
+    );
+    assert!(mountinfo::read(None)
+        .unwrap()
+        .iter()
+        .all(|m| !m.mount_point.starts_with(&s.dir)));
+    assert_eq!(
+        mounts_outside(&s.dir),
+        outside,
+        "mounts outside the tree changed"
+    );
+    eprintln!(
+        "    --all over 5 mounts, 2 loop devices, an app killed right before: {:.1} ms, waited {} ms for {}",
+        field_ms(summary, "elapsed_ms"),
+        field_ms(lines[2], "wait_ms"),
+        shown(&img)
+    );
+}
+
+fn all_remounts_busy_read_only_and_names_holder() {
+    let s = Scratch::new("all-busy");
+    let a = s.dir("a");
+    mount_tmpfs(&a);
+    let b = s.dir("b");
+    mount_tmpfs(&b);
+    let mut holder = Command::new("sleep")
+        .arg("30")
+        .current_dir(&a)
+        .spawn()
+        .unwrap();
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("-f"),
+    ]);
+    let writable = fs::write(a.join("x"), b"x").is_ok();
+    kill(&mut holder);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_SOME_FAILED, "--all with one busy mount");
+    assert!(!writable, "the busy mount is still writable");
+    assert!(is_mounted(&a) && !is_mounted(&b));
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| field(l, "target") == a.to_str())
+        .unwrap();
+    assert_eq!(
+        field(line, "outcome"),
+        Some("remounted_read_only"),
+        "{line}"
+    );
+    assert!(line.contains(&format!("\"pid\":{}", holder.id())), "{line}");
+    // Pass 1 unmounts b; pass 2 makes no progress; the last pass (3)
+    // remounts a read-only.
+    assert_eq!(field(line, "pass"), Some("3"), "{line}");
+    assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
+}
+
+fn all_deadline_bounds_the_run() {
+    let s = Scratch::new("all-deadline");
+    let older = s.dir("older");
+    mount_tmpfs(&older);
+    let held = s.dir("held");
+    mount_tmpfs(&held);
+    // A copy alive in another namespace: held cannot shut down.
+    let mut copy = namespace_holder(&held, "f", 0);
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("-t"),
+        OsStr::new("500ms"),
+    ]);
+    kill(&mut copy);
+    let _ = copy.wait();
+    assert_code(&run, EXIT_SOME_FAILED, "--all past its deadline");
+    assert!(
+        run.elapsed >= Duration::from_millis(500) && run.elapsed < Duration::from_secs(5),
+        "{:?}",
+        run.elapsed
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(field(lines[0], "target"), held.to_str(), "{}", run.stdout);
+    assert_eq!(field(lines[0], "outcome"), Some("detached_unconfirmed"));
+    assert!(
+        lines[0].contains(&format!("\"pid\":{}", copy.id())),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(field(lines[1], "target"), older.to_str(), "{}", run.stdout);
+    assert_eq!(field(lines[1], "outcome"), Some("untouched"));
+    assert!(lines[1].contains("deadline reached"), "{}", lines[1]);
+    assert!(
+        lines[2].contains("\"stopped\":\"deadline\""),
+        "{}",
+        lines[2]
+    );
+    assert!(is_mounted(&older));
+}
+
+fn all_refuses_bad_prefixes_untouched() {
+    let s = Scratch::new("all-usage");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    for args in [
+        &["--all", "--include", "relative/path"][..],
+        &["--all", "--exclude", ""][..],
+        &["--all", "/mnt"][..],
+        &["--include", "/tmp"][..],
+    ] {
+        let run = umw(args);
+        assert_code(&run, EXIT_USAGE, &format!("{args:?}"));
+    }
+    assert!(is_mounted(&m));
+}
+
+fn all_many_mounts_timing() {
+    let s = Scratch::new("all-many");
+    let n = 100;
+    for i in 0..n {
+        // Three levels: every tenth mount has nine below it.
+        let p = if i % 10 == 0 {
+            s.dir(format!("m{i}"))
+        } else {
+            let top = s.path(format!("m{}", i - i % 10));
+            let p = top.join(format!("s{i}"));
+            fs::create_dir_all(&p).unwrap();
+            p
+        };
+        mount_tmpfs(&p);
+    }
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    assert_code(&run, EXIT_OK, "--all over 100 tmpfs");
+    let summary = run.stdout.lines().last().unwrap();
+    assert!(summary.contains("\"shut_down\":100,"), "{summary}");
+    eprintln!(
+        "    --all over {n} tmpfs mounts: {:.1} ms inside the command, {:.1} ms with the process",
+        field_ms(summary, "elapsed_ms"),
+        run.elapsed.as_secs_f64() * 1000.0
+    );
 }
