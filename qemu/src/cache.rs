@@ -5,7 +5,7 @@
 //! the key, so a changed input gives a new key and a rebuild, an unchanged one
 //! a reuse that the stage reports.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -51,6 +51,25 @@ impl Key {
     pub fn finish(&self) -> String {
         let digest = self.hasher.clone().finalize();
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// An exclusive lock on a file under the cache, held until dropped: two
+/// benches running at once take turns on the kernel trees.
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    pub fn take(path: &Path, waiting: impl FnOnce()) -> Result<Lock> {
+        use rustix::fs::{flock, FlockOperation};
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            waiting();
+            flock(&file, FlockOperation::LockExclusive)
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Ok(Lock { _file: file })
     }
 }
 

@@ -23,7 +23,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::bench::{output_of, run_logged, Bench};
-use crate::cache::Key;
+use crate::cache::{Key, Lock};
 
 const SOURCE_PACKAGE: &str = "linux-source-6.12";
 const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
@@ -89,6 +89,11 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
     if name == KernelName::Stock {
         return crate::kernel_stock::fetch(bench);
     }
+    let _lock = Lock::take(&bench.paths.cache.join("kernels.lock"), || {
+        bench
+            .progress
+            .note("another umw-vm is building kernels: waiting for it")
+    })?;
     let key = key_for(bench, name)?;
     let dir = bench
         .paths
