@@ -35,12 +35,19 @@ pub fn fetch(bench: &Bench) -> Result<KernelImage> {
             || {
                 let _ = fs::remove_dir_all(&dir);
                 fs::create_dir_all(&dir)?;
-                run_logged(
-                    Command::new("apt-get")
-                        .args(["download", "-q", &package])
-                        .current_dir(&dir),
-                    &log,
-                )?;
+                let download = || {
+                    run_logged(
+                        Command::new("apt-get")
+                            .args(["download", "-q", &package])
+                            .current_dir(&dir),
+                        &log,
+                    )
+                };
+                if download().is_err() {
+                    // Package lists may be missing or stale on a fresh machine.
+                    run_logged(Command::new("apt-get").args(["update", "-qq"]), &log)?;
+                    download()?;
+                }
                 let deb = fs::read_dir(&dir)?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .find(|p| p.extension().is_some_and(|x| x == "deb"))
