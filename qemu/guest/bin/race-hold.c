@@ -2,7 +2,7 @@
 /*
  * race-hold: processes that keep a filesystem alive, for the race suites.
  *
- *   race-hold [-n COUNT] [-m MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE
+ *   race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE
  *
  * Starts COUNT holder processes (default 1). Holder i creates FILE.i, writes
  * MIB MiB to it without fsync (dirty page cache that the filesystem must
@@ -10,6 +10,10 @@
  * holder is ready, prints their PIDs on one line and exits 0; the holders
  * stay behind, detached from stdin and stdout.
  *
+ *   -a  each holder also touches MIB MiB of anonymous memory, like an app's
+ *       heap: a killed task frees its memory (exit_mm()) before it drops its
+ *       files and its namespace, so the teardown takes as long as a real
+ *       app's does.
  *   -u  each holder first unshares its mount namespace (mounts made private).
  *       It is that namespace's only task, so when it is killed the namespace
  *       and its copy of the mount die with it, asynchronously to whoever
@@ -35,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -52,6 +57,7 @@
 struct opts {
 	int count;
 	int mib;
+	int heap_mib;
 	int unshare_ns;
 	int ring;
 	int close_after_go;
@@ -62,7 +68,7 @@ struct opts {
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: race-hold [-n COUNT] [-m MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE\n");
+		"usage: race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE\n");
 	exit(2);
 }
 
@@ -86,6 +92,20 @@ static void write_mib(int i, int fd, int mib)
 				die(i, "write");
 		}
 	}
+}
+
+static void touch_heap(int i, int mib)
+{
+	size_t len = (size_t)mib << 20;
+	char *heap;
+
+	if (!len)
+		return;
+	heap = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (heap == MAP_FAILED)
+		die(i, "mmap heap");
+	memset(heap, 1, len);
 }
 
 /* Hands @fd to a new io_uring ring and returns the ring: the ring's fixed
@@ -145,6 +165,7 @@ static void holder(int i, const struct opts *o, int ready)
 	if (fd < 0)
 		die(i, path);
 	write_mib(i, fd, o->mib);
+	touch_heap(i, o->heap_mib);
 	if (o->ring)
 		fd = hand_to_ring(i, fd);
 
@@ -174,13 +195,16 @@ static void parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->count = 1;
-	while ((opt = getopt(argc, argv, "n:m:urc:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:m:a:urc:")) != -1) {
 		switch (opt) {
 		case 'n':
 			o->count = atoi(optarg);
 			break;
 		case 'm':
 			o->mib = atoi(optarg);
+			break;
+		case 'a':
+			o->heap_mib = atoi(optarg);
 			break;
 		case 'u':
 			o->unshare_ns = 1;
@@ -199,7 +223,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc - 1 || o->count < 1 || o->count > MAX_HOLDERS ||
-	    o->mib < 0 || o->close_min_ms < 0)
+	    o->mib < 0 || o->heap_mib < 0 || o->close_min_ms < 0)
 		usage();
 	o->file = argv[optind];
 }
