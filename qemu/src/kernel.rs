@@ -240,11 +240,13 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
             KernelName::Unpatched => {
                 let version = source_version()?;
                 if stamp(&tree, "source").as_deref() != Some(version.as_str()) {
+                    let pristine = pristine_source(bench)?;
                     bench.progress.stage(
-                        &format!("{name} kernel: extracting {SOURCE_TARBALL}"),
+                        &format!("{name} kernel: copying the pristine source"),
                         None,
-                        || extract_source(&tree, &version),
+                        || copy_tree(&pristine, &tree),
                     )?;
+                    set_stamp(&tree, "source", &version)?;
                 }
                 let fragments = [bench.paths.repo.join("qemu/kernel.config")];
                 bench.progress.stage(
@@ -380,17 +382,48 @@ fn swap_series(bench: &Bench, tree: &Path, log: &Path) -> Result<()> {
     apply_series(bench, tree, log)
 }
 
-fn extract_source(tree: &Path, version: &str) -> Result<()> {
-    discard_tree(tree)?;
-    fs::create_dir_all(tree)?;
-    let status = Command::new("tar")
-        .args(["-xf", SOURCE_TARBALL, "--strip-components=1", "-C"])
-        .arg(tree)
-        .status()?;
-    if !status.success() {
-        bail!("extracting {SOURCE_TARBALL} failed ({status})");
+/// The pristine extraction of the source package, never modified:
+/// $UMW_CACHE/src/linux-source-6.12 (kernel-patches/check.sh copies it too),
+/// its package version recorded beside it in linux-source-6.12.version.
+pub fn pristine_source(bench: &Bench) -> Result<PathBuf> {
+    let version = source_version()?;
+    let src = bench
+        .paths
+        .cache
+        .parent()
+        .unwrap_or(&bench.paths.cache)
+        .join("src");
+    let tree = src.join(SOURCE_PACKAGE);
+    let recorded_at = src.join(format!("{SOURCE_PACKAGE}.version"));
+    let recorded = fs::read_to_string(&recorded_at)
+        .ok()
+        .map(|v| v.trim().to_string());
+    if tree.join("Makefile").is_file() && recorded.as_ref().is_none_or(|r| *r == version) {
+        if recorded.is_none() {
+            fs::write(&recorded_at, format!("{version}\n"))?;
+        }
+        return Ok(tree);
     }
-    set_stamp(tree, "source", version)
+    bench.progress.stage(
+        &format!("extracting {SOURCE_TARBALL} into {}", tree.display()),
+        None,
+        || {
+            let partial = src.join(format!(".extracting-{}", std::process::id()));
+            fs::create_dir_all(&partial)?;
+            let status = Command::new("tar")
+                .args(["-xf", SOURCE_TARBALL, "--strip-components=1", "-C"])
+                .arg(&partial)
+                .status()?;
+            if !status.success() {
+                bail!("extracting {SOURCE_TARBALL} failed ({status})");
+            }
+            discard_tree(&tree)?;
+            fs::rename(&partial, &tree)?;
+            fs::write(&recorded_at, format!("{version}\n"))?;
+            Ok(())
+        },
+    )?;
+    Ok(tree)
 }
 
 /// Copies a built tree keeping timestamps, so that the next make is incremental.

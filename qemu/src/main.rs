@@ -77,6 +77,8 @@ enum Command {
     },
     /// Print the table of the last target/vm/summary.json.
     Summary,
+    /// Extract (or find) the pristine kernel source and print its path.
+    Source,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +129,10 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
+        Command::Source => {
+            println!("{}", kernel::pristine_source(&bench)?.display());
+            Ok(true)
+        }
         Command::Summary => {
             let summary = summary::Summary::load(&bench.paths.summary_json())?;
             let (_, failed) = summary.print_table();
