@@ -132,8 +132,8 @@ impl Bench {
             summary.kernels.push(result);
         }
         summary.save(&self.paths.summary_json())?;
-        let (_, failed) = summary.print_table();
         println!("summary: {}", self.paths.summary_json().display());
+        let (_, failed) = summary.print_table();
         Ok(failed == 0)
     }
 
