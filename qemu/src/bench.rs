@@ -12,7 +12,7 @@ use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
 use crate::progress::Progress;
 use crate::summary::{KernelResult, Summary};
-use crate::{disks, suites};
+use crate::{disks, reboot, suites};
 
 pub struct Paths {
     /// The repository's root.
@@ -54,6 +54,8 @@ pub struct TestOptions {
     pub suites: Vec<String>,
     pub runs: u32,
     pub crash_test: bool,
+    /// Boots per mode of scenario S4 (reboot.rs); 0 leaves it out.
+    pub s4_boots: u32,
 }
 
 impl Bench {
@@ -122,6 +124,9 @@ impl Bench {
             let boot = Boot::suites(names, options.runs, image.name);
             let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
             let mut result = KernelResult::from_verdict(image, &verdict);
+            if options.s4_boots > 0 {
+                reboot::run(self, image, &initramfs, options.s4_boots, &mut result)?;
+            }
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;
                 result.tests.insert(

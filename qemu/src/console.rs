@@ -30,10 +30,19 @@ pub struct Verdict {
 pub struct RaceCount {
     pub runs: u64,
     pub busy_after_return: u64,
+    /// S4 (qemu/src/reboot.rs) only: boots whose disk needed recovery or
+    /// failed `e2fsck -fn`, boots with a file missing or wrong after the
+    /// journal replay, and boots with either (the bug showed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclean: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<u64>,
 }
 
 /// Kernel reports: any of these on the console fails the boot.
-const KERNEL_REPORTS: &[(&str, &str)] = &[
+pub const KERNEL_REPORTS: &[(&str, &str)] = &[
     ("Kernel panic - not syncing", "kernel panic"),
     ("Oops:", "oops"),
     ("general protection fault", "oops"),
@@ -296,6 +305,7 @@ fn parse_race(text: &str, verdict: &mut Verdict) {
                     RaceCount {
                         runs,
                         busy_after_return,
+                        ..RaceCount::default()
                     },
                 );
         }
@@ -352,14 +362,16 @@ mod tests {
             verdict.races["s2-lazy"]["plain"],
             RaceCount {
                 runs: 20,
-                busy_after_return: 20
+                busy_after_return: 20,
+                ..RaceCount::default()
             }
         );
         assert_eq!(
             verdict.races["s2-lazy"]["umount-wait"],
             RaceCount {
                 runs: 20,
-                busy_after_return: 0
+                busy_after_return: 0,
+                ..RaceCount::default()
             }
         );
         assert!(verdict

@@ -21,6 +21,7 @@ mod initramfs;
 mod kernel;
 mod kernel_stock;
 mod progress;
+mod reboot;
 mod suites;
 mod summary;
 
@@ -67,6 +68,18 @@ enum Command {
         /// Skip the bench's own test: a boot that crashes on purpose must be reported as a failure.
         #[arg(long)]
         no_crash_test: bool,
+        /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; only without --suites.
+        #[arg(long, default_value_t = reboot::DEFAULT_BOOTS)]
+        s4_boots: u32,
+    },
+    /// Run only scenario S4 (reboot right after the unmount, disk checked on the host).
+    S4 {
+        /// Kernels to test; unpatched, patched and debug when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+        /// Boots per mode.
+        #[arg(long, default_value_t = reboot::DEFAULT_BOOTS)]
+        boots: u32,
     },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
     Demo,
@@ -114,6 +127,7 @@ fn run(cli: Cli) -> Result<bool> {
             suites,
             runs,
             no_crash_test,
+            s4_boots,
         } => {
             let kernels = if kernels.is_empty() {
                 KernelName::TESTED.to_vec()
@@ -121,11 +135,20 @@ fn run(cli: Cli) -> Result<bool> {
                 kernels
             };
             let options = bench::TestOptions {
+                s4_boots: if suites.is_empty() { s4_boots } else { 0 },
                 suites,
                 runs,
                 crash_test: !no_crash_test,
             };
             bench.test(&kernels, &options)
+        }
+        Command::S4 { kernels, boots } => {
+            let kernels = if kernels.is_empty() {
+                KernelName::TESTED.to_vec()
+            } else {
+                kernels
+            };
+            reboot::standalone(&bench, &kernels, boots)
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),

@@ -169,6 +169,7 @@ mod tests {
             RaceCount {
                 runs: 20,
                 busy_after_return: 19,
+                ..RaceCount::default()
             },
         );
         let mut races = BTreeMap::new();
