@@ -60,7 +60,7 @@ struct Console {
     problems: Vec<String>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Workload {
     holders: u32,
     synced_kib: u64,
@@ -157,19 +157,23 @@ pub fn run(
                     console.status.unwrap_or_default()
                 ));
             }
-            if !console.problems.is_empty() || console.workload.is_none() {
-                for problem in &console.problems {
-                    problems.push(format!("boot {n}: {problem} ({})", log.display()));
+            // parse() reports a missing workload line as a problem.
+            let workload = match console.workload {
+                Some(workload) if console.problems.is_empty() => workload,
+                _ => {
+                    for problem in &console.problems {
+                        problems.push(format!("boot {n}: {problem} ({})", log.display()));
+                    }
+                    bench.progress.note(&format!(
+                        "{} kernel: S4 {mode} boot {n} FAILED: {}",
+                        image.name,
+                        console.problems.join("; ")
+                    ));
+                    continue;
                 }
-                bench.progress.note(&format!(
-                    "{} kernel: S4 {mode} boot {n} FAILED: {}",
-                    image.name,
-                    console.problems.join("; ")
-                ));
-                continue;
-            }
+            };
             let race_disk = &disks.images[race_disk_index()];
-            let check = check_disk(bench, race_disk, console.workload.unwrap_or_default())?;
+            let check = check_disk(bench, race_disk, workload)?;
             count.runs += 1;
             count.busy_after_return += u64::from(console.busy);
             unclean += u64::from(check.unclean);

@@ -70,6 +70,16 @@ impl KernelResult {
     }
 }
 
+/// S4's counts from the host's disk checks, after the others in its row.
+fn disk_counts(count: &RaceCount) -> String {
+    match (count.unclean, count.incomplete) {
+        (Some(unclean), Some(incomplete)) => {
+            format!("   unclean {unclean}, incomplete {incomplete}")
+        }
+        _ => String::new(),
+    }
+}
+
 fn pass_fail(ok: bool) -> &'static str {
     if ok {
         "pass"
@@ -123,8 +133,13 @@ impl Summary {
                 for (scenario, modes) in &k.races {
                     for (mode, count) in modes {
                         println!(
-                            "{:<10} {:<24} {:<14} {:>6} {:>18}",
-                            k.name, scenario, mode, count.runs, count.busy_after_return
+                            "{:<10} {:<24} {:<14} {:>6} {:>18}{}",
+                            k.name,
+                            scenario,
+                            mode,
+                            count.runs,
+                            count.busy_after_return,
+                            disk_counts(count)
                         );
                     }
                 }
