@@ -173,7 +173,13 @@ pub fn run(
                 }
             };
             let race_disk = &disks.images[race_disk_index()];
-            let check = check_disk(bench, race_disk, workload)?;
+            let check = match check_disk(bench, race_disk, workload) {
+                Ok(check) => check,
+                Err(err) => {
+                    problems.push(format!("boot {n}: the host's disk check failed: {err:#}"));
+                    continue;
+                }
+            };
             count.runs += 1;
             count.busy_after_return += u64::from(console.busy);
             unclean += u64::from(check.unclean);
@@ -232,7 +238,7 @@ fn verdict(mode: &str, count: &RaceCount, boots: u32, problems: &[String]) -> Op
     let damaged = count.damaged.unwrap_or(0);
     if !problems.is_empty() {
         Some(format!(
-            "{} of {boots} boots failed before the disk check",
+            "{} of {boots} boots failed (console or host check), see below",
             u64::from(boots) - count.runs
         ))
     } else if mode == "plain" && damaged == 0 {
