@@ -107,7 +107,8 @@ def stats(samples):
             }
         idle = {}
         for name in ("idle-umount2", "idle-umount2-wait", "idle-umount-cmd",
-                     "idle-umount-wait-cmd"):
+                     "idle-umount-wait-cmd", "idle-busybox-true-cmd",
+                     "idle-probe-cmd"):
             got = samples.get((fs, name))
             if got:
                 idle[name] = {"runs": len(got),

@@ -39,6 +39,8 @@
  * idle: nothing written; umount2(MNT, 0) and umount2(MNT, UMOUNT_WAIT),
  * then spawned "umount MNT" (busybox) and "CMD --mode kernel MNT", each
  * timed around the call or the spawn and reap; each pair in turns first.
+ * Then "busybox true" and "CMD --probe" (no unmount): what a spawn and the
+ * command's start-up cost alone (idle-busybox-true-cmd, idle-probe-cmd).
  *
  * Lines, printed after the last run so the console does not disturb the
  * timing:
@@ -442,7 +444,10 @@ static void idle_runs(const struct opts *o)
 	char *plain[] = { "umount", (char *)o->mnt, NULL };
 	char *waiter[] = { (char *)o->cmd, "--mode", "kernel",
 			   (char *)o->mnt, NULL };
-	int i;
+	char *probe[] = { (char *)o->cmd, "--probe", NULL };
+	char *busybox[] = { "busybox", "true", NULL };
+	long long t0;
+	int i, status;
 
 	for (i = 0; i < o->runs; i++) {
 		if (i % 2) {
@@ -456,6 +461,13 @@ static void idle_runs(const struct opts *o)
 			idle_one(o, "idle-umount-cmd", 0, plain);
 			idle_one(o, "idle-umount-wait-cmd", 0, waiter);
 		}
+		/* What a spawn costs without an unmount: the start-up share. */
+		t0 = now_us();
+		status = reap(spawn(busybox));
+		record("idle-busybox-true-cmd", now_us() - t0, 0, status);
+		t0 = now_us();
+		status = reap(spawn(probe));
+		record("idle-probe-cmd", now_us() - t0, 0, status);
 	}
 }
 
