@@ -35,8 +35,7 @@ use crate::bench::Bench;
 use crate::boot::{self, Boot};
 use crate::console::{self, RaceCount};
 use crate::disks;
-use crate::initramfs;
-use crate::initramfs::Initramfs;
+use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
 use crate::summary::{KernelResult, Summary};
 
