@@ -31,7 +31,9 @@
  * The waiter's return is timestamped at once, then checked: on ext4 an
  * O_EXCL open of DEV that fails with EBUSY, on tmpfs an inotify watch on the
  * root (added before the go) that has not reported IN_UNMOUNT, is an early
- * return: the waiter came back while the filesystem was alive.
+ * return: the waiter came back while the filesystem was alive. After each
+ * run, one floor run (below) is timed as strategy=floor-STRATEGY, so that
+ * the slack compares runs made under the same host load.
  *
  * floor: the same dirty data, written by a child that then exits (no
  * holder), and the time a synchronous umount2(MNT, 0) takes.
@@ -40,7 +42,10 @@
  * then spawned "umount MNT" (busybox) and "CMD --mode kernel MNT", each
  * timed around the call or the spawn and reap; each pair in turns first.
  * Then "busybox true" and "CMD --probe" (no unmount): what a spawn and the
- * command's start-up cost alone (idle-busybox-true-cmd, idle-probe-cmd).
+ * command's start-up cost alone (idle-busybox-true-cmd, idle-probe-cmd),
+ * and "CMD --probe" again without address space randomization
+ * (idle-probe-norandom-cmd): under TCG a static-pie binary loaded at a new
+ * address each time may not reuse the code QEMU translated for the last.
  *
  * Lines, printed after the last run so the console does not disturb the
  * timing:
@@ -64,6 +69,7 @@
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,6 +242,25 @@ static pid_t spawn(char **argv)
 	return pid;
 }
 
+/* @argv with ADDR_NO_RANDOMIZE, stdout to /dev/null. */
+static pid_t spawn_norandom(char **argv)
+{
+	pid_t pid = fork();
+	int null;
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		null = open("/dev/null", O_WRONLY);
+		if (null < 0 || dup2(null, 1) < 0)
+			_exit(127);
+		personality(ADDR_NO_RANDOMIZE);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 static int reap(pid_t pid)
 {
 	int status;
@@ -251,7 +276,7 @@ static int reap(pid_t pid)
 static void record(const char *strategy, long long latency_us, int early,
 		   int status)
 {
-	if (nsamples == MAX_RUNS * 4)
+	if (nsamples == MAX_RUNS * 8)
 		return;
 	samples[nsamples].strategy = strategy;
 	samples[nsamples].latency_us = latency_us;
@@ -353,8 +378,11 @@ static int run_waiter(const struct opts *o, int ifd, int *seen)
 	exit(2);
 }
 
+static void floor_one(const struct opts *o, const char *strategy);
+
 static void wake(const struct opts *o)
 {
+	static char paired[64];
 	volatile long long *release_us;
 	long long returned_us;
 	unsigned int seed = 12345;
@@ -392,33 +420,42 @@ static void wake(const struct opts *o)
 		if (is_mounted(o->mnt) && umount2(o->mnt, MNT_DETACH))
 			die("cleanup umount2");
 		record(o->strategy, returned_us - *release_us, early, status);
+		snprintf(paired, sizeof(paired), "floor-%s", o->strategy);
+		floor_one(o, paired);
 	}
 }
 
-static void floor_runs(const struct opts *o)
+/* One floor run: the dirty data written by a child that exits, then a
+ * synchronous umount2(MNT, 0), timed. */
+static void floor_one(const struct opts *o, const char *strategy)
 {
 	char path[4096];
 	long long t0, t1;
 	pid_t pid;
-	int i;
 
 	snprintf(path, sizeof(path), "%s/hold", o->mnt);
-	for (i = 0; i < o->runs; i++) {
-		mount_fresh(o);
-		pid = fork();
-		if (pid < 0)
-			die("fork");
-		if (pid == 0) {
-			write_kib(path, o->kib);
-			_exit(0);
-		}
-		reap(pid);
-		t0 = now_us();
-		if (umount2(o->mnt, 0))
-			die("umount2");
-		t1 = now_us();
-		record("floor", t1 - t0, is_ext4(o) && dev_busy(o->dev), 0);
+	mount_fresh(o);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		write_kib(path, o->kib);
+		_exit(0);
 	}
+	reap(pid);
+	t0 = now_us();
+	if (umount2(o->mnt, 0))
+		die("umount2");
+	t1 = now_us();
+	record(strategy, t1 - t0, is_ext4(o) && dev_busy(o->dev), 0);
+}
+
+static void floor_runs(const struct opts *o)
+{
+	int i;
+
+	for (i = 0; i < o->runs; i++)
+		floor_one(o, "floor");
 }
 
 /* One idle unmount, timed: the syscall with @flags, or @argv spawned. */
@@ -468,6 +505,9 @@ static void idle_runs(const struct opts *o)
 		t0 = now_us();
 		status = reap(spawn(probe));
 		record("idle-probe-cmd", now_us() - t0, 0, status);
+		t0 = now_us();
+		status = reap(spawn_norandom(probe));
+		record("idle-probe-norandom-cmd", now_us() - t0, 0, status);
 	}
 }
 
@@ -514,7 +554,7 @@ int main(int argc, char **argv)
 		usage();
 	o.mnt = argv[optind];
 	mkdir(o.mnt, 0755);
-	samples = calloc(MAX_RUNS * 4, sizeof(*samples));
+	samples = calloc(MAX_RUNS * 8, sizeof(*samples));
 	if (!samples)
 		die("calloc");
 
