@@ -121,7 +121,14 @@ impl Bench {
         let initramfs = initramfs::build(self, &images.iter().collect::<Vec<_>>())?;
         for image in &images {
             let names = suites::for_kernel(&self.paths.suites(), image.name, &options.suites)?;
-            let boot = Boot::suites(names, options.runs, image.name);
+            // The debug kernel hunts for lockdep, sleep-in-atomic and hung-task
+            // reports, not for statistics: a quarter of the race runs.
+            let runs = if image.name == KernelName::Debug {
+                (options.runs / 4).max(3)
+            } else {
+                options.runs
+            };
+            let boot = Boot::suites(names, runs, image.name);
             let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
             let mut result = KernelResult::from_verdict(image, &verdict);
             if options.s4_boots > 0 {
