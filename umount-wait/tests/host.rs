@@ -580,12 +580,14 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     fs::write(m.join("f"), b"data").unwrap();
 
     // -v without a terminal: one line a second, naming the holder.
-    let mut holder = hold_open(&m.join("f"), Duration::from_millis(1500));
+    // The holder lets go well after the first status second, so a loaded
+    // machine still shows one; the elapsed time printed is not asserted.
+    let mut holder = hold_open(&m.join("f"), Duration::from_millis(2500));
     let run = umw([OsStr::new("-l"), OsStr::new("-v"), m.as_os_str()]);
     let _ = holder.wait();
     assert_code(&run, EXIT_OK, "-l -v");
     assert!(
-        run.stderr.contains("waiting 1.0s, held by pid"),
+        run.stderr.contains(": waiting ") && run.stderr.contains("s, held by pid"),
         "{}",
         run.stderr
     );
@@ -604,7 +606,7 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     }
     mount_tmpfs(&m);
     fs::write(m.join("f"), b"data").unwrap();
-    let mut holder = hold_open(&m.join("f"), Duration::from_millis(1500));
+    let mut holder = hold_open(&m.join("f"), Duration::from_millis(2500));
     let line = format!("{BIN} -l {}", m.display());
     let out = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
@@ -615,7 +617,7 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(EXIT_OK), "{text}");
     assert!(
-        text.contains("\r\x1b[2Kumount-wait: ") && text.contains(": waiting 1.0s"),
+        text.contains("\r\x1b[2Kumount-wait: ") && text.contains(": waiting "),
         "{text:?}"
     );
     assert!(
