@@ -264,7 +264,12 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
                 "-p",
                 "umount-wait",
             ])
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            // Not position-independent: under TCG every start at a new
+            // address costs a fresh code translation (~50 ms, bench/README.md).
+            .env(
+                "RUSTFLAGS",
+                "-C target-feature=+crt-static -C relocation-model=static",
+            )
             .current_dir(&bench.paths.repo),
         &log,
     )?;
