@@ -122,9 +122,9 @@ impl Bench {
         for image in &images {
             let names = suites::for_kernel(&self.paths.suites(), image.name, &options.suites)?;
             // The debug kernel hunts for lockdep, sleep-in-atomic and hung-task
-            // reports, not for statistics: a quarter of the race runs.
+            // reports, not for statistics: half the race runs.
             let runs = if image.name == KernelName::Debug {
-                (options.runs / 4).max(3)
+                (options.runs / 2).max(3)
             } else {
                 options.runs
             };
