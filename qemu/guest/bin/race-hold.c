@@ -2,7 +2,7 @@
 /*
  * race-hold: processes that keep a filesystem alive, for the race suites.
  *
- *   race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE
+ *   race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-T] [-c MIN_MS[-MAX_MS]] FILE
  *
  * Starts COUNT holder processes (default 1). Holder i creates FILE.i, writes
  * MIB MiB to it without fsync (dirty page cache that the filesystem must
@@ -24,6 +24,9 @@
  *       descriptor. Closing the ring frees its file table from io_uring's
  *       exit worker, a kernel thread, so the final fput() and mntput() go
  *       through delayed_fput_work and delayed_mntput_work.
+ *   -T  each holder ignores SIGTERM, like an app that does not stop when
+ *       asked: a reboot script's grace period passes and SIGKILL ends it,
+ *       right before the unmount.
  *   -c  on SIGUSR1 ("go", sent by race-umount -g right before the unmount),
  *       wait a random MIN..MAX ms, close the file (or the ring) and exit.
  *       Without -c a holder holds until it is killed.
@@ -61,6 +64,7 @@ struct opts {
 	int unshare_ns;
 	int ring;
 	int close_after_go;
+	int ignore_term;
 	long close_min_ms, close_max_ms;
 	const char *file;
 };
@@ -68,7 +72,7 @@ struct opts {
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-c MIN_MS[-MAX_MS]] FILE\n");
+		"usage: race-hold [-n COUNT] [-m MIB] [-a MIB] [-u] [-r] [-T] [-c MIN_MS[-MAX_MS]] FILE\n");
 	exit(2);
 }
 
@@ -152,6 +156,8 @@ static void holder(int i, const struct opts *o, int ready)
 	sigemptyset(&go);
 	sigaddset(&go, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &go, NULL);
+	if (o->ignore_term)
+		signal(SIGTERM, SIG_IGN);
 
 	if (o->unshare_ns) {
 		if (unshare(CLONE_NEWNS) < 0)
@@ -195,7 +201,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->count = 1;
-	while ((opt = getopt(argc, argv, "n:m:a:urc:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:m:a:urTc:")) != -1) {
 		switch (opt) {
 		case 'n':
 			o->count = atoi(optarg);
@@ -211,6 +217,9 @@ static void parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'r':
 			o->ring = 1;
+			break;
+		case 'T':
+			o->ignore_term = 1;
 			break;
 		case 'c':
 			o->close_after_go = 1;
