@@ -20,7 +20,8 @@
 #   APP_PIDS     the processes to stop; empty: every process but init and
 #                this script (kill -1), as Android does []
 #   APP_GRACE    seconds between SIGTERM and SIGKILL [2]
-#   REBOOT       the last command; "true" to stay up (tests) [reboot -f]
+#   REBOOT       the last command; "true" to stay up (tests) [reboot -f];
+#                it runs with UMW_STATUS set to umount-wait's exit code
 #   UMW_LOG      where the JSON report goes [/dev/kmsg when writable]
 
 set -u
@@ -90,4 +91,5 @@ esac
 
 # 5. Reboot. Android would also try the f2fs shutdown ioctl on a data
 #    partition still alive here; with a confirmed shutdown there is none.
+export UMW_STATUS=$rc
 exec $final

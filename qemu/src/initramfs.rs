@@ -9,6 +9,7 @@
 //!   /usr/lib/umw/suites/<name>              qemu/guest/suites/*
 //!   /usr/lib/umw/lib/<file>                 qemu/guest/lib/* (shell helpers)
 //!   /usr/lib/umw/bin/<name>                 qemu/guest/bin/<name>.c, static
+//!   /usr/lib/umw/examples/<name>.sh         examples/*.sh (the reboot scripts)
 //!   /lib/modules/umw/*.ko + /usr/lib/umw/modules (stock kernel only)
 
 use std::collections::BTreeMap;
@@ -77,6 +78,12 @@ pub fn build(bench: &Bench, images: &[&KernelImage]) -> Result<Initramfs> {
         for path in sorted_files(&bench.paths.guest().join(dir))? {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             files.push((format!("{target}/{name}"), path));
+        }
+    }
+    for path in sorted_files(&bench.paths.repo.join("examples"))? {
+        if path.extension().is_some_and(|e| e == "sh") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.push((format!("/usr/lib/umw/examples/{name}"), path));
         }
     }
     for path in helpers {
