@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::bench::Bench;
+use crate::disks::{self, Disks};
 use crate::initramfs::Initramfs;
 use crate::kernel::{KernelImage, KernelName};
 
@@ -144,4 +145,45 @@ fn cmdline(image: &KernelImage, boot: &Boot) -> String {
         line.push_str(&format!(" umw.suites={}", boot.suites.join(",")));
     }
     line
+}
+
+/// One boot of a suite that ends the VM with `reboot -n -f` instead of
+/// /init's UMW-END (S4, shutdown-reboot): fresh disks, the console text, and
+/// the disks kept for the host's checks until this is dropped.
+pub struct RebootRun {
+    pub disks: Disks,
+    pub log: PathBuf,
+    pub text: String,
+    /// Set when the boot hit its time limit: what to report.
+    pub timed_out: Option<String>,
+}
+
+/// Boots `image` with `suite` alone; `label` names the disks and the log
+/// (console-<label>.log), `what` the progress line.
+pub fn reboot_run(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    suite: &str,
+    label: &str,
+    what: &str,
+) -> Result<RebootRun> {
+    let disks = disks::fresh(bench, label)?;
+    let log = bench.log(&format!("console-{label}.log"));
+    let boot = Boot::suites(vec![suite.to_string()], 1, image.name);
+    let outcome = bench.progress.stage(what, Some(&log), || {
+        run(bench, image, initramfs, &disks.images, &boot, &log)
+    })?;
+    let text = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+    Ok(RebootRun {
+        disks,
+        log,
+        text: String::from_utf8_lossy(&text).into_owned(),
+        timed_out: outcome.timed_out.then(|| {
+            format!(
+                "the boot hit its time limit of {} s",
+                boot.timeout.as_secs()
+            )
+        }),
+    })
 }

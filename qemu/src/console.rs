@@ -56,13 +56,12 @@ pub const KERNEL_REPORTS: &[(&str, &str)] = &[
     ("Call Trace:", "kernel stack trace"),
 ];
 
-pub fn parse(text: &str, expected_suites: &[String]) -> Verdict {
-    let mut verdict = Verdict::default();
-    let mut current: Option<SuiteState> = None;
-    let mut finished: Vec<String> = Vec::new();
-    let mut ended = false;
+/// The lines of a console log, without a serial line's CRs and trailing
+/// blanks. Kernel reports among them are added to `problems`, one per kind
+/// (its first line).
+pub fn lines<'a>(text: &'a str, problems: &mut Vec<String>) -> Vec<&'a str> {
     let mut reported: Vec<&str> = Vec::new();
-
+    let mut lines = Vec::new();
     for raw in text.split('\n') {
         let line = raw
             .trim_end_matches(['\r', ' ', '\t'])
@@ -70,21 +69,39 @@ pub fn parse(text: &str, expected_suites: &[String]) -> Verdict {
         for (needle, kind) in KERNEL_REPORTS {
             if line.contains(needle) && !reported.contains(kind) {
                 reported.push(kind);
-                verdict.problems.push(format!("{kind}: {}", line.trim()));
+                problems.push(format!("{kind}: {}", line.trim()));
             }
         }
+        lines.push(line);
+    }
+    lines
+}
+
+/// The value of `name=value` among whitespace-separated fields.
+pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.split_whitespace().find_map(|f| f.strip_prefix(name))
+}
+
+/// What a `UMW-KERNEL` line says of the kernel: Some(true) when it has
+/// UMOUNT_WAIT, Some(false) when umount-wait falls back.
+pub fn probe(umw_kernel_rest: &str) -> Option<bool> {
+    match field(umw_kernel_rest, "umount_wait=") {
+        Some("kernel") => Some(true),
+        Some("fallback") => Some(false),
+        _ => None,
+    }
+}
+
+pub fn parse(text: &str, expected_suites: &[String]) -> Verdict {
+    let mut verdict = Verdict::default();
+    let mut current: Option<SuiteState> = None;
+    let mut finished: Vec<String> = Vec::new();
+    let mut ended = false;
+
+    for line in lines(text, &mut verdict.problems) {
         if let Some(rest) = line.strip_prefix("UMW-KERNEL ") {
-            for field in rest.split_whitespace() {
-                if let Some(release) = field.strip_prefix("release=") {
-                    verdict.release = release.to_string();
-                } else if let Some(probe) = field.strip_prefix("umount_wait=") {
-                    verdict.umount_wait = match probe {
-                        "kernel" => Some(true),
-                        "fallback" => Some(false),
-                        _ => None,
-                    };
-                }
-            }
+            verdict.release = field(rest, "release=").unwrap_or_default().to_string();
+            verdict.umount_wait = probe(rest);
         } else if let Some(name) = line.strip_prefix("UMW-SUITE-BEGIN ") {
             if let Some(open) = current.take() {
                 verdict.problems.push(format!(

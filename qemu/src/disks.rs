@@ -16,6 +16,14 @@ use crate::bench::{run_logged, Bench};
 pub const ROLES: [&str; 4] = ["kselftest", "tool", "race", "spare"];
 const SIZE: &str = "64M";
 
+/// The index of a role's image in [`Disks::images`].
+pub fn index(role: &str) -> usize {
+    ROLES
+        .iter()
+        .position(|r| *r == role)
+        .expect("a role of disks::ROLES")
+}
+
 pub struct Disks {
     dir: PathBuf,
     /// vda first.

@@ -16,6 +16,7 @@ mod bench;
 mod boot;
 mod cache;
 mod console;
+mod diskcheck;
 mod disks;
 mod initramfs;
 mod kernel;

@@ -27,13 +27,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::bench::Bench;
-use crate::boot::{self, Boot};
-use crate::console::{self, RaceCount};
+use crate::boot;
+use crate::console::{self, field, RaceCount};
+use crate::diskcheck;
 use crate::disks;
 use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
@@ -137,27 +137,23 @@ pub fn run(
         while n < boots || (mode == "plain" && damaged == 0 && n < most) {
             n += 1;
             let label = format!("s4-{}-{mode}-{n}", image.name);
-            let disks = disks::fresh(bench, &label)?;
-            let log = bench.log(&format!("console-{label}.log"));
-            let boot = Boot::suites(vec![format!("{SUITE}-{mode}")], 1, image.name);
             let what = format!(
                 "{} kernel: S4 {mode}, boot {n} of {}",
                 image.name,
                 boots.max(n)
             );
-            let outcome = bench.progress.stage(&what, Some(&log), || {
-                boot::run(bench, image, initramfs, &disks.images, &boot, &log)
-            })?;
-            let text = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
-            let mut console = parse(&String::from_utf8_lossy(&text));
-            if outcome.timed_out {
-                console.problems.insert(
-                    0,
-                    format!(
-                        "the boot hit its time limit of {} s",
-                        boot.timeout.as_secs()
-                    ),
-                );
+            let run = boot::reboot_run(
+                bench,
+                image,
+                initramfs,
+                &format!("{SUITE}-{mode}"),
+                &label,
+                &what,
+            )?;
+            let log = &run.log;
+            let mut console = parse(&run.text);
+            if let Some(why) = run.timed_out.clone() {
+                console.problems.insert(0, why);
             }
             probe = probe.or(console.umount_wait);
             if mode != "plain" && console.status.is_some_and(|s| s != 0) {
@@ -181,7 +177,7 @@ pub fn run(
                     continue;
                 }
             };
-            let race_disk = &disks.images[race_disk_index()];
+            let race_disk = &run.disks.images[disks::index("race")];
             let check = match check_disk(bench, race_disk, workload) {
                 Ok(check) => check,
                 Err(err) => {
@@ -267,31 +263,13 @@ fn verdict(mode: &str, count: &RaceCount, boots: u32, problems: &[String]) -> Op
     }
 }
 
-fn race_disk_index() -> usize {
-    disks::ROLES.iter().position(|r| *r == "race").unwrap_or(2)
-}
-
 /// Reads the console of one S4 boot.
 fn parse(text: &str) -> Console {
     let mut console = Console::default();
-    let mut reported: Vec<&str> = Vec::new();
     let mut unmounted = false;
-    for raw in text.split('\n') {
-        let line = raw
-            .trim_end_matches(['\r', ' ', '\t'])
-            .trim_start_matches('\r');
-        for (needle, kind) in console::KERNEL_REPORTS {
-            if line.contains(needle) && !reported.contains(kind) {
-                reported.push(kind);
-                console.problems.push(format!("{kind}: {}", line.trim()));
-            }
-        }
+    for line in console::lines(text, &mut console.problems) {
         if let Some(rest) = line.strip_prefix("UMW-KERNEL ") {
-            console.umount_wait = match field(rest, "umount_wait=") {
-                Some("kernel") => Some(true),
-                Some("fallback") => Some(false),
-                _ => None,
-            };
+            console.umount_wait = console::probe(rest);
         } else if let Some(rest) = line.strip_prefix("UMW-S4-WORKLOAD ") {
             let number = |name| field(rest, name).and_then(|v| v.parse::<u64>().ok());
             match (
@@ -339,97 +317,32 @@ fn parse(text: &str) -> Console {
     console
 }
 
-/// The value of `name=value` among whitespace-separated fields.
-fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.split_whitespace().find_map(|f| f.strip_prefix(name))
-}
-
 /// The host's checks of the race image, in that order: read-only first
 /// (unclean?), then the journal replay and the files (incomplete?).
 fn check_disk(bench: &Bench, image: &Path, workload: Workload) -> Result<DiskCheck> {
-    let mut check = DiskCheck::default();
-    let log = bench.log("s4-disk-checks.log");
-    let append = |text: &str| {
-        let _ = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    let log = diskcheck::Log(bench.log("s4-disk-checks.log"));
+    let mut check = DiskCheck {
+        notes: diskcheck::unclean(image, &log)?,
+        ..DiskCheck::default()
     };
-    append(&format!("== {}\n", image.display()));
-
-    let features = tool_output(Command::new("dumpe2fs").arg("-h").arg(image))?;
-    let needs_recovery = features
-        .lines()
-        .find(|l| l.starts_with("Filesystem features:"))
-        .is_some_and(|l| l.split_whitespace().any(|w| w == "needs_recovery"));
-    let fsck = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .context("running e2fsck -fn")?;
-    let fsck_rc = fsck.status.code().unwrap_or(-1);
-    append(&format!(
-        "e2fsck -fn: exit {fsck_rc}\n{}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    ));
-    if needs_recovery {
-        check.notes.push("journal needs recovery".into());
-    }
-    if fsck_rc != 0 {
-        check.notes.push(format!("e2fsck -fn exit {fsck_rc}"));
-    }
-    check.unclean = needs_recovery || fsck_rc != 0;
-
+    check.unclean = !check.notes.is_empty();
     // What the next mount would see: the journal replayed, then the files.
-    let repair = Command::new("e2fsck")
-        .arg("-fy")
-        .arg(image)
-        .output()
-        .context("running e2fsck -fy")?;
-    let repair_rc = repair.status.code().unwrap_or(-1);
-    append(&format!(
-        "e2fsck -fy: exit {repair_rc}\n{}{}",
-        String::from_utf8_lossy(&repair.stdout),
-        String::from_utf8_lossy(&repair.stderr)
-    ));
-    if repair_rc >= 4 {
-        check
-            .notes
-            .push(format!("e2fsck -fy left errors (exit {repair_rc})"));
-    }
+    check.notes.extend(diskcheck::replay(image, &log)?);
 
     let dumps = image.with_extension("dump");
-    let _ = fs::remove_dir_all(&dumps);
-    fs::create_dir_all(&dumps)?;
     let files = expected_files(workload);
-    let script: String = files
-        .iter()
-        .map(|f| format!("dump /{} {}\n", f.name, dumps.join(&f.name).display()))
-        .collect();
-    let script_file = dumps.join("debugfs.cmd");
-    fs::write(&script_file, script)?;
-    let debugfs = Command::new("debugfs")
-        .arg("-f")
-        .arg(&script_file)
-        .arg(image)
-        .output()
-        .context("running debugfs")?;
-    append(&format!(
-        "debugfs dump: exit {}\n{}",
-        debugfs.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&debugfs.stderr)
-    ));
+    let paths: Vec<String> = files.iter().map(|f| format!("/{}", f.name)).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let copies = diskcheck::dump(image, &paths, &dumps, &log)?;
     let mut wrong = Vec::new();
-    for file in &files {
-        let data = fs::read(dumps.join(&file.name)).ok();
+    for (file, copy) in files.iter().zip(&copies) {
+        let data = copy.as_ref().and_then(|c| fs::read(c).ok());
         if let Some(what) = compare(file, data.as_deref()) {
             wrong.push(format!("{} {what}", file.name));
         }
     }
     let _ = fs::remove_dir_all(&dumps);
-    append(&format!(
+    log.append(&format!(
         "files: {}\n",
         if wrong.is_empty() {
             "complete".into()
@@ -439,18 +352,9 @@ fn check_disk(bench: &Bench, image: &Path, workload: Workload) -> Result<DiskChe
     ));
     if !wrong.is_empty() {
         check.incomplete = true;
-        let shown: Vec<_> = wrong.iter().take(3).cloned().collect();
-        let more = wrong.len().saturating_sub(shown.len());
-        let mut note = format!(
-            "{} of {} files wrong: {}",
-            wrong.len(),
-            files.len(),
-            shown.join(", ")
-        );
-        if more > 0 {
-            note.push_str(&format!(", +{more}"));
-        }
-        check.notes.push(note);
+        check
+            .notes
+            .push(diskcheck::wrong_files_note(&wrong, files.len()));
     }
     Ok(check)
 }
@@ -493,21 +397,6 @@ fn compare(file: &ExpectedFile, data: Option<&[u8]>) -> Option<String> {
     data.iter()
         .position(|b| *b != file.byte)
         .map(|at| format!("wrong byte at {at}"))
-}
-
-/// The stdout of a host tool (dumpe2fs), which must succeed.
-fn tool_output(command: &mut Command) -> Result<String> {
-    let out = command
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "{command:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn yes_no(flag: bool) -> &'static str {

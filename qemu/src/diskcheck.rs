@@ -1,0 +1,169 @@
+//! The host's checks of an ext2/ext4 image after the VM that used it is
+//! gone (scenario S4, reboot.rs, and the shutdown mode's reboot test,
+//! shutdown_reboot.rs), in the order they must run:
+//!
+//!   unclean()  read-only: was the filesystem shut down when the machine
+//!              went down? `needs_recovery` (ext4 clears it in ->put_super,
+//!              when the journal is destroyed), the state (ext2 marks itself
+//!              "not clean" while mounted read-write), `e2fsck -fn`;
+//!   replay()   `e2fsck -fy`: the journal replayed and the rest repaired,
+//!              as the next boot would have it;
+//!   dump()     `debugfs` copies files out, to compare with what the guest
+//!              wrote.
+//!
+//! Everything the tools print goes to one log per scenario.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// A log the checks append to (target/vm/logs/<scenario>-disk-checks.log).
+pub struct Log(pub PathBuf);
+
+impl Log {
+    pub fn append(&self, text: &str) {
+        let _ = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+    }
+
+    fn tool(&self, what: &str, out: &std::process::Output) {
+        self.append(&format!(
+            "{what}: exit {}\n{}{}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+}
+
+/// Why the filesystem on `image` was not shut down; empty when it was.
+pub fn unclean(image: &Path, log: &Log) -> Result<Vec<String>> {
+    log.append(&format!("== {}\n", image.display()));
+    let header = tool_output(Command::new("dumpe2fs").arg("-h").arg(image))?;
+    let mut notes = Vec::new();
+    let value = |name: &str| {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    if value("Filesystem features:")
+        .split_whitespace()
+        .any(|w| w == "needs_recovery")
+    {
+        notes.push("journal needs recovery".into());
+    }
+    let state = value("Filesystem state:");
+    if state != "clean" {
+        notes.push(format!("state \"{state}\""));
+    }
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .context("running e2fsck -fn")?;
+    log.tool("e2fsck -fn", &fsck);
+    let rc = fsck.status.code().unwrap_or(-1);
+    if rc != 0 {
+        notes.push(format!("e2fsck -fn exit {rc}"));
+    }
+    Ok(notes)
+}
+
+/// `e2fsck -fy`, as the next boot would run it. A note when errors remain.
+pub fn replay(image: &Path, log: &Log) -> Result<Option<String>> {
+    let repair = Command::new("e2fsck")
+        .arg("-fy")
+        .arg(image)
+        .output()
+        .context("running e2fsck -fy")?;
+    log.tool("e2fsck -fy", &repair);
+    let rc = repair.status.code().unwrap_or(-1);
+    Ok((rc >= 4).then(|| format!("e2fsck -fy left errors (exit {rc})")))
+}
+
+/// Copies `paths` (absolute, inside the filesystem) out of `image` into
+/// `dir`; for each, where the copy is, or None when debugfs found nothing.
+pub fn dump(image: &Path, paths: &[&str], dir: &Path, log: &Log) -> Result<Vec<Option<PathBuf>>> {
+    fs::create_dir_all(dir)?;
+    let outs: Vec<PathBuf> = (0..paths.len())
+        .map(|i| dir.join(format!("file-{i}")))
+        .collect();
+    for out in &outs {
+        let _ = fs::remove_file(out);
+    }
+    let script: String = paths
+        .iter()
+        .zip(&outs)
+        .map(|(path, out)| format!("dump {path} {}\n", out.display()))
+        .collect();
+    let script_file = dir.join("debugfs.cmd");
+    fs::write(&script_file, script)?;
+    let debugfs = Command::new("debugfs")
+        .arg("-f")
+        .arg(&script_file)
+        .arg(image)
+        .output()
+        .context("running debugfs")?;
+    log.append(&format!(
+        "debugfs dump: exit {}\n{}",
+        debugfs.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&debugfs.stderr)
+    ));
+    Ok(outs.into_iter().map(|o| o.is_file().then_some(o)).collect())
+}
+
+/// "N of M files wrong: a, b, c, +K" for a list of what was wrong.
+pub fn wrong_files_note(wrong: &[String], total: usize) -> String {
+    let shown: Vec<_> = wrong.iter().take(3).cloned().collect();
+    let mut note = format!("{} of {total} files wrong: {}", wrong.len(), shown.join(", "));
+    let more = wrong.len().saturating_sub(shown.len());
+    if more > 0 {
+        note.push_str(&format!(", +{more}"));
+    }
+    note
+}
+
+/// The stdout of a host tool that must succeed (dumpe2fs, md5sum).
+pub fn tool_output(command: &mut Command) -> Result<String> {
+    let out = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_names_three_and_counts_the_rest() {
+        let wrong: Vec<String> = ["a missing", "b short", "c wrong", "d missing"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            wrong_files_note(&wrong, 10),
+            "4 of 10 files wrong: a missing, b short, c wrong, +1"
+        );
+        assert_eq!(
+            wrong_files_note(&wrong[..1], 2),
+            "1 of 2 files wrong: a missing"
+        );
+    }
+}
