@@ -4,10 +4,13 @@
 //! - The mount table is read again at each pass; the mounts below this
 //!   process's root that the [`Filter`] selects are unmounted deepest first,
 //!   the newest first among equals ([`mountinfo::submounts_deepest_first`]).
-//! - Each one goes through [`wait::unmount`], the same kernel or fallback
-//!   path as a single target. A mount whose filesystem is also mounted
-//!   somewhere that stays (a bind mount) is unmounted without a wait
-//!   ([`wait::unmount_shared`]): the shutdown comes with the last mount.
+//! - Each one goes through [`wait::unmount_with`], the same kernel or
+//!   fallback path as a single target; the fallback path's root watches
+//!   share one inotify instance for the whole run (a [`Watcher`]), since
+//!   closing one waits for an SRCU grace period. A mount whose filesystem
+//!   is also mounted somewhere that stays (a bind mount) is unmounted
+//!   without a wait ([`wait::unmount_shared`]): the shutdown comes with the
+//!   last mount.
 //! - Passes repeat while a pass unmounts something (a busy parent may be
 //!   free once its children are gone; a mount may have been moved or
 //!   uncovered). When a pass makes no progress, one last pass remounts
@@ -35,7 +38,7 @@ use crate::select::Filter;
 use crate::signals;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Options, Progress, CLAIM_GRACE};
+use crate::wait::{self, Options, Progress, Watcher, CLAIM_GRACE};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -100,8 +103,13 @@ pub trait Host {
     fn mounts(&mut self) -> io::Result<Vec<Mount>>;
     /// The mount as a target, if its mount point still leads to it.
     fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error>;
-    /// [`wait::unmount`]
-    fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error>;
+    /// [`wait::unmount_with`]; `watcher` is the run's.
+    fn unmount(
+        &mut self,
+        target: &Target,
+        options: &Options,
+        watcher: &mut Watcher,
+    ) -> Result<Report, Error>;
     /// [`wait::unmount_shared`]
     fn unmount_shared(
         &mut self,
@@ -154,6 +162,7 @@ pub fn run(
     let mut pass = 0;
     let mut last = false;
     let mut stopped = None;
+    let mut watcher = Watcher::default();
     let mut mounts;
     'passes: loop {
         pass += 1;
@@ -204,7 +213,7 @@ pub fn run(
             };
             let result = match &elsewhere {
                 Some(at) => host.unmount_shared(&target, at, &options),
-                None => host.unmount(&target, &options),
+                None => host.unmount(&target, &options, &mut watcher),
             };
             match result {
                 Err(e) if e.kind == ErrorKind::Interrupted => {
@@ -344,8 +353,13 @@ impl Host for System<'_> {
         Ok(t)
     }
 
-    fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error> {
-        wait::unmount(target, self.path, options, self.observer)
+    fn unmount(
+        &mut self,
+        target: &Target,
+        options: &Options,
+        watcher: &mut Watcher,
+    ) -> Result<Report, Error> {
+        wait::unmount_with(target, self.path, options, self.observer, watcher)
     }
 
     fn unmount_shared(
@@ -402,6 +416,8 @@ mod tests {
         busy: HashMap<u64, u64>,
         covered: HashSet<u64>,
         loops: HashSet<u64>,
+        /// The watchers the waits were given (their addresses).
+        watchers: HashSet<usize>,
         /// Every call, in order: "wait 30", "shared 31", "ro 30", "force 30",
         /// "root-ro", "loop 30".
         log: Vec<String>,
@@ -414,6 +430,7 @@ mod tests {
                 busy: HashMap::new(),
                 covered: HashSet::new(),
                 loops: HashSet::new(),
+                watchers: HashSet::new(),
                 log: Vec::new(),
             }
         }
@@ -480,9 +497,10 @@ mod tests {
                 follow: false,
             })
         }
-        fn unmount(&mut self, target: &Target, options: &Options) -> Result<Report, Error> {
-            self.log.push(format!("wait {}", target.mount.id));
-            self.attempt(target, options, Outcome::ShutDown)
+        fn unmount(&mut self, t: &Target, o: &Options, w: &mut Watcher) -> Result<Report, Error> {
+            self.watchers.insert(w as *mut Watcher as usize);
+            self.log.push(format!("wait {}", t.mount.id));
+            self.attempt(t, o, Outcome::ShutDown)
         }
         fn unmount_shared(
             &mut self,
@@ -625,6 +643,8 @@ mod tests {
             ]
         );
         assert!(summary.entries[1].loop_detach.is_some());
+        // One inotify instance for every wait of the run.
+        assert_eq!(fake.watchers.len(), 1);
         // /proc is still there: API filesystems are left alone.
         assert!(fake.mounts.iter().any(|m| m.id == 21));
     }
@@ -656,6 +676,7 @@ mod tests {
             ]
         );
         assert_eq!(summary.passes, 2);
+        assert_eq!(fake.watchers.len(), 1, "one watcher across passes");
         assert!(fake
             .log
             .iter()

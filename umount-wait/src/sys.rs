@@ -155,12 +155,51 @@ pub fn try_claim(device: &Path) -> Result<(), Errno> {
     Ok(())
 }
 
+/// An inotify instance for watches on mount roots, one at a time.
+///
+/// Closing an instance waits for the kernel to free the marks it had:
+/// `fsnotify_destroy_group()` flushes the mark reaper, which waits for an
+/// SRCU grace period (4 ms a close on the host). An instance is therefore
+/// kept for many watches, one after another.
+pub struct Inotify {
+    fd: OwnedFd,
+}
+
+impl Inotify {
+    pub fn new() -> Result<Self, Errno> {
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        Ok(Inotify { fd })
+    }
+
+    /// Watches `path` (a mount root). The mask needs at least one event;
+    /// `IN_UNMOUNT` and `IN_IGNORED` are delivered whatever it is. The
+    /// watch borrows the instance: while it lives there is no other, so
+    /// every event for another watch descriptor belongs to a watch that
+    /// has ended.
+    pub fn watch_root(&mut self, path: &Path, follow: bool) -> Result<RootWatch<'_>, Errno> {
+        let mut mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        if !follow {
+            mask |= inotify::WatchFlags::DONT_FOLLOW;
+        }
+        let wd = inotify::add_watch(&self.fd, path, mask)?;
+        Ok(RootWatch {
+            inotify: self,
+            wd,
+            ended: false,
+        })
+    }
+}
+
 /// An inotify watch on a mount's root. It pins neither the mount nor the
 /// superblock; `generic_shutdown_super()` reports `IN_UNMOUNT` and then
-/// `IN_IGNORED` on it when the superblock shuts down.
-pub struct RootWatch {
-    fd: OwnedFd,
+/// `IN_IGNORED` on it when the superblock shuts down. Dropped before that
+/// (the unmount failed, the wait gave up), it removes itself from the
+/// instance, so that nothing of it is left for the next watch.
+pub struct RootWatch<'a> {
+    inotify: &'a Inotify,
     wd: i32,
+    /// `IN_IGNORED` was read: the kernel has removed the watch.
+    ended: bool,
 }
 
 /// What a [`RootWatch`] saw.
@@ -174,27 +213,17 @@ pub struct WatchEvents {
     pub overflow: bool,
 }
 
-impl RootWatch {
-    /// Watches `path` (a mount root). The mask needs at least one event;
-    /// `IN_UNMOUNT` and `IN_IGNORED` are delivered whatever it is.
-    pub fn add(path: &Path, follow: bool) -> Result<Self, Errno> {
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        let mut mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
-        if !follow {
-            mask |= inotify::WatchFlags::DONT_FOLLOW;
-        }
-        let wd = inotify::add_watch(&fd, path, mask)?;
-        Ok(RootWatch { fd, wd })
-    }
-
+impl RootWatch<'_> {
+    /// The instance's descriptor, readable when events are queued.
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.inotify.fd.as_fd()
     }
 
-    /// Reads the events queued so far without blocking, adding them to `seen`.
-    pub fn read_events(&self, seen: &mut WatchEvents) -> Result<(), Errno> {
+    /// Reads the events queued so far without blocking, adding this watch's
+    /// to `seen`; those of ended watches are dropped.
+    pub fn read_events(&mut self, seen: &mut WatchEvents) -> Result<(), Errno> {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
-        let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
+        let mut reader = inotify::Reader::new(self.inotify.fd.as_fd(), &mut buf);
         loop {
             match reader.next() {
                 Ok(event) => {
@@ -210,6 +239,7 @@ impl RootWatch {
                     }
                     if flags.contains(inotify::ReadFlags::IGNORED) {
                         seen.ignored = true;
+                        self.ended = true;
                     }
                 }
                 Err(Errno::AGAIN) => return Ok(()),
@@ -217,5 +247,67 @@ impl RootWatch {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Drop for RootWatch<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            // EINVAL when the kernel removed it already (IN_IGNORED queued
+            // but not read): either way it is gone.
+            let _ = inotify::remove_watch(&self.inotify.fd, self.wd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::path::PathBuf;
+
+    /// The watches of the instance on `fd`, as `/proc/self/fdinfo` lists
+    /// them.
+    fn watches(fd: i32) -> usize {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+        info.lines()
+            .filter(|l| l.starts_with("inotify wd:"))
+            .count()
+    }
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("umw-sys-{}-{name}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn one_instance_serves_root_watches_one_after_another() {
+        let first = scratch_dir("first");
+        let second = scratch_dir("second");
+        let mut inotify = Inotify::new().unwrap();
+        let fd = inotify.fd.as_raw_fd();
+
+        // Given up before IN_IGNORED (a failed unmount, a timeout): the
+        // watch is removed with it.
+        let watch = inotify.watch_root(&first, false).unwrap();
+        assert_eq!(watches(fd), 1);
+        drop(watch);
+        assert_eq!(watches(fd), 0);
+
+        // The removal queued IN_IGNORED for the first watch; the next one
+        // does not take it for its own.
+        let mut watch = inotify.watch_root(&second, false).unwrap();
+        let mut seen = WatchEvents::default();
+        watch.read_events(&mut seen).unwrap();
+        assert_eq!(seen, WatchEvents::default());
+
+        // Its own end is seen, and the kernel has removed it already.
+        std::fs::remove_dir(&second).unwrap();
+        watch.read_events(&mut seen).unwrap();
+        assert!(seen.ignored && !seen.unmounted && !seen.overflow);
+        drop(watch);
+        assert_eq!(watches(fd), 0);
+        std::fs::remove_dir(&first).unwrap();
     }
 }

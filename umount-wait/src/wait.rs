@@ -11,7 +11,7 @@ use crate::blockers::{self, Blocker, Exclude};
 use crate::device;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath};
 use crate::signals::{self, Alarm, Blocked, Interruption, Wake};
-use crate::sys::{self, Probe, RootWatch, UnmountOptions, WatchEvents};
+use crate::sys::{self, Inotify, Probe, UnmountOptions, WatchEvents};
 use crate::target::Target;
 
 /// Which path to use, from `--mode`.
@@ -78,6 +78,24 @@ pub enum Progress<'a> {
     },
 }
 
+/// The inotify instance the fallback path watches mount roots in, opened at
+/// the first watch and kept for the targets that follow. Closing an instance
+/// waits for an SRCU grace period ([`Inotify`]): with an instance per target,
+/// `--all` over 100 tmpfs spent 470 of its 500 ms in `close(2)`.
+#[derive(Default)]
+pub struct Watcher {
+    inotify: Option<Inotify>,
+}
+
+impl Watcher {
+    fn inotify(&mut self) -> Result<&mut Inotify, Errno> {
+        if self.inotify.is_none() {
+            self.inotify = Some(Inotify::new()?);
+        }
+        Ok(self.inotify.as_mut().expect("just opened"))
+    }
+}
+
 /// Unmounts `target` and waits until its filesystem is shut down, bounded by
 /// `options.timeout` and interrupted by SIGINT/SIGTERM.
 ///
@@ -89,20 +107,46 @@ pub fn unmount(
     options: &Options,
     observer: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Report, Error> {
+    unmount_with(target, path, options, observer, &mut Watcher::default())
+}
+
+/// [`unmount`], with the fallback path's watch in `watcher`'s instance: for
+/// many targets in a row.
+pub fn unmount_with(
+    target: &Target,
+    path: WaitPath,
+    options: &Options,
+    observer: &(dyn Fn(Progress<'_>) + Sync),
+    watcher: &mut Watcher,
+) -> Result<Report, Error> {
     signals::install();
     if signals::stop_signal().is_some() {
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
-    let flags = plain_flags(target, options);
+    let attempt = Attempt {
+        target,
+        flags: plain_flags(target, options),
+        options,
+        observer,
+    };
     let mut report = new_report(target, path);
     match path {
-        WaitPath::Kernel => kernel_path(target, flags, options, observer, report),
+        WaitPath::Kernel => kernel_path(&attempt, report),
         WaitPath::Fallback => {
             report.device_node =
                 device::node_for(target.mount.dev, Path::new(&target.mount.source));
-            fallback_path(target, flags, options, observer, report)
+            fallback_path(&attempt, report, watcher)
         }
     }
+}
+
+/// One target on its way through the kernel or the fallback path.
+struct Attempt<'a> {
+    target: &'a Target,
+    /// The `umount2(2)` flags without `UMOUNT_WAIT`.
+    flags: UnmountOptions,
+    options: &'a Options,
+    observer: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 /// Unmounts a mount whose filesystem stays mounted at `still_mounted_at` (a
@@ -212,16 +256,16 @@ fn unconfirmed_by(interruption: Option<Interruption>, timeout: Option<Duration>)
 /// `umount2(target, flags | UMOUNT_WAIT)`. A SIGALRM timer bounds it; a
 /// helper thread (with the signals blocked, so that they reach this thread's
 /// system call) reports progress while it lasts.
-fn kernel_path(
-    target: &Target,
-    flags: UnmountOptions,
-    options: &Options,
-    observer: &(dyn Fn(Progress<'_>) + Sync),
-    mut report: Report,
-) -> Result<Report, Error> {
+fn kernel_path(attempt: &Attempt<'_>, mut report: Report) -> Result<Report, Error> {
+    let Attempt {
+        target,
+        options,
+        observer,
+        ..
+    } = *attempt;
     let flags = UnmountOptions {
         wait: true,
-        ..flags
+        ..attempt.flags
     };
     signals::clear_timer();
     let alarm = match options.timeout {
@@ -324,20 +368,27 @@ fn kernel_watchdog(
 /// inotify watch on the mount root, `umount2(target, flags)`, wait for
 /// `IN_UNMOUNT` and `IN_IGNORED`, then the block device claim.
 fn fallback_path(
-    target: &Target,
-    flags: UnmountOptions,
-    options: &Options,
-    observer: &(dyn Fn(Progress<'_>) + Sync),
+    attempt: &Attempt<'_>,
     mut report: Report,
+    watcher: &mut Watcher,
 ) -> Result<Report, Error> {
+    let Attempt {
+        target,
+        flags,
+        options,
+        observer,
+    } = *attempt;
     // Added before the unmount: afterwards the path no longer leads there.
-    let watch = RootWatch::add(&target.path, target.follow).map_err(|e| {
-        Error::from_errno(
-            &target.given,
-            "adding an inotify watch on the mount root",
-            e,
-        )
-    })?;
+    let mut watch = watcher
+        .inotify()
+        .and_then(|inotify| inotify.watch_root(&target.path, target.follow))
+        .map_err(|e| {
+            Error::from_errno(
+                &target.given,
+                "adding an inotify watch on the mount root",
+                e,
+            )
+        })?;
     // From here SIGINT/SIGTERM are taken only inside ppoll, so none is lost
     // between checking for it and going to sleep.
     let blocked = Blocked::new();
