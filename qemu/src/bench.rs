@@ -12,7 +12,7 @@ use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
 use crate::progress::Progress;
 use crate::summary::{KernelResult, Summary};
-use crate::{disks, reboot, suites};
+use crate::{disks, reboot, shutdown_reboot, suites};
 
 pub struct Paths {
     /// The repository's root.
@@ -56,6 +56,9 @@ pub struct TestOptions {
     pub crash_test: bool,
     /// Boots per mode of scenario S4 (reboot.rs); 0 leaves it out.
     pub s4_boots: u32,
+    /// Boots per mode of the shutdown-reboot test (shutdown_reboot.rs) on
+    /// the kernels it runs on; 0 leaves it out.
+    pub shutdown_boots: u32,
 }
 
 impl Bench {
@@ -133,6 +136,16 @@ impl Bench {
             let mut result = KernelResult::from_verdict(image, &verdict);
             if options.s4_boots > 0 {
                 reboot::run(self, image, &initramfs, options.s4_boots, &mut result)?;
+            }
+            if options.shutdown_boots > 0 && shutdown_reboot::runs_on(image.name) {
+                shutdown_reboot::run(
+                    self,
+                    image,
+                    &initramfs,
+                    options.shutdown_boots,
+                    image.name == KernelName::Patched,
+                    &mut result,
+                )?;
             }
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;

@@ -39,6 +39,15 @@ pub struct RaceCount {
     pub incomplete: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged: Option<u64>,
+    /// shutdown-reboot (qemu/src/shutdown_reboot.rs) only: filesystems
+    /// found unclean over all boots (three a boot), and the reboot script's
+    /// time to finish, from the first SIGTERM to the reboot call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclean_filesystems: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms_median: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms_max: Option<u64>,
 }
 
 /// Kernel reports: any of these on the console fails the boot.

@@ -23,6 +23,7 @@ mod kernel;
 mod kernel_stock;
 mod progress;
 mod reboot;
+mod shutdown_reboot;
 mod suites;
 mod summary;
 
@@ -72,6 +73,9 @@ enum Command {
         /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; only without --suites.
         #[arg(long, default_value_t = reboot::DEFAULT_BOOTS)]
         s4_boots: u32,
+        /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it; unpatched and patched kernels only, only without --suites.
+        #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
+        shutdown_boots: u32,
     },
     /// Run only scenario S4 (reboot right after the unmount, disk checked on the host).
     S4 {
@@ -80,6 +84,15 @@ enum Command {
         kernels: Vec<KernelName>,
         /// Boots per mode.
         #[arg(long, default_value_t = reboot::DEFAULT_BOOTS)]
+        boots: u32,
+    },
+    /// Run only the shutdown-reboot test: reboot scripts (umount-wait --all and Android-style polling), a reboot, every disk checked on the host.
+    ShutdownReboot {
+        /// Kernels to test; unpatched and patched when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+        /// Boots per mode.
+        #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
         boots: u32,
     },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
@@ -129,6 +142,7 @@ fn run(cli: Cli) -> Result<bool> {
             runs,
             no_crash_test,
             s4_boots,
+            shutdown_boots,
         } => {
             let kernels = if kernels.is_empty() {
                 KernelName::TESTED.to_vec()
@@ -137,6 +151,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             let options = bench::TestOptions {
                 s4_boots: if suites.is_empty() { s4_boots } else { 0 },
+                shutdown_boots: if suites.is_empty() { shutdown_boots } else { 0 },
                 suites,
                 runs,
                 crash_test: !no_crash_test,
@@ -150,6 +165,14 @@ fn run(cli: Cli) -> Result<bool> {
                 kernels
             };
             reboot::standalone(&bench, &kernels, boots)
+        }
+        Command::ShutdownReboot { kernels, boots } => {
+            let kernels = if kernels.is_empty() {
+                vec![KernelName::Unpatched, KernelName::Patched]
+            } else {
+                kernels
+            };
+            shutdown_reboot::standalone(&bench, &kernels, boots)
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),

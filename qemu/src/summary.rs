@@ -70,14 +70,22 @@ impl KernelResult {
     }
 }
 
-/// S4's counts from the host's disk checks, after the others in its row.
+/// The counts of the host's disk checks (S4, shutdown-reboot) and the
+/// time to finish (shutdown-reboot), after the others in its row.
 fn disk_counts(count: &RaceCount) -> String {
-    match (count.unclean, count.incomplete) {
+    let mut text = match (count.unclean, count.incomplete) {
         (Some(unclean), Some(incomplete)) => {
             format!("   unclean {unclean}, incomplete {incomplete}")
         }
         _ => String::new(),
+    };
+    if let Some(filesystems) = count.unclean_filesystems {
+        text.push_str(&format!(" ({filesystems} filesystems)"));
     }
+    if let (Some(median), Some(max)) = (count.ms_median, count.ms_max) {
+        text.push_str(&format!(", finished in median {median} ms, max {max} ms"));
+    }
+    text
 }
 
 fn pass_fail(ok: bool) -> &'static str {

@@ -1,0 +1,101 @@
+#!/bin/sh
+# What Android init does at reboot today, in busybox sh: the baseline that
+# examples/android-reboot.sh is compared with (suite shutdown-reboot).
+#
+#   android-init-reboot.sh
+#
+# DoReboot() in system/core/init/reboot.cpp, step by step:
+#   1. SIGTERM to the services, then wait up to min((timeout + 1) / 2, 3) s
+#      for them to exit, re-counting every 50 ms;
+#   2. SIGKILL to what is left (Service::Stop), no wait;
+#   3. sync;
+#   4. UmountPartitions(): every block-device mount (newest first) and the
+#      emulated storage under /storage, umount2() each, re-read /proc/mounts
+#      every 100 ms until no block-device mount is left or the shutdown
+#      timeout (ro.build.shutdown_timeout, 6 s) has passed; a last pass with
+#      MNT_FORCE after a timeout;
+#   5. sync; sleep 100 ms ("follow what linux shutdown is doing");
+#   6. reboot, whether or not the filesystems have shut down: "if umount
+#      fails, fsck after reboot will fix it".
+# Nothing here knows whether a filesystem has shut down: a mount gone from
+# /proc/mounts is taken for a filesystem gone.
+#
+# Left out: the services kept for the shutdown (vold, watchdogd), the
+# SysRq-i "kill all" after a timeout (it would kill this script too), fsck.
+#
+# Environment, as examples/android-reboot.sh reads it:
+#   APP_PIDS   the processes to stop (required: no kill -1 here)
+#   APP_GRACE  the longest wait in step 1, in seconds [3]
+#   REBOOT     the last command [reboot -n -f: the reboot syscall, no sync]
+# The last command runs with UMW_STATUS=0 when step 4 ended with nothing
+# left mounted, 1 after a timeout.
+
+set -u
+grace=${APP_GRACE:-3}
+final=${REBOOT:-reboot -n -f}
+timeout_ms=6000
+
+now_ms() { monotime-ms; }
+start=$(now_ms)
+
+# 1. Terminate, wait for the processes to be gone (50 ms steps).
+# shellcheck disable=SC2086 # a list of pids
+kill -TERM $APP_PIDS 2>/dev/null
+end=$((start + grace * 1000))
+while [ "$(now_ms)" -lt $end ]; do
+	alive=0
+	for p in $APP_PIDS; do
+		[ -d /proc/"$p" ] && [ "$(cut -d' ' -f3 /proc/"$p"/stat 2>/dev/null)" != Z ] && alive=1
+	done
+	[ $alive -eq 0 ] && break
+	usleep 50000
+done
+
+# 2. Kill the rest.
+# shellcheck disable=SC2086
+kill -KILL $APP_PIDS 2>/dev/null
+
+# 3.
+sync
+
+# 4. Block-device mounts (source /dev/..., a block device) newest first,
+#    and the emulated storage under /storage.
+block_mounts() {
+	awk '{ print $1, $2 }' /proc/self/mounts | while read -r src dir; do
+		[ -b "$src" ] && echo "$dir"
+	done | sed -n '1!G;h;$p'
+}
+emulated_mounts() {
+	awk '$2 ~ "^/storage/" { print $2 }' /proc/self/mounts | sed -n '1!G;h;$p'
+}
+status=0
+umount_start=$(now_ms)
+retry=0
+while :; do
+	blocks=$(block_mounts)
+	[ -n "$blocks" ] || break
+	if [ $((umount_start + timeout_ms)) -lt "$(now_ms)" ] && [ $retry -gt 0 ]; then
+		status=1
+		break
+	fi
+	emulated=$(emulated_mounts)
+	if [ -n "$emulated" ]; then
+		all=1
+		for m in $emulated; do umount "$m" 2>/dev/null || all=0; done
+		[ $all -eq 1 ] && sync
+	fi
+	for m in $blocks; do umount "$m" 2>/dev/null; done
+	retry=$((retry + 1))
+	usleep 100000
+done
+if [ $status -ne 0 ]; then
+	for m in $(emulated_mounts) $(block_mounts); do umount -f "$m" 2>/dev/null; done
+fi
+
+# 5.
+sync
+usleep 100000
+
+# 6.
+export UMW_STATUS=$status
+exec $final

@@ -1,0 +1,708 @@
+//! The shutdown mode end to end: a reboot script, a reboot, every
+//! filesystem checked on the host. One run is one boot, as the data flows:
+//!
+//!   fresh disks -> boot with suite shutdown-reboot-<mode>: two data disks,
+//!     bind mounts, a loop-mounted image, a tmpfs; apps in their own mount
+//!     namespaces writing (synced and not); then the reboot script:
+//!       umount-wait  examples/android-reboot.sh (umount-wait --all)
+//!       polling      what Android init does today (100 ms polling),
+//!                    qemu/guest/lib/android-init-reboot.sh
+//!     and `reboot -n -f`
+//!   -> console: UMW-SHUTDOWN-FILE (what must be on the disks),
+//!      UMW-SHUTDOWN-UNMOUNTED (status, time to finish), no kernel report
+//!   -> the data disk (/dev/vdc), the media disk (/dev/vdd) and the image
+//!      /inner.img copied out of the data disk: each unclean or not
+//!      (diskcheck::unclean), then replayed and its files compared
+//!   -> counts per mode under races["shutdown-reboot"], a test per mode.
+//!
+//! umount-wait must leave every filesystem clean and every file complete in
+//! every boot, with exit status 0. The polling script is measured, not
+//! judged: its unclean filesystems and its time to finish are counted for
+//! the comparison (its boots must still run without a kernel report). One
+//! boot with no unmount at all (mode none) checks that the host side does
+//! see the damage of an unclean shutdown in this tree.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::bench::Bench;
+use crate::boot;
+use crate::console::{self, field, RaceCount};
+use crate::diskcheck::{self, Log};
+use crate::disks;
+use crate::initramfs::{self, Initramfs};
+use crate::kernel::{self, KernelImage, KernelName};
+use crate::summary::{KernelResult, Summary};
+
+/// The scenario's name under `races` in summary.json, and its suite.
+pub const SCENARIO: &str = "shutdown-reboot";
+/// Boots per mode and kernel in `umw-vm test` unless told otherwise.
+pub const DEFAULT_BOOTS: u32 = 6;
+const MODES: [&str; 2] = ["umount-wait", "polling"];
+
+/// The kernels `umw-vm test` runs it on: with the series (kernel path) and
+/// without (fallback), built from the same tree.
+pub fn runs_on(kernel: KernelName) -> bool {
+    matches!(kernel, KernelName::Unpatched | KernelName::Patched)
+}
+
+/// A filesystem of the tree, as the host finds it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fs {
+    /// ext4 on /dev/vdc.
+    Data,
+    /// ext4 on /dev/vdd.
+    Media,
+    /// ext2 in /inner.img on the data disk.
+    Image,
+}
+
+impl Fs {
+    const ALL: [Fs; 3] = [Fs::Data, Fs::Media, Fs::Image];
+
+    fn parse(name: &str) -> Option<Fs> {
+        match name {
+            "data" => Some(Fs::Data),
+            "media" => Some(Fs::Media),
+            "image" => Some(Fs::Image),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Fs::Data => "data",
+            Fs::Media => "media",
+            Fs::Image => "image",
+        }
+    }
+}
+
+/// What a file must hold after the shutdown.
+#[derive(Clone, Debug, PartialEq)]
+enum Content {
+    Md5(String),
+    Byte(u8),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct ExpectedFile {
+    fs: Fs,
+    path: String,
+    bytes: u64,
+    content: Content,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Unmounted {
+    status: i32,
+    /// From the first SIGTERM to the reboot call.
+    ms: u64,
+    /// Block devices still claimed at the reboot call.
+    claimed: u32,
+    loop_bound: bool,
+}
+
+/// What the console of one boot showed.
+#[derive(Debug, Default)]
+struct Console {
+    umount_wait: Option<bool>,
+    files: Vec<ExpectedFile>,
+    unmounted: Option<Unmounted>,
+    problems: Vec<String>,
+}
+
+/// What the host found on the disks after one boot.
+#[derive(Debug, Default)]
+struct DiskCheck {
+    /// The filesystems that were not shut down.
+    unclean: Vec<Fs>,
+    /// The files missing or wrong after the replay ("fs:/path what").
+    wrong: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Counts of one mode over its boots.
+#[derive(Debug, Default)]
+struct Tally {
+    count: RaceCount,
+    /// Filesystems unclean, summed over the boots (3 a boot at most).
+    unclean_filesystems: u64,
+    nonzero_status: u64,
+    times_ms: Vec<u64>,
+    problems: Vec<String>,
+}
+
+/// `umw-vm shutdown-reboot`: only this scenario, on each kernel; writes the summary.
+pub fn standalone(bench: &Bench, kernels: &[KernelName], boots: u32) -> Result<bool> {
+    let mut images = Vec::new();
+    for &name in kernels {
+        images.push(kernel::build(bench, name)?);
+    }
+    let initramfs = initramfs::build(bench, &images.iter().collect::<Vec<_>>())?;
+    let mut summary = Summary::default();
+    for image in &images {
+        let mut result = KernelResult {
+            name: image.name.to_string(),
+            release: image.release.clone(),
+            umount_wait: image.name.has_series(),
+            tests: BTreeMap::new(),
+            races: BTreeMap::new(),
+        };
+        let control_boot = image.name == KernelName::Patched || images.len() == 1;
+        run(bench, image, &initramfs, boots, control_boot, &mut result)?;
+        summary.kernels.push(result);
+    }
+    summary.save(&bench.paths.summary_json())?;
+    let (_, failed) = summary.print_table();
+    println!("summary: {}", bench.paths.summary_json().display());
+    Ok(failed == 0)
+}
+
+/// Runs the scenario on one kernel: `boots` boots per mode, then puts the
+/// counts and the verdicts into `result`. With `control`, one more boot
+/// without any unmount checks the bench itself
+/// (`bench/shutdown-reboot-sees-damage`).
+pub fn run(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    boots: u32,
+    control_boot: bool,
+    result: &mut KernelResult,
+) -> Result<()> {
+    if control_boot {
+        let failure = control(bench, image, initramfs)?;
+        if let Some(why) = &failure {
+            eprintln!("  # bench/shutdown-reboot-sees-damage: {why}");
+        }
+        result.tests.insert(
+            "bench/shutdown-reboot-sees-damage".into(),
+            if failure.is_none() { "pass" } else { "fail" }.into(),
+        );
+    }
+    for mode in MODES {
+        let mut tally = Tally::default();
+        tally.count.unclean = Some(0);
+        tally.count.incomplete = Some(0);
+        tally.count.damaged = Some(0);
+        for n in 1..=boots {
+            let mut problems = Vec::new();
+            let checked = one_boot(bench, image, initramfs, mode, n, boots, &mut problems)?;
+            if let Some((unmounted, check)) = &checked {
+                tally.add(unmounted, check);
+            }
+            tally.problems.append(&mut problems);
+        }
+        let mut times = tally.times_ms.clone();
+        times.sort_unstable();
+        tally.count.ms_median = times.get(times.len().saturating_sub(1) / 2).copied();
+        tally.count.ms_max = times.last().copied();
+        tally.count.unclean_filesystems = Some(tally.unclean_filesystems);
+        bench.progress.note(&format!(
+            "{} kernel: {SCENARIO} {mode}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, exit status not 0 in {}, time to finish median {} ms, max {} ms",
+            image.name,
+            tally.count.runs,
+            tally.count.unclean.unwrap_or(0),
+            tally.unclean_filesystems,
+            tally.count.incomplete.unwrap_or(0),
+            tally.nonzero_status,
+            tally.count.ms_median.unwrap_or(0),
+            tally.count.ms_max.unwrap_or(0),
+        ));
+        let test = format!("{SCENARIO}/{}", test_name(mode));
+        let failure = verdict(mode, &tally, boots);
+        if let Some(why) = &failure {
+            eprintln!("  # {test}: {why}");
+            for problem in &tally.problems {
+                eprintln!("  - {problem}");
+            }
+        }
+        result
+            .tests
+            .insert(test, if failure.is_none() { "pass" } else { "fail" }.into());
+        result
+            .races
+            .entry(SCENARIO.to_string())
+            .or_default()
+            .insert(mode.to_string(), tally.count);
+    }
+    Ok(())
+}
+
+/// One boot in `mode`: the console read, the disks checked. None when the
+/// boot failed: why is in `problems`.
+fn one_boot(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    mode: &str,
+    n: u32,
+    boots: u32,
+    problems: &mut Vec<String>,
+) -> Result<Option<(Unmounted, DiskCheck)>> {
+    let label = format!("{SCENARIO}-{}-{mode}-{n}", image.name);
+    let what = format!(
+        "{} kernel: {SCENARIO} {mode}, boot {n} of {boots}",
+        image.name
+    );
+    let suite = format!("{SCENARIO}-{mode}");
+    let run = boot::reboot_run(bench, image, initramfs, &suite, &label, &what)?;
+    let mut console = parse(&run.text);
+    console.problems.splice(0..0, run.timed_out.clone());
+    if console.umount_wait.is_some() && console.umount_wait != Some(image.name.has_series()) {
+        console.problems.push(format!(
+            "umount-wait --probe says {}, on the {} kernel",
+            if console.umount_wait == Some(true) {
+                "kernel"
+            } else {
+                "fallback"
+            },
+            image.name
+        ));
+    }
+    let unmounted = match console.unmounted {
+        Some(unmounted) if console.problems.is_empty() => unmounted,
+        _ => {
+            for problem in &console.problems {
+                problems.push(format!("boot {n}: {problem} ({})", run.log.display()));
+            }
+            bench.progress.note(&format!(
+                "{} kernel: {SCENARIO} {mode} boot {n} FAILED: {}",
+                image.name,
+                console.problems.join("; ")
+            ));
+            return Ok(None);
+        }
+    };
+    let dumps = run.disks.images[0].with_file_name(format!("{label}.dump"));
+    let check = check_disks(bench, &run.disks.images, &console.files, &dumps);
+    let _ = fs::remove_dir_all(&dumps);
+    let check = match check {
+        Ok(check) => check,
+        Err(err) => {
+            problems.push(format!("boot {n}: the host's disk check failed: {err:#}"));
+            return Ok(None);
+        }
+    };
+    if mode == "umount-wait" && unmounted.status != 0 {
+        problems.push(format!(
+            "boot {n}: examples/android-reboot.sh: umount-wait --all exited {} ({})",
+            unmounted.status,
+            run.log.display()
+        ));
+    }
+    let unclean: Vec<_> = check.unclean.iter().map(|f| f.name()).collect();
+    bench.progress.note(&format!(
+        "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, loop {}, {}, {}{}",
+        image.name,
+        unmounted.status,
+        unmounted.ms,
+        unmounted.claimed,
+        if unmounted.loop_bound { "bound" } else { "detached" },
+        if unclean.is_empty() {
+            "all clean".to_string()
+        } else {
+            format!("UNCLEAN: {}", unclean.join(", "))
+        },
+        if check.wrong.is_empty() {
+            "data complete"
+        } else {
+            "DATA INCOMPLETE"
+        },
+        if check.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", check.notes.join("; "))
+        }
+    ));
+    Ok(Some((unmounted, check)))
+}
+
+impl Tally {
+    fn add(&mut self, unmounted: &Unmounted, check: &DiskCheck) {
+        let count = &mut self.count;
+        count.runs += 1;
+        count.busy_after_return += u64::from(unmounted.claimed > 0);
+        *count.unclean.get_or_insert(0) += u64::from(!check.unclean.is_empty());
+        *count.incomplete.get_or_insert(0) += u64::from(!check.wrong.is_empty());
+        *count.damaged.get_or_insert(0) +=
+            u64::from(!check.unclean.is_empty() || !check.wrong.is_empty());
+        self.unclean_filesystems += check.unclean.len() as u64;
+        self.nonzero_status += u64::from(unmounted.status != 0);
+        self.times_ms.push(unmounted.ms);
+    }
+}
+
+/// The bench's own check: with no unmount at all, the host must find every
+/// filesystem of the tree damaged (unclean, or its files missing). None when
+/// it did; why not otherwise.
+fn control(bench: &Bench, image: &KernelImage, initramfs: &Initramfs) -> Result<Option<String>> {
+    let mut problems = Vec::new();
+    let checked = one_boot(bench, image, initramfs, "none", 1, 1, &mut problems)?;
+    Ok(match checked {
+        None => Some(format!("the boot failed: {}", problems.join("; "))),
+        Some((_, check)) => control_verdict(&check),
+    })
+}
+
+fn control_verdict(check: &DiskCheck) -> Option<String> {
+    let missed: Vec<&str> = Fs::ALL
+        .iter()
+        .filter(|fs| {
+            let prefix = format!("{}:", fs.name());
+            !check.unclean.contains(fs) && !check.wrong.iter().any(|w| w.starts_with(&prefix))
+        })
+        .map(|fs| fs.name())
+        .collect();
+    (!missed.is_empty()).then(|| {
+        format!(
+            "rebooted without any unmount, yet found clean and complete: {}",
+            missed.join(", ")
+        )
+    })
+}
+
+fn test_name(mode: &str) -> &'static str {
+    match mode {
+        "umount-wait" => "umount_wait_every_disk_clean_and_complete",
+        _ => "polling_baseline_measured",
+    }
+}
+
+/// None when the mode passed; why it failed otherwise.
+fn verdict(mode: &str, tally: &Tally, boots: u32) -> Option<String> {
+    let count = &tally.count;
+    let failed_boots = u64::from(boots) - count.runs;
+    if failed_boots > 0 {
+        return Some(format!(
+            "{failed_boots} of {boots} boots failed (console or host check), see below"
+        ));
+    }
+    let unclean = count.unclean.unwrap_or(0);
+    let incomplete = count.incomplete.unwrap_or(0);
+    if mode == "umount-wait" && (unclean > 0 || incomplete > 0 || tally.nonzero_status > 0) {
+        let mut why = format!(
+            "unclean filesystems in {unclean}, data missing in {incomplete} of {} boots",
+            count.runs
+        );
+        if tally.nonzero_status > 0 {
+            why.push_str(&format!(
+                ", umount-wait exit status not 0 in {}",
+                tally.nonzero_status
+            ));
+        }
+        return Some(why);
+    }
+    None
+}
+
+/// Reads the console of one boot.
+fn parse(text: &str) -> Console {
+    let mut console = Console::default();
+    for line in console::lines(text, &mut console.problems) {
+        if let Some(rest) = line.strip_prefix("UMW-KERNEL ") {
+            console.umount_wait = console::probe(rest);
+        } else if let Some(rest) = line.strip_prefix("UMW-SHUTDOWN-FILE ") {
+            match parse_file(rest) {
+                Some(file) => console.files.push(file),
+                None => console.problems.push(format!("malformed line: {line}")),
+            }
+        } else if let Some(rest) = line.strip_prefix("UMW-SHUTDOWN-UNMOUNTED ") {
+            let number = |name| field(rest, name).and_then(|v| v.parse::<i64>().ok());
+            match (
+                number("status="),
+                number("ms="),
+                number("claimed="),
+                field(rest, "loop_bound="),
+            ) {
+                (Some(status), Some(ms), Some(claimed), Some(bound @ ("0" | "1")))
+                    if ms >= 0 && claimed >= 0 =>
+                {
+                    console.unmounted = Some(Unmounted {
+                        status: status as i32,
+                        ms: ms as u64,
+                        claimed: claimed as u32,
+                        loop_bound: bound == "1",
+                    })
+                }
+                _ => console.problems.push(format!("malformed line: {line}")),
+            }
+        } else if let Some(why) = line.strip_prefix("UMW-SHUTDOWN-ERROR ") {
+            console
+                .problems
+                .push(format!("the guest could not set the run up: {why}"));
+        }
+    }
+    if console.unmounted.is_none() && console.problems.is_empty() {
+        console.problems.push(
+            "no UMW-SHUTDOWN-UNMOUNTED on the console: the boot was cut short (crash, time limit or truncated log)"
+                .into(),
+        );
+    }
+    if console.unmounted.is_some() && console.files.is_empty() {
+        console
+            .problems
+            .push("no UMW-SHUTDOWN-FILE on the console: nothing to check".into());
+    }
+    console
+}
+
+/// `fs=data path=/a bytes=N md5=H` or `... byte=c`.
+fn parse_file(rest: &str) -> Option<ExpectedFile> {
+    let fs = Fs::parse(field(rest, "fs=")?)?;
+    let path = field(rest, "path=").filter(|p| p.starts_with('/'))?;
+    let bytes = field(rest, "bytes=")?.parse().ok()?;
+    let content = match (field(rest, "md5="), field(rest, "byte=")) {
+        (Some(md5), None) if md5.len() == 32 => Content::Md5(md5.to_string()),
+        (None, Some(byte)) if byte.len() == 1 => Content::Byte(byte.as_bytes()[0]),
+        _ => return None,
+    };
+    Some(ExpectedFile {
+        fs,
+        path: path.to_string(),
+        bytes,
+        content,
+    })
+}
+
+/// The host's checks, each filesystem read-only first, then replayed and
+/// its files compared. The image is copied out of the data disk after that
+/// disk's replay, as the next boot would find it.
+fn check_disks(
+    bench: &Bench,
+    images: &[std::path::PathBuf],
+    files: &[ExpectedFile],
+    dumps: &Path,
+) -> Result<DiskCheck> {
+    let log = Log(bench.log(&format!("{SCENARIO}-disk-checks.log")));
+    let mut check = DiskCheck::default();
+    let inner = dumps.join("inner.img");
+    for fs in Fs::ALL {
+        let image = match fs {
+            Fs::Data => images[disks::index("race")].clone(),
+            Fs::Media => images[disks::index("spare")].clone(),
+            Fs::Image => {
+                let copied = diskcheck::dump(
+                    &images[disks::index("race")],
+                    &["/inner.img"],
+                    &dumps.join("outer"),
+                    &log,
+                )?;
+                match &copied[0] {
+                    Some(copy) => fs::rename(copy, &inner)?,
+                    None => {
+                        check.unclean.push(fs);
+                        check.notes.push("image: /inner.img missing".into());
+                        for file in files.iter().filter(|f| f.fs == fs) {
+                            check.wrong.push(format!("image:{} missing", file.path));
+                        }
+                        continue;
+                    }
+                }
+                inner.clone()
+            }
+        };
+        let notes = diskcheck::unclean(&image, &log)?;
+        if !notes.is_empty() {
+            check.unclean.push(fs);
+            check
+                .notes
+                .push(format!("{}: {}", fs.name(), notes.join(", ")));
+        }
+        if let Some(note) = diskcheck::replay(&image, &log)? {
+            check.notes.push(format!("{}: {note}", fs.name()));
+        }
+        let mine: Vec<&ExpectedFile> = files.iter().filter(|f| f.fs == fs).collect();
+        let paths: Vec<&str> = mine.iter().map(|f| f.path.as_str()).collect();
+        let copies = diskcheck::dump(&image, &paths, &dumps.join(fs.name()), &log)?;
+        for (file, copy) in mine.iter().zip(&copies) {
+            if let Some(what) = compare(file, copy.as_deref())? {
+                check
+                    .wrong
+                    .push(format!("{}:{} {what}", fs.name(), file.path));
+            }
+        }
+    }
+    log.append(&format!(
+        "files: {}\n",
+        if check.wrong.is_empty() {
+            "complete".into()
+        } else {
+            check.wrong.join(", ")
+        }
+    ));
+    if !check.wrong.is_empty() {
+        check
+            .notes
+            .push(diskcheck::wrong_files_note(&check.wrong, files.len()));
+    }
+    Ok(check)
+}
+
+/// None when the copy holds what the guest wrote; what is wrong otherwise.
+fn compare(file: &ExpectedFile, copy: Option<&Path>) -> Result<Option<String>> {
+    let copy = match copy {
+        None => return Ok(Some("missing".into())),
+        Some(copy) => copy,
+    };
+    let len = fs::metadata(copy)?.len();
+    if len != file.bytes {
+        return Ok(Some(format!("{len} of {} bytes", file.bytes)));
+    }
+    Ok(match &file.content {
+        Content::Byte(byte) => fs::read(copy)?
+            .iter()
+            .position(|b| b != byte)
+            .map(|at| format!("wrong byte at {at}")),
+        Content::Md5(md5) => {
+            let out = diskcheck::tool_output(Command::new("md5sum").arg(copy))?;
+            let sum = out.split_whitespace().next().unwrap_or_default();
+            (sum != md5).then(|| format!("md5 {sum}, not {md5}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_that_shut_down_and_rebooted_is_read() {
+        let console = parse(include_str!("../testdata/shutdown-reboot/umount-wait.log"));
+        assert_eq!(console.problems, Vec::<String>::new());
+        assert_eq!(console.umount_wait, Some(true));
+        assert_eq!(console.files.len(), 11);
+        assert_eq!(
+            console.files[1],
+            ExpectedFile {
+                fs: Fs::Image,
+                path: "/b".into(),
+                bytes: 2097152,
+                content: Content::Md5("3a72e1582c7b96f59cf41605fbc4ce9c".into()),
+            }
+        );
+        assert_eq!(console.files[10].content, Content::Byte(b'd'));
+        assert_eq!(console.files[10].fs, Fs::Media);
+        assert_eq!(
+            console.unmounted,
+            Some(Unmounted {
+                status: 0,
+                ms: 1330,
+                claimed: 0,
+                loop_bound: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_boot_cut_short_or_with_a_kernel_report_fails() {
+        let text = include_str!("../testdata/shutdown-reboot/umount-wait.log");
+        let cut = &text[..text.find("UMW-SHUTDOWN-UNMOUNTED").unwrap()];
+        assert!(parse(cut).problems[0].contains("no UMW-SHUTDOWN-UNMOUNTED"));
+        let warned = format!("[    9.1] WARNING: CPU: 1 PID: 80 at fs/super.c:100\n{text}");
+        assert!(parse(&warned).problems[0].starts_with("WARNING"));
+        let error = parse("UMW-SHUTDOWN-ERROR mount /dev/vdc /data\n");
+        assert!(error.problems[0].contains("mount /dev/vdc /data"));
+    }
+
+    #[test]
+    fn malformed_lines_are_problems() {
+        for line in [
+            "UMW-SHUTDOWN-FILE fs=root path=/a bytes=1 byte=a",
+            "UMW-SHUTDOWN-FILE fs=data path=a bytes=1 byte=a",
+            "UMW-SHUTDOWN-FILE fs=data path=/a bytes=x byte=a",
+            "UMW-SHUTDOWN-FILE fs=data path=/a bytes=1 md5=00",
+            "UMW-SHUTDOWN-UNMOUNTED mode=polling status=0 ms=? claimed=0 loop_bound=0",
+            "UMW-SHUTDOWN-UNMOUNTED mode=polling status=0 ms=5 claimed=0 loop_bound=2",
+        ] {
+            let console = parse(line);
+            assert!(
+                console.problems[0].starts_with("malformed line"),
+                "{line}: {:?}",
+                console.problems
+            );
+        }
+    }
+
+    #[test]
+    fn files_are_compared_by_length_byte_and_checksum() {
+        let dir = std::env::temp_dir().join(format!("umw-sr-compare-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("f");
+        fs::write(&copy, b"aaaa").unwrap();
+        let file = |bytes, content| ExpectedFile {
+            fs: Fs::Data,
+            path: "/f".into(),
+            bytes,
+            content,
+        };
+        let by_byte = file(4, Content::Byte(b'a'));
+        assert_eq!(compare(&by_byte, Some(&copy)).unwrap(), None);
+        assert_eq!(compare(&by_byte, None).unwrap().as_deref(), Some("missing"));
+        assert_eq!(
+            compare(&file(8, Content::Byte(b'a')), Some(&copy))
+                .unwrap()
+                .as_deref(),
+            Some("4 of 8 bytes")
+        );
+        assert_eq!(
+            compare(&file(4, Content::Byte(b'b')), Some(&copy))
+                .unwrap()
+                .as_deref(),
+            Some("wrong byte at 0")
+        );
+        // md5("aaaa")
+        let sum = "74b87337454200d4d33f80c4663dc5e5".to_string();
+        assert_eq!(
+            compare(&file(4, Content::Md5(sum)), Some(&copy)).unwrap(),
+            None
+        );
+        let wrong = compare(&file(4, Content::Md5("0".repeat(32))), Some(&copy)).unwrap();
+        assert!(wrong.unwrap().starts_with("md5 74b87337"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_control_must_find_every_filesystem_damaged() {
+        let check = DiskCheck {
+            unclean: vec![Fs::Data, Fs::Media],
+            wrong: vec!["image:/b 0 of 2097152 bytes".into()],
+            notes: Vec::new(),
+        };
+        assert_eq!(control_verdict(&check), None);
+        let check = DiskCheck {
+            unclean: vec![Fs::Data],
+            ..DiskCheck::default()
+        };
+        assert!(control_verdict(&check).unwrap().ends_with("media, image"));
+    }
+
+    #[test]
+    fn umount_wait_must_leave_everything_clean_and_polling_is_measured() {
+        let tally = |runs, unclean, incomplete, nonzero| Tally {
+            count: RaceCount {
+                runs,
+                unclean: Some(unclean),
+                incomplete: Some(incomplete),
+                ..RaceCount::default()
+            },
+            nonzero_status: nonzero,
+            ..Tally::default()
+        };
+        assert_eq!(verdict("umount-wait", &tally(6, 0, 0, 0), 6), None);
+        assert!(verdict("umount-wait", &tally(6, 1, 0, 0), 6).is_some());
+        assert!(verdict("umount-wait", &tally(6, 0, 1, 0), 6).is_some());
+        assert!(verdict("umount-wait", &tally(6, 0, 0, 1), 6)
+            .unwrap()
+            .contains("exit status"));
+        assert_eq!(verdict("polling", &tally(6, 4, 2, 1), 6), None);
+        assert!(verdict("polling", &tally(5, 0, 0, 0), 6)
+            .unwrap()
+            .contains("1 of 6 boots failed"));
+    }
+}
