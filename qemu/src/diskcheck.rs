@@ -124,7 +124,11 @@ pub fn dump(image: &Path, paths: &[&str], dir: &Path, log: &Log) -> Result<Vec<O
 /// "N of M files wrong: a, b, c, +K" for a list of what was wrong.
 pub fn wrong_files_note(wrong: &[String], total: usize) -> String {
     let shown: Vec<_> = wrong.iter().take(3).cloned().collect();
-    let mut note = format!("{} of {total} files wrong: {}", wrong.len(), shown.join(", "));
+    let mut note = format!(
+        "{} of {total} files wrong: {}",
+        wrong.len(),
+        shown.join(", ")
+    );
     let more = wrong.len().saturating_sub(shown.len());
     if more > 0 {
         note.push_str(&format!(", +{more}"));
