@@ -13,6 +13,7 @@ use umount_wait::select::Filter;
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
 use umount_wait::target::{self, Target};
+use umount_wait::wait::Watcher;
 use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
 use cli::{Cli, Exit};
@@ -122,10 +123,15 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         watch_blockers: printer.wants_blockers(),
     };
     let mut codes = Vec::new();
+    // One inotify instance for every target: closing one waits for a grace
+    // period, which is most of what a fallback wait over many targets costs.
+    let mut watcher = Watcher::default();
     for r in resolved {
         let code = match r {
-            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer)?,
-            Ok(t) => unmount_one(&t, path, &options, &printer),
+            Ok(t) if cli.recursive => {
+                unmount_recursive(&t, path, &options, &printer, &mut watcher)?
+            }
+            Ok(t) => unmount_one(&t, path, &options, &printer, &mut watcher),
             Err(e) => {
                 printer.error(&e, Some(path));
                 Exit::for_error(&e)
@@ -187,7 +193,13 @@ fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
     Exit::Usage
 }
 
-fn unmount_one(t: &Target, path: WaitPath, options: &Options, printer: &Printer) -> Exit {
+fn unmount_one(
+    t: &Target,
+    path: WaitPath,
+    options: &Options,
+    printer: &Printer,
+    watcher: &mut Watcher,
+) -> Exit {
     printer.verbose_note(&format!(
         "{}: unmounting {} ({} on {}, {}) by the {} path",
         mountinfo::display(&t.given),
@@ -197,7 +209,7 @@ fn unmount_one(t: &Target, path: WaitPath, options: &Options, printer: &Printer)
         t.mount.fstype,
         path.name()
     ));
-    match wait::unmount(t, path, options, &|p| printer.progress(p)) {
+    match wait::unmount_with(t, path, options, &|p| printer.progress(p), watcher) {
         Ok(report) => {
             printer.report(&report);
             Exit::for_report(&report)
@@ -216,6 +228,7 @@ fn unmount_recursive(
     path: WaitPath,
     options: &Options,
     printer: &Printer,
+    watcher: &mut Watcher,
 ) -> anyhow::Result<Exit> {
     let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
     for sub in mountinfo::submounts_deepest_first(&mounts, t.mount.id) {
@@ -225,7 +238,7 @@ fn unmount_recursive(
             mount: sub.clone(),
             follow: false,
         };
-        let code = unmount_one(&sub_target, path, options, printer);
+        let code = unmount_one(&sub_target, path, options, printer, watcher);
         if code != Exit::Success {
             let e = Error::new(
                 &t.given,
@@ -238,5 +251,5 @@ fn unmount_recursive(
             return Ok(code);
         }
     }
-    Ok(unmount_one(t, path, options, printer))
+    Ok(unmount_one(t, path, options, printer, watcher))
 }

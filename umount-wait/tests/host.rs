@@ -325,6 +325,17 @@ fn hold_open(path: &Path, for_how_long: Duration) -> Child {
         .unwrap()
 }
 
+/// A holder from [`hold_open`] no longer holds its file. It closes it in
+/// do_exit(), before it is a zombie: ask whether it still holds the file,
+/// not whether it has exited yet. Then reaps it.
+fn assert_released(holder: &mut Child) {
+    assert!(
+        fs::read_link(format!("/proc/{}/fd/0", holder.id())).is_err(),
+        "returned while the holder still held the file"
+    );
+    holder.wait().unwrap();
+}
+
 /// A process alone in its own mount namespace (a copy of ours), which keeps
 /// the filesystems mounted there alive until it dies. Writes `write_mib`
 /// MiB into `dir` first; returns once it sleeps.
@@ -451,10 +462,7 @@ fn tmpfs_lazy_waits_for_open_file() {
     let mut holder = hold_open(&m.join("f"), hold);
     let run = umw([OsStr::new("-l"), OsStr::new("--json"), m.as_os_str()]);
     assert_code(&run, EXIT_OK, "lazy with open file");
-    assert!(
-        holder.try_wait().unwrap().is_some(),
-        "returned while the holder still ran"
-    );
+    assert_released(&mut holder);
     assert!(
         run.elapsed >= hold / 2,
         "returned after {:?}, holder held {hold:?}",
@@ -484,10 +492,7 @@ fn ext4_lazy_waits_for_open_file_and_frees_device() {
         "device still claimed right after return: {}",
         run.stdout
     );
-    assert!(
-        holder.try_wait().unwrap().is_some(),
-        "returned while the holder still ran"
-    );
+    assert_released(&mut holder);
     assert_eq!(
         field(&run.stdout, "device_node"),
         Some(dev.device.to_str().unwrap()),
