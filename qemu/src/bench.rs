@@ -1,5 +1,6 @@
 //! The bench: where things are, and the three flows (test, demo, shell).
 
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -159,6 +160,37 @@ impl Bench {
         summary.save(&self.paths.summary_json())?;
         println!("summary: {}", self.paths.summary_json().display());
         let (_, failed) = summary.print_table();
+        Ok(failed == 0)
+    }
+
+    /// A scenario run alone (`umw-vm s4`, `umw-vm shutdown-reboot`): builds
+    /// the kernels and the initramfs, runs `scenario` on each kernel into an
+    /// empty result, writes the summary and prints the table.
+    pub fn scenario_alone(
+        &self,
+        kernels: &[KernelName],
+        mut scenario: impl FnMut(&KernelImage, &Initramfs, &mut KernelResult) -> Result<()>,
+    ) -> Result<bool> {
+        let mut images = Vec::new();
+        for &name in kernels {
+            images.push(kernel::build(self, name)?);
+        }
+        let initramfs = initramfs::build(self, &images.iter().collect::<Vec<_>>())?;
+        let mut summary = Summary::default();
+        for image in &images {
+            let mut result = KernelResult {
+                name: image.name.to_string(),
+                release: image.release.clone(),
+                umount_wait: image.name.has_series(),
+                tests: BTreeMap::new(),
+                races: BTreeMap::new(),
+            };
+            scenario(image, &initramfs, &mut result)?;
+            summary.kernels.push(result);
+        }
+        summary.save(&self.paths.summary_json())?;
+        let (_, failed) = summary.print_table();
+        println!("summary: {}", self.paths.summary_json().display());
         Ok(failed == 0)
     }
 

@@ -24,7 +24,6 @@
 //! is missing, short, or holds other bytes than its pattern. The unmount
 //! returned 0, so every byte written before it must be there.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -35,9 +34,9 @@ use crate::boot;
 use crate::console::{self, field, RaceCount};
 use crate::diskcheck;
 use crate::disks;
-use crate::initramfs::{self, Initramfs};
-use crate::kernel::{self, KernelImage, KernelName};
-use crate::summary::{KernelResult, Summary};
+use crate::initramfs::Initramfs;
+use crate::kernel::{KernelImage, KernelName};
+use crate::summary::KernelResult;
 
 /// The scenario's name under `races` in summary.json.
 pub const SCENARIO: &str = "s4-reboot";
@@ -77,27 +76,10 @@ struct DiskCheck {
 
 /// `umw-vm s4`: only this scenario, on each kernel; writes the summary.
 pub fn standalone(bench: &Bench, kernels: &[KernelName], boots: u32) -> Result<bool> {
-    let mut images = Vec::new();
-    for &name in kernels {
-        images.push(kernel::build(bench, name)?);
-    }
-    let initramfs = initramfs::build(bench, &images.iter().collect::<Vec<_>>())?;
-    let mut summary = Summary::default();
-    for image in &images {
-        let mut result = KernelResult {
-            name: image.name.to_string(),
-            release: image.release.clone(),
-            umount_wait: false,
-            tests: BTreeMap::new(),
-            races: BTreeMap::new(),
-        };
-        result.umount_wait = run(bench, image, &initramfs, boots, &mut result)?.unwrap_or(false);
-        summary.kernels.push(result);
-    }
-    summary.save(&bench.paths.summary_json())?;
-    let (_, failed) = summary.print_table();
-    println!("summary: {}", bench.paths.summary_json().display());
-    Ok(failed == 0)
+    bench.scenario_alone(kernels, |image, initramfs, result| {
+        result.umount_wait = run(bench, image, initramfs, boots, result)?.unwrap_or(false);
+        Ok(())
+    })
 }
 
 /// Runs S4 on one kernel: `boots` boots per mode, then puts the counts and

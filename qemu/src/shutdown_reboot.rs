@@ -22,7 +22,6 @@
 //! boot with no unmount at all (mode none) checks that the host side does
 //! see the damage of an unclean shutdown in this tree.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -34,9 +33,9 @@ use crate::boot;
 use crate::console::{self, field, RaceCount};
 use crate::diskcheck::{self, Log};
 use crate::disks;
-use crate::initramfs::{self, Initramfs};
-use crate::kernel::{self, KernelImage, KernelName};
-use crate::summary::{KernelResult, Summary};
+use crate::initramfs::Initramfs;
+use crate::kernel::{KernelImage, KernelName};
+use crate::summary::KernelResult;
 
 /// The scenario's name under `races` in summary.json, and its suite.
 pub const SCENARIO: &str = "shutdown-reboot";
@@ -137,30 +136,13 @@ struct Tally {
     problems: Vec<String>,
 }
 
-/// `umw-vm shutdown-reboot`: only this scenario, on each kernel; writes the summary.
+/// `umw-vm shutdown-reboot`: only this scenario, on each kernel; writes the
+/// summary. The control boot runs on the patched kernel (or the only one).
 pub fn standalone(bench: &Bench, kernels: &[KernelName], boots: u32) -> Result<bool> {
-    let mut images = Vec::new();
-    for &name in kernels {
-        images.push(kernel::build(bench, name)?);
-    }
-    let initramfs = initramfs::build(bench, &images.iter().collect::<Vec<_>>())?;
-    let mut summary = Summary::default();
-    for image in &images {
-        let mut result = KernelResult {
-            name: image.name.to_string(),
-            release: image.release.clone(),
-            umount_wait: image.name.has_series(),
-            tests: BTreeMap::new(),
-            races: BTreeMap::new(),
-        };
-        let control_boot = image.name == KernelName::Patched || images.len() == 1;
-        run(bench, image, &initramfs, boots, control_boot, &mut result)?;
-        summary.kernels.push(result);
-    }
-    summary.save(&bench.paths.summary_json())?;
-    let (_, failed) = summary.print_table();
-    println!("summary: {}", bench.paths.summary_json().display());
-    Ok(failed == 0)
+    bench.scenario_alone(kernels, |image, initramfs, result| {
+        let control_boot = image.name == KernelName::Patched || kernels.len() == 1;
+        run(bench, image, initramfs, boots, control_boot, result)
+    })
 }
 
 /// Runs the scenario on one kernel: `boots` boots per mode, then puts the
