@@ -7,7 +7,8 @@
 //!       umount-wait  examples/android-reboot.sh (umount-wait --all)
 //!       polling      what Android init does today (100 ms polling),
 //!                    qemu/guest/lib/android-init-reboot.sh
-//!     and `reboot -n -f`
+//!     each also with a process the script does not know of left running,
+//!     its cwd on the media disk (+survivor); and `reboot -n -f`
 //!   -> console: UMW-SHUTDOWN-FILE (what must be on the disks),
 //!      UMW-SHUTDOWN-UNMOUNTED (status, time to finish), no kernel report
 //!   -> the data disk (/dev/vdc), the media disk (/dev/vdd) and the image
@@ -16,7 +17,8 @@
 //!   -> counts per mode under races["shutdown-reboot"], a test per mode.
 //!
 //! umount-wait must leave every filesystem clean and every file complete in
-//! every boot, with exit status 0. The polling script is measured, not
+//! every boot, with exit status 0 (64 with the survivor: the media disk
+//! stays mounted, remounted read-only, and the report says so). The polling script is measured, not
 //! judged: its unclean filesystems and its time to finish are counted for
 //! the comparison (its boots must still run without a kernel report). One
 //! boot with no unmount at all (mode none) checks that the host side does
@@ -41,7 +43,63 @@ use crate::summary::KernelResult;
 pub const SCENARIO: &str = "shutdown-reboot";
 /// Boots per mode and kernel in `umw-vm test` unless told otherwise.
 pub const DEFAULT_BOOTS: u32 = 6;
-const MODES: [&str; 2] = ["umount-wait", "polling"];
+
+/// A way to run the test: the reboot script, with or without a process
+/// left running (variant survivor).
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    /// The mode's name under `races.shutdown-reboot` and in the log.
+    name: &'static str,
+    /// The guest suite.
+    suite: &'static str,
+    /// The test in summary.json.
+    test: &'static str,
+    /// The reboot script's status that the test requires; None: measured.
+    expected_status: Option<i32>,
+}
+
+impl Mode {
+    fn judged(&self) -> bool {
+        self.expected_status.is_some()
+    }
+}
+
+const MODES: [Mode; 4] = [
+    Mode {
+        name: "umount-wait",
+        suite: "shutdown-reboot-umount-wait",
+        test: "umount_wait_every_disk_clean_and_complete",
+        expected_status: Some(0),
+    },
+    Mode {
+        name: "polling",
+        suite: "shutdown-reboot-polling",
+        test: "polling_baseline_measured",
+        expected_status: None,
+    },
+    // /media stays busy: umount-wait remounts it read-only and says so
+    // (64, some filesystems not unmounted); every disk must still be clean.
+    Mode {
+        name: "umount-wait+survivor",
+        suite: "shutdown-reboot-umount-wait-survivor",
+        test: "umount_wait_survivor_read_only_every_disk_clean",
+        expected_status: Some(64),
+    },
+    Mode {
+        name: "polling+survivor",
+        suite: "shutdown-reboot-polling-survivor",
+        test: "polling_survivor_baseline_measured",
+        expected_status: None,
+    },
+];
+
+/// The bench's own check: no unmount at all.
+const CONTROL: Mode = Mode {
+    name: "none",
+    suite: "shutdown-reboot-none",
+    test: "bench/shutdown-reboot-sees-damage",
+    expected_status: None,
+};
 
 /// The kernels `umw-vm test` runs it on: with the series (kernel path) and
 /// without (fallback), built from the same tree.
@@ -132,6 +190,8 @@ struct Tally {
     /// Filesystems unclean, summed over the boots (3 a boot at most).
     unclean_filesystems: u64,
     nonzero_status: u64,
+    /// Boots whose status was not the one the mode requires.
+    unexpected_status: u64,
     times_ms: Vec<u64>,
     problems: Vec<String>,
 }
@@ -160,10 +220,10 @@ pub fn run(
     if control_boot {
         let failure = control(bench, image, initramfs)?;
         if let Some(why) = &failure {
-            eprintln!("  # bench/shutdown-reboot-sees-damage: {why}");
+            eprintln!("  # {}: {why}", CONTROL.test);
         }
         result.tests.insert(
-            "bench/shutdown-reboot-sees-damage".into(),
+            CONTROL.test.into(),
             if failure.is_none() { "pass" } else { "fail" }.into(),
         );
     }
@@ -174,9 +234,16 @@ pub fn run(
         tally.count.damaged = Some(0);
         for n in 1..=boots {
             let mut problems = Vec::new();
-            let checked = one_boot(bench, image, initramfs, mode, n, boots, &mut problems)?;
+            let checked = one_boot(bench, image, initramfs, &mode, n, boots, &mut problems)?;
             if let Some((unmounted, check)) = &checked {
-                tally.add(unmounted, check);
+                tally.add(&mode, unmounted, check);
+                if mode.expected_status.is_some_and(|e| e != unmounted.status) {
+                    problems.push(format!(
+                        "boot {n}: the reboot script's unmount exited {}, not {}",
+                        unmounted.status,
+                        mode.expected_status.unwrap_or_default()
+                    ));
+                }
             }
             tally.problems.append(&mut problems);
         }
@@ -186,8 +253,9 @@ pub fn run(
         tally.count.ms_max = times.last().copied();
         tally.count.unclean_filesystems = Some(tally.unclean_filesystems);
         bench.progress.note(&format!(
-            "{} kernel: {SCENARIO} {mode}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, exit status not 0 in {}, time to finish median {} ms, max {} ms",
+            "{} kernel: {SCENARIO} {}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, exit status not 0 in {}, time to finish median {} ms, max {} ms",
             image.name,
+            mode.name,
             tally.count.runs,
             tally.count.unclean.unwrap_or(0),
             tally.unclean_filesystems,
@@ -196,8 +264,8 @@ pub fn run(
             tally.count.ms_median.unwrap_or(0),
             tally.count.ms_max.unwrap_or(0),
         ));
-        let test = format!("{SCENARIO}/{}", test_name(mode));
-        let failure = verdict(mode, &tally, boots);
+        let test = format!("{SCENARIO}/{}", mode.test);
+        let failure = verdict(&mode, &tally, boots);
         if let Some(why) = &failure {
             eprintln!("  # {test}: {why}");
             for problem in &tally.problems {
@@ -211,7 +279,7 @@ pub fn run(
             .races
             .entry(SCENARIO.to_string())
             .or_default()
-            .insert(mode.to_string(), tally.count);
+            .insert(mode.name.to_string(), tally.count);
     }
     Ok(())
 }
@@ -222,18 +290,18 @@ fn one_boot(
     bench: &Bench,
     image: &KernelImage,
     initramfs: &Initramfs,
-    mode: &str,
+    mode: &Mode,
     n: u32,
     boots: u32,
     problems: &mut Vec<String>,
 ) -> Result<Option<(Unmounted, DiskCheck)>> {
-    let label = format!("{SCENARIO}-{}-{mode}-{n}", image.name);
+    let label = format!("{}-{}-{n}", mode.suite, image.name);
     let what = format!(
-        "{} kernel: {SCENARIO} {mode}, boot {n} of {boots}",
-        image.name
+        "{} kernel: {SCENARIO} {}, boot {n} of {boots}",
+        image.name, mode.name
     );
-    let suite = format!("{SCENARIO}-{mode}");
-    let run = boot::reboot_run(bench, image, initramfs, &suite, &label, &what)?;
+    let run = boot::reboot_run(bench, image, initramfs, mode.suite, &label, &what)?;
+    let mode = mode.name;
     let mut console = parse(&run.text);
     console.problems.splice(0..0, run.timed_out.clone());
     if console.umount_wait.is_some() && console.umount_wait != Some(image.name.has_series()) {
@@ -271,13 +339,6 @@ fn one_boot(
             return Ok(None);
         }
     };
-    if mode == "umount-wait" && unmounted.status != 0 {
-        problems.push(format!(
-            "boot {n}: examples/android-reboot.sh: umount-wait --all exited {} ({})",
-            unmounted.status,
-            run.log.display()
-        ));
-    }
     let unclean: Vec<_> = check.unclean.iter().map(|f| f.name()).collect();
     bench.progress.note(&format!(
         "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, loop {}, {}, {}{}",
@@ -306,7 +367,7 @@ fn one_boot(
 }
 
 impl Tally {
-    fn add(&mut self, unmounted: &Unmounted, check: &DiskCheck) {
+    fn add(&mut self, mode: &Mode, unmounted: &Unmounted, check: &DiskCheck) {
         let count = &mut self.count;
         count.runs += 1;
         count.busy_after_return += u64::from(unmounted.claimed > 0);
@@ -316,6 +377,10 @@ impl Tally {
             u64::from(!check.unclean.is_empty() || !check.wrong.is_empty());
         self.unclean_filesystems += check.unclean.len() as u64;
         self.nonzero_status += u64::from(unmounted.status != 0);
+        self.unexpected_status += u64::from(
+            mode.expected_status
+                .is_some_and(|expected| expected != unmounted.status),
+        );
         self.times_ms.push(unmounted.ms);
     }
 }
@@ -325,7 +390,7 @@ impl Tally {
 /// it did; why not otherwise.
 fn control(bench: &Bench, image: &KernelImage, initramfs: &Initramfs) -> Result<Option<String>> {
     let mut problems = Vec::new();
-    let checked = one_boot(bench, image, initramfs, "none", 1, 1, &mut problems)?;
+    let checked = one_boot(bench, image, initramfs, &CONTROL, 1, 1, &mut problems)?;
     Ok(match checked {
         None => Some(format!("the boot failed: {}", problems.join("; "))),
         Some((_, check)) => control_verdict(&check),
@@ -349,15 +414,8 @@ fn control_verdict(check: &DiskCheck) -> Option<String> {
     })
 }
 
-fn test_name(mode: &str) -> &'static str {
-    match mode {
-        "umount-wait" => "umount_wait_every_disk_clean_and_complete",
-        _ => "polling_baseline_measured",
-    }
-}
-
 /// None when the mode passed; why it failed otherwise.
-fn verdict(mode: &str, tally: &Tally, boots: u32) -> Option<String> {
+fn verdict(mode: &Mode, tally: &Tally, boots: u32) -> Option<String> {
     let count = &tally.count;
     let failed_boots = u64::from(boots) - count.runs;
     if failed_boots > 0 {
@@ -367,15 +425,16 @@ fn verdict(mode: &str, tally: &Tally, boots: u32) -> Option<String> {
     }
     let unclean = count.unclean.unwrap_or(0);
     let incomplete = count.incomplete.unwrap_or(0);
-    if mode == "umount-wait" && (unclean > 0 || incomplete > 0 || tally.nonzero_status > 0) {
+    if mode.judged() && (unclean > 0 || incomplete > 0 || tally.unexpected_status > 0) {
         let mut why = format!(
             "unclean filesystems in {unclean}, data missing in {incomplete} of {} boots",
             count.runs
         );
-        if tally.nonzero_status > 0 {
+        if tally.unexpected_status > 0 {
             why.push_str(&format!(
-                ", umount-wait exit status not 0 in {}",
-                tally.nonzero_status
+                ", umount-wait's exit status not {} in {}",
+                mode.expected_status.unwrap_or_default(),
+                tally.unexpected_status
             ));
         }
         return Some(why);
@@ -666,24 +725,25 @@ mod tests {
 
     #[test]
     fn umount_wait_must_leave_everything_clean_and_polling_is_measured() {
-        let tally = |runs, unclean, incomplete, nonzero| Tally {
+        let tally = |runs, unclean, incomplete, unexpected| Tally {
             count: RaceCount {
                 runs,
                 unclean: Some(unclean),
                 incomplete: Some(incomplete),
                 ..RaceCount::default()
             },
-            nonzero_status: nonzero,
+            unexpected_status: unexpected,
             ..Tally::default()
         };
-        assert_eq!(verdict("umount-wait", &tally(6, 0, 0, 0), 6), None);
-        assert!(verdict("umount-wait", &tally(6, 1, 0, 0), 6).is_some());
-        assert!(verdict("umount-wait", &tally(6, 0, 1, 0), 6).is_some());
-        assert!(verdict("umount-wait", &tally(6, 0, 0, 1), 6)
+        let [umount_wait, polling, survivor, _] = MODES;
+        assert_eq!(verdict(&umount_wait, &tally(6, 0, 0, 0), 6), None);
+        assert!(verdict(&umount_wait, &tally(6, 1, 0, 0), 6).is_some());
+        assert!(verdict(&umount_wait, &tally(6, 0, 1, 0), 6).is_some());
+        assert!(verdict(&survivor, &tally(6, 0, 0, 1), 6)
             .unwrap()
-            .contains("exit status"));
-        assert_eq!(verdict("polling", &tally(6, 4, 2, 1), 6), None);
-        assert!(verdict("polling", &tally(5, 0, 0, 0), 6)
+            .contains("exit status not 64"));
+        assert_eq!(verdict(&polling, &tally(6, 4, 2, 1), 6), None);
+        assert!(verdict(&polling, &tally(5, 0, 0, 0), 6)
             .unwrap()
             .contains("1 of 6 boots failed"));
     }

@@ -12,16 +12,18 @@
 #   4. UmountPartitions(): every block-device mount (newest first) and the
 #      emulated storage under /storage, umount2() each, re-read /proc/mounts
 #      every 100 ms until no block-device mount is left or the shutdown
-#      timeout (ro.build.shutdown_timeout, 6 s) has passed; a last pass with
-#      MNT_FORCE after a timeout;
+#      timeout (ro.build.shutdown_timeout, 6 s) has passed; after a
+#      timeout, SysRq-i (SIGKILL to every process but init) and one last
+#      pass with MNT_FORCE;
 #   5. sync; sleep 100 ms ("follow what linux shutdown is doing");
 #   6. reboot, whether or not the filesystems have shut down: "if umount
 #      fails, fsck after reboot will fix it".
 # Nothing here knows whether a filesystem has shut down: a mount gone from
 # /proc/mounts is taken for a filesystem gone.
 #
-# Left out: the services kept for the shutdown (vold, watchdogd), the
-# SysRq-i "kill all" after a timeout (it would kill this script too), fsck.
+# Left out: the services kept for the shutdown (vold, watchdogd), fsck.
+# SysRq-i would kill this script too (init does it from PID 1): it is
+# SIGKILL to every process but PID 1, this script and its parent.
 #
 # Environment, as examples/android-reboot.sh reads it:
 #   APP_PIDS   the processes to stop (required: no kill -1 here)
@@ -89,6 +91,11 @@ while :; do
 	usleep 100000
 done
 if [ $status -ne 0 ]; then
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		case $p in 1 | $$ | $PPID) continue ;; esac
+		kill -KILL "$p" 2>/dev/null
+	done
 	for m in $(emulated_mounts) $(block_mounts); do umount -f "$m" 2>/dev/null; done
 fi
 
