@@ -134,14 +134,14 @@ impl Summary {
         if !races.is_empty() {
             println!();
             println!(
-                "{:<10} {:<24} {:<14} {:>6} {:>18}",
+                "{:<10} {:<24} {:<22} {:>6} {:>18}",
                 "kernel", "race scenario", "mode", "runs", "busy_after_return"
             );
             for k in races {
                 for (scenario, modes) in &k.races {
                     for (mode, count) in modes {
                         println!(
-                            "{:<10} {:<24} {:<14} {:>6} {:>18}{}",
+                            "{:<10} {:<24} {:<22} {:>6} {:>18}{}",
                             k.name,
                             scenario,
                             mode,
