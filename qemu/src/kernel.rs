@@ -100,22 +100,23 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         .cache
         .join("images")
         .join(format!("{name}-{key}"));
-    let memory_mb = if name == KernelName::Debug { 1024 } else { 512 };
     let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
+    // The image as the cache directory holds it.
+    let image = |release: String| KernelImage {
+        name,
+        bzimage: dir.join("bzImage"),
+        release,
+        selftest: selftest.clone(),
+        modules: Vec::new(),
+        memory_mb: if name == KernelName::Debug { 1024 } else { 512 },
+    };
     if dir.join("bzImage").is_file() && selftest.iter().all(|s| s.is_file()) {
         bench.progress.note(&format!(
             "{name} kernel: reusing the cached image {} (key {key})",
             dir.display()
         ));
         let release = fs::read_to_string(dir.join("release"))?.trim().to_string();
-        return Ok(KernelImage {
-            name,
-            bzimage: dir.join("bzImage"),
-            release,
-            selftest,
-            modules: Vec::new(),
-            memory_mb,
-        });
+        return Ok(image(release));
     }
     let tree = build_tree(bench, name)?;
     let staging = dir.with_extension("tmp");
@@ -160,14 +161,7 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         "{name} kernel: {release}, image cached in {} (key {key})",
         dir.display()
     ));
-    Ok(KernelImage {
-        name,
-        bzimage: dir.join("bzImage"),
-        release,
-        selftest,
-        modules: Vec::new(),
-        memory_mb,
-    })
+    Ok(image(release))
 }
 
 /// The hash of everything a kernel is made from.
