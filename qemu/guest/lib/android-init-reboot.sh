@@ -33,6 +33,7 @@
 # left mounted, 1 after a timeout.
 
 set -u
+: "${APP_PIDS:?APP_PIDS must list the processes to stop}"
 grace=${APP_GRACE:-3}
 final=${REBOOT:-reboot -n -f}
 timeout_ms=6000
