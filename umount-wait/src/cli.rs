@@ -72,7 +72,9 @@ pub struct Cli {
     #[arg(short = 'R', long)]
     pub recursive: bool,
 
-    /// If unmounting fails because the target is busy, remount it read-only
+    /// If unmounting fails because the target is busy, remount it read-only;
+    /// if the wait ends unconfirmed (timeout, signal) while another mount
+    /// namespace still has the filesystem, make it read-only there
     #[arg(short = 'r', long = "read-only")]
     pub read_only: bool,
 
@@ -374,6 +376,7 @@ mod tests {
             wait_time: Duration::ZERO,
             claim_attempts: 0,
             blockers: vec![],
+            read_only_through: None,
         };
         assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
         assert_eq!(

@@ -119,6 +119,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         force: cli.force,
         lazy: cli.lazy,
         read_only_on_failure: cli.read_only,
+        read_only_if_unconfirmed: cli.read_only,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
     };

@@ -148,6 +148,9 @@ pub struct Report {
     pub claim_attempts: u32,
     /// What kept the filesystem alive, when the wait lasted or failed.
     pub blockers: Vec<Blocker>,
+    /// Detached but not confirmed, then made read-only through this holder's
+    /// mount of it (`-r`, `--all`): alive, but with nothing left to write.
+    pub read_only_through: Option<Blocker>,
 }
 
 /// What went wrong with a target.

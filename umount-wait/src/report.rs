@@ -135,6 +135,9 @@ impl Printer {
             Outcome::DetachedUnconfirmed(why) => {
                 err!("umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})");
                 self.blockers("held by", &report.blockers);
+                if let Some(b) = &report.read_only_through {
+                    err!("  made read-only where it stays: {b}");
+                }
             }
             Outcome::RemountedReadOnly(errno) => {
                 err!(
@@ -338,42 +341,46 @@ fn json_blockers(out: &mut String, blockers: &[Blocker]) {
         if i > 0 {
             out.push(',');
         }
-        match b {
-            Blocker::Mount {
-                mnt_ns,
-                pid,
-                mount_point,
-            } => {
-                let _ = write!(
-                    out,
-                    "{{\"kind\":\"mount\",\"mnt_ns\":{mnt_ns},\"pid\":{pid},\"mount_point\":"
-                );
-                json_path(out, mount_point);
-                out.push('}');
-            }
-            Blocker::Process { pid, command, uses } => {
-                let _ = write!(out, "{{\"kind\":\"process\",\"pid\":{pid},\"command\":");
-                json_string(out, command);
-                out.push_str(",\"uses\":[");
-                for (j, u) in uses.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    match u {
-                        Use::Fd(n, path) => {
-                            let _ = write!(out, "{{\"fd\":{n},\"path\":");
-                            json_path(out, path);
-                            out.push('}');
-                        }
-                        Use::Cwd => out.push_str("\"cwd\""),
-                        Use::Root => out.push_str("\"root\""),
-                    }
-                }
-                out.push_str("]}");
-            }
-        }
+        json_blocker(out, b);
     }
     out.push(']');
+}
+
+fn json_blocker(out: &mut String, blocker: &Blocker) {
+    match blocker {
+        Blocker::Mount {
+            mnt_ns,
+            pid,
+            mount_point,
+        } => {
+            let _ = write!(
+                out,
+                "{{\"kind\":\"mount\",\"mnt_ns\":{mnt_ns},\"pid\":{pid},\"mount_point\":"
+            );
+            json_path(out, mount_point);
+            out.push('}');
+        }
+        Blocker::Process { pid, command, uses } => {
+            let _ = write!(out, "{{\"kind\":\"process\",\"pid\":{pid},\"command\":");
+            json_string(out, command);
+            out.push_str(",\"uses\":[");
+            for (j, u) in uses.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                match u {
+                    Use::Fd(n, path) => {
+                        let _ = write!(out, "{{\"fd\":{n},\"path\":");
+                        json_path(out, path);
+                        out.push('}');
+                    }
+                    Use::Cwd => out.push_str("\"cwd\""),
+                    Use::Root => out.push_str("\"root\""),
+                }
+            }
+            out.push_str("]}");
+        }
+    }
 }
 
 /// `{"target":..., "source":..., "path":..., "outcome":..., ...}`
@@ -424,6 +431,11 @@ pub fn json_report(r: &Report) -> String {
         r.claim_attempts
     );
     json_blockers(&mut out, &r.blockers);
+    out.push_str(",\"read_only_through\":");
+    match &r.read_only_through {
+        Some(b) => json_blocker(&mut out, b),
+        None => out.push_str("null"),
+    }
     out.push_str(",\"error\":null,\"errno\":null}");
     out
 }

@@ -192,6 +192,7 @@ pub fn run(
                 force: last && plan.force_last_pass,
                 lazy: false,
                 read_only_on_failure: last,
+                read_only_if_unconfirmed: true,
                 timeout: remaining,
                 watch_blockers: plan.watch_blockers,
             };

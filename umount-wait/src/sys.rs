@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rustix::fs::{inotify, AtFlags, FileType, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
 use rustix::io::Errno;
-use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::mount::{FsPickFlags, MountFlags, UnmountFlags};
 
 use crate::mountinfo::DevId;
 
@@ -71,6 +71,16 @@ pub fn unmount(path: &Path, options: UnmountOptions) -> Result<(), Errno> {
 /// `mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL)`.
 pub fn remount_read_only(path: &Path) -> Result<(), Errno> {
     rustix::mount::mount_remount(path, MountFlags::RDONLY, "")
+}
+
+/// `fspick(path)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
+/// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem mounted at `path`
+/// becomes read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a
+/// mount of another mount namespace, reached through `/proc/PID/root`.
+pub fn reconfigure_read_only(path: &Path) -> Result<(), Errno> {
+    let fs = rustix::mount::fspick(CWD, path, FsPickFlags::FSPICK_CLOEXEC)?;
+    rustix::mount::fsconfig_set_flag(&fs, "ro")?;
+    rustix::mount::fsconfig_reconfigure(&fs)
 }
 
 /// `LOOP_CLR_FD` (linux/loop.h): unbind a loop device from its backing file.

@@ -46,6 +46,10 @@ pub struct Options {
     pub lazy: bool,
     /// `-r`: remount read-only when the unmount fails with EBUSY.
     pub read_only_on_failure: bool,
+    /// `-r` and `--all`: when the wait ends unconfirmed (timeout, signal),
+    /// make the filesystem read-only through a mount of it that a holder's
+    /// mount namespace still has ([`read_only_elsewhere`]).
+    pub read_only_if_unconfirmed: bool,
     /// `-t`: bounds the whole operation on one target.
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
@@ -130,14 +134,43 @@ pub fn unmount_with(
         observer,
     };
     let mut report = new_report(target, path);
-    match path {
+    let mut report = match path {
         WaitPath::Kernel => kernel_path(&attempt, report),
         WaitPath::Fallback => {
             report.device_node =
                 device::node_for(target.mount.dev, Path::new(&target.mount.source));
             fallback_path(&attempt, report, watcher)
         }
+    }?;
+    if options.read_only_if_unconfirmed && matches!(report.outcome, Outcome::DetachedUnconfirmed(_))
+    {
+        report.read_only_through = read_only_elsewhere(&report.blockers);
     }
+    Ok(report)
+}
+
+/// A filesystem that outlived its wait is detached here but still mounted
+/// in some holder's mount namespace: makes it read-only there, through
+/// `/proc/PID/root/MOUNT_POINT` (`fspick(2)`, which unlike `MS_REMOUNT`
+/// reaches another namespace's mount). A reboot then finds it clean, its
+/// journal committed, though it never shut down. Tries each holder in turn;
+/// returns the one it worked through.
+fn read_only_elsewhere(blockers: &[Blocker]) -> Option<Blocker> {
+    blockers.iter().find_map(|blocker| match blocker {
+        Blocker::Mount {
+            pid, mount_point, ..
+        } => {
+            let inside = mount_point.strip_prefix("/").unwrap_or(mount_point);
+            let path = Path::new("/proc")
+                .join(pid.to_string())
+                .join("root")
+                .join(inside);
+            sys::reconfigure_read_only(&path)
+                .ok()
+                .map(|()| blocker.clone())
+        }
+        _ => None,
+    })
 }
 
 /// One target on its way through the kernel or the fallback path.
@@ -200,6 +233,7 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
         wait_time: Duration::ZERO,
         claim_attempts: 0,
         blockers: Vec::new(),
+        read_only_through: None,
     }
 }
 

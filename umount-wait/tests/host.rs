@@ -76,6 +76,10 @@ fn main() {
             timeout_with_copy_in_other_namespace,
         ),
         (
+            "read_only_through_other_namespace_after_timeout",
+            read_only_through_other_namespace_after_timeout,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -547,6 +551,55 @@ fn timeout_with_copy_in_other_namespace() {
         run.elapsed
     );
     assert!(!is_mounted(&m));
+}
+
+/// `-r` with a wait that ends unconfirmed: the filesystem, detached here
+/// but alive in the holder's namespace, is made read-only there, its journal
+/// committed: the disk is clean while the filesystem still lives.
+fn read_only_through_other_namespace_after_timeout() {
+    let s = Scratch::new("ro-through");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut holder = namespace_holder(&m, "f", 1);
+    let run = umw([
+        OsStr::new("-r"),
+        OsStr::new("-t"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    let header = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(&dev.device)
+        .output()
+        .unwrap();
+    kill(&mut holder);
+    let _ = holder.wait();
+    assert_code(&run, EXIT_UNCONFIRMED, "timeout with a copy alive, -r");
+    let through = "\"read_only_through\":{\"kind\":\"mount\",";
+    assert!(run.stdout.contains(through), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("made read-only where it stays"),
+        "{}",
+        run.stderr
+    );
+    // The holder's mount: " - ext4 /dev/loopN ro,..." (the superblock's options).
+    let line = theirs
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(m.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no {} in the holder's mountinfo:\n{theirs}", m.display()));
+    let super_options = line.rsplit(' ').next().unwrap();
+    assert!(
+        super_options.split(',').any(|o| o == "ro"),
+        "still read-write in the holder's namespace: {line}"
+    );
+    let header = String::from_utf8_lossy(&header.stdout);
+    assert!(
+        !header.contains("needs_recovery"),
+        "the journal still needs recovery while read-only:\n{header}"
+    );
 }
 
 fn sigint_during_wait_is_detached_unconfirmed() {
