@@ -94,6 +94,9 @@ enum Command {
         /// Boots per mode.
         #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
         boots: u32,
+        /// Only these modes (umount-wait, polling, umount-wait+survivor, ...); all when none is given.
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
     },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
     Demo,
@@ -166,13 +169,17 @@ fn run(cli: Cli) -> Result<bool> {
             };
             reboot::standalone(&bench, &kernels, boots)
         }
-        Command::ShutdownReboot { kernels, boots } => {
+        Command::ShutdownReboot {
+            kernels,
+            boots,
+            modes,
+        } => {
             let kernels = if kernels.is_empty() {
                 vec![KernelName::Unpatched, KernelName::Patched]
             } else {
                 kernels
             };
-            shutdown_reboot::standalone(&bench, &kernels, boots)
+            shutdown_reboot::standalone(&bench, &kernels, boots, &modes)
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
