@@ -80,7 +80,9 @@ log "umount-wait --all exit $rc after $(($(date +%s) - start)) s"
 # 4. The exit code says what is safe (umount(8)'s convention):
 #    0   every filesystem shut down (or, for the root, remounted read-only)
 #    64  some did not: the report names them and what held them; those left
-#        mounted are read-only, so a reboot loses no completed write
+#        mounted are read-only, and so are those detached here but kept
+#        alive by another mount namespace (made read-only there), so a
+#        reboot loses no completed write
 #    32  none did; 3 all detached but not confirmed (the deadline passed)
 #    1/2 a usage or system error: nothing or not everything was tried
 case $rc in
