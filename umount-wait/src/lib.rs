@@ -13,6 +13,7 @@
 //! target, and sends [`Progress`] to an observer while a wait lasts.
 
 pub mod blockers;
+pub mod child;
 pub mod device;
 pub mod duration;
 pub mod loopdev;

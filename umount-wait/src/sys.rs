@@ -1,7 +1,9 @@
 //! Every system call the tool makes on filesystems, wrapped once. The rest of
 //! the crate speaks of targets and outcomes, not of flag bits.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{inotify, AtFlags, FileType, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
@@ -66,6 +68,31 @@ impl UnmountOptions {
 /// `umount2(path, flags)`.
 pub fn unmount(path: &Path, options: UnmountOptions) -> Result<(), Errno> {
     rustix::mount::unmount(path, UnmountFlags::from_bits_retain(options.bits()))
+}
+
+/// `umount2(path, flags)` with its arguments made ready beforehand, so that
+/// [`PreparedUnmount::call`] allocates nothing: it can run in a child forked
+/// from a threaded process ([`crate::child`]).
+#[derive(Debug)]
+pub struct PreparedUnmount {
+    path: CString,
+    flags: UnmountFlags,
+}
+
+impl PreparedUnmount {
+    /// EINVAL for a path with a NUL byte, which no system call can take.
+    pub fn new(path: &Path, options: UnmountOptions) -> Result<Self, Errno> {
+        let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+        Ok(PreparedUnmount {
+            path,
+            flags: UnmountFlags::from_bits_retain(options.bits()),
+        })
+    }
+
+    /// The system call itself; async-signal-safe.
+    pub fn call(&self) -> Result<(), Errno> {
+        rustix::mount::unmount(self.path.as_c_str(), self.flags)
+    }
 }
 
 /// `mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL)`.

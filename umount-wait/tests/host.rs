@@ -59,6 +59,10 @@ fn main() {
             probe_reports_the_path_of_this_kernel,
         ),
         (
+            "kernel_path_child_reports_the_call_result",
+            kernel_path_child_reports_the_call_result,
+        ),
+        (
             "mode_kernel_fails_untouched_without_the_flag",
             mode_kernel_fails_untouched_without_the_flag,
         ),
@@ -399,6 +403,45 @@ fn probe_reports_the_path_of_this_kernel() {
     };
     assert_eq!(first, expected, "{}", run.stdout);
     eprintln!("    this kernel: {}", run.stdout.trim());
+}
+
+/// The kernel path's machinery end to end, through the library: the child
+/// makes `umount2(target, UMOUNT_WAIT)` and the parent reaps it and reports
+/// its result. Without the flag the kernel refuses with EINVAL before any
+/// change: the child's errno comes back as it was, the target untouched.
+/// With it, the tmpfs shuts down. Either way no child is left behind.
+fn kernel_path_child_reports_the_call_result() {
+    use umount_wait::{target, ErrorKind, Outcome, State, WaitPath};
+    let s = Scratch::new("kernel-child");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mounts = mountinfo::read(None).unwrap();
+    let t = target::resolve(&m, true, &mounts).unwrap();
+    let result = umount_wait::unmount(
+        &t,
+        WaitPath::Kernel,
+        &umount_wait::Options {
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+        &|_| {},
+    );
+    if umount_wait::sys::probe() == umount_wait::sys::Probe::Kernel {
+        let report = result.unwrap();
+        assert_eq!(report.outcome, Outcome::ShutDown);
+        assert!(!is_mounted(&m));
+    } else {
+        let error = result.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::NotMountPoint, "{error}");
+        assert_eq!(error.errno, Some(Errno::INVAL), "{error}");
+        assert_eq!(error.state, State::Untouched, "{error}");
+        assert!(is_mounted(&m));
+    }
+    assert_eq!(
+        rustix::process::wait(rustix::process::WaitOptions::NOHANG).map(|w| w.is_some()),
+        Err(Errno::CHILD),
+        "a child process was left behind"
+    );
 }
 
 fn mode_kernel_fails_untouched_without_the_flag() {

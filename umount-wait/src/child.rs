@@ -1,0 +1,293 @@
+//! One system call made in a child process, so that the caller can end it.
+//!
+//! `umount2(.., UMOUNT_WAIT)` sleeps killable: once the mount is detached,
+//! only the caller's death ends the wait; a caught signal or a timer does
+//! not. To bound it, the call is made in a child, as systemd-shutdown's
+//! `umount_with_timeout()` does, and the parent kills the child with SIGKILL
+//! when its deadline or a stop request comes first.
+//!
+//! The child reports through its exit status: 0 when the call returned 0,
+//! else the errno (every errno fits in the 8 bits of a status). Nothing else
+//! runs in the child, so a status always means a returned call. A child that
+//! dies of a signal reported nothing: the call may have done its work or
+//! not, and only the caller can find out which (the kernel path looks
+//! whether the mount is still there).
+//!
+//! The parent holds a pidfd: it is readable once the child has ended, so the
+//! wait for the child joins any `poll(2)` with a deadline, and no signal
+//! (SIGCHLD) or thread is needed.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::unistd::ForkResult;
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitIdStatus};
+
+/// How a call made in a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The call returned, with this result.
+    Returned(Result<(), Errno>),
+    /// The child died of this signal without reporting: SIGKILL from
+    /// [`CallChild::kill`], or a signal someone else sent.
+    Killed(i32),
+}
+
+/// The exit status of a child that panicked (which [`CallChild::spawn`]'s
+/// contract rules out): no errno is this large.
+const PANICKED: i32 = 255;
+
+/// A child process making one call; killed and reaped when dropped, so that
+/// none outlives its owner.
+#[derive(Debug)]
+pub struct CallChild {
+    pid: Pid,
+    pidfd: OwnedFd,
+    ended: Option<Ended>,
+}
+
+impl CallChild {
+    /// Forks a child that makes `call` and exits with its result.
+    ///
+    /// The child shares the caller's mount namespace, working directory and
+    /// root, and inherits its signal mask: a signal blocked in the calling
+    /// thread cannot interrupt the call.
+    ///
+    /// # Safety
+    ///
+    /// `call` runs in a child forked from a process that may have other
+    /// threads. It may only make async-signal-safe calls (raw system calls on
+    /// memory prepared before the fork): no allocation, no locks, no
+    /// printing, no panic.
+    pub unsafe fn spawn(call: impl FnOnce() -> Result<(), Errno>) -> Result<CallChild, Errno> {
+        // SAFETY: the child only runs `call` (async-signal-safe by this
+        // function's contract) and `_exit`.
+        match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Child) => {
+                // Should `call` panic after all, the child must not unwind
+                // into the caller's code and go on as a second copy of it.
+                let _exit_on_unwind = ExitOnUnwind;
+                let status = match call() {
+                    Ok(()) => 0,
+                    Err(errno) => errno.raw_os_error(),
+                };
+                // SAFETY: `_exit` is async-signal-safe and ends the child
+                // without running the parent's exit handlers.
+                unsafe { nix::libc::_exit(status) }
+            }
+            Ok(ForkResult::Parent { child }) => {
+                let pid = Pid::from_raw(child.as_raw()).expect("fork returns a positive pid");
+                // The child is not reaped before we wait for it, so its pid
+                // cannot name another process yet.
+                match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+                    Ok(pidfd) => Ok(CallChild {
+                        pid,
+                        pidfd,
+                        ended: None,
+                    }),
+                    Err(errno) => {
+                        let _ = rustix::process::kill_process(pid, Signal::KILL);
+                        let _ = rustix::process::waitpid(
+                            Some(pid),
+                            rustix::process::WaitOptions::empty(),
+                        );
+                        Err(errno)
+                    }
+                }
+            }
+            Err(errno) => Err(Errno::from_raw_os_error(errno as i32)),
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// A descriptor that polls readable once the child has ended.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// How the child ended, reaping it; `None` while it runs. Does not block.
+    pub fn try_wait(&mut self) -> Result<Option<Ended>, Errno> {
+        if self.ended.is_none() {
+            self.ended = self.reap(WaitIdOptions::NOHANG)?;
+        }
+        Ok(self.ended)
+    }
+
+    /// Ends the child with SIGKILL, unless it has ended already, and reaps
+    /// it. Blocks until the child is gone: SIGKILL ends a killable or
+    /// interruptible sleep at once, but a child in an uninterruptible one
+    /// inside the kernel (waiting for a lock, writing back) first finishes
+    /// it. A call that returned before the signal arrived is reported as
+    /// [`Ended::Returned`].
+    pub fn kill(&mut self) -> Result<Ended, Errno> {
+        if let Some(ended) = self.ended {
+            return Ok(ended);
+        }
+        // ESRCH cannot happen (the child is not reaped); any failure shows
+        // below as a wait that never ends, so it is returned instead.
+        rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL)?;
+        let ended = self
+            .reap(WaitIdOptions::empty())?
+            .expect("a blocking waitid returns the child's end");
+        self.ended = Some(ended);
+        Ok(ended)
+    }
+
+    fn reap(&self, options: WaitIdOptions) -> Result<Option<Ended>, Errno> {
+        loop {
+            match rustix::process::waitid(
+                WaitId::PidFd(self.pidfd.as_fd()),
+                WaitIdOptions::EXITED | options,
+            ) {
+                Ok(status) => return Ok(status.map(ended_as)),
+                Err(Errno::INTR) => continue,
+                Err(errno) => return Err(errno),
+            }
+        }
+    }
+}
+
+fn ended_as(status: WaitIdStatus) -> Ended {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(0), _) => Ended::Returned(Ok(())),
+        (Some(code), _) => Ended::Returned(Err(Errno::from_raw_os_error(code))),
+        (None, Some(sig)) => Ended::Killed(sig),
+        // waitid(WEXITED) reports only exits and deaths by signal.
+        (None, None) => Ended::Killed(0),
+    }
+}
+
+impl Drop for CallChild {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+struct ExitOnUnwind;
+
+impl Drop for ExitOnUnwind {
+    fn drop(&mut self) {
+        // SAFETY: see `CallChild::spawn`; only reached while unwinding.
+        unsafe { nix::libc::_exit(PANICKED) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use rustix::fs::Access;
+
+    /// Whether `fd` polls readable within `timeout`.
+    fn readable_within(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, PollTimeout::try_from(timeout).unwrap()).unwrap() == 1
+    }
+
+    /// Whether no process has this pid any more (killed and reaped).
+    fn gone(pid: Pid) -> bool {
+        rustix::process::test_kill_process(pid) == Err(Errno::SRCH)
+    }
+
+    /// A child blocked in `read(2)` on a socket that nobody writes to.
+    fn blocked_child() -> (CallChild, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        // SAFETY: a raw read(2) into a buffer on the stack.
+        let child = unsafe {
+            CallChild::spawn(|| {
+                let mut byte = [0u8; 1];
+                rustix::io::read(&theirs, &mut byte).map(drop)
+            })
+        }
+        .unwrap();
+        (child, ours)
+    }
+
+    #[test]
+    fn a_returned_errno_is_reported_as_it_was() {
+        // SAFETY: a raw access(2) on a C string made before the fork.
+        let mut child = unsafe {
+            CallChild::spawn(|| rustix::fs::access(c"/nonexistent/umw-child", Access::EXISTS))
+        }
+        .unwrap();
+        let pid = child.pid();
+        assert!(readable_within(child.fd(), Duration::from_secs(60)));
+        assert_eq!(
+            child.try_wait().unwrap(),
+            Some(Ended::Returned(Err(Errno::NOENT)))
+        );
+        // Reaped: a kill now sends nothing and changes nothing.
+        assert_eq!(child.kill().unwrap(), Ended::Returned(Err(Errno::NOENT)));
+        drop(child);
+        assert!(gone(pid));
+    }
+
+    #[test]
+    fn a_call_that_returns_zero_is_reported_so() {
+        // SAFETY: a raw access(2) on a C string made before the fork.
+        let mut child =
+            unsafe { CallChild::spawn(|| rustix::fs::access(c"/", Access::EXISTS)) }.unwrap();
+        assert!(readable_within(child.fd(), Duration::from_secs(60)));
+        assert_eq!(child.try_wait().unwrap(), Some(Ended::Returned(Ok(()))));
+    }
+
+    /// The deadline comes while the call blocks: the child is still
+    /// running, and kill ends it with SIGKILL and reaps it.
+    #[test]
+    fn a_blocked_call_is_killed_at_the_deadline() {
+        let (mut child, _peer) = blocked_child();
+        let pid = child.pid();
+        assert!(!readable_within(child.fd(), Duration::from_millis(50)));
+        assert_eq!(child.try_wait().unwrap(), None);
+        let killed = Ended::Killed(Signal::KILL.as_raw());
+        assert_eq!(child.kill().unwrap(), killed);
+        assert_eq!(child.try_wait().unwrap(), Some(killed));
+        assert!(gone(pid));
+    }
+
+    /// A signal the child has blocked (here SIGTERM, as the kernel path
+    /// blocks SIGINT and SIGTERM before the fork) neither interrupts its
+    /// call nor ends it.
+    #[test]
+    fn the_child_inherits_the_signal_mask() {
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal as NixSignal};
+        let mut term = SigSet::empty();
+        term.add(NixSignal::SIGTERM);
+        let mut previous = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), Some(&mut previous)).unwrap();
+        let (mut child, _peer) = blocked_child();
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).unwrap();
+        rustix::process::kill_process(child.pid(), Signal::TERM).unwrap();
+        assert!(!readable_within(child.fd(), Duration::from_millis(50)));
+        assert_eq!(child.try_wait().unwrap(), None);
+        assert_eq!(child.kill().unwrap(), Ended::Killed(Signal::KILL.as_raw()));
+    }
+
+    #[test]
+    fn a_child_killed_by_someone_else_reported_nothing() {
+        // SIGUSR1: no test here installs a handler for it, so its default
+        // action (terminate) applies in the child.
+        let (mut child, _peer) = blocked_child();
+        rustix::process::kill_process(child.pid(), Signal::USR1).unwrap();
+        assert!(readable_within(child.fd(), Duration::from_secs(60)));
+        assert_eq!(
+            child.try_wait().unwrap(),
+            Some(Ended::Killed(Signal::USR1.as_raw()))
+        );
+    }
+
+    #[test]
+    fn dropping_a_running_child_kills_and_reaps_it() {
+        let (child, _peer) = blocked_child();
+        let pid = child.pid();
+        drop(child);
+        assert!(gone(pid));
+    }
+}
