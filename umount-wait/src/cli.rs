@@ -41,8 +41,10 @@ Examples:
         umount(2) can return while the filesystem still runs: copies in other mount\n\
         namespaces, lazy detach with open files, final references dropped by kernel\n\
         threads. umount-wait returns when the superblock is gone. On kernels with\n\
-        UMOUNT_WAIT the kernel waits; elsewhere an inotify watch on the mount root\n\
-        reports the shutdown (IN_UNMOUNT), then the block device claim is checked.",
+        UMOUNT_WAIT the kernel waits, in a child process that is killed when\n\
+        --timeout expires or on Ctrl-C/SIGTERM (the kernel's wait ends only when\n\
+        its caller dies); elsewhere an inotify watch on the mount root reports\n\
+        the shutdown (IN_UNMOUNT), then the block device claim is checked.",
     after_help = AFTER_HELP
 )]
 pub struct Cli {

@@ -3,7 +3,9 @@
 //! Two ways to wait, chosen once per process by [`sys::probe`]:
 //!
 //! - the **kernel path**: `umount2(target, flags | UMOUNT_WAIT)` sleeps in the
-//!   kernel until the superblock is dead (`SB_DEAD`), interruptible by a signal;
+//!   kernel until the superblock is dead (`SB_DEAD`); the wait is killable
+//!   only, so the call is made in a child process ([`child`]) that is killed
+//!   at the deadline or on SIGINT/SIGTERM;
 //! - the **fallback path** for kernels without `UMOUNT_WAIT`: an inotify watch on
 //!   the mount root, added before unmounting, reports `IN_UNMOUNT` when the
 //!   superblock itself shuts down; for a block device the exclusive claim is
