@@ -51,7 +51,9 @@ impl CallChild {
     ///
     /// The child shares the caller's mount namespace, working directory and
     /// root, and inherits its signal mask: a signal blocked in the calling
-    /// thread cannot interrupt the call.
+    /// thread cannot interrupt the call. SIGCHLD must not be ignored
+    /// (`SIG_IGN`): the kernel would then reap the child itself, and its
+    /// result would be lost ([`CallChild::try_wait`] fails with ECHILD).
     ///
     /// # Safety
     ///
