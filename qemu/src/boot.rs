@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::bench::Bench;
+use crate::context::Bench;
 use crate::disks::{self, Disks};
 use crate::initramfs::Initramfs;
 use crate::kernel::{KernelImage, KernelName};
@@ -49,6 +49,14 @@ impl Boot {
             timeout,
             suite_timeout: Duration::from_secs(per_suite),
             interactive: false,
+        }
+    }
+
+    /// Gives each suite at least `per_suite` (the campaign's long runs).
+    pub fn stretch_suite_timeout(&mut self, per_suite: Duration) {
+        if per_suite > self.suite_timeout {
+            self.suite_timeout = per_suite;
+            self.timeout = Duration::from_secs(60) + per_suite * self.suites.len().max(1) as u32;
         }
     }
 

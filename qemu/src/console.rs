@@ -9,6 +9,10 @@
 
 use std::collections::BTreeMap;
 
+/// The names under a suite that are the bench's own checks of it, not the
+/// suite's tests (`<suite>/ran`, `<suite>/exit-status`, ...).
+pub const SUITE_CHECKS: [&str; 6] = ["ran", "plan", "results", "all", "finished", "exit-status"];
+
 /// What a boot showed.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -20,6 +24,8 @@ pub struct Verdict {
     pub tests: BTreeMap<String, String>,
     /// scenario -> mode -> counts, from `# UMW-RACE` lines.
     pub races: BTreeMap<String, BTreeMap<String, RaceCount>>,
+    /// Every race run, from `# UMW-RACE-RUN` lines (the campaign's samples).
+    pub race_runs: Vec<RaceRun>,
     /// Failures of the boot as a whole; empty when the console is clean.
     pub problems: Vec<String>,
     /// The suites' lines that are not KTAP results (what the demo prints).
@@ -48,6 +54,42 @@ pub struct RaceCount {
     pub ms_median: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_max: Option<u64>,
+}
+
+/// One run of a race scenario:
+/// `# UMW-RACE-RUN <scenario> <mode> <n> status=<exit> busy=<0|1> us=<time>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RaceRun {
+    pub scenario: String,
+    pub mode: String,
+    pub run: u64,
+    /// The unmount command's exit status.
+    pub status: i64,
+    /// The device was still claimed right after the command returned.
+    pub busy: bool,
+    /// How long the command took, in microseconds.
+    pub us: u64,
+}
+
+impl RaceRun {
+    fn parse(text: &str) -> Option<RaceRun> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let [scenario, mode, run, status, busy, us] = words.as_slice() else {
+            return None;
+        };
+        Some(RaceRun {
+            scenario: scenario.to_string(),
+            mode: mode.to_string(),
+            run: run.parse().ok()?,
+            status: status.strip_prefix("status=")?.parse().ok()?,
+            busy: match busy.strip_prefix("busy=")? {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            },
+            us: us.strip_prefix("us=")?.parse().ok()?,
+        })
+    }
 }
 
 /// Kernel reports: any of these on the console fails the boot.
@@ -198,6 +240,15 @@ impl SuiteState {
     }
 
     fn line(&mut self, line: &str, verdict: &mut Verdict) {
+        if let Some(run) = line.strip_prefix("# UMW-RACE-RUN ") {
+            match RaceRun::parse(run) {
+                Some(run) => verdict.race_runs.push(run),
+                None => verdict
+                    .problems
+                    .push(format!("malformed race line: # UMW-RACE-RUN {run}")),
+            }
+            return;
+        }
         if let Some(race) = line.strip_prefix("# UMW-RACE ") {
             parse_race(race, verdict);
             return;
@@ -344,6 +395,23 @@ fn parse_race(text: &str, verdict: &mut Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_race_run_line_is_a_sample() {
+        assert_eq!(
+            RaceRun::parse("s2-lazy-open-file plain 3 status=0 busy=1 us=4100"),
+            Some(RaceRun {
+                scenario: "s2-lazy-open-file".into(),
+                mode: "plain".into(),
+                run: 3,
+                status: 0,
+                busy: true,
+                us: 4100,
+            })
+        );
+        assert_eq!(RaceRun::parse("s2 plain 3 status=0 busy=2 us=1"), None);
+        assert_eq!(RaceRun::parse("s2 plain 3 status=0"), None);
+    }
 
     fn suites(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::bench::{run_logged, Bench};
+use crate::context::{run_logged, Bench};
 
 pub const ROLES: [&str; 4] = ["kselftest", "tool", "race", "spare"];
 const SIZE: &str = "64M";

@@ -21,8 +21,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{output_of, run_logged, Bench};
 use crate::cache::Key;
+use crate::context::{output_of, run_logged, Bench};
 use crate::kernel::{self, KernelImage, KernelName};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -43,6 +43,15 @@ impl Initramfs {
 /// Builds (or reuses) the initramfs for these kernels.
 pub fn build(bench: &Bench, images: &[&KernelImage]) -> Result<Initramfs> {
     let selftest = selftest_binary(bench, images);
+    build_with(bench, selftest, images)
+}
+
+/// Builds (or reuses) the initramfs for these kernels, with this kselftest.
+pub fn build_with(
+    bench: &Bench,
+    selftest: Option<PathBuf>,
+    images: &[&KernelImage],
+) -> Result<Initramfs> {
     let umount_wait = bench.progress.stage(
         "static umount-wait",
         Some(&bench.log("umount-wait-static.log")),

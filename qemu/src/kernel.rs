@@ -10,6 +10,13 @@
 //!                    touches recompiles; the kselftest is built from it
 //!   trees/debug      a copy of the patched tree + qemu/kernel-debug.config
 //!                    (lockdep, sleep-in-atomic, hung task), rebuilt
+//!   trees/mutant     a copy of the built patched tree + qemu/mutant/no-wait.patch
+//!                    (the wait made a no-op), rebuilt: the kernel on which
+//!                    every test of the wait must fail
+//!
+//! `prepare` runs every step but the compiles (extraction, copies, config
+//! merge and its check, series apply): ci/test runs it on an empty cache on
+//! every run, so that a cold path cannot break unseen behind a warm cache.
 //!
 //! Images are kept under images/<name>-<key>, the key hashing the inputs
 //! (source package version, fragments, the series and its scripts). A stamp
@@ -22,8 +29,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{output_of, run_logged, Bench};
 use crate::cache::{Key, Lock};
+use crate::context::{output_of, run_logged, Bench};
 
 const SOURCE_PACKAGE: &str = "linux-source-6.12";
 const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
@@ -33,24 +40,34 @@ pub enum KernelName {
     Unpatched,
     Patched,
     Debug,
+    Mutant,
     Stock,
 }
 
 impl KernelName {
-    pub const ALL: [KernelName; 4] = [
+    pub const ALL: [KernelName; 5] = [
         KernelName::Unpatched,
         KernelName::Patched,
         KernelName::Debug,
+        KernelName::Mutant,
         KernelName::Stock,
     ];
     /// What `umw-vm test` runs when no kernel is named.
-    pub const TESTED: [KernelName; 4] = KernelName::ALL;
+    pub const TESTED: [KernelName; 5] = KernelName::ALL;
+    /// The kernels built from the Debian source (all but the stock one).
+    pub const BUILT: [KernelName; 4] = [
+        KernelName::Unpatched,
+        KernelName::Patched,
+        KernelName::Debug,
+        KernelName::Mutant,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             KernelName::Unpatched => "unpatched",
             KernelName::Patched => "patched",
             KernelName::Debug => "debug",
+            KernelName::Mutant => "mutant",
             KernelName::Stock => "stock",
         }
     }
@@ -61,7 +78,19 @@ impl KernelName {
 
     /// Whether the series is applied (what `umount-wait --probe` should say).
     pub fn has_series(self) -> bool {
-        matches!(self, KernelName::Patched | KernelName::Debug)
+        matches!(
+            self,
+            KernelName::Patched | KernelName::Debug | KernelName::Mutant
+        )
+    }
+
+    /// The tree a kernel's tree is copied from, if any.
+    fn parent(self) -> Option<KernelName> {
+        match self {
+            KernelName::Patched => Some(KernelName::Unpatched),
+            KernelName::Debug | KernelName::Mutant => Some(KernelName::Patched),
+            KernelName::Unpatched | KernelName::Stock => None,
+        }
     }
 }
 
@@ -89,17 +118,9 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
     if name == KernelName::Stock {
         return crate::kernel_stock::fetch(bench);
     }
-    let _lock = Lock::take(&bench.paths.cache.join("kernels.lock"), || {
-        bench
-            .progress
-            .note("another umw-vm is building kernels: waiting for it")
-    })?;
+    let _lock = take_lock(bench)?;
     let key = key_for(bench, name)?;
-    let dir = bench
-        .paths
-        .cache
-        .join("images")
-        .join(format!("{name}-{key}"));
+    let dir = image_dir(bench, name)?;
     let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
     // The image as the cache directory holds it.
     let image = |release: String| KernelImage {
@@ -118,7 +139,7 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         let release = fs::read_to_string(dir.join("release"))?.trim().to_string();
         return Ok(image(release));
     }
-    let tree = build_tree(bench, name)?;
+    let tree = build_tree(bench, name, Until::Built)?;
     let staging = dir.with_extension("tmp");
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging)?;
@@ -132,28 +153,7 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
     )?;
     fs::write(staging.join("release"), format!("{release}\n"))?;
     if name.has_series() {
-        let out = staging.join("selftest");
-        let log = bench.log(&format!("selftest-{name}.log"));
-        let _ = fs::remove_file(&log);
-        let script = bench.paths.kernel_patches().join("build-selftest.sh");
-        bench.progress.stage(
-            &format!("{name} kernel: building the kselftest"),
-            Some(&log),
-            || run_logged(Command::new("bash").arg(&script).arg(&tree).arg(&out), &log),
-        )?;
-        let binary = if out.is_file() {
-            out.clone()
-        } else {
-            out.join("umount_wait_test")
-        };
-        if !binary.is_file() {
-            bail!(
-                "{} left no umount_wait_test in {}",
-                script.display(),
-                out.display()
-            );
-        }
-        fs::copy(&binary, staging.join("umount_wait_test"))?;
+        build_selftest(bench, name, &tree, &staging.join("umount_wait_test"))?;
     }
     let _ = fs::remove_dir_all(&dir);
     fs::rename(&staging, &dir)?;
@@ -162,6 +162,76 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         dir.display()
     ));
     Ok(image(release))
+}
+
+/// The series' kselftest, built static from a tree that has the series
+/// (kernel-patches/build-selftest.sh), into `binary`.
+pub fn build_selftest(bench: &Bench, name: KernelName, tree: &Path, binary: &Path) -> Result<()> {
+    let log = bench.log(&format!("selftest-{name}.log"));
+    let _ = fs::remove_file(&log);
+    let script = bench.paths.kernel_patches().join("build-selftest.sh");
+    bench.progress.stage(
+        &format!("{name} kernel: building the kselftest"),
+        Some(&log),
+        || {
+            run_logged(
+                Command::new("bash").arg(&script).arg(tree).arg(binary),
+                &log,
+            )
+        },
+    )?;
+    if !binary.is_file() {
+        bail!("{} left no {}", script.display(), binary.display());
+    }
+    Ok(())
+}
+
+/// Kernel trees are shared by every umw-vm using this cache: one at a time.
+fn take_lock(bench: &Bench) -> Result<Lock> {
+    Lock::take(&bench.paths.cache.join("kernels.lock"), || {
+        bench
+            .progress
+            .note("another umw-vm is building kernels: waiting for it")
+    })
+}
+
+/// What building `name` would take from this cache, in words, for a
+/// newcomer waiting on it: nothing (cached), an incremental build on a
+/// built parent tree, or the full compile first.
+pub fn build_plan(bench: &Bench, name: KernelName) -> Result<String> {
+    if name == KernelName::Stock {
+        return Ok("the stock kernel: a download (seconds)".into());
+    }
+    if image_dir(bench, name)?.join("bzImage").is_file() {
+        return Ok(format!("the {name} kernel: cached, nothing to build"));
+    }
+    let mut steps = Vec::new();
+    let mut kernel = Some(name);
+    while let Some(k) = kernel {
+        let tree = bench.paths.cache.join("trees").join(k.as_str());
+        if stamp(&tree, "built").as_deref() == Some(key_for(bench, k)?.as_str()) {
+            break;
+        }
+        steps.push(match k {
+            KernelName::Unpatched => "the unpatched kernel from scratch (about 8 min on 2 cores)",
+            KernelName::Patched => "the patched kernel on top of it (about 1 min)",
+            KernelName::Debug => "the debug kernel (about 7 min: its config rebuilds nearly all)",
+            KernelName::Mutant => "the mutant kernel (about 1 min)",
+            KernelName::Stock => unreachable!(),
+        });
+        kernel = k.parent();
+    }
+    steps.reverse();
+    Ok(format!("building {}", steps.join(", then ")))
+}
+
+fn image_dir(bench: &Bench, name: KernelName) -> Result<PathBuf> {
+    let key = key_for(bench, name)?;
+    Ok(bench
+        .paths
+        .cache
+        .join("images")
+        .join(format!("{name}-{key}")))
 }
 
 /// The hash of everything a kernel is made from.
@@ -178,7 +248,15 @@ fn key_for(bench: &Bench, name: KernelName) -> Result<String> {
     if name == KernelName::Debug {
         key.file(&bench.paths.repo.join("qemu/kernel-debug.config"))?;
     }
+    if name == KernelName::Mutant {
+        key.file(&mutant_patch(bench))?;
+    }
     Ok(key.finish())
+}
+
+/// The change that makes the mutant: the wait made a no-op.
+fn mutant_patch(bench: &Bench) -> PathBuf {
+    bench.paths.repo.join("qemu/mutant/no-wait.patch")
 }
 
 fn source_version() -> Result<String> {
@@ -220,8 +298,29 @@ fn series_inputs(bench: &Bench) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Brings a kernel's tree to "built for the current key" and returns it.
-fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
+/// How far [`build_tree`] goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Source copied, config merged and checked, patches applied: no compile.
+    Prepared,
+    /// `make bzImage` done.
+    Built,
+}
+
+/// Runs every step of the kernels built from source but the compiles, into
+/// the bench's cache (`umw-vm prepare`). Returns the prepared trees.
+pub fn prepare(bench: &Bench) -> Result<Vec<(KernelName, PathBuf)>> {
+    let _lock = take_lock(bench)?;
+    KernelName::BUILT
+        .into_iter()
+        .map(|name| Ok((name, build_tree(bench, name, Until::Prepared)?)))
+        .collect()
+}
+
+/// Brings a kernel's tree to "prepared" or "built" for the current key and
+/// returns it. A tree is made from its parent's tree ([`KernelName::parent`]):
+/// the built parent when building, the prepared one when only preparing.
+fn build_tree(bench: &Bench, name: KernelName, until: Until) -> Result<PathBuf> {
     let key = key_for(bench, name)?;
     let tree = bench.paths.cache.join("trees").join(name.as_str());
     if stamp(&tree, "built").as_deref() == Some(key.as_str()) {
@@ -251,15 +350,16 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
                             Command::new("make").arg("tinyconfig").current_dir(&tree),
                             &log,
                         )?;
-                        merge_fragments(bench, &tree, &fragments, &log)
+                        merge_fragments(&tree, &fragments, &log)
                     },
                 )?;
             }
-            KernelName::Patched | KernelName::Debug => {
+            KernelName::Patched | KernelName::Debug | KernelName::Mutant => {
                 // A tree already made for these fragments only needs the new
                 // series swapped in: a rebuild of what the two series touch.
                 let base = base_key(bench, name)?;
-                let swapped = stamp(&tree, "base").as_deref() == Some(base.as_str())
+                let swapped = name != KernelName::Mutant
+                    && stamp(&tree, "base").as_deref() == Some(base.as_str())
                     && tree.join(SERIES_COPY).is_dir()
                     && bench
                         .progress
@@ -270,33 +370,40 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
                         )
                         .is_ok();
                 if !swapped {
-                    let parent = if name == KernelName::Patched {
-                        KernelName::Unpatched
+                    let parent = name.parent().expect("a kernel made from another");
+                    let parent_tree = build_tree(bench, parent, until)?;
+                    let state = if until == Until::Built {
+                        "built"
                     } else {
-                        KernelName::Patched
+                        "prepared"
                     };
-                    let parent_tree = build_tree(bench, parent)?;
                     bench.progress.stage(
-                        &format!("{name} kernel: copying the built {parent} tree"),
+                        &format!("{name} kernel: copying the {state} {parent} tree"),
                         None,
                         || copy_tree(&parent_tree, &tree),
                     )?;
-                    if name == KernelName::Patched {
-                        bench.progress.stage(
+                    match name {
+                        KernelName::Patched => bench.progress.stage(
                             &format!("{name} kernel: applying the series"),
                             Some(&log),
                             || apply_series(bench, &tree, &log),
-                        )?;
-                    } else {
-                        let fragments = [
-                            bench.paths.repo.join("qemu/kernel.config"),
-                            bench.paths.repo.join("qemu/kernel-debug.config"),
-                        ];
-                        bench.progress.stage(
-                            &format!("{name} kernel: adding qemu/kernel-debug.config"),
+                        )?,
+                        KernelName::Mutant => bench.progress.stage(
+                            &format!("{name} kernel: applying qemu/mutant/no-wait.patch"),
                             Some(&log),
-                            || merge_fragments(bench, &tree, &fragments, &log),
-                        )?;
+                            || git_apply(&tree, &mutant_patch(bench), false, &log),
+                        )?,
+                        _ => {
+                            let fragments = [
+                                bench.paths.repo.join("qemu/kernel.config"),
+                                bench.paths.repo.join("qemu/kernel-debug.config"),
+                            ];
+                            bench.progress.stage(
+                                &format!("{name} kernel: adding qemu/kernel-debug.config"),
+                                Some(&log),
+                                || merge_fragments(&tree, &fragments, &log),
+                            )?
+                        }
                     }
                     set_stamp(&tree, "base", &base)?;
                 }
@@ -304,6 +411,9 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
             KernelName::Stock => unreachable!("the stock kernel is not built"),
         }
         set_stamp(&tree, "prepared", &key)?;
+    }
+    if until == Until::Prepared {
+        return Ok(tree);
     }
     let jobs = bench.jobs.to_string();
     bench.progress.stage(
@@ -322,11 +432,32 @@ fn build_tree(bench: &Bench, name: KernelName) -> Result<PathBuf> {
     Ok(tree)
 }
 
+/// `git apply [-R] PATCH` in a tree that is not a git repository (and never
+/// one around it).
+fn git_apply(tree: &Path, patch: &Path, reverse: bool, log: &Path) -> Result<()> {
+    let ceiling = tree.parent().unwrap_or(tree);
+    let mut command = Command::new("git");
+    command.arg("apply");
+    if reverse {
+        command.arg("-R");
+    }
+    run_logged(
+        command
+            .arg(patch)
+            .env("GIT_CEILING_DIRECTORIES", ceiling)
+            .current_dir(tree),
+        log,
+    )
+}
+
 /// Where a series tree keeps a copy of the series it has applied.
 const SERIES_COPY: &str = ".umw-series";
 
 /// The key of a tree before any series: what a series swap keeps.
 fn base_key(bench: &Bench, name: KernelName) -> Result<String> {
+    if name == KernelName::Mutant {
+        return key_for(bench, name);
+    }
     let mut key = Key::new("tree");
     key.text("name", name.as_str());
     key.text("source", &source_version()?);
@@ -362,16 +493,8 @@ fn swap_series(bench: &Bench, tree: &Path, log: &Path) -> Result<()> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    let ceiling = tree.parent().unwrap_or(tree);
     for patch in patches.iter().rev() {
-        run_logged(
-            Command::new("git")
-                .args(["apply", "-R"])
-                .arg(copy.join(patch))
-                .env("GIT_CEILING_DIRECTORIES", ceiling)
-                .current_dir(tree),
-            log,
-        )?;
+        git_apply(tree, &copy.join(patch), true, log)?;
     }
     apply_series(bench, tree, log)
 }
@@ -423,6 +546,9 @@ pub fn pristine_source(bench: &Bench) -> Result<PathBuf> {
 /// Copies a built tree keeping timestamps, so that the next make is incremental.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     discard_tree(to)?;
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     let status = Command::new("cp").arg("-a").arg(from).arg(to).status()?;
     if !status.success() {
         bail!(
@@ -454,9 +580,10 @@ fn discard_tree(tree: &Path) -> Result<()> {
 }
 
 /// Merges config fragments onto the tree's .config, then checks that every
-/// option they ask for was taken (Kconfig drops options whose dependencies
-/// are missing, silently).
-fn merge_fragments(bench: &Bench, tree: &Path, fragments: &[PathBuf], log: &Path) -> Result<()> {
+/// option they ask for was taken: Kconfig drops options whose dependencies
+/// are missing, silently, and a kernel without them would fail its suites
+/// in ways far from the cause.
+fn merge_fragments(tree: &Path, fragments: &[PathBuf], log: &Path) -> Result<()> {
     run_logged(
         Command::new("scripts/kconfig/merge_config.sh")
             .args(["-m", ".config"])
@@ -486,10 +613,10 @@ fn merge_fragments(bench: &Bench, tree: &Path, fragments: &[PathBuf], log: &Path
         .filter(|line| !config.lines().any(|c| c == line))
         .collect();
     if !dropped.is_empty() {
-        bench.progress.note(&format!(
+        bail!(
             "config options not taken (missing dependencies?): {}",
             dropped.join(" ")
-        ));
+        );
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{output_of, run_logged, Bench};
+use crate::context::{output_of, run_logged, Bench};
 use crate::kernel::{KernelImage, KernelName};
 
 /// What the suites need, by module name; whatever is built in is skipped.

@@ -12,15 +12,17 @@
 //! Every stage that takes time caches by the hash of its inputs (cache.rs)
 //! and says when it reuses; progress.rs prints one status line per stage.
 
-mod bench;
 mod boot;
 mod cache;
 mod console;
+mod context;
 mod diskcheck;
 mod disks;
+mod flows;
 mod initramfs;
 mod kernel;
 mod kernel_stock;
+mod mutant;
 mod progress;
 mod reboot;
 mod shutdown_reboot;
@@ -32,7 +34,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::bench::Bench;
+use crate::context::Bench;
 use crate::kernel::KernelName;
 
 #[derive(Parser)]
@@ -44,6 +46,10 @@ struct Cli {
     /// Use KVM instead of TCG (KVM guests hang on some machines: only on request).
     #[arg(long, global = true)]
     kvm: bool,
+    /// Where this run's initramfs, disks, logs and summary.json go (default
+    /// target/vm), so that a bench and a test run can share a checkout.
+    #[arg(long, global = true, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,28 +64,30 @@ enum Command {
     },
     /// Run the suites on each kernel, write target/vm/summary.json, print the table.
     Test {
-        /// Kernels to test; unpatched, patched and debug when none is given.
+        /// Kernels to test; every kernel (unpatched, patched, debug, mutant, stock) when none is given.
         #[arg(value_enum)]
         kernels: Vec<KernelName>,
         /// Only these suites (names of files in qemu/guest/suites/).
         #[arg(long, value_delimiter = ',')]
         suites: Vec<String>,
-        /// Runs per race scenario and mode.
-        #[arg(long, default_value_t = 20)]
+        /// Runs per race scenario and mode: enough to show the mechanism (a
+        /// baseline that has not reproduced gets up to 3N); statistics are
+        /// `umw-vm campaign`'s.
+        #[arg(long, default_value_t = 5)]
         runs: u32,
         /// Skip the bench's own test: a boot that crashes on purpose must be reported as a failure.
         #[arg(long)]
         no_crash_test: bool,
-        /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; only without --suites.
-        #[arg(long, default_value_t = reboot::DEFAULT_BOOTS)]
+        /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; unpatched and patched kernels only, only without --suites.
+        #[arg(long, default_value_t = 1)]
         s4_boots: u32,
         /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it; unpatched and patched kernels only, only without --suites.
-        #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
+        #[arg(long, default_value_t = 1)]
         shutdown_boots: u32,
     },
     /// Run only scenario S4 (reboot right after the unmount, disk checked on the host).
     S4 {
-        /// Kernels to test; unpatched, patched and debug when none is given.
+        /// Kernels to test; unpatched, patched, debug and stock when none is given.
         #[arg(value_enum)]
         kernels: Vec<KernelName>,
         /// Boots per mode.
@@ -98,6 +106,23 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
+    /// Statistics on demand (not a test): many runs of S1-S3 and many boots
+    /// of S4 and shutdown-reboot; every sample and the summary go to
+    /// bench/results/campaign-<date>/, and the table is printed.
+    Campaign {
+        /// Kernels; unpatched and patched when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+        /// Runs per mode of S1-S3 (one boot per kernel).
+        #[arg(long, default_value_t = 200)]
+        runs: u32,
+        /// Boots per mode of S4 and shutdown-reboot.
+        #[arg(long, default_value_t = 30)]
+        boots: u32,
+        /// Only these parts (races, s4, shutdown-reboot); all when none is given.
+        #[arg(long, value_delimiter = ',')]
+        parts: Vec<String>,
+    },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
     Demo,
     /// Boot a kernel with an interactive shell on the serial console (Ctrl-A x quits).
@@ -109,6 +134,11 @@ enum Command {
     Summary,
     /// Extract (or find) the pristine kernel source and print its path.
     Source,
+    /// Every stage's cold path but the compiles: source extraction and
+    /// copies, config merge and its check, series and mutant apply, the
+    /// kselftest, the stock kernel's download, the initramfs, the disks.
+    /// ci/test runs it against an empty UMW_CACHE.
+    Prepare,
 }
 
 fn main() -> ExitCode {
@@ -124,7 +154,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<bool> {
-    let bench = Bench::new(cli.kvm)?;
+    let bench = Bench::new(cli.kvm, cli.out)?;
     match cli.command {
         Command::Build { kernels } => {
             let kernels = if kernels.is_empty() {
@@ -152,7 +182,7 @@ fn run(cli: Cli) -> Result<bool> {
             } else {
                 kernels
             };
-            let options = bench::TestOptions {
+            let options = flows::TestOptions {
                 s4_boots: if suites.is_empty() { s4_boots } else { 0 },
                 shutdown_boots: if suites.is_empty() { shutdown_boots } else { 0 },
                 suites,
@@ -163,11 +193,16 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::S4 { kernels, boots } => {
             let kernels = if kernels.is_empty() {
-                KernelName::TESTED.to_vec()
+                vec![
+                    KernelName::Unpatched,
+                    KernelName::Patched,
+                    KernelName::Debug,
+                    KernelName::Stock,
+                ]
             } else {
                 kernels
             };
-            reboot::standalone(&bench, &kernels, boots)
+            bench.s4_alone(&kernels, boots)
         }
         Command::ShutdownReboot {
             kernels,
@@ -179,10 +214,24 @@ fn run(cli: Cli) -> Result<bool> {
             } else {
                 kernels
             };
-            shutdown_reboot::standalone(&bench, &kernels, boots, &modes)
+            bench.shutdown_reboot_alone(&kernels, boots, &modes)
+        }
+        Command::Campaign {
+            kernels,
+            runs,
+            boots,
+            parts,
+        } => {
+            let kernels = if kernels.is_empty() {
+                vec![KernelName::Unpatched, KernelName::Patched]
+            } else {
+                kernels
+            };
+            bench.campaign(&kernels, &flows::CampaignOptions { runs, boots, parts })
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
+        Command::Prepare => bench.prepare(),
         Command::Source => {
             println!("{}", kernel::pristine_source(&bench)?.display());
             Ok(true)

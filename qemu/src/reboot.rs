@@ -29,9 +29,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::bench::Bench;
 use crate::boot;
 use crate::console::{self, field, RaceCount};
+use crate::context::Bench;
 use crate::diskcheck;
 use crate::disks;
 use crate::initramfs::Initramfs;
@@ -42,8 +42,15 @@ use crate::summary::KernelResult;
 pub const SCENARIO: &str = "s4-reboot";
 /// The suite that runs the scenario (it also runs as race-s4-<mode>).
 const SUITE: &str = "race-s4";
-/// Boots per mode and kernel in `umw-vm test` unless told otherwise.
+/// Boots per mode and kernel in `umw-vm s4` unless told otherwise.
 pub const DEFAULT_BOOTS: u32 = 8;
+
+/// The kernels `umw-vm test` runs S4 on: the mechanism on the tree with and
+/// without the series. The debug and stock kernels get it from `umw-vm s4`
+/// and `umw-vm campaign`.
+pub fn runs_in_test(kernel: KernelName) -> bool {
+    matches!(kernel, KernelName::Unpatched | KernelName::Patched)
+}
 
 /// What the console of one S4 boot showed.
 #[derive(Debug, Default, PartialEq)]
@@ -72,14 +79,6 @@ struct DiskCheck {
     incomplete: bool,
     /// Why, for the log: e2fsck's status, the files that came out wrong.
     notes: Vec<String>,
-}
-
-/// `umw-vm s4`: only this scenario, on each kernel; writes the summary.
-pub fn standalone(bench: &Bench, kernels: &[KernelName], boots: u32) -> Result<bool> {
-    bench.scenario_alone(kernels, |image, initramfs, result| {
-        result.umount_wait = run(bench, image, initramfs, boots, result)?.unwrap_or(false);
-        Ok(())
-    })
 }
 
 /// Runs S4 on one kernel: `boots` boots per mode, then puts the counts and
@@ -172,6 +171,15 @@ pub fn run(
             unclean += u64::from(check.unclean);
             incomplete += u64::from(check.incomplete);
             damaged += u64::from(check.unclean || check.incomplete);
+            bench.sample(&serde_json::json!({
+                "scenario": SCENARIO,
+                "kernel": image.name.as_str(),
+                "mode": mode,
+                "boot": n,
+                "busy_after_return": console.busy,
+                "unclean": check.unclean,
+                "incomplete": check.incomplete,
+            }))?;
             bench.progress.note(&format!(
                 "{} kernel: S4 {mode} boot {n}: busy after return {}, {}, {}{}",
                 image.name,

@@ -32,9 +32,9 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::bench::Bench;
 use crate::boot;
 use crate::console::{self, field, RaceCount};
+use crate::context::Bench;
 use crate::diskcheck::{self, Log};
 use crate::disks;
 use crate::initramfs::Initramfs;
@@ -49,7 +49,7 @@ pub const DEFAULT_BOOTS: u32 = 6;
 /// A way to run the test: the reboot script, with or without a process
 /// left running (variant survivor).
 #[derive(Clone, Copy, Debug)]
-struct Mode {
+pub struct Mode {
     /// The mode's name under `races.shutdown-reboot` and in the log.
     name: &'static str,
     /// The guest suite.
@@ -66,7 +66,7 @@ impl Mode {
     }
 }
 
-const MODES: [Mode; 6] = [
+pub const MODES: [Mode; 6] = [
     Mode {
         name: "umount-wait",
         suite: "shutdown-reboot-umount-wait",
@@ -213,27 +213,9 @@ struct Tally {
     problems: Vec<String>,
 }
 
-/// `umw-vm shutdown-reboot`: only this scenario, on each kernel; writes the
-/// summary. The control boot runs on the patched kernel (or the only one).
-/// `modes` narrows the modes to those named (all when empty); the control
-/// boot runs with all of them.
-pub fn standalone(
-    bench: &Bench,
-    kernels: &[KernelName],
-    boots: u32,
-    modes: &[String],
-) -> Result<bool> {
-    let modes = select_modes(modes)?;
-    bench.scenario_alone(kernels, |image, initramfs, result| {
-        let control_boot =
-            modes.len() == MODES.len() && (image.name == KernelName::Patched || kernels.len() == 1);
-        run_modes(bench, image, initramfs, boots, control_boot, &modes, result)
-    })
-}
-
 /// The modes named in `names`, in their order in [`MODES`]; all of them
 /// when `names` is empty.
-fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
+pub fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
     for name in names {
         if !MODES.iter().any(|m| m.name == name) {
             let known: Vec<_> = MODES.iter().map(|m| m.name).collect();
@@ -261,7 +243,7 @@ pub fn run(
     run_modes(bench, image, initramfs, boots, control_boot, &MODES, result)
 }
 
-fn run_modes(
+pub fn run_modes(
     bench: &Bench,
     image: &KernelImage,
     initramfs: &Initramfs,
@@ -393,6 +375,17 @@ fn one_boot(
         }
     };
     let unclean: Vec<_> = check.unclean.iter().map(|f| f.name()).collect();
+    bench.sample(&serde_json::json!({
+        "scenario": SCENARIO,
+        "kernel": image.name.as_str(),
+        "mode": mode,
+        "boot": n,
+        "status": unmounted.status,
+        "ms": unmounted.ms,
+        "claimed_at_reboot": unmounted.claimed,
+        "unclean": unclean,
+        "incomplete": !check.wrong.is_empty(),
+    }))?;
     bench.progress.note(&format!(
         "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, loop {}, {}, {}{}",
         image.name,

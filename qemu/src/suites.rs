@@ -4,9 +4,13 @@
 //! first lines says where it runs:
 //!
 //!   # umw-kernels: patched debug       only on these kernels
-//!   # umw-kernels: all                 on every kernel (also the default)
+//!   # umw-kernels: all                 on every kernel but the mutant (also
+//!                                      the default)
+//!   # umw-kernels: all mutant          on every kernel
 //!   # umw-kernels: none                only when named (`--suites crash`)
 //!
+//! The mutant kernel (the series with the wait made a no-op) runs only the
+//! suites that name it: the tests that must fail there.
 //! Adding a suite is adding a file; no Rust changes.
 
 use std::fs;
@@ -20,17 +24,22 @@ use crate::kernel::KernelName;
 #[derive(Debug, PartialEq)]
 pub struct Suite {
     pub name: String,
-    /// None: every kernel; Some(empty): only when named.
-    pub kernels: Option<Vec<KernelName>>,
+    /// Where it runs; empty: only when named.
+    pub kernels: Vec<KernelName>,
 }
 
 impl Suite {
     fn runs_on(&self, kernel: KernelName) -> bool {
-        match &self.kernels {
-            None => true,
-            Some(list) => list.contains(&kernel),
-        }
+        self.kernels.contains(&kernel)
     }
+}
+
+/// What `all` means in a rule line: every kernel but the mutant.
+fn all_but_mutant() -> Vec<KernelName> {
+    KernelName::ALL
+        .into_iter()
+        .filter(|k| *k != KernelName::Mutant)
+        .collect()
 }
 
 /// Every suite, sorted by name.
@@ -68,34 +77,33 @@ pub fn for_kernel(dir: &Path, kernel: KernelName, only: &[String]) -> Result<Vec
             if only.is_empty() {
                 s.runs_on(kernel)
             } else {
-                only.contains(&s.name)
-                    && (s.kernels.as_ref().is_some_and(|k| k.is_empty()) || s.runs_on(kernel))
+                only.contains(&s.name) && (s.kernels.is_empty() || s.runs_on(kernel))
             }
         })
         .map(|s| s.name)
         .collect())
 }
 
-fn rule(text: &str, name: &str) -> Result<Option<Vec<KernelName>>> {
+fn rule(text: &str, name: &str) -> Result<Vec<KernelName>> {
     for line in text.lines().take(20) {
         let Some((_, words)) = line.split_once("umw-kernels:") else {
             continue;
         };
-        let words: Vec<&str> = words.split_whitespace().collect();
-        return match words.as_slice() {
-            ["all"] => Ok(None),
-            ["none"] => Ok(Some(Vec::new())),
-            _ => words
-                .iter()
-                .map(|w| {
-                    KernelName::parse(w)
-                        .with_context(|| format!("suite {name}: unknown kernel {w} in umw-kernels"))
-                })
-                .collect::<Result<Vec<_>>>()
-                .map(Some),
-        };
+        let mut kernels = Vec::new();
+        for word in words.split_whitespace() {
+            match word {
+                "all" => kernels.extend(all_but_mutant()),
+                "none" => {}
+                _ => kernels.push(KernelName::parse(word).with_context(|| {
+                    format!("suite {name}: unknown kernel {word} in umw-kernels")
+                })?),
+            }
+        }
+        kernels.sort();
+        kernels.dedup();
+        return Ok(kernels);
     }
-    Ok(None)
+    Ok(all_but_mutant())
 }
 
 #[cfg(test)]
@@ -106,11 +114,14 @@ mod tests {
     fn the_rule_line_decides_where_a_suite_runs() {
         assert_eq!(
             rule("#!/bin/sh\n# umw-kernels: patched debug\n", "x").unwrap(),
-            Some(vec![KernelName::Patched, KernelName::Debug])
+            vec![KernelName::Patched, KernelName::Debug]
         );
-        assert_eq!(rule("#!/bin/sh\n# umw-kernels: all\n", "x").unwrap(), None);
-        assert_eq!(rule("#!/bin/sh\necho\n", "x").unwrap(), None);
-        assert_eq!(rule("# umw-kernels: none\n", "x").unwrap(), Some(vec![]));
+        let all = rule("#!/bin/sh\n# umw-kernels: all\n", "x").unwrap();
+        assert!(all.contains(&KernelName::Stock) && !all.contains(&KernelName::Mutant));
+        assert_eq!(rule("#!/bin/sh\necho\n", "x").unwrap(), all);
+        let with_mutant = rule("# umw-kernels: all mutant\n", "x").unwrap();
+        assert_eq!(with_mutant.len(), KernelName::ALL.len());
+        assert_eq!(rule("# umw-kernels: none\n", "x").unwrap(), vec![]);
         assert!(rule("# umw-kernels: vanilla\n", "x").is_err());
     }
 
@@ -125,6 +136,8 @@ mod tests {
         }
         assert!(patched.contains(&"tool-kernel".to_string()));
         assert!(!patched.contains(&"crash".to_string()));
+        let mutant = for_kernel(&dir, KernelName::Mutant, &[]).unwrap();
+        assert_eq!(mutant, vec!["kselftest", "race-s1", "race-s2", "race-s3"]);
         assert_eq!(
             for_kernel(&dir, KernelName::Unpatched, &["crash".into()]).unwrap(),
             vec!["crash"]

@@ -1,55 +1,21 @@
-//! The bench: where things are, and the three flows (test, demo, shell).
+//! The flows: test, the scenarios run alone, demo, shell, prepare. Each one
+//! strings the stages together in the order the data flows (kernel ->
+//! initramfs -> disks -> boot -> console -> verdict -> summary); no stage
+//! imports this file.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::fs;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::boot::{self, Boot};
 use crate::console::{self, Verdict};
+use crate::context::Bench;
 use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
-use crate::progress::Progress;
 use crate::summary::{KernelResult, Summary};
-use crate::{disks, reboot, shutdown_reboot, suites};
-
-pub struct Paths {
-    /// The repository's root.
-    pub repo: PathBuf,
-    /// Kernel trees and images: ${UMW_CACHE:-$HOME/.cache/umount-wait}/vm.
-    pub cache: PathBuf,
-    /// target/vm: initramfs, disks, logs, summary.
-    pub out: PathBuf,
-}
-
-impl Paths {
-    pub fn logs(&self) -> PathBuf {
-        self.out.join("logs")
-    }
-    pub fn summary_json(&self) -> PathBuf {
-        self.out.join("summary.json")
-    }
-    pub fn guest(&self) -> PathBuf {
-        self.repo.join("qemu/guest")
-    }
-    pub fn suites(&self) -> PathBuf {
-        self.guest().join("suites")
-    }
-    pub fn kernel_patches(&self) -> PathBuf {
-        self.repo.join("kernel-patches")
-    }
-}
-
-pub struct Bench {
-    pub paths: Paths,
-    /// CI mode (CI set, or UMW_REQUIRE_VM=1): what cannot run is a failure, not a skip.
-    pub ci: bool,
-    pub kvm: bool,
-    pub jobs: usize,
-    pub progress: Progress,
-}
+use crate::{disks, mutant, reboot, shutdown_reboot, suites};
 
 pub struct TestOptions {
     pub suites: Vec<String>,
@@ -62,48 +28,20 @@ pub struct TestOptions {
     pub shutdown_boots: u32,
 }
 
+/// What `umw-vm campaign` runs: statistics, not a test.
+pub struct CampaignOptions {
+    /// Runs per mode of the race scenarios S1-S3 (one boot per kernel).
+    pub runs: u32,
+    /// Boots per mode of S4 and of shutdown-reboot.
+    pub boots: u32,
+    /// Which parts: races, s4, shutdown-reboot.
+    pub parts: Vec<String>,
+}
+
+/// The parts of a campaign, in the order they run.
+pub const CAMPAIGN_PARTS: [&str; 3] = ["races", "s4", "shutdown-reboot"];
+
 impl Bench {
-    pub fn new(kvm: bool) -> Result<Self> {
-        let repo = match std::env::var_os("UMW_REPO") {
-            Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
-        };
-        let repo = repo.canonicalize().context("finding the repository")?;
-        let cache_root = match std::env::var_os("UMW_CACHE") {
-            Some(dir) => PathBuf::from(dir),
-            None => {
-                let home =
-                    std::env::var_os("HOME").context("HOME is not set (or set UMW_CACHE)")?;
-                PathBuf::from(home).join(".cache/umount-wait")
-            }
-        };
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo.join("target"));
-        let paths = Paths {
-            cache: cache_root.join("vm"),
-            out: target.join("vm"),
-            repo,
-        };
-        fs::create_dir_all(paths.logs())?;
-        fs::create_dir_all(&paths.cache)?;
-        let ci = env_set("CI") || env_set("UMW_REQUIRE_VM");
-        let jobs = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Ok(Bench {
-            paths,
-            ci,
-            kvm: kvm || env_set("UMW_KVM"),
-            jobs,
-            progress: Progress::new(ci),
-        })
-    }
-
-    pub fn log(&self, name: &str) -> PathBuf {
-        self.paths.logs().join(name)
-    }
-
     /// Builds the kernels, boots each with its suites, writes the summary.
     /// Returns whether everything passed.
     pub fn test(&self, kernels: &[KernelName], options: &TestOptions) -> Result<bool> {
@@ -135,7 +73,19 @@ impl Bench {
             let boot = Boot::suites(names, runs, image.name);
             let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
             let mut result = KernelResult::from_verdict(image, &verdict);
-            if options.s4_boots > 0 {
+            if image.name == KernelName::Mutant {
+                let list = self.paths.repo.join("qemu/mutant/not-wait-tests");
+                let cannot_fail = mutant::judge(&mut result, &mutant::not_wait_tests(&list)?);
+                if !cannot_fail.is_empty() {
+                    self.progress.note(&format!(
+                        "tests that cannot fail (they do not fail on the mutant kernel): {}",
+                        cannot_fail.join(", ")
+                    ));
+                }
+                summary.kernels.push(result);
+                continue;
+            }
+            if options.s4_boots > 0 && reboot::runs_in_test(image.name) {
                 reboot::run(self, image, &initramfs, options.s4_boots, &mut result)?;
             }
             if options.shutdown_boots > 0 && shutdown_reboot::runs_on(image.name) {
@@ -194,6 +144,128 @@ impl Bench {
         Ok(failed == 0)
     }
 
+    /// `umw-vm s4`: scenario S4 alone, on each kernel; writes the summary.
+    pub fn s4_alone(&self, kernels: &[KernelName], boots: u32) -> Result<bool> {
+        self.scenario_alone(kernels, |image, initramfs, result| {
+            result.umount_wait =
+                reboot::run(self, image, initramfs, boots, result)?.unwrap_or(false);
+            Ok(())
+        })
+    }
+
+    /// `umw-vm shutdown-reboot`: the reboot-script test alone, on each
+    /// kernel; writes the summary. The control boot runs on the patched
+    /// kernel (or the only one). `modes` narrows the modes to those named
+    /// (all when empty); the control boot runs with all of them.
+    pub fn shutdown_reboot_alone(
+        &self,
+        kernels: &[KernelName],
+        boots: u32,
+        modes: &[String],
+    ) -> Result<bool> {
+        let modes = shutdown_reboot::select_modes(modes)?;
+        self.scenario_alone(kernels, |image, initramfs, result| {
+            let control_boot = modes.len() == shutdown_reboot::MODES.len()
+                && (image.name == KernelName::Patched || kernels.len() == 1);
+            shutdown_reboot::run_modes(self, image, initramfs, boots, control_boot, &modes, result)
+        })
+    }
+
+    /// `umw-vm prepare`: every stage up to, not including, the compiles, so
+    /// that each cold path runs in seconds (ci/test, on an empty cache).
+    pub fn prepare(&self) -> Result<bool> {
+        let trees = kernel::prepare(self)?;
+        let (name, patched) = trees
+            .iter()
+            .find(|(name, _)| *name == KernelName::Patched)
+            .context("no patched tree")?;
+        let selftest = self.paths.out.join("umount_wait_test");
+        kernel::build_selftest(self, *name, patched, &selftest)?;
+        let stock = crate::kernel_stock::fetch(self)?;
+        initramfs::build_with(self, Some(selftest), &[&stock])?;
+        let _disks = disks::fresh(self, "prepare")?;
+        self.progress.note(&format!(
+            "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks",
+            trees.len(),
+            self.paths.cache.display()
+        ));
+        Ok(true)
+    }
+
+    /// `umw-vm campaign`: the statistical runs, on demand. Every sample (a
+    /// race run, a reboot boot) goes to samples.jsonl; at the end the
+    /// samples and the summary are copied to bench/results/campaign-<date>/
+    /// and the table is printed. The verdicts are the tests' own: a
+    /// baseline that never reproduced or a umount-wait mode that was ever
+    /// busy or unclean fails here too.
+    pub fn campaign(&self, kernels: &[KernelName], options: &CampaignOptions) -> Result<bool> {
+        for part in &options.parts {
+            if !CAMPAIGN_PARTS.contains(&part.as_str()) {
+                anyhow::bail!(
+                    "no campaign part {part} (parts: {})",
+                    CAMPAIGN_PARTS.join(", ")
+                );
+            }
+        }
+        let wants =
+            |part: &str| options.parts.is_empty() || options.parts.iter().any(|p| p == part);
+        let samples = self.paths.samples();
+        let _ = fs::remove_file(&samples);
+        let started = std::time::Instant::now();
+        let ok = self.scenario_alone(kernels, |image, initramfs, result| {
+            if wants("races") {
+                let suites = vec!["race-s1".into(), "race-s2".into(), "race-s3".into()];
+                let mut boot = Boot::suites(suites, options.runs, image.name);
+                // About 1.5 s a run under TCG, three modes a scenario.
+                boot.stretch_suite_timeout(Duration::from_secs(u64::from(options.runs) * 6));
+                let verdict =
+                    self.boot(&format!("campaign-{}", image.name), image, initramfs, &boot)?;
+                let booted = KernelResult::from_verdict(image, &verdict);
+                result.umount_wait = booted.umount_wait;
+                result.tests.extend(booted.tests);
+                result.races.extend(booted.races);
+            }
+            if wants("s4") && image.name != KernelName::Mutant {
+                reboot::run(self, image, initramfs, options.boots, result)?;
+            }
+            if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {
+                shutdown_reboot::run(self, image, initramfs, options.boots, false, result)?;
+            }
+            Ok(())
+        })?;
+        let date = crate::context::output_of(
+            std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]),
+        )?;
+        let dir = self
+            .paths
+            .repo
+            .join("bench/results")
+            .join(format!("campaign-{date}"));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if samples.is_file() {
+            fs::copy(&samples, dir.join("samples.jsonl"))?;
+        }
+        fs::copy(self.paths.summary_json(), dir.join("summary.json"))?;
+        let kernels: Vec<&str> = kernels.iter().map(|k| k.as_str()).collect();
+        fs::write(
+            dir.join("command.txt"),
+            format!(
+                "umw-vm campaign {} --runs {} --boots {}{}\nwall time {} s\n",
+                kernels.join(" "),
+                options.runs,
+                options.boots,
+                if options.parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" --parts {}", options.parts.join(","))
+                },
+                started.elapsed().as_secs()
+            ),
+        )?;
+        println!("campaign: samples and summary in {}", dir.display());
+        Ok(ok)
+    }
+
     /// Boots one kernel with its suites and reads the verdict from the console.
     /// `label` names the console log (target/vm/logs/console-<label>.log).
     fn boot(
@@ -215,6 +287,11 @@ impl Bench {
         })?;
         let text = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
         let mut verdict = console::parse(&String::from_utf8_lossy(&text), &boot.suites);
+        for run in &verdict.race_runs {
+            let mut sample = serde_json::to_value(run)?;
+            sample["kernel"] = image.name.as_str().into();
+            self.sample(&sample)?;
+        }
         if outcome.timed_out {
             verdict.problems.insert(
                 0,
@@ -270,6 +347,10 @@ impl Bench {
 
     /// Quick start: the patched kernel, umount-wait next to plain umount.
     pub fn demo(&self) -> Result<bool> {
+        self.progress.note(&format!(
+            "demo: {}; then one boot under QEMU TCG (about 30 s)",
+            kernel::build_plan(self, KernelName::Patched)?
+        ));
         let image = match kernel::build(self, KernelName::Patched) {
             Ok(image) => image,
             Err(err) => {
@@ -307,48 +388,6 @@ impl Bench {
         boot::run(self, &image, &initramfs, &disks.images, &boot, &log)?;
         Ok(true)
     }
-}
-
-/// Runs a command with its output appended to a log file; fails with the log's tail.
-pub fn run_logged(command: &mut Command, log: &Path) -> Result<()> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    let status = command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .status()
-        .with_context(|| format!("running {command:?}"))?;
-    if !status.success() {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        let tail = console::last_lines(&text, 20).join("\n");
-        bail!(
-            "{command:?} failed ({status}); last lines of {}:\n{tail}",
-            log.display()
-        );
-    }
-    Ok(())
-}
-
-/// The output of a short command, trimmed.
-pub fn output_of(command: &mut Command) -> Result<String> {
-    let out = command
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !out.status.success() {
-        bail!("{command:?} failed ({})", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn env_set(name: &str) -> bool {
-    std::env::var(name)
-        .map(|v| !v.is_empty() && v != "0" && v != "false")
-        .unwrap_or(false)
 }
 
 fn yes_no(flag: Option<bool>) -> &'static str {

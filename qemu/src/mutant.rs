@@ -1,0 +1,126 @@
+//! The mutant kernel's verdict.
+//!
+//! The mutant is the series with the wait made a no-op
+//! (qemu/mutant/no-wait.patch): `UMOUNT_WAIT` is accepted and returns at
+//! once. Every test written to show the wait must fail on it; a test that
+//! passes there cannot fail, and is reported by name. The tests that check
+//! something else (error codes, the probe, refusals) are listed in
+//! qemu/mutant/not-wait-tests and must pass there as everywhere.
+//!
+//! The race suites judge themselves on the mutant (the kernel mode must show
+//! the bug, qemu/guest/suites/race-s1); only the kselftest is turned here.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::console::SUITE_CHECKS;
+use crate::summary::KernelResult;
+
+/// The suite whose results are turned.
+const SUITE: &str = "kselftest";
+/// What a turned test is called: it passes when the test failed.
+pub const MUST_FAIL: &str = ":fails-on-mutant";
+
+/// The names in qemu/mutant/not-wait-tests.
+pub fn not_wait_tests(path: &Path) -> Result<BTreeSet<String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+/// Turns the kselftest results of a mutant boot: a wait test that failed
+/// becomes `<name>:fails-on-mutant` = pass, one that passed or skipped the
+/// same = fail. Returns the tests that cannot fail.
+pub fn judge(result: &mut KernelResult, not_wait: &BTreeSet<String>) -> Vec<String> {
+    let mut cannot_fail = Vec::new();
+    let tests = std::mem::take(&mut result.tests);
+    for (key, verdict) in tests {
+        let test = key
+            .strip_prefix(SUITE)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|name| !SUITE_CHECKS.contains(name) && !not_wait.contains(*name));
+        match test {
+            Some(name) => {
+                let caught = verdict == "fail";
+                if !caught {
+                    cannot_fail.push(format!("{name} ({verdict})"));
+                }
+                result.tests.insert(
+                    format!("{key}{MUST_FAIL}"),
+                    if caught { "pass" } else { "fail" }.into(),
+                );
+            }
+            None => {
+                result.tests.insert(key, verdict);
+            }
+        }
+    }
+    cannot_fail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn result(tests: &[(&str, &str)]) -> KernelResult {
+        KernelResult {
+            name: "mutant".into(),
+            release: String::new(),
+            umount_wait: true,
+            tests: tests
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            races: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_wait_test_must_fail_and_the_others_must_pass() {
+        let mut r = result(&[
+            ("kselftest/umount_wait.tmpfs.lazy_waits_for_close", "fail"),
+            ("kselftest/umount_wait.tmpfs.dead_on_return", "pass"),
+            ("kselftest/umount_wait.ext4.other_mntns", "skip"),
+            ("kselftest/flags.expire_rejected", "pass"),
+            ("kselftest/exit-status", "pass"),
+            ("race-s1/mutant_kernel_mode_shows_the_bug", "pass"),
+        ]);
+        let not_wait = BTreeSet::from(["flags.expire_rejected".to_string()]);
+        let cannot_fail = judge(&mut r, &not_wait);
+        assert_eq!(
+            cannot_fail,
+            vec![
+                "umount_wait.ext4.other_mntns (skip)".to_string(),
+                "umount_wait.tmpfs.dead_on_return (pass)".to_string()
+            ]
+        );
+        assert_eq!(
+            r.tests["kselftest/umount_wait.tmpfs.lazy_waits_for_close:fails-on-mutant"],
+            "pass"
+        );
+        assert_eq!(
+            r.tests["kselftest/umount_wait.tmpfs.dead_on_return:fails-on-mutant"],
+            "fail"
+        );
+        assert_eq!(r.tests["kselftest/flags.expire_rejected"], "pass");
+        assert_eq!(r.tests["kselftest/exit-status"], "pass");
+        assert_eq!(r.tests["race-s1/mutant_kernel_mode_shows_the_bug"], "pass");
+    }
+
+    #[test]
+    fn the_list_in_the_repository_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mutant/not-wait-tests");
+        let names = not_wait_tests(&path).unwrap();
+        assert!(names
+            .iter()
+            .all(|n| n.starts_with("flags.") || n.starts_with("umount_wait.")));
+    }
+}
