@@ -19,6 +19,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::ForkResult;
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitIdStatus};
@@ -29,7 +30,8 @@ pub enum Ended {
     /// The call returned, with this result.
     Returned(Result<(), Errno>),
     /// The child died of this signal without reporting: SIGKILL from
-    /// [`CallChild::kill`], or a signal someone else sent.
+    /// [`CallChild::kill`] or from someone else (it blocks every other
+    /// signal).
     Killed(i32),
 }
 
@@ -50,8 +52,11 @@ impl CallChild {
     /// Forks a child that makes `call` and exits with its result.
     ///
     /// The child shares the caller's mount namespace, working directory and
-    /// root, and inherits its signal mask: a signal blocked in the calling
-    /// thread cannot interrupt the call. SIGCHLD must not be ignored
+    /// root. Every signal that can be blocked is blocked in it from its
+    /// first instruction (the calling thread's mask is changed around the
+    /// fork and restored at once): a Ctrl-C sent to the process group, a
+    /// SIGTERM, a SIGALRM cannot interrupt or end the call; only SIGKILL
+    /// ([`CallChild::kill`]) can. SIGCHLD must not be ignored
     /// (`SIG_IGN`): the kernel would then reap the child itself, and its
     /// result would be lost ([`CallChild::try_wait`] fails with ECHILD).
     ///
@@ -62,9 +67,20 @@ impl CallChild {
     /// memory prepared before the fork): no allocation, no locks, no
     /// printing, no panic.
     pub unsafe fn spawn(call: impl FnOnce() -> Result<(), Errno>) -> Result<CallChild, Errno> {
+        let mut previous = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&SigSet::all()),
+            Some(&mut previous),
+        )
+        .expect("pthread_sigmask with valid arguments");
         // SAFETY: the child only runs `call` (async-signal-safe by this
         // function's contract) and `_exit`.
-        match unsafe { nix::unistd::fork() } {
+        let forked = unsafe { nix::unistd::fork() };
+        if !matches!(forked, Ok(ForkResult::Child)) {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+        }
+        match forked {
             Ok(ForkResult::Child) => {
                 // Should `call` panic after all, the child must not unwind
                 // into the caller's code and go on as a second copy of it.
@@ -254,19 +270,17 @@ mod tests {
         assert!(gone(pid));
     }
 
-    /// A signal the child has blocked (here SIGTERM, as the kernel path
-    /// blocks SIGINT and SIGTERM before the fork) neither interrupts its
-    /// call nor ends it.
+    /// Signals whose default action ends a process (SIGINT, SIGTERM,
+    /// SIGALRM) neither interrupt the child's call nor end it, though the
+    /// caller blocks none of them; the caller's mask is as it was.
     #[test]
-    fn the_child_inherits_the_signal_mask() {
-        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal as NixSignal};
-        let mut term = SigSet::empty();
-        term.add(NixSignal::SIGTERM);
-        let mut previous = SigSet::empty();
-        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&term), Some(&mut previous)).unwrap();
+    fn signals_but_sigkill_leave_the_call_alone() {
+        let mask_before = SigSet::thread_get_mask().unwrap();
         let (mut child, _peer) = blocked_child();
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).unwrap();
-        rustix::process::kill_process(child.pid(), Signal::TERM).unwrap();
+        assert_eq!(SigSet::thread_get_mask().unwrap(), mask_before);
+        for sig in [Signal::INT, Signal::TERM, Signal::ALARM] {
+            rustix::process::kill_process(child.pid(), sig).unwrap();
+        }
         assert!(!readable_within(child.fd(), Duration::from_millis(50)));
         assert_eq!(child.try_wait().unwrap(), None);
         assert_eq!(child.kill().unwrap(), Ended::Killed(Signal::KILL.as_raw()));
@@ -274,14 +288,12 @@ mod tests {
 
     #[test]
     fn a_child_killed_by_someone_else_reported_nothing() {
-        // SIGUSR1: no test here installs a handler for it, so its default
-        // action (terminate) applies in the child.
         let (mut child, _peer) = blocked_child();
-        rustix::process::kill_process(child.pid(), Signal::USR1).unwrap();
+        rustix::process::kill_process(child.pid(), Signal::KILL).unwrap();
         assert!(readable_within(child.fd(), Duration::from_secs(60)));
         assert_eq!(
             child.try_wait().unwrap(),
-            Some(Ended::Killed(Signal::USR1.as_raw()))
+            Some(Ended::Killed(Signal::KILL.as_raw()))
         );
     }
 

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
+use crate::backoff::{self, Attempt, Stopped};
+use crate::cancel::Cancel;
 use crate::device;
 use crate::mountinfo::DevId;
-use crate::signals::{Blocked, Wake};
 use crate::sys;
-use crate::wait::{CLAIM_BACKOFF_MAX, CLAIM_BACKOFF_START};
 
 /// A bound loop device under a filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,9 +85,10 @@ pub fn of(dev: DevId, source: &Path) -> Option<LoopDevice> {
 
 /// Detaches `lo` (its filesystem is shut down) and waits, until `deadline`,
 /// for the kernel to unbind it. There is no event for the unbind: the sysfs
-/// directory is checked with the same backoff as the block device claim
-/// (0.5 ms doubling to 10 ms); normally it is gone at the first look.
-pub fn detach(lo: &LoopDevice, deadline: Instant) -> LoopDetach {
+/// directory is checked with the crate's one backoff ([`backoff`], as for
+/// the block device claim); normally it is gone at the first look. A
+/// cancellation leaves it as it is then.
+pub fn detach(lo: &LoopDevice, deadline: Instant, cancel: Cancel<'_>) -> LoopDetach {
     let start = Instant::now();
     let done = |outcome| LoopDetach {
         device: lo.clone(),
@@ -104,21 +105,18 @@ pub fn detach(lo: &LoopDevice, deadline: Instant) -> LoopDetach {
         }
         Err(e) => return done(LoopOutcome::Failed(e)),
     }
-    let blocked = Blocked::new();
-    let mut pause = CLAIM_BACKOFF_START;
-    loop {
-        if !is_bound(lo.dev) {
-            return done(LoopOutcome::Detached { autoclear: false });
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return done(LoopOutcome::StillBound);
-        }
-        match blocked.wait_readable(None, (now + pause).min(deadline)) {
-            Wake::Readable | Wake::Deadline => {}
-            Wake::Signal(_) => return done(LoopOutcome::StillBound),
-            Wake::Failed(e) => return done(LoopOutcome::Failed(e)),
-        }
-        pause = (pause * 2).min(CLAIM_BACKOFF_MAX);
+    let unbound = backoff::retry(
+        deadline,
+        cancel,
+        |e| e,
+        || match is_bound(lo.dev) {
+            false => Attempt::Done(()),
+            true => Attempt::<(), Errno>::Again,
+        },
+    );
+    match unbound {
+        Ok(()) => done(LoopOutcome::Detached { autoclear: false }),
+        Err(Stopped::Expired | Stopped::Cancelled) => done(LoopOutcome::StillBound),
+        Err(Stopped::Failed(e)) => done(LoopOutcome::Failed(e)),
     }
 }

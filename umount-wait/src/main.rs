@@ -2,6 +2,7 @@
 
 mod cli;
 mod report;
+mod stop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
 use cli::{Cli, Exit};
 use report::Printer;
+use stop::StopSignals;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -99,8 +101,10 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         }
     };
     printer.verbose_note(&probe_line(probe));
+    // From here on, SIGINT and SIGTERM end a wait instead of the process.
+    let signals = StopSignals::block().context("blocking SIGINT and SIGTERM")?;
     if cli.all {
-        return unmount_all(cli, path, &printer);
+        return unmount_all(cli, path, &printer, &signals);
     }
 
     let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
@@ -122,6 +126,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         read_only_if_unconfirmed: cli.read_only,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
+        cancel: signals.cancel(),
     };
     let mut codes = Vec::new();
     // One inotify instance for every target: closing one waits for a grace
@@ -144,7 +149,12 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
 }
 
 /// `--all`: every selected filesystem, one deadline, one summary.
-fn unmount_all(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
+fn unmount_all(
+    cli: &Cli,
+    path: WaitPath,
+    printer: &Printer,
+    signals: &StopSignals,
+) -> anyhow::Result<Exit> {
     let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
         prefixes
             .iter()
@@ -161,6 +171,7 @@ fn unmount_all(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<E
         force_last_pass: cli.force,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
+        cancel: signals.cancel(),
     };
     let observer = |p: Progress<'_>| printer.progress(p);
     let mut host = System {
@@ -197,7 +208,7 @@ fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
 fn unmount_one(
     t: &Target,
     path: WaitPath,
-    options: &Options,
+    options: &Options<'_>,
     printer: &Printer,
     watcher: &mut Watcher,
 ) -> Exit {
@@ -227,7 +238,7 @@ fn unmount_one(
 fn unmount_recursive(
     t: &Target,
     path: WaitPath,
-    options: &Options,
+    options: &Options<'_>,
     printer: &Printer,
     watcher: &mut Watcher,
 ) -> anyhow::Result<Exit> {

@@ -60,7 +60,11 @@ impl State {
 pub enum Unconfirmed {
     /// `--timeout` expired.
     Timeout(Duration),
-    /// A signal (SIGINT, SIGTERM) interrupted the wait.
+    /// The caller cancelled the wait (its [`crate::Cancel`] handle: the
+    /// binary's SIGINT or SIGTERM).
+    Cancelled,
+    /// The kernel path's child was killed by this signal, not by us (0: its
+    /// call was interrupted, EINTR).
     Signal(i32),
     /// The superblock shut down, but the block device stayed claimed by
     /// someone else until the deadline.
@@ -71,6 +75,7 @@ impl fmt::Display for Unconfirmed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unconfirmed::Timeout(d) => write!(f, "timed out after {}", crate::duration::show(*d)),
+            Unconfirmed::Cancelled => write!(f, "cancelled"),
             Unconfirmed::Signal(sig) => write!(f, "interrupted by {}", signal_name(*sig)),
             Unconfirmed::DeviceClaimed => {
                 write!(
@@ -178,7 +183,7 @@ pub enum ErrorKind {
     SubmountFailed {
         submount: PathBuf,
     },
-    /// The run was interrupted before this target was touched.
+    /// The caller cancelled before this target was touched.
     Interrupted,
     /// `--all`: the mount point shows another mount on top: this mount
     /// cannot be reached by its path.

@@ -11,7 +11,9 @@ use std::time::Duration;
 use umount_wait::blockers::{Blocker, Use};
 use umount_wait::loopdev::LoopOutcome;
 use umount_wait::mountinfo::display;
-use umount_wait::outcome::{signal_name, Error, ErrorKind, Outcome, Report, State, WaitPath};
+use umount_wait::outcome::{
+    signal_name, Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath,
+};
 use umount_wait::shutdown::{Entry, Stop, Summary};
 use umount_wait::Progress;
 
@@ -133,6 +135,7 @@ impl Printer {
                 }
             }
             Outcome::DetachedUnconfirmed(why) => {
+                let why = reason(why);
                 err!("umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})");
                 self.blockers("held by", &report.blockers);
                 if let Some(b) = &report.read_only_through {
@@ -245,8 +248,8 @@ impl Printer {
         );
         match summary.stopped {
             Some(Stop::Deadline) => line.push_str("; deadline reached"),
-            Some(Stop::Signal(sig)) => {
-                let _ = write!(line, "; interrupted by {}", signal_name(sig));
+            Some(Stop::Cancelled) => {
+                let _ = write!(line, "; {}", cancelled_by());
             }
             None => {}
         }
@@ -274,6 +277,23 @@ impl Printer {
         for b in blockers {
             err!("  {label}: {b}");
         }
+    }
+}
+
+/// Why a wait was not confirmed, in words: the library's cancellation is
+/// this binary's SIGINT or SIGTERM.
+fn reason(why: &Unconfirmed) -> String {
+    match why {
+        Unconfirmed::Cancelled => cancelled_by(),
+        other => other.to_string(),
+    }
+}
+
+/// "interrupted by SIGINT": the signal that cancelled the run.
+fn cancelled_by() -> String {
+    match crate::stop::received() {
+        Some(sig) => format!("interrupted by {}", signal_name(sig)),
+        None => "cancelled".into(),
     }
 }
 
@@ -406,7 +426,7 @@ pub fn json_report(r: &Report) -> String {
     );
     match &r.outcome {
         Outcome::ShutDown => out.push_str("null"),
-        Outcome::DetachedUnconfirmed(why) => json_string(&mut out, &why.to_string()),
+        Outcome::DetachedUnconfirmed(why) => json_string(&mut out, &reason(why)),
         Outcome::RemountedReadOnly(errno) => json_string(
             &mut out,
             &std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string(),
@@ -583,7 +603,10 @@ fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
     match summary.stopped {
         None => out.push_str("null"),
         Some(Stop::Deadline) => out.push_str("\"deadline\""),
-        Some(Stop::Signal(sig)) => json_string(&mut out, &signal_name(sig)),
+        Some(Stop::Cancelled) => match crate::stop::received() {
+            Some(sig) => json_string(&mut out, &signal_name(sig)),
+            None => out.push_str("\"cancelled\""),
+        },
     }
     let _ = write!(out, ",\"exit\":{exit}}}}}");
     out

@@ -31,18 +31,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::cancel::Cancel;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
 use crate::select::Filter;
-use crate::signals;
 use crate::sys;
 use crate::target::{self, Target};
 use crate::wait::{self, Options, Progress, Watcher, CLAIM_GRACE};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
-pub struct Plan {
+pub struct Plan<'a> {
     pub filter: Filter,
     /// `-f`: `MNT_FORCE` on the last pass, for what plain passes left.
     pub force_last_pass: bool,
@@ -50,6 +50,9 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     /// Look for blockers during long waits.
     pub watch_blockers: bool,
+    /// The caller's cancellation handle: the mount being waited for is
+    /// reported detached, shutdown not confirmed; the rest untouched.
+    pub cancel: Cancel<'a>,
 }
 
 /// The final word on one filesystem (one mount).
@@ -67,8 +70,8 @@ pub struct Entry {
 pub enum Stop {
     /// The deadline (`--timeout`) passed.
     Deadline,
-    /// SIGINT or SIGTERM.
-    Signal(i32),
+    /// The caller cancelled ([`Plan::cancel`]).
+    Cancelled,
 }
 
 /// What a run did.
@@ -107,7 +110,7 @@ pub trait Host {
     fn unmount(
         &mut self,
         target: &Target,
-        options: &Options,
+        options: &Options<'_>,
         watcher: &mut Watcher,
     ) -> Result<Report, Error>;
     /// [`wait::unmount_shared`]
@@ -115,15 +118,14 @@ pub trait Host {
         &mut self,
         target: &Target,
         still_mounted_at: &Path,
-        options: &Options,
+        options: &Options<'_>,
     ) -> Result<Report, Error>;
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
     /// The bound loop device under a filesystem, if any.
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice>;
-    fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant) -> LoopDetach;
-    /// SIGINT or SIGTERM received.
-    fn stop_signal(&self) -> Option<i32>;
+    fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant, cancel: Cancel<'_>)
+        -> LoopDetach;
 }
 
 /// The mounts `--all` takes care of, in the order of a pass: below the
@@ -150,7 +152,7 @@ pub fn still_mounted_elsewhere<'a>(
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
 pub fn run(
-    plan: &Plan,
+    plan: &Plan<'_>,
     host: &mut dyn Host,
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Summary> {
@@ -179,8 +181,8 @@ pub fn run(
         failures.clear();
         let mut gone = HashSet::new();
         for m in &todo {
-            if let Some(sig) = host.stop_signal() {
-                stopped = Some(Stop::Signal(sig));
+            if plan.cancel.is_cancelled() {
+                stopped = Some(Stop::Cancelled);
                 break 'passes;
             }
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -195,6 +197,7 @@ pub fn run(
                 read_only_if_unconfirmed: true,
                 timeout: remaining,
                 watch_blockers: plan.watch_blockers,
+                cancel: plan.cancel,
             };
             let target = match host.reach(m, &mounts) {
                 Ok(t) => t,
@@ -218,7 +221,7 @@ pub fn run(
             };
             match result {
                 Err(e) if e.kind == ErrorKind::Interrupted => {
-                    stopped = Some(Stop::Signal(host.stop_signal().unwrap_or(0)));
+                    stopped = Some(Stop::Cancelled);
                     break 'passes;
                 }
                 Err(e) if e.state == State::Untouched => {
@@ -237,7 +240,7 @@ pub fn run(
                     let loop_detach = match lo {
                         Some(lo) if shut_down => {
                             let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-                            Some(host.detach_loop(&lo, until))
+                            Some(host.detach_loop(&lo, until, plan.cancel))
                         }
                         _ => None,
                     };
@@ -286,7 +289,7 @@ pub fn run(
             .map(|(_, e)| e.clone())
             .unwrap_or_else(|| {
                 let kind = match stopped {
-                    Some(Stop::Signal(_)) => ErrorKind::Interrupted,
+                    Some(Stop::Cancelled) => ErrorKind::Interrupted,
                     _ => ErrorKind::DeadlineReached,
                 };
                 Error::new(&m.mount_point, kind, None)
@@ -309,7 +312,7 @@ pub fn run(
                 ErrorKind::DeadlineReached,
                 None,
             )),
-            Some(Stop::Signal(_)) => {
+            Some(Stop::Cancelled) => {
                 Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
             }
         };
@@ -331,7 +334,7 @@ pub fn run(
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
 pub struct System<'a> {
     pub path: WaitPath,
-    pub observer: &'a (dyn Fn(Progress<'_>) + Sync),
+    pub observer: &'a dyn Fn(Progress<'_>),
 }
 
 impl Host for System<'_> {
@@ -357,7 +360,7 @@ impl Host for System<'_> {
     fn unmount(
         &mut self,
         target: &Target,
-        options: &Options,
+        options: &Options<'_>,
         watcher: &mut Watcher,
     ) -> Result<Report, Error> {
         wait::unmount_with(target, self.path, options, self.observer, watcher)
@@ -367,7 +370,7 @@ impl Host for System<'_> {
         &mut self,
         target: &Target,
         still_mounted_at: &Path,
-        options: &Options,
+        options: &Options<'_>,
     ) -> Result<Report, Error> {
         wait::unmount_shared(target, self.path, still_mounted_at, options)
     }
@@ -392,12 +395,13 @@ impl Host for System<'_> {
         loopdev::of(mount.dev, Path::new(&mount.source))
     }
 
-    fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant) -> LoopDetach {
-        loopdev::detach(lo, deadline)
-    }
-
-    fn stop_signal(&self) -> Option<i32> {
-        signals::stop_signal()
+    fn detach_loop(
+        &mut self,
+        lo: &LoopDevice,
+        deadline: Instant,
+        cancel: Cancel<'_>,
+    ) -> LoopDetach {
+        loopdev::detach(lo, deadline, cancel)
     }
 }
 
@@ -445,7 +449,7 @@ mod tests {
         fn attempt(
             &mut self,
             target: &Target,
-            options: &Options,
+            options: &Options<'_>,
             outcome: Outcome,
         ) -> Result<Report, Error> {
             let id = target.mount.id;
@@ -498,7 +502,12 @@ mod tests {
                 follow: false,
             })
         }
-        fn unmount(&mut self, t: &Target, o: &Options, w: &mut Watcher) -> Result<Report, Error> {
+        fn unmount(
+            &mut self,
+            t: &Target,
+            o: &Options<'_>,
+            w: &mut Watcher,
+        ) -> Result<Report, Error> {
             self.watchers.insert(w as *mut Watcher as usize);
             self.log.push(format!("wait {}", t.mount.id));
             self.attempt(t, o, Outcome::ShutDown)
@@ -507,7 +516,7 @@ mod tests {
             &mut self,
             target: &Target,
             at: &Path,
-            options: &Options,
+            options: &Options<'_>,
         ) -> Result<Report, Error> {
             self.log.push(format!("shared {}", target.mount.id));
             let outcome = Outcome::Unmounted {
@@ -527,16 +536,13 @@ mod tests {
                 backing_file: "/img".into(),
             })
         }
-        fn detach_loop(&mut self, lo: &LoopDevice, _: Instant) -> LoopDetach {
+        fn detach_loop(&mut self, lo: &LoopDevice, _: Instant, _: Cancel<'_>) -> LoopDetach {
             self.log.push(format!("loop {}", lo.node.display()));
             LoopDetach {
                 device: lo.clone(),
                 outcome: LoopOutcome::Detached { autoclear: false },
                 time: Duration::ZERO,
             }
-        }
-        fn stop_signal(&self) -> Option<i32> {
-            None
         }
     }
 
@@ -736,5 +742,25 @@ mod tests {
             .entries
             .iter()
             .all(|e| matches!(&e.result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)));
+    }
+
+    #[test]
+    fn a_cancelled_run_leaves_everything_untouched_and_says_so() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let (mut stop, handle) = std::os::unix::net::UnixStream::pair().unwrap();
+        stop.write_all(b"x").unwrap();
+        let mut fake = Fake::new(TABLE);
+        let plan = Plan {
+            cancel: Cancel::on_readable(handle.as_fd()),
+            ..Plan::default()
+        };
+        let (summary, _) = run_fake(&mut fake, &plan);
+        assert_eq!(summary.stopped, Some(Stop::Cancelled));
+        assert!(fake.log.is_empty(), "{:?}", fake.log);
+        assert!(summary
+            .entries
+            .iter()
+            .all(|e| matches!(&e.result, Err(e) if e.kind == ErrorKind::Interrupted && e.state == State::Untouched)));
     }
 }

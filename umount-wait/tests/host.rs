@@ -68,6 +68,10 @@ fn main() {
         ),
         ("tmpfs_unmount_shuts_down", tmpfs_unmount_shuts_down),
         (
+            "library_takes_a_cancel_handle_and_leaves_signals_alone",
+            library_takes_a_cancel_handle_and_leaves_signals_alone,
+        ),
+        (
             "tmpfs_lazy_waits_for_open_file",
             tmpfs_lazy_waits_for_open_file,
         ),
@@ -714,6 +718,82 @@ fn lazy_while_held(m: &Path, file: &Path) -> (Run, FileHolder) {
         run.code, run.stdout, run.stderr
     );
     (run, holder)
+}
+
+/// The handler of `sig` in this process: SIG_DFL, SIG_IGN or a function.
+fn disposition(sig: i32) -> usize {
+    let mut old = std::mem::MaybeUninit::<nix::libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { nix::libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: filled by the successful call above.
+    unsafe { old.assume_init() }.sa_sigaction
+}
+
+/// The library ends a wait when the caller's cancellation handle becomes
+/// readable (here a socket that the observer writes to at the first
+/// progress report: no timing), reports it as cancelled, and touches no
+/// process state: SIGINT and SIGTERM keep their default action, the
+/// signal mask is unchanged. A handle already readable leaves the next
+/// target untouched.
+fn library_takes_a_cancel_handle_and_leaves_signals_alone() {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use umount_wait::{target, Cancel, ErrorKind, Outcome, State, Unconfirmed, WaitPath};
+    let (sigint, sigterm) = (nix::libc::SIGINT, nix::libc::SIGTERM);
+    assert_eq!(disposition(sigint), nix::libc::SIG_DFL);
+    assert_eq!(disposition(sigterm), nix::libc::SIG_DFL);
+    let mask = nix::sys::signal::SigSet::thread_get_mask().unwrap();
+
+    let s = Scratch::new("cancel");
+    let held = s.dir("held");
+    mount_tmpfs(&held);
+    let next = s.dir("next");
+    mount_tmpfs(&next);
+    let mut holder = namespace_holder(&held, "f", 0);
+    let (stop, handle) = UnixStream::pair().unwrap();
+    let options = umount_wait::Options {
+        timeout: Some(Duration::from_secs(60)),
+        cancel: Cancel::on_readable(handle.as_fd()),
+        ..Default::default()
+    };
+    let path = if kernel_has_umount_wait() {
+        WaitPath::Kernel
+    } else {
+        WaitPath::Fallback
+    };
+    let mounts = mountinfo::read(None).unwrap();
+    let t = target::resolve(&held, true, &mounts).unwrap();
+    let observer = |_: umount_wait::Progress<'_>| {
+        let _ = (&stop).write_all(b"x");
+    };
+    let report = umount_wait::unmount(&t, path, &options, &observer).unwrap();
+    holder.stop();
+    assert_eq!(
+        report.outcome,
+        Outcome::DetachedUnconfirmed(Unconfirmed::Cancelled)
+    );
+    assert!(!is_mounted(&held));
+
+    let t = target::resolve(&next, true, &mounts).unwrap();
+    let error = umount_wait::unmount(&t, path, &options, &|_| {}).unwrap_err();
+    assert_eq!(
+        (error.kind, error.state),
+        (ErrorKind::Interrupted, State::Untouched)
+    );
+    assert!(is_mounted(&next));
+
+    assert_eq!(
+        disposition(sigint),
+        nix::libc::SIG_DFL,
+        "SIGINT handler installed"
+    );
+    assert_eq!(
+        disposition(sigterm),
+        nix::libc::SIG_DFL,
+        "SIGTERM handler installed"
+    );
+    assert_eq!(nix::sys::signal::SigSet::thread_get_mask().unwrap(), mask);
 }
 
 fn tmpfs_lazy_waits_for_open_file() {

@@ -1,0 +1,72 @@
+//! The report a target ends with, and the error of an unmount that failed.
+
+use std::time::Duration;
+
+use rustix::io::Errno;
+
+use super::read_only;
+use super::Options;
+use crate::blockers::{self, Exclude};
+use crate::outcome::{Error, Outcome, Report, Unconfirmed, WaitPath};
+use crate::target::Target;
+
+/// A report for `target` before anything is done: shut down, no times.
+pub fn new_report(target: &Target, path: WaitPath) -> Report {
+    Report {
+        target: target.given.clone(),
+        mount: target.mount.clone(),
+        device_node: None,
+        path,
+        outcome: Outcome::ShutDown,
+        umount_time: Duration::ZERO,
+        wait_time: Duration::ZERO,
+        claim_attempts: 0,
+        blockers: Vec::new(),
+        read_only_through: None,
+    }
+}
+
+/// The unmount failed and nothing changed: with `-r` and EBUSY, remount
+/// read-only; otherwise an error that lists the blockers of a busy target.
+pub(super) fn unmount_failed(
+    target: &Target,
+    options: &Options<'_>,
+    mut report: Report,
+    errno: Errno,
+) -> Result<Report, Error> {
+    let busy_blockers = || {
+        blockers::find(
+            target.mount.dev,
+            Some(Exclude {
+                mount_id: target.mount.id,
+            }),
+        )
+    };
+    if errno == Errno::BUSY && options.read_only_on_failure {
+        report.blockers = busy_blockers();
+        return read_only::remount_busy(target, report, errno);
+    }
+    let mut error = Error::from_unmount(&target.given, errno);
+    if errno == Errno::BUSY {
+        error.blockers = busy_blockers();
+    }
+    Err(error)
+}
+
+/// The mount is gone and the wait ended before the shutdown was seen:
+/// says why, and what holds the filesystem now.
+pub(super) fn detached_unconfirmed(mut report: Report, why: Unconfirmed) -> Report {
+    report.blockers = blockers::find(report.mount.dev, None);
+    report.outcome = Outcome::DetachedUnconfirmed(why);
+    report
+}
+
+/// The reason for a wait that reached its deadline: the timeout the
+/// caller gave (without one, a deadline can only be the claim grace
+/// period of the fallback path).
+pub(super) fn timed_out(timeout: Option<Duration>) -> Unconfirmed {
+    match timeout {
+        Some(t) => Unconfirmed::Timeout(t),
+        None => Unconfirmed::DeviceClaimed,
+    }
+}
