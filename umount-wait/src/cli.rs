@@ -16,7 +16,10 @@ Exit codes (compatible with umount(8)):
   2   system error
   3   detached, shutdown not confirmed (--timeout expired, or a signal such as
       Ctrl-C interrupted the wait); the filesystem may still be running
-  32  failure: the target was left as it was (or, with -r, remounted read-only)
+  32  failure: the target was left as it was (or, with -r, remounted read-only);
+      also a target whose filesystem holds umount-wait's own root or working
+      directory (umount-wait /): it could never shut down, so it is refused
+      as busy, on both paths
   64  several targets with different results (some failed)
 With --all, the same codes over every selected filesystem: 0 when all shut
 down (the root, if selected, remounted read-only; bind mounts unmounted) and

@@ -168,6 +168,23 @@ pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
     })
 }
 
+/// The mount ids of this process's root and working directory
+/// (`statx(2)` with `STATX_MNT_ID`, as `/proc/self/mountinfo` numbers them).
+pub fn caller_mount_ids() -> Result<(u64, u64), Errno> {
+    let mount_id = |path: &str, flags: AtFlags| {
+        rustix::fs::statx(CWD, path, flags | AtFlags::NO_AUTOMOUNT, StatxFlags::MNT_ID).and_then(
+            |st| match st.stx_mask & StatxFlags::MNT_ID.bits() {
+                0 => Err(Errno::NOSYS),
+                _ => Ok(st.stx_mnt_id),
+            },
+        )
+    };
+    Ok((
+        mount_id("/", AtFlags::empty())?,
+        mount_id("", AtFlags::EMPTY_PATH)?,
+    ))
+}
+
 /// `stat(path)`: the device a file lives on and, for a device node, the
 /// device it names (`st_rdev`) and whether it is a block device.
 pub fn stat_dev(path: &Path) -> Result<(DevId, Option<DevId>), Errno> {

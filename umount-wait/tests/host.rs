@@ -102,6 +102,14 @@ fn main() {
         ),
         ("read_only_when_busy", read_only_when_busy),
         (
+            "working_directory_on_the_target_is_refused_untouched",
+            working_directory_on_the_target_is_refused_untouched,
+        ),
+        (
+            "the_callers_root_is_refused_untouched",
+            the_callers_root_is_refused_untouched,
+        ),
+        (
             "recursive_unmounts_deepest_first",
             recursive_unmounts_deepest_first,
         ),
@@ -1076,6 +1084,83 @@ fn read_only_when_busy() {
         fs::write(m.join("x"), b"x").is_err(),
         "still writable after -r"
     );
+}
+
+/// The caller's working directory on the target keeps its superblock alive:
+/// a lazy unmount would detach it and wait for ever. Refused before
+/// anything changes, as the kernel path refuses it (EBUSY): exit 32,
+/// untouched. `-t` only bounds the old behaviour (exit 3 after it).
+fn working_directory_on_the_target_is_refused_untouched() {
+    let s = Scratch::new("cwd");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let out = Command::new(BIN)
+        .args(["-l", "-t", "5s", "--json"])
+        .arg(&m)
+        .current_dir(&m)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(EXIT_FAILURE), "{stdout}{stderr}");
+    assert!(stderr.contains("target is busy (untouched)"), "{stderr}");
+    assert_eq!(field(&stdout, "outcome"), Some("untouched"), "{stdout}");
+    assert!(is_mounted(&m));
+}
+
+/// `umount-wait /` where the root is a tmpfs (a child chrooted into one,
+/// with /proc mounted inside, calling the library): umount(2) would only
+/// remount it read-only and return 0, and the wait would never end. The
+/// fallback refuses it as the kernel path does: busy, untouched, and the
+/// filesystem still writable.
+fn the_callers_root_is_refused_untouched() {
+    use umount_wait::{target, ErrorKind, State, WaitPath};
+    let s = Scratch::new("root");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    fs::create_dir(m.join("proc")).unwrap();
+    rustix::mount::mount("proc", m.join("proc"), "proc", MountFlags::empty(), None).unwrap();
+    let path = if kernel_has_umount_wait() {
+        WaitPath::Kernel
+    } else {
+        WaitPath::Fallback
+    };
+    // SAFETY: this process is single-threaded (see main); the child only
+    // runs this test's code and exits.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let verdict = catch_unwind(|| {
+                rustix::process::chroot(&m).unwrap();
+                rustix::process::chdir("/").unwrap();
+                let mounts = mountinfo::read(None).unwrap();
+                let t = target::resolve(Path::new("/"), true, &mounts).unwrap();
+                let options = umount_wait::Options {
+                    timeout: Some(Duration::from_secs(5)),
+                    ..Default::default()
+                };
+                let result = umount_wait::unmount(&t, path, &options, &|_| {});
+                let error = match result {
+                    Ok(report) => panic!("not refused: {:?}", report.outcome),
+                    Err(e) => e,
+                };
+                assert_eq!(error.kind, ErrorKind::Busy, "{error}");
+                assert_eq!(error.state, State::Untouched, "{error}");
+                fs::write("/written", b"x").expect("the root was made read-only");
+            });
+            // SAFETY: ends the child without running the parent's code.
+            unsafe { nix::libc::_exit(i32::from(verdict.is_err())) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(
+                status,
+                nix::sys::wait::WaitStatus::Exited(child, 0),
+                "the chrooted child's check failed (its message is above)"
+            );
+        }
+    }
+    assert!(fs::write(m.join("after"), b"x").is_ok(), "left read-only");
+    assert!(is_mounted(&m));
 }
 
 fn recursive_unmounts_deepest_first() {

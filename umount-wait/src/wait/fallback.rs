@@ -14,8 +14,10 @@ use crate::backoff::{self, Attempt as Try, Stopped};
 use crate::blockers;
 use crate::cancel::{self, Cancel, Wake};
 use crate::device;
+use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed};
 use crate::sys::{self, Inotify, WatchEvents};
+use crate::target::Target;
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
 /// `--timeout` bounds it. `IN_UNMOUNT` is sent by `generic_shutdown_super()`
@@ -56,6 +58,11 @@ pub(super) fn unmount(
         observer,
     } = *attempt;
     report.device_node = device::node_for(target.mount.dev, Path::new(&target.mount.source));
+    // What the kernel path refuses, refused here too, before anything
+    // changes: as umount(2)'s EBUSY.
+    if pinned_by_caller(target) {
+        return unmount_failed(target, options, report, Errno::BUSY);
+    }
     // Added before the unmount: afterwards the path no longer leads there.
     let mut watch = watcher
         .inotify()
@@ -155,6 +162,32 @@ pub(super) fn unmount(
     }
     report.wait_time = wait_start.elapsed();
     Ok(report)
+}
+
+/// Whether this process's root or working directory is on the target's
+/// superblock: then it cannot shut down while we wait for it. The kernel
+/// path's `UMOUNT_WAIT` refuses this with EBUSY before changing anything
+/// (`current_fs_pins_super()` in the series), and so does the fallback.
+/// It covers `umount-wait /`, which umount(2) would turn into a read-only
+/// remount that returns 0, and a lazy unmount of the working directory's
+/// filesystem; a bind mount of the root's filesystem is refused too, as
+/// on the kernel path. Superblocks are compared by their `major:minor` in
+/// the mount table (the root's and the working directory's mounts found
+/// by mount id), so that a btrfs subvolume's own `st_dev` does not hide
+/// its filesystem. When this cannot be found out, nothing is refused.
+fn pinned_by_caller(target: &Target) -> bool {
+    let Ok((root, cwd)) = sys::caller_mount_ids() else {
+        return false;
+    };
+    if root == target.mount.id || cwd == target.mount.id {
+        return true;
+    }
+    let Ok(mounts) = mountinfo::read(None) else {
+        return false;
+    };
+    [root, cwd]
+        .into_iter()
+        .any(|id| mountinfo::by_id(&mounts, id).is_some_and(|m| m.dev == target.mount.dev))
 }
 
 /// Retries `open(dev, O_EXCL)` until the claim is gone. This is not a poll
