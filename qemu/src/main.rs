@@ -79,7 +79,7 @@ enum Command {
         #[arg(long)]
         no_crash_test: bool,
         /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; unpatched and patched kernels only, only without --suites.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 2)]
         s4_boots: u32,
         /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 1)]
