@@ -194,7 +194,7 @@ impl Bench {
 
     /// `umw-vm campaign`: the statistical runs, on demand. Every sample (a
     /// race run, a reboot boot) goes to samples.jsonl; at the end the
-    /// samples and the summary are copied to bench/results/campaign-<date>/
+    /// samples and the summary are copied to bench/results/campaign-<UTC time>/
     /// and the table is printed. The verdicts are the tests' own: a
     /// baseline that never reproduced or a umount-wait mode that was ever
     /// busy or unclean fails here too.
@@ -229,12 +229,20 @@ impl Bench {
                 reboot::run(self, image, initramfs, options.boots, result)?;
             }
             if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {
-                shutdown_reboot::run(self, image, initramfs, options.boots, false, result)?;
+                shutdown_reboot::run_modes(
+                    self,
+                    image,
+                    initramfs,
+                    options.boots,
+                    false,
+                    &shutdown_reboot::MODES,
+                    result,
+                )?;
             }
             Ok(())
         })?;
         let date = crate::context::output_of(
-            std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]),
+            std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H%MZ"]),
         )?;
         let dir = self
             .paths

@@ -108,7 +108,7 @@ enum Command {
     },
     /// Statistics on demand (not a test): many runs of S1-S3 and many boots
     /// of S4 and shutdown-reboot; every sample and the summary go to
-    /// bench/results/campaign-<date>/, and the table is printed.
+    /// bench/results/campaign-<UTC time>/, and the table is printed.
     Campaign {
         /// Kernels; unpatched and patched when none is given.
         #[arg(value_enum)]
