@@ -11,7 +11,9 @@ use umount_wait::Mode;
 
 const AFTER_HELP: &str = "\
 Exit codes (compatible with umount(8)):
-  0   every target unmounted and its filesystem shut down
+  0   every target unmounted and its filesystem shut down; or unmounted while
+      its filesystem stays mounted elsewhere in this namespace (\"unmounted;
+      its filesystem stays mounted at ...\" on stderr, outcome \"unmounted\")
   1   usage error or permission denied (nothing was unmounted on a usage error)
   2   system error
   3   detached, shutdown not confirmed (--timeout expired, or a signal such as

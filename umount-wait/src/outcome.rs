@@ -69,6 +69,10 @@ pub enum Unconfirmed {
     /// The superblock shut down, but the block device stayed claimed by
     /// someone else until the deadline.
     DeviceClaimed,
+    /// The fallback's watch ended without `IN_UNMOUNT`: the mount's root had
+    /// been deleted, and the filesystem stays mounted in another namespace,
+    /// whose end nothing is left to report.
+    RootDeleted,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -77,6 +81,11 @@ impl fmt::Display for Unconfirmed {
             Unconfirmed::Timeout(d) => write!(f, "timed out after {}", crate::duration::show(*d)),
             Unconfirmed::Cancelled => write!(f, "cancelled"),
             Unconfirmed::Signal(sig) => write!(f, "interrupted by {}", signal_name(*sig)),
+            Unconfirmed::RootDeleted => write!(
+                f,
+                "the mount's root was deleted, so the watch on it ended with it; \
+                 the filesystem stays mounted in another mount namespace"
+            ),
             Unconfirmed::DeviceClaimed => {
                 write!(
                     f,

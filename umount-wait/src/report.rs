@@ -157,13 +157,12 @@ impl Printer {
                     );
                 }
             }
+            // Said even when all went well: no shutdown was confirmed.
             Outcome::Unmounted { still_mounted_at } => {
-                if always {
-                    err!(
-                        "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
-                        display(still_mounted_at)
-                    );
-                }
+                err!(
+                    "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
+                    display(still_mounted_at)
+                );
             }
         }
     }

@@ -102,6 +102,10 @@ fn main() {
         ),
         ("read_only_when_busy", read_only_when_busy),
         (
+            "bind_of_a_deleted_directory_is_no_error",
+            bind_of_a_deleted_directory_is_no_error,
+        ),
+        (
             "working_directory_on_the_target_is_refused_untouched",
             working_directory_on_the_target_is_refused_untouched,
         ),
@@ -1083,6 +1087,99 @@ fn read_only_when_busy() {
     assert!(
         fs::write(m.join("x"), b"x").is_err(),
         "still writable after -r"
+    );
+}
+
+/// A bind mount of a directory deleted since: its final `dput()` ends the
+/// watch on its root with `IN_IGNORED` but no `IN_UNMOUNT`. With the
+/// filesystem still mounted here, the bind is unmounted and the command
+/// says where the filesystem stays (exit 0, outcome "unmounted"); as its
+/// last mount, it is shut down (exit 0, "shut_down"). Before, both were
+/// an error ("ended without IN_UNMOUNT", exit 3).
+fn bind_of_a_deleted_directory_is_no_error() {
+    let s = Scratch::new("deleted-root");
+    let t = s.dir("t");
+    let b = s.dir("b");
+    let bind_deleted = || {
+        mount_tmpfs(&t);
+        fs::create_dir(t.join("d")).unwrap();
+        rustix::mount::mount_bind(t.join("d"), &b).unwrap();
+        fs::remove_dir(t.join("d")).unwrap();
+    };
+
+    // The filesystem stays mounted at t. --mode fallback: the watch is
+    // the point here, whatever the kernel offers.
+    bind_deleted();
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("fallback"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "bind of a deleted directory, fs mounted");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("unmounted"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("its filesystem stays mounted at {}", t.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!is_mounted(&b) && is_mounted(&t));
+
+    // The bind is the filesystem's last mount.
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+    bind_deleted();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("fallback"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "bind of a deleted directory, its last mount");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&b));
+
+    // Still mounted in another namespace only (made before the bind, so
+    // that its copy does not hold the deleted directory): nothing is left
+    // to report its end, so unconfirmed (exit 3), the holder named.
+    mount_tmpfs(&t);
+    let mut holder = namespace_holder(&t, "f", 0);
+    fs::create_dir(t.join("d")).unwrap();
+    rustix::mount::mount_bind(t.join("d"), &b).unwrap();
+    fs::remove_dir(t.join("d")).unwrap();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("fallback"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    holder.stop();
+    assert_code(
+        &run,
+        EXIT_UNCONFIRMED,
+        "bind of a deleted directory, held elsewhere",
+    );
+    assert!(
+        run.stdout.contains("the mount's root was deleted"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("\"pid\":{}", holder.id())),
+        "{}",
+        run.stdout
     );
 }
 

@@ -3,7 +3,7 @@
 //! the superblock itself shuts down; for a block device the exclusive
 //! claim is then checked with `open(dev, O_EXCL)`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -11,11 +11,11 @@ use rustix::io::Errno;
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
 use super::{Attempt, Progress, STATUS_INTERVAL};
 use crate::backoff::{self, Attempt as Try, Stopped};
-use crate::blockers;
+use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
 use crate::device;
 use crate::mountinfo;
-use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed};
+use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
 use crate::sys::{self, Inotify, WatchEvents};
 use crate::target::Target;
 
@@ -127,7 +127,23 @@ pub(super) fn unmount(
             }
         }
     }
-    if !seen.unmounted {
+    if seen.ignored && !seen.unmounted {
+        match after_root_evicted(target) {
+            RootEvicted::MountedHere(at) => {
+                report.wait_time = wait_start.elapsed();
+                report.outcome = Outcome::Unmounted {
+                    still_mounted_at: at,
+                };
+                return Ok(report);
+            }
+            RootEvicted::MountedElsewhere => {
+                report.wait_time = wait_start.elapsed();
+                return Ok(detached_unconfirmed(report, Unconfirmed::RootDeleted));
+            }
+            // Shutting down now: confirmed below as after IN_UNMOUNT.
+            RootEvicted::NotMounted => {}
+        }
+    } else if !seen.unmounted {
         return Err(detached(Error::new(
             &target.given,
             ErrorKind::System("the watch on the mount root ended without IN_UNMOUNT"),
@@ -162,6 +178,57 @@ pub(super) fn unmount(
     }
     report.wait_time = wait_start.elapsed();
     Ok(report)
+}
+
+/// Where a filesystem is after the watch on its mount's root ended with
+/// `IN_IGNORED` but without `IN_UNMOUNT`.
+enum RootEvicted {
+    /// Still mounted in this mount namespace, here.
+    MountedHere(PathBuf),
+    /// Still mounted in another mount namespace.
+    MountedElsewhere,
+    /// Mounted nowhere that can be seen.
+    NotMounted,
+}
+
+/// `IN_IGNORED` alone means that the watched inode, the mount's root, was
+/// evicted, not that the superblock shut down: the root had been deleted
+/// (a bind mount of a directory or a file removed since), and the final
+/// `dput()` of this mount let it go. That is no error, and no shutdown
+/// either: `cleanup_mnt()` drops the root before it deactivates the
+/// superblock, and the filesystem may live on in other mounts. So the
+/// mount tables decide:
+///
+/// - another mount of the superblock in this namespace: this mount is
+///   gone, the filesystem stays mounted there (as for a bind mount under
+///   `--all`), nothing to wait for;
+/// - a mount of it in another namespace only: the wait would have gone on
+///   until that one goes, but nothing is left to report its end:
+///   detached, shutdown not confirmed, the holders named;
+/// - no mount anywhere: the last mount was this one (or went with the
+///   holder that let go), and `deactivate_super()` follows the `dput()` in
+///   the same `cleanup_mnt()`: shut down, confirmed by the block device
+///   claim where there is one. An internal mount that no mount table lists
+///   (an overlayfs layer) would go unseen, as it does after `IN_UNMOUNT`.
+fn after_root_evicted(target: &Target) -> RootEvicted {
+    let dev = target.mount.dev;
+    let here = mountinfo::read(None).ok().and_then(|mounts| {
+        mounts
+            .into_iter()
+            .find(|m| m.dev == dev)
+            .map(|m| m.mount_point)
+    });
+    if let Some(at) = here {
+        return RootEvicted::MountedHere(at);
+    }
+    let elsewhere = blockers::find(dev, None)
+        .iter()
+        .any(|b| matches!(b, Blocker::Mount { .. }));
+    if elsewhere {
+        RootEvicted::MountedElsewhere
+    } else {
+        RootEvicted::NotMounted
+    }
 }
 
 /// Whether this process's root or working directory is on the target's
