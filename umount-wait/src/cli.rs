@@ -45,7 +45,9 @@ Examples:
     long_about = "Unmount filesystems and return only when they are shut down.\n\n\
         umount(2) can return while the filesystem still runs: copies in other mount\n\
         namespaces, lazy detach with open files, final references dropped by kernel\n\
-        threads. umount-wait returns when the superblock is gone. On kernels with\n\
+        threads. umount-wait returns when the superblock is gone. A target whose\n\
+        filesystem stays mounted elsewhere in this namespace is unmounted without\n\
+        a wait (it cannot shut down), and that is said. On kernels with\n\
         UMOUNT_WAIT the kernel waits, in a child process that is killed when\n\
         --timeout expires or on Ctrl-C/SIGTERM (the kernel's wait ends only when\n\
         its caller dies); elsewhere an inotify watch on the mount root reports\n\
@@ -94,7 +96,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Print no "not mounted" errors and no status line
+    /// Print no "not mounted" errors and no status line (a wait that lasts
+    /// still names its holders once)
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 

@@ -221,7 +221,7 @@ fn unmount_one(
         t.mount.fstype,
         path.name()
     ));
-    match wait::unmount_with(t, path, options, &|p| printer.progress(p), watcher) {
+    match wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher) {
         Ok(report) => {
             printer.report(&report);
             Exit::for_report(&report)

@@ -38,6 +38,9 @@ pub struct Printer {
     /// stderr is a terminal: show a status line during long waits.
     terminal: bool,
     status_shown: Mutex<bool>,
+    /// The waiting line of the current target has been printed as a log
+    /// line (no terminal, no -v): once is enough.
+    waiting_logged: Mutex<bool>,
 }
 
 impl Printer {
@@ -48,22 +51,44 @@ impl Printer {
             verbose,
             terminal: status_line_terminal(),
             status_shown: Mutex::new(false),
+            waiting_logged: Mutex::new(false),
         }
     }
 
-    /// Whether blockers are worth looking for during a wait.
+    /// Whether blockers are worth looking for during a wait: always, since
+    /// a wait that lasts names them at least once.
     pub fn wants_blockers(&self) -> bool {
-        self.verbose || self.json || (self.terminal && !self.quiet)
+        true
     }
 
     /// Called while a wait lasts (once a second, after the first second).
+    /// On a terminal: a status line, rewritten. With -v: a line a second.
+    /// Otherwise (a script's log), even with -q: one line with every
+    /// holder, so that the log says why the wait lasts.
     pub fn progress(&self, progress: Progress<'_>) {
         let Progress::Waiting {
             target,
             elapsed,
             blockers,
         } = progress;
-        if self.quiet {
+        if !self.verbose && (!self.terminal || self.quiet) {
+            let mut logged = self
+                .waiting_logged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !*logged {
+                *logged = true;
+                let why = match blockers {
+                    [] => "; nothing that holds it is visible from /proc",
+                    _ => ", still held",
+                };
+                err!(
+                    "umount-wait: {}: waiting {:.1}s{why}",
+                    display(target),
+                    elapsed.as_secs_f64()
+                );
+                self.blockers("held by", blockers);
+            }
             return;
         }
         let mut line = format!("{}: waiting {:.1}s", display(target), elapsed.as_secs_f64());
@@ -84,6 +109,10 @@ impl Printer {
     }
 
     fn clear_status(&self) {
+        *self
+            .waiting_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = false;
         let mut shown = self.status_shown.lock().unwrap_or_else(|e| e.into_inner());
         if *shown {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");

@@ -102,6 +102,14 @@ fn main() {
         ),
         ("read_only_when_busy", read_only_when_busy),
         (
+            "a_filesystem_that_stays_mounted_here_is_not_waited_for",
+            a_filesystem_that_stays_mounted_here_is_not_waited_for,
+        ),
+        (
+            "a_lasting_wait_names_its_holders_once_without_a_terminal",
+            a_lasting_wait_names_its_holders_once_without_a_terminal,
+        ),
+        (
             "bind_of_a_deleted_directory_is_no_error",
             bind_of_a_deleted_directory_is_no_error,
         ),
@@ -1087,6 +1095,99 @@ fn read_only_when_busy() {
     assert!(
         fs::write(m.join("x"), b"x").is_err(),
         "still writable after -r"
+    );
+}
+
+/// A mount whose filesystem stays mounted elsewhere in this namespace can
+/// never see it shut down: unmounted without a wait, said on stderr,
+/// outcome "unmounted", exit 0, on either path. A bind mount of a tmpfs
+/// directory while the tmpfs stays; a bind of a file on the root's
+/// filesystem. `-t` only bounds the old behaviour (exit 3 after it).
+fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
+    let s = Scratch::new("stays");
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    fs::create_dir(t.join("d")).unwrap();
+    let b = s.dir("b");
+    rustix::mount::mount_bind(t.join("d"), &b).unwrap();
+    let run = umw([
+        OsStr::new("-t"),
+        OsStr::new("5s"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "bind of a directory of a tmpfs that stays");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("unmounted"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("its filesystem stays mounted at {}", t.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!is_mounted(&b) && is_mounted(&t));
+
+    // A file of the root's filesystem (/etc/hostname, read only here),
+    // bound on a scratch file.
+    let root_dev = mountinfo::read(None)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.mount_point == Path::new("/"))
+        .map(|m| m.dev)
+        .unwrap();
+    let file = Path::new("/etc/hostname");
+    if umount_wait::sys::stat_dev(file).ok().map(|(d, _)| d) != Some(root_dev) {
+        eprintln!("    /etc/hostname is not on /'s filesystem: bind of a file not checked");
+        return;
+    }
+    let f = s.path("f");
+    fs::write(&f, b"").unwrap();
+    rustix::mount::mount_bind(file, &f).unwrap();
+    let run = umw([
+        OsStr::new("-t"),
+        OsStr::new("5s"),
+        OsStr::new("--json"),
+        f.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "bind of a file on /");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("unmounted"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&f));
+}
+
+/// A wait that lasts says what holds the filesystem once, even with no
+/// terminal and no -v, so that a script's log shows why: one waiting line,
+/// the holder named. The line is the readiness signal here; SIGINT then
+/// ends the wait.
+fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
+    let s = Scratch::new("log-holders");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = namespace_holder(&m, "f", 0);
+    let mut cmd = Background::spawn(Command::new(BIN).args(["-t", "60s"]).arg(&m), Watch::Stderr);
+    let named = format!("pid {})", holder.id());
+    let said = cmd.wait_for(": waiting ") && cmd.wait_for(&named);
+    // The status seconds that follow must not repeat it. Letting some pass
+    // can only miss a repetition on a slow machine, never invent one.
+    sleep(Duration::from_millis(2500));
+    cmd.signal(rustix::process::Signal::INT);
+    let run = cmd.finish();
+    holder.stop();
+    assert!(said, "no waiting line naming the holder: {}", run.stderr);
+    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT after the waiting line");
+    assert_eq!(
+        run.stderr.matches(": waiting ").count(),
+        1,
+        "{}",
+        run.stderr
     );
 }
 

@@ -125,6 +125,43 @@ pub fn unmount_with(
     Ok(report)
 }
 
+/// Unmounts `target` and waits for its filesystem, unless that filesystem
+/// stays mounted elsewhere in this mount namespace (a bind mount of it or
+/// the mount it was bound from, the same device mounted twice, a bind of a
+/// file that lives on `/`): its shutdown cannot come while that mount
+/// stays, and waiting would never end. Then it is unmounted without a wait
+/// ([`unmount_shared`]) and the outcome says where the filesystem stays. A
+/// mount in another namespace is waited for: that one may go.
+///
+/// Never for this process's root: umount(2) would turn that into a
+/// read-only remount; the paths refuse it as busy.
+pub fn unmount_target(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+    observer: &dyn Fn(Progress<'_>),
+    watcher: &mut Watcher,
+) -> Result<Report, Error> {
+    match still_mounted_here(target) {
+        Some(at) => unmount_shared(target, path, &at, options),
+        None => unmount_with(target, path, options, observer, watcher),
+    }
+}
+
+/// Another mount of `target`'s filesystem in this mount namespace, unless
+/// `target` is this process's root (or the mount table cannot be read).
+fn still_mounted_here(target: &Target) -> Option<std::path::PathBuf> {
+    let (root, _) = sys::caller_mount_ids().ok()?;
+    if root == target.mount.id {
+        return None;
+    }
+    let mounts = crate::mountinfo::read(None).ok()?;
+    mounts
+        .into_iter()
+        .find(|m| m.dev == target.mount.dev && m.id != target.mount.id)
+        .map(|m| m.mount_point)
+}
+
 /// One target on its way through the kernel or the fallback path.
 struct Attempt<'a> {
     target: &'a Target,
