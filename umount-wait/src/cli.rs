@@ -190,6 +190,7 @@ impl Exit {
             | ErrorKind::Busy
             | ErrorKind::SubmountFailed { .. }
             | ErrorKind::Covered
+            | ErrorKind::Moved
             | ErrorKind::DeadlineReached
             | ErrorKind::Interrupted => Exit::Failure,
         }

@@ -197,6 +197,10 @@ pub enum ErrorKind {
     /// `--all`: the mount point shows another mount on top: this mount
     /// cannot be reached by its path.
     Covered,
+    /// The path leads to another mount than the one resolved (moved,
+    /// unmounted or covered since): not unmounted, so as not to act on a
+    /// mount nobody named.
+    Moved,
     /// `--all`: the deadline (`--timeout`) came before this mount's turn.
     DeadlineReached,
     /// A system call failed; the text says which step.
@@ -279,6 +283,10 @@ impl fmt::Display for Error {
             )?,
             ErrorKind::Interrupted => write!(f, "interrupted before unmounting")?,
             ErrorKind::Covered => write!(f, "covered by another mount, not reachable")?,
+            ErrorKind::Moved => write!(
+                f,
+                "the path leads to another mount than the one looked up (moved or replaced)"
+            )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;

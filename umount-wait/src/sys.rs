@@ -2,7 +2,7 @@
 //! the crate speaks of targets and outcomes, not of flag bits.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -144,8 +144,17 @@ pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
     } else {
         AtFlags::SYMLINK_NOFOLLOW
     };
+    stat_at(CWD, path, flags)
+}
+
+/// [`stat_target`] of what an `O_PATH` descriptor ([`open_path`]) refers to.
+pub fn stat_fd(fd: BorrowedFd<'_>) -> Result<TargetStat, Errno> {
+    stat_at(fd, Path::new(""), AtFlags::EMPTY_PATH)
+}
+
+fn stat_at(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<TargetStat, Errno> {
     let st = rustix::fs::statx(
-        CWD,
+        dir,
         path,
         flags | AtFlags::NO_AUTOMOUNT,
         StatxFlags::TYPE | StatxFlags::MNT_ID,
@@ -166,6 +175,18 @@ pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
             minor: st.stx_dev_minor,
         },
     })
+}
+
+/// `open(path, O_PATH)`, following a final symbolic link only when
+/// `follow`: a handle on the mount root that a target resolves to, which
+/// later steps can check against. It pins the mount (a plain `umount2`
+/// would fail with EBUSY while it is open): close it before unmounting.
+pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    rustix::fs::open(path, flags, Mode::empty())
 }
 
 /// The mount ids of this process's root and working directory
@@ -225,17 +246,17 @@ impl Inotify {
         Ok(Inotify { fd })
     }
 
-    /// Watches `path` (a mount root). The mask needs at least one event;
-    /// `IN_UNMOUNT` and `IN_IGNORED` are delivered whatever it is. The
-    /// watch borrows the instance: while it lives there is no other, so
-    /// every event for another watch descriptor belongs to a watch that
-    /// has ended.
-    pub fn watch_root(&mut self, path: &Path, follow: bool) -> Result<RootWatch<'_>, Errno> {
-        let mut mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
-        if !follow {
-            mask |= inotify::WatchFlags::DONT_FOLLOW;
-        }
-        let wd = inotify::add_watch(&self.fd, path, mask)?;
+    /// Watches the inode `root` refers to (a mount root, through its
+    /// `O_PATH` descriptor: `/proc/self/fd/N`, a link the watch follows,
+    /// so that the path is not looked up again). The mask needs at least
+    /// one event; `IN_UNMOUNT` and `IN_IGNORED` are delivered whatever it
+    /// is. The watch borrows the instance: while it lives there is no
+    /// other, so every event for another watch descriptor belongs to a
+    /// watch that has ended.
+    pub fn watch_root(&mut self, root: BorrowedFd<'_>) -> Result<RootWatch<'_>, Errno> {
+        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        let link = format!("/proc/self/fd/{}", root.as_raw_fd());
+        let wd = inotify::add_watch(&self.fd, link, mask)?;
         Ok(RootWatch {
             inotify: self,
             wd,
@@ -344,14 +365,17 @@ mod tests {
 
         // Given up before IN_IGNORED (a failed unmount, a timeout): the
         // watch is removed with it.
-        let watch = inotify.watch_root(&first, false).unwrap();
+        let first_fd = open_path(&first, false).unwrap();
+        let watch = inotify.watch_root(first_fd.as_fd()).unwrap();
         assert_eq!(watches(fd), 1);
         drop(watch);
         assert_eq!(watches(fd), 0);
 
         // The removal queued IN_IGNORED for the first watch; the next one
         // does not take it for its own.
-        let mut watch = inotify.watch_root(&second, false).unwrap();
+        let second_fd = open_path(&second, false).unwrap();
+        let mut watch = inotify.watch_root(second_fd.as_fd()).unwrap();
+        drop(second_fd);
         let mut seen = WatchEvents::default();
         watch.read_events(&mut seen).unwrap();
         assert_eq!(seen, WatchEvents::default());

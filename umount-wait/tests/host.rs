@@ -102,6 +102,10 @@ fn main() {
         ),
         ("read_only_when_busy", read_only_when_busy),
         (
+            "a_mount_moved_after_resolution_is_left_alone",
+            a_mount_moved_after_resolution_is_left_alone,
+        ),
+        (
             "a_filesystem_that_stays_mounted_here_is_not_waited_for",
             a_filesystem_that_stays_mounted_here_is_not_waited_for,
         ),
@@ -1096,6 +1100,55 @@ fn read_only_when_busy() {
         fs::write(m.join("x"), b"x").is_err(),
         "still writable after -r"
     );
+}
+
+/// The target is resolved, then its mount is moved away and another one
+/// mounted at its path. Neither may be unmounted: the path no longer
+/// leads to the mount resolved (refused untouched, "moved or replaced"),
+/// on the fallback path and on this kernel's own path. Before, the
+/// fallback watched and unmounted the newcomer and reported the resolved
+/// mount shut down.
+fn a_mount_moved_after_resolution_is_left_alone() {
+    use umount_wait::{target, ErrorKind, State, WaitPath};
+    let s = Scratch::new("moved");
+    let p = s.dir("p");
+    let q = s.dir("q");
+    let mut paths = vec![WaitPath::Fallback];
+    if kernel_has_umount_wait() {
+        paths.push(WaitPath::Kernel);
+    }
+    for path in paths {
+        mount_tmpfs(&p);
+        fs::write(p.join("first"), b"").unwrap();
+        let mounts = mountinfo::read(None).unwrap();
+        let t = target::resolve(&p, true, &mounts).unwrap();
+        rustix::mount::mount_move(&p, &q).unwrap();
+        mount_tmpfs(&p);
+        let options = umount_wait::Options {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let result = umount_wait::unmount(&t, path, &options, &|_| {});
+        let still = |dir: &Path| is_mounted(dir);
+        let (at_p, at_q) = (still(&p), still(&q));
+        let _ = rustix::mount::unmount(&p, UnmountFlags::empty());
+        let _ = rustix::mount::unmount(&q, UnmountFlags::empty());
+        let error = match result {
+            Ok(report) => panic!(
+                "{}: acted on the mount at the path: {:?}",
+                path.name(),
+                report.outcome
+            ),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind, ErrorKind::Moved, "{}: {error}", path.name());
+        assert_eq!(error.state, State::Untouched, "{error}");
+        assert!(
+            at_p && at_q,
+            "{}: a mount went (p {at_p}, q {at_q})",
+            path.name()
+        );
+    }
 }
 
 /// A mount whose filesystem stays mounted elsewhere in this namespace can

@@ -3,6 +3,7 @@
 //! the superblock itself shuts down; for a block device the exclusive
 //! claim is then checked with `open(dev, O_EXCL)`.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -63,10 +64,25 @@ pub(super) fn unmount(
     if pinned_by_caller(target) {
         return unmount_failed(target, options, report, Errno::BUSY);
     }
+    // The path looked up once more, into a handle: the watch goes on what
+    // it refers to, checked to be the mount resolved.
+    let root = sys::open_path(&target.path, target.follow)
+        .map_err(|e| Error::from_errno(&target.given, "opening the mount root", e))?;
+    match sys::stat_fd(root.as_fd()) {
+        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
+        Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
+        Err(e) => {
+            return Err(Error::from_errno(
+                &target.given,
+                "inspecting the mount root",
+                e,
+            ))
+        }
+    }
     // Added before the unmount: afterwards the path no longer leads there.
     let mut watch = watcher
         .inotify()
-        .and_then(|inotify| inotify.watch_root(&target.path, target.follow))
+        .and_then(|inotify| inotify.watch_root(root.as_fd()))
         .map_err(|e| {
             Error::from_errno(
                 &target.given,
@@ -74,6 +90,9 @@ pub(super) fn unmount(
                 e,
             )
         })?;
+    // The handle would keep the mount busy; the watch does not.
+    drop(root);
+    super::still_there(target)?;
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
     if let Err(errno) = sys::unmount(&target.path, flags) {

@@ -49,6 +49,7 @@ pub(super) fn unmount(attempt: &Attempt<'_>, mut report: Report) -> Result<Repor
     };
     let call = sys::PreparedUnmount::new(&target.path, flags)
         .map_err(|e| Error::from_errno(&target.given, "unmounting", e))?;
+    super::still_there(target)?;
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
     // SAFETY: the child makes one umount2(2) with arguments prepared above.

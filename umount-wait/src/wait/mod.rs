@@ -162,6 +162,20 @@ fn still_mounted_here(target: &Target) -> Option<std::path::PathBuf> {
         .map(|m| m.mount_point)
 }
 
+/// Checks, right before `umount2(path)`, that the path still leads to the
+/// root of the mount resolved (same mount id): `umount2` takes a path, and
+/// a mount moved or replaced since would otherwise be unmounted in its
+/// place. (An `O_PATH` descriptor cannot be unmounted through: the
+/// descriptor itself keeps the mount busy.) What is left is the time
+/// between this `statx` and the `umount2`.
+fn still_there(target: &Target) -> Result<(), Error> {
+    match sys::stat_target(&target.path, target.follow) {
+        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => Ok(()),
+        Ok(_) => Err(Error::new(&target.given, ErrorKind::Moved, None)),
+        Err(e) => Err(Error::from_errno(&target.given, "inspecting the target", e)),
+    }
+}
+
 /// One target on its way through the kernel or the fallback path.
 struct Attempt<'a> {
     target: &'a Target,
@@ -186,6 +200,7 @@ pub fn unmount_shared(
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
     let mut report = new_report(target, path);
+    still_there(target)?;
     let start = Instant::now();
     let result = sys::unmount(&target.path, plain_flags(target, options));
     report.umount_time = start.elapsed();
