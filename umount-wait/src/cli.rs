@@ -380,7 +380,7 @@ mod tests {
                 fstype: "tmpfs".into(),
                 source: "tmpfs".into(),
             },
-            device_node: None,
+            device_nodes: vec![],
             path: umount_wait::WaitPath::Fallback,
             outcome,
             umount_time: Duration::ZERO,

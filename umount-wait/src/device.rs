@@ -1,4 +1,6 @@
-//! The block device behind a superblock, found from its `major:minor`.
+//! The block devices behind a superblock: found from its `major:minor`,
+//! or, for a superblock with an anonymous one that holds block devices
+//! (btrfs), from the mount source and sysfs.
 //!
 //! Where the node lives differs: udev makes `/dev/block/M:m`, a busybox
 //! initramfs with devtmpfs has `/dev/NAME` (NAME from sysfs `uevent`), and
@@ -9,8 +11,88 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use crate::mountinfo::DevId;
+use crate::mountinfo::{DevId, Mount};
 use crate::sys;
+
+/// Where btrfs lists each filesystem's member devices:
+/// `/sys/fs/btrfs/<fsid>/devices/<name>/dev` holds `major:minor`.
+pub const BTRFS_SYSFS: &str = "/sys/fs/btrfs";
+
+/// The block device nodes whose exclusive claims go only when `mount`'s
+/// filesystem has let go, found before it is unmounted (btrfs removes its
+/// sysfs directory when it closes):
+///
+/// - a superblock on a block device: that device;
+/// - btrfs, whose `s_dev` is anonymous: every member device, from
+///   [`BTRFS_SYSFS`], the filesystem being the one whose members include
+///   the mount source. `IN_UNMOUNT` comes before btrfs's `->put_super()`
+///   (`close_ctree()`: the last commit, the devices closed), so the claims
+///   are what says it is done;
+/// - any other anonymous superblock whose mount source is a block device
+///   node: that device.
+///
+/// Empty for filesystems without block devices (tmpfs, proc, NFS).
+pub fn nodes_for(mount: &Mount) -> Vec<PathBuf> {
+    let source = Path::new(&mount.source);
+    if !mount.dev.is_anonymous() {
+        return node_for(mount.dev, source).into_iter().collect();
+    }
+    let Some(source_dev) = block_device_of(source) else {
+        return Vec::new();
+    };
+    let members = match mount.fstype.as_str() {
+        "btrfs" => btrfs_members(Path::new(BTRFS_SYSFS), source_dev),
+        _ => None,
+    }
+    .unwrap_or_else(|| vec![source_dev]);
+    members
+        .into_iter()
+        .filter_map(|dev| node_for(dev, source))
+        .collect()
+}
+
+/// The device a block device node names.
+fn block_device_of(node: &Path) -> Option<DevId> {
+    if !node.is_absolute() {
+        return None;
+    }
+    match sys::stat_dev(node) {
+        Ok((_, Some(rdev))) => Some(rdev),
+        _ => None,
+    }
+}
+
+/// The member devices of the btrfs filesystem that has `member` among
+/// them, from a tree laid out as `/sys/fs/btrfs` (`sysfs`): one directory
+/// per fsid, `devices/<name>/dev` in each. None when no filesystem there
+/// has it.
+pub fn btrfs_members(sysfs: &Path, member: DevId) -> Option<Vec<DevId>> {
+    let filesystems = std::fs::read_dir(sysfs).ok()?;
+    for fs in filesystems.flatten() {
+        let Ok(devices) = std::fs::read_dir(fs.path().join("devices")) else {
+            continue;
+        };
+        let mut members: Vec<DevId> = devices
+            .flatten()
+            .filter_map(|d| std::fs::read_to_string(d.path().join("dev")).ok())
+            .filter_map(|text| parse_dev(&text))
+            .collect();
+        if members.contains(&member) {
+            members.sort_by_key(|d| (d.major, d.minor));
+            return Some(members);
+        }
+    }
+    None
+}
+
+/// `major:minor` as sysfs writes it (`7:0\n`).
+fn parse_dev(text: &str) -> Option<DevId> {
+    let (major, minor) = text.trim().split_once(':')?;
+    Some(DevId {
+        major: major.parse().ok()?,
+        minor: minor.parse().ok()?,
+    })
+}
 
 /// The device name in a sysfs `uevent` file (`DEVNAME=loop0`).
 pub fn devname_from_uevent(uevent: &[u8]) -> Option<PathBuf> {
@@ -58,6 +140,40 @@ mod tests {
             devname_from_uevent(b"DEVNAME=mapper/x"),
             Some(PathBuf::from("/dev/mapper/x"))
         );
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("umw-device-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn member(sysfs: &Path, fsid: &str, name: &str, dev: &str) {
+        let dir = sysfs.join(fsid).join("devices").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dev"), format!("{dev}\n")).unwrap();
+    }
+
+    #[test]
+    fn btrfs_members_of_the_filesystem_that_has_the_source() {
+        let sysfs = scratch("btrfs");
+        member(&sysfs, "aaaa-1", "loop0", "7:0");
+        member(&sysfs, "bbbb-2", "sdb", "8:16");
+        member(&sysfs, "bbbb-2", "sdc", "8:32");
+        member(&sysfs, "bbbb-2", "loop3", "7:3");
+        // An fsid directory without devices/ (features, ...) is skipped.
+        std::fs::create_dir_all(sysfs.join("features")).unwrap();
+        let dev = |major, minor| DevId { major, minor };
+        assert_eq!(
+            btrfs_members(&sysfs, dev(8, 32)),
+            Some(vec![dev(7, 3), dev(8, 16), dev(8, 32)])
+        );
+        assert_eq!(btrfs_members(&sysfs, dev(7, 0)), Some(vec![dev(7, 0)]));
+        assert_eq!(btrfs_members(&sysfs, dev(9, 9)), None);
+        assert_eq!(btrfs_members(&sysfs.join("absent"), dev(7, 0)), None);
+        std::fs::remove_dir_all(&sysfs).unwrap();
+        assert_eq!(parse_dev("259:3\n"), Some(dev(259, 3)));
+        assert_eq!(parse_dev("x:3"), None);
     }
 
     #[test]

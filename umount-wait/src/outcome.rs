@@ -150,8 +150,10 @@ pub struct Report {
     pub target: PathBuf,
     /// The mount as it was before unmounting.
     pub mount: Mount,
-    /// The block device node checked for its claim, if there is one.
-    pub device_node: Option<PathBuf>,
+    /// The block device nodes checked for their claims: the one a block
+    /// filesystem is on, or every member device of a btrfs; none for a
+    /// filesystem without block devices.
+    pub device_nodes: Vec<PathBuf>,
     pub path: WaitPath,
     pub outcome: Outcome,
     /// Time spent in `umount2(2)` (on the kernel path this includes the wait).

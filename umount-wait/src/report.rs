@@ -442,10 +442,18 @@ pub fn json_report(r: &Report) -> String {
     out.push_str(",\"fstype\":");
     json_string(&mut out, &r.mount.fstype);
     let _ = write!(out, ",\"device\":\"{}\",\"device_node\":", r.mount.dev);
-    match &r.device_node {
+    match r.device_nodes.first() {
         Some(node) => json_path(&mut out, node),
         None => out.push_str("null"),
     }
+    out.push_str(",\"device_nodes\":[");
+    for (i, node) in r.device_nodes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_path(&mut out, node);
+    }
+    out.push(']');
     let _ = write!(
         out,
         ",\"path\":\"{}\",\"outcome\":\"{}\",\"reason\":",

@@ -58,7 +58,7 @@ pub(super) fn unmount(
         options,
         observer,
     } = *attempt;
-    report.device_node = device::node_for(target.mount.dev, Path::new(&target.mount.source));
+    report.device_nodes = device::nodes_for(&target.mount);
     // What the kernel path refuses, refused here too, before anything
     // changes: as umount(2)'s EBUSY.
     if pinned_by_caller(target) {
@@ -169,10 +169,10 @@ pub(super) fn unmount(
             None,
         )));
     }
-    if let Some(node) = report.device_node.clone() {
+    if !report.device_nodes.is_empty() {
         let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-        let claim = wait_for_claim(
-            &node,
+        let claim = wait_for_claims(
+            &report.device_nodes,
             options.cancel,
             claim_deadline,
             &mut report.claim_attempts,
@@ -276,30 +276,41 @@ fn pinned_by_caller(target: &Target) -> bool {
         .any(|id| mountinfo::by_id(&mounts, id).is_some_and(|m| m.dev == target.mount.dev))
 }
 
-/// Retries `open(dev, O_EXCL)` until the claim is gone. This is not a poll
+/// Retries `open(dev, O_EXCL)` on each of `nodes` until every claim is
+/// gone (a device found free is not tried again). This is not a poll
 /// loop: it runs only after `IN_UNMOUNT`, when the superblock is already
-/// shutting down and only `->put_super()` and the release of the device
-/// remain; there is no event for that release.
-fn wait_for_claim(
-    node: &Path,
+/// shutting down and only `->put_super()` and the release of the devices
+/// remain; there is no event for that release. `attempts` counts rounds.
+fn wait_for_claims(
+    nodes: &[PathBuf],
     cancel: Cancel<'_>,
     deadline: Instant,
     attempts: &mut u32,
 ) -> Result<(), Stopped<Errno>> {
+    let mut claimed: Vec<&Path> = nodes.iter().map(PathBuf::as_path).collect();
     backoff::retry(
         deadline,
         cancel,
         |e| e,
         || {
             *attempts += 1;
-            match sys::try_claim(node) {
-                Ok(()) => Try::Done(()),
+            let mut failed = None;
+            claimed.retain(|node| match sys::try_claim(node) {
+                Ok(()) => false,
                 // The device went away with its last user (a loop device
                 // with autoclear, a removed disk): nothing claims it any
                 // more.
-                Err(Errno::NOENT | Errno::NXIO | Errno::NODEV) => Try::Done(()),
-                Err(Errno::BUSY) => Try::Again,
-                Err(e) => Try::Failed(e),
+                Err(Errno::NOENT | Errno::NXIO | Errno::NODEV) => false,
+                Err(Errno::BUSY) => true,
+                Err(e) => {
+                    failed = failed.or(Some(e));
+                    true
+                }
+            });
+            match (failed, claimed.is_empty()) {
+                (Some(e), _) => Try::Failed(e),
+                (None, true) => Try::Done(()),
+                (None, false) => Try::Again,
             }
         },
     )

@@ -15,7 +15,7 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
     Report {
         target: target.given.clone(),
         mount: target.mount.clone(),
-        device_node: None,
+        device_nodes: Vec::new(),
         path,
         outcome: Outcome::ShutDown,
         umount_time: Duration::ZERO,
