@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
-use super::{Attempt, Progress, STATUS_INTERVAL};
+use super::{Attempt, STATUS_INTERVAL};
 use crate::backoff::{self, Attempt as Try, Stopped};
 use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
@@ -56,7 +56,7 @@ pub(super) fn unmount(
         target,
         flags,
         options,
-        observer,
+        ..
     } = *attempt;
     report.device_nodes = device::nodes_for(&target.mount);
     // What the kernel path refuses, refused here too, before anything
@@ -123,14 +123,7 @@ pub(super) fn unmount(
                 return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
             }
             Wake::Deadline => {
-                if options.watch_blockers {
-                    report.blockers = blockers::find(target.mount.dev, None);
-                }
-                observer(Progress::Waiting {
-                    target: &target.given,
-                    elapsed: start.elapsed(),
-                    blockers: &report.blockers,
-                });
+                attempt.still_waiting(&mut report, start);
                 tick += STATUS_INTERVAL;
             }
             Wake::Cancelled => {

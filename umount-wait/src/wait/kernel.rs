@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
-use super::{Attempt, Progress, STATUS_INTERVAL};
-use crate::blockers;
+use super::{Attempt, STATUS_INTERVAL};
 use crate::cancel::{self, Wake};
 use crate::child::{CallChild, Ended};
 use crate::mountinfo::{self, Mount};
@@ -38,10 +37,7 @@ enum Stopped {
 /// child is killed with SIGKILL and reaped.
 pub(super) fn unmount(attempt: &Attempt<'_>, mut report: Report) -> Result<Report, Error> {
     let Attempt {
-        target,
-        options,
-        observer,
-        ..
+        target, options, ..
     } = *attempt;
     let flags = UnmountOptions {
         wait: true,
@@ -68,14 +64,7 @@ pub(super) fn unmount(attempt: &Attempt<'_>, mut report: Report) -> Result<Repor
                 break Some(Stopped::Deadline)
             }
             Wake::Deadline => {
-                if options.watch_blockers {
-                    report.blockers = blockers::find(target.mount.dev, None);
-                }
-                observer(Progress::Waiting {
-                    target: &target.given,
-                    elapsed: start.elapsed(),
-                    blockers: &report.blockers,
-                });
+                attempt.still_waiting(&mut report, start);
                 tick += STATUS_INTERVAL;
             }
             Wake::Cancelled => break Some(Stopped::Cancelled),

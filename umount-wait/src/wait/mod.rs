@@ -185,6 +185,21 @@ struct Attempt<'a> {
     observer: &'a dyn Fn(Progress<'_>),
 }
 
+impl Attempt<'_> {
+    /// A wait that lasts, at each status tick: who holds the filesystem
+    /// now (when asked to look), told to the observer. Both paths use it.
+    fn still_waiting(&self, report: &mut Report, start: Instant) {
+        if self.options.watch_blockers {
+            report.blockers = crate::blockers::find(self.target.mount.dev, None);
+        }
+        (self.observer)(Progress::Waiting {
+            target: &self.target.given,
+            elapsed: start.elapsed(),
+            blockers: &report.blockers,
+        });
+    }
+}
+
 /// Unmounts a mount whose filesystem stays mounted at `still_mounted_at` (a
 /// bind mount of it, another mount `--all` leaves alone): its superblock
 /// cannot shut down now, so this is a plain `umount2(2)` with nothing to
