@@ -29,9 +29,9 @@ patched | debug) expected=kernel ;;
 *) expected=fallback ;;
 esac
 
-ktap_plan 7
+ktap_plan 8
 if [ ! -x $cmd ]; then
-	for t in probe tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout dying_namespace_waits; do
+	for t in probe tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
 		ktap_fail "${mode}_$t" "umount-wait is not in the initramfs"
 	done
 	ktap_done
@@ -51,7 +51,7 @@ if [ "$mode" = kernel ] && [ "$probe" != kernel ]; then
 		ktap_fail "kernel_mode_refused_without_flag" "exit $rc, still mounted: $(is_mounted /tmp/refuse && echo yes || echo no)"
 	fi
 	umount /tmp/refuse
-	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout dying_namespace_waits; do
+	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
 		ktap_skip "kernel_$t" "no UMOUNT_WAIT in this kernel"
 	done
 	ktap_done
@@ -132,6 +132,38 @@ if [ $rc -eq 3 ] && [ $excl -eq 0 ]; then
 	ktap_ok "${mode}_namespace_copy_timeout"
 else
 	ktap_fail "${mode}_namespace_copy_timeout" "exit $rc (want 3), O_EXCL after the namespace died: $excl"
+fi
+
+# A stop request during the wait (SIGTERM, as a supervisor sends; a shell
+# starts background jobs with SIGINT ignored, so Ctrl-C's SIGINT cannot be
+# sent here; the binary handles both the same way): exit 3, detached,
+# shutdown not confirmed. On the kernel path the call is in a child that
+# the command kills: the mount must be gone and the command must not hang.
+cleanup
+mount_ext4
+unshare -m sleep 60 &
+nsholder=$!
+sleep 0.5
+$cmd --mode "$mode" -v $mnt 2>/tmp/tool-stop.log &
+waiter=$!
+i=0
+while ! grep -q ": waiting " /tmp/tool-stop.log && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+kill -TERM $waiter
+wait $waiter
+rc=$?
+mounted=$(is_mounted $mnt && echo yes || echo no)
+kill $nsholder
+wait $nsholder 2>/dev/null
+race-excl -w 10000 "$dev"
+excl=$?
+if [ $rc -eq 3 ] && [ "$mounted" = no ] && [ $excl -eq 0 ]; then
+	ktap_ok "${mode}_sigterm_detached_unconfirmed"
+else
+	ktap_note "$(tail -n 5 /tmp/tool-stop.log)"
+	ktap_fail "${mode}_sigterm_detached_unconfirmed" "exit $rc (want 3), still mounted here: $mounted, O_EXCL after the namespace died: $excl"
 fi
 
 # A dying namespace (it exits 2 s later): waits for it, then the device is free.
