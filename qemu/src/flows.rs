@@ -356,7 +356,7 @@ impl Bench {
     /// Quick start: the patched kernel, umount-wait next to plain umount.
     pub fn demo(&self) -> Result<bool> {
         self.progress.note(&format!(
-            "demo: {}; then one boot under QEMU TCG (about 30 s)",
+            "demo: {}; then one boot under QEMU TCG (about 15 s)",
             kernel::build_plan(self, KernelName::Patched)?
         ));
         let image = match kernel::build(self, KernelName::Patched) {

@@ -213,9 +213,9 @@ pub fn build_plan(bench: &Bench, name: KernelName) -> Result<String> {
             break;
         }
         steps.push(match k {
-            KernelName::Unpatched => "the unpatched kernel from scratch (about 8 min on 2 cores)",
+            KernelName::Unpatched => "the unpatched kernel from scratch (5-8 min on 2 cores)",
             KernelName::Patched => "the patched kernel on top of it (about 1 min)",
-            KernelName::Debug => "the debug kernel (about 7 min: its config rebuilds nearly all)",
+            KernelName::Debug => "the debug kernel (5-8 min: its config rebuilds nearly all)",
             KernelName::Mutant => "the mutant kernel (about 1 min)",
             KernelName::Stock => unreachable!(),
         });
