@@ -25,7 +25,7 @@ mount_ext4() {
 }
 
 case $UMW_KERNEL in
-patched | debug) expected=kernel ;;
+patched | patched-7.3 | debug) expected=kernel ;;
 *) expected=fallback ;;
 esac
 
