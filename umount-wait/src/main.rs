@@ -1,6 +1,6 @@
 //! `umount-wait`: unmount filesystems and return only when they are shut down.
 
-mod cli;
+mod exit;
 mod report;
 mod stop;
 
@@ -17,16 +17,17 @@ use umount_wait::target::{self, Target};
 use umount_wait::wait::Watcher;
 use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
-use cli::{Cli, Exit};
+use exit::Exit;
 use report::Printer;
 use stop::StopSignals;
+use umount_wait::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(cli::exit_for_parse_error(e.kind()) as u8);
+            return ExitCode::from(exit::for_parse_error(e.kind()) as u8);
         }
     };
     match run(&cli) {
