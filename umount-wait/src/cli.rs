@@ -42,60 +42,111 @@ Exit codes: 0 shut down, 1 usage or permission, 2 system error, 3 detached
 but shutdown not confirmed, 32 failure (left as it was), 64 some failed.
 'umount-wait --help' explains them and gives examples.";
 
-/// After `--help`, and the man page's EXIT STATUS and EXAMPLES.
-pub const EXIT_STATUS: &str = "\
-0   every target unmounted and its filesystem shut down; or unmounted while
-    its filesystem stays mounted elsewhere in this namespace (said on
-    stderr, outcome \"unmounted\")
-1   usage error (nothing was unmounted) or permission denied
-2   system error (also --mode kernel on a kernel without UMOUNT_WAIT)
-3   detached, shutdown not confirmed: --timeout expired, or a signal
-    (Ctrl-C, SIGTERM) interrupted the wait; the filesystem may still run
-32  failure: the target was left as it was (with -r: remounted
-    read-only); also a target that holds umount-wait's own root or
-    working directory (umount-wait /), refused as busy
-64  several targets with different results (some failed)
+/// The exit codes, for `--help` and the man page's EXIT STATUS.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "every target unmounted and its filesystem shut down; or unmounted while \
+         its filesystem stays mounted elsewhere in this namespace (said on stderr, \
+         outcome \"unmounted\")",
+    ),
+    (
+        1,
+        "usage error (nothing was unmounted) or permission denied",
+    ),
+    (
+        2,
+        "system error (also --mode kernel on a kernel without UMOUNT_WAIT)",
+    ),
+    (
+        3,
+        "detached, shutdown not confirmed: --timeout expired, or a signal \
+         (Ctrl-C, SIGTERM) interrupted the wait; the filesystem may still run",
+    ),
+    (
+        32,
+        "failure: the target was left as it was (with -r: remounted read-only); \
+         also a target that holds umount-wait's own root or working directory \
+         (umount-wait /), refused as busy",
+    ),
+    (64, "several targets with different results (some failed)"),
+];
 
-With several targets the code is theirs when they all agree, 64 otherwise.
-With --all, the same over every selected filesystem: 0 when all shut down
-(the root, if selected, remounted read-only) and their loop devices
-detached, 32 when none did, 64 when some did.";
+/// After the list of exit codes.
+pub const EXIT_CODES_NOTE: &str = "\
+With several targets the code is theirs when they all agree, 64 otherwise. \
+With --all, the same over every selected filesystem: 0 when all shut down \
+(the root, if selected, remounted read-only) and their loop devices detached, \
+32 when none did, 64 when some did.";
 
-pub const EXAMPLES: &str = "\
-umount-wait /mnt/data
-    unmount, return when the filesystem is shut down
-umount-wait -l -t 30s /mnt/data
-    detach now, wait at most 30 seconds for the last user
-umount-wait -R -r /mnt
-    the mounts below /mnt first; remount read-only what is busy
-umount-wait --json /mnt/a /mnt/b
-    one JSON object per target on stdout
-umount-wait --probe
-    \"kernel\" or \"fallback\": how this kernel is waited on
-umount-wait --all -t 20s
-    shutdown: every real filesystem, deepest first, one deadline
-umount-wait --all --include /data --exclude /data/cache --types noext4
-    under /data but not /data/cache, every type but ext4";
+/// Command lines and what they do, for `--help` and the man page.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "umount-wait /mnt/data",
+        "unmount, return when the filesystem is shut down",
+    ),
+    (
+        "umount-wait -l -t 30s /mnt/data",
+        "detach now, wait at most 30 seconds for the last user",
+    ),
+    (
+        "umount-wait -R -r /mnt",
+        "the mounts below /mnt first; remount read-only what is busy",
+    ),
+    (
+        "umount-wait --json /mnt/a /mnt/b",
+        "one JSON object per target on stdout",
+    ),
+    (
+        "umount-wait --probe",
+        "\"kernel\" or \"fallback\": how this kernel is waited on",
+    ),
+    (
+        "umount-wait --all -t 20s",
+        "shutdown: every real filesystem, deepest first, one deadline",
+    ),
+    (
+        "umount-wait --all --include /data --exclude /data/cache --types noext4",
+        "under /data but not /data/cache, every type but ext4",
+    ),
+];
 
-/// `--help`'s epilogue: the exit codes and the examples, indented.
+/// `--help`'s epilogue: the exit codes and the examples, filled to 80
+/// columns here (clap would wrap them too, but lose the hanging indent).
 fn after_long_help() -> String {
-    let indent = |text: &str| {
-        text.lines()
-            .map(|l| {
-                if l.is_empty() {
-                    String::new()
-                } else {
-                    format!("  {l}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "Exit codes (compatible with umount(8)):\n{}\n\nExamples:\n{}",
-        indent(EXIT_STATUS),
-        indent(EXAMPLES)
-    )
+    let mut out = String::from("Exit codes (compatible with umount(8)):\n");
+    for (code, meaning) in EXIT_CODES {
+        out += &hanging(&format!("{code:<4}"), "  ", meaning);
+    }
+    out += "\n";
+    out += &hanging("", "  ", EXIT_CODES_NOTE);
+    out += "\nExamples:\n";
+    for (line, what) in EXAMPLES {
+        out += &format!("  {line}\n");
+        out += &hanging("", "      ", what);
+    }
+    out.trim_end().to_string()
+}
+
+/// `text` filled to 80 columns after `indent`, the first line starting with
+/// `lead`, the others indented to match it.
+fn hanging(lead: &str, indent: &str, text: &str) -> String {
+    let margin = indent.len() + lead.len();
+    let mut out = format!("{indent}{lead}");
+    let mut column = margin;
+    for word in text.split_whitespace() {
+        if column > margin && column + 1 + word.len() > 80 {
+            out += &format!("\n{:margin$}", "");
+            column = margin;
+        }
+        if column > margin {
+            out.push(' ');
+            column += 1;
+        }
+        out += word;
+        column += word.len();
+    }
+    out + "\n"
 }
 
 const ALL_HEADING: &str = "Shutdown mode (--all)";
