@@ -1,6 +1,7 @@
 //! `umount-wait`: unmount filesystems and return only when they are shut down.
 
 mod exit;
+mod json;
 mod report;
 mod stop;
 
