@@ -120,6 +120,7 @@ mod tests {
                 mount_point: "/x".into(),
                 fstype: "tmpfs".into(),
                 source: "tmpfs".into(),
+                options: "rw".into(),
             },
             device_nodes: vec![],
             path: umount_wait::WaitPath::Fallback,

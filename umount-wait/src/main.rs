@@ -168,6 +168,7 @@ fn unmount_all(
             include: normal(&cli.include),
             exclude: normal(&cli.exclude),
             types: cli.types.clone(),
+            options: None,
             include_api: cli.include_api,
         },
         force_last_pass: cli.force,

@@ -538,6 +538,7 @@ mod tests {
             mount_point: "/data".into(),
             fstype: "ext4".into(),
             source: "/dev/loop0".into(),
+            options: "rw".into(),
         }
     }
 
