@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::select::TypeList;
+use crate::select::{OptionList, TypeList};
 use crate::Mode;
 
 /// The three forms, for the usage line and the man page's synopsis.
 const USAGE: &str = "\
 umount-wait [OPTIONS] TARGET...
-       umount-wait --all [--types LIST] [--include PREFIX]... [OPTIONS]
+       umount-wait --all [-t TYPES] [-O OPTIONS] [--include PREFIX]... [OPTIONS]
        umount-wait --probe";
 
 const ABOUT: &str = "Unmount filesystems and return only when they are shut down";
@@ -86,7 +86,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "unmount, return when the filesystem is shut down",
     ),
     (
-        "umount-wait -l -t 30s /mnt/data",
+        "umount-wait -l --timeout 30s /mnt/data",
         "detach now, wait at most 30 seconds for the last user",
     ),
     (
@@ -102,11 +102,27 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "\"kernel\" or \"fallback\": how this kernel is waited on",
     ),
     (
-        "umount-wait --all -t 20s",
+        "umount-wait -d /mnt/image",
+        "unmount, then detach the loop device under it",
+    ),
+    (
+        "umount-wait -A /dev/sdb1",
+        "every mount of /dev/sdb1 in this namespace, the newest first",
+    ),
+    (
+        "umount-wait --fake -R /mnt",
+        "print what -R would unmount, in order; change nothing",
+    ),
+    (
+        "umount-wait --all --timeout 20s",
         "shutdown: every real filesystem, deepest first, one deadline",
     ),
     (
-        "umount-wait --all --include /data --exclude /data/cache --types noext4",
+        "umount-wait -a -t tmpfs,ext4 -O noro",
+        "every tmpfs and ext4 mounted read-write",
+    ),
+    (
+        "umount-wait --all --include /data --exclude /data/cache -t noext4",
         "under /data but not /data/cache, every type but ext4",
     ),
 ];
@@ -151,7 +167,19 @@ fn hanging(lead: &str, indent: &str, text: &str) -> String {
 
 const ALL_HEADING: &str = "Shutdown mode (--all)";
 
-#[derive(Parser, Debug)]
+/// `-t LIST`: umount(8)'s type list. What was the timeout's `-t` before
+/// (`-t 30s`) is refused with the new spelling, not taken for a type.
+fn types(text: &str) -> Result<TypeList, String> {
+    if crate::duration::parse(text).is_ok() {
+        return Err(format!(
+            "-t is --types, as in umount(8); for a timeout of {text}, use \
+             --timeout {text} (or -w {text})"
+        ));
+    }
+    TypeList::parse(text)
+}
+
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "umount-wait",
     version,
@@ -205,12 +233,56 @@ pub struct Cli {
     #[arg(short = 'r', long = "read-only")]
     pub read_only: bool,
 
-    /// Bound the wait for each target (500ms, 30s, 2m, 1h)
+    /// Wait at most DURATION for each target (500ms, 30s, 2m, 1h)
     ///
     /// A bare number is seconds. With --all, one deadline for the whole
-    /// run.
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    /// run. (-t was this option before; it is --types now, as in umount(8).)
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,
+
+    /// Unmount every mount of TARGET's filesystem in this namespace
+    ///
+    /// As umount(8) -A: TARGET (a mount point or a device) names a
+    /// filesystem; all of its mounts here are unmounted, the newest first,
+    /// and the last one waits for the shutdown.
+    #[arg(short = 'A', long = "all-targets", conflicts_with = "recursive")]
+    pub all_targets: bool,
+
+    /// After TARGET has shut down, detach its loop device
+    ///
+    /// LOOP_CLR_FD, then the unbind confirmed (as --all does). For a
+    /// TARGET that is not on a loop device, nothing more is done.
+    #[arg(short = 'd', long = "detach-loop")]
+    pub detach_loop: bool,
+
+    /// Do not canonicalize TARGET (no symbolic link is resolved in it)
+    ///
+    /// As umount(8) -c: TARGET is used as given. It is still looked at
+    /// (statx) to find its mount.
+    #[arg(short = 'c', long = "no-canonicalize")]
+    pub no_canonicalize: bool,
+
+    /// Dry run: resolve the targets, print what would be unmounted, change
+    /// nothing
+    #[arg(long)]
+    pub fake: bool,
+
+    /// Act in the mount namespace of process PID (or of the namespace file
+    /// at PATH)
+    ///
+    /// As umount(8) -N: the namespace is entered before anything else
+    /// (relative TARGETs are made absolute first, against the current
+    /// directory); paths are then looked up in that namespace.
+    #[arg(short = 'N', long, value_name = "PID|PATH")]
+    pub namespace: Option<PathBuf>,
+
+    /// Accepted for umount(8) compatibility: /etc/mtab is never written
+    #[arg(short = 'n', long = "no-mtab")]
+    pub no_mtab: bool,
+
+    /// Accepted for umount(8) compatibility: no umount.TYPE helper is run
+    #[arg(short = 'i', long = "internal-only")]
+    pub internal_only: bool,
 
     /// Print one JSON object per target on stdout, one a line
     #[arg(long)]
@@ -237,7 +309,7 @@ pub struct Cli {
         short = 'a',
         long,
         help_heading = ALL_HEADING,
-        conflicts_with_all = ["targets", "lazy", "recursive", "no_follow"]
+        conflicts_with_all = ["targets", "lazy", "recursive", "no_follow", "all_targets"]
     )]
     pub all: bool,
 
@@ -252,18 +324,34 @@ pub struct Cli {
     #[arg(long, value_name = "PREFIX", help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub exclude: Vec<PathBuf>,
 
-    /// Only these filesystem types, as umount(8) -t takes them
+    /// Only these filesystem types (ext4,vfat; noext4: all but ext4)
     ///
-    /// ext4,vfat selects those; a leading "no" (noext4,vfat) selects every
-    /// other type. Naming an API type selects it (tmpfs is not one).
+    /// As umount(8) -t: a comma list; a leading "no" (noext4,vfat) selects
+    /// every other type. Naming an API type selects it (tmpfs is not one).
+    /// Like umount(8), it selects for --all only: TARGETs are unmounted
+    /// whatever their type.
     #[arg(
+        short = 't',
         long,
         value_name = "LIST",
         help_heading = ALL_HEADING,
-        conflicts_with = "targets",
-        value_parser = TypeList::parse
+        value_parser = types
     )]
     pub types: Option<TypeList>,
+
+    /// Only mounts with these options (ro; noro: not read-only)
+    ///
+    /// As umount(8) -O: a comma list; every option listed must be set
+    /// (name or name=value), one with a "no" prefix must not be ("+"
+    /// takes a name as it is: +noexec). For --all only, as -t.
+    #[arg(
+        short = 'O',
+        long = "test-opts",
+        value_name = "LIST",
+        help_heading = ALL_HEADING,
+        value_parser = OptionList::parse
+    )]
+    pub test_opts: Option<OptionList>,
 
     /// Do not skip API filesystems
     #[arg(long, help_heading = ALL_HEADING, conflicts_with = "targets")]
@@ -331,7 +419,7 @@ mod tests {
             "-r",
             "-v",
             "--no-follow",
-            "-t",
+            "-w",
             "2m",
             "/mnt/a",
             "/mnt/b",
@@ -362,8 +450,8 @@ mod tests {
         for args in [
             &["--bogus", "/x"][..],
             &[][..],
-            &["-t", "5x", "/x"][..],
-            &["-t", "", "/x"][..],
+            &["-w", "5x", "/x"][..],
+            &["--timeout", "", "/x"][..],
             &["--mode", "fast", "/x"][..],
             &["-q", "-v", "/x"][..],
         ] {
@@ -384,7 +472,7 @@ mod tests {
             "--types",
             "noext4",
             "-f",
-            "-t",
+            "--timeout",
             "20s",
         ])
         .unwrap();
@@ -398,11 +486,80 @@ mod tests {
             &["--all", "-l"][..],
             &["--all", "-R"][..],
             &["--include", "/mnt", "/mnt"][..],
-            &["--types", "ext4", "/mnt"][..],
             &["--all", "--types", "ext4,"][..],
+            &["--all", "-A"][..],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn types_and_test_opts_as_umount() {
+        let cli = parse(&["-a", "-t", "nfs,tmpfs", "-O", "noro"]).unwrap();
+        assert!(cli.all && cli.timeout.is_none());
+        let types = cli.types.unwrap();
+        assert!(types.matches("nfs") && types.matches("tmpfs") && !types.matches("ext4"));
+        let options = cli.test_opts.unwrap();
+        assert!(options.matches("rw,relatime") && !options.matches("ro,relatime"));
+        assert!(parse(&["--all", "--types", "noext4", "--test-opts", "ro"]).is_ok());
+        // As in umount(8), accepted with targets (they select for --all only).
+        let cli = parse(&["-t", "ext4", "/mnt"]).unwrap();
+        assert_eq!(cli.targets, [PathBuf::from("/mnt")]);
+    }
+
+    #[test]
+    fn timeout_is_a_long_option_and_w() {
+        let cli = parse(&["--timeout", "30s", "/x"]).unwrap();
+        assert_eq!(cli.timeout, Some(Duration::from_secs(30)));
+        let cli = parse(&["-w", "500ms", "/x"]).unwrap();
+        assert_eq!(cli.timeout, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_old_timeout_spelling_is_refused_with_the_new_one() {
+        for old in ["30s", "5", "1.5s", "2m"] {
+            let e = parse(&["-t", old, "/x"]).unwrap_err().to_string();
+            assert!(e.contains(&format!("--timeout {old}")), "-t {old}: {e}");
+        }
+        // A type whose name is not a duration is a type (9p is one).
+        assert!(parse(&["-a", "-t", "9p"])
+            .unwrap()
+            .types
+            .unwrap()
+            .matches("9p"));
+    }
+
+    #[test]
+    fn umount_flags_are_accepted() {
+        let cli = parse(&[
+            "-n",
+            "-i",
+            "-c",
+            "--fake",
+            "-d",
+            "-A",
+            "-N",
+            "1",
+            "/dev/sdb1",
+        ])
+        .unwrap();
+        assert!(cli.no_mtab && cli.internal_only && cli.no_canonicalize && cli.fake);
+        assert!(cli.detach_loop && cli.all_targets);
+        assert_eq!(cli.namespace, Some(PathBuf::from("1")));
+        let cli = parse(&[
+            "--no-mtab",
+            "--internal-only",
+            "--no-canonicalize",
+            "--detach-loop",
+            "--all-targets",
+            "--namespace",
+            "/proc/1/ns/mnt",
+            "rel/target",
+        ])
+        .unwrap();
+        assert!(cli.no_mtab && cli.internal_only && cli.no_canonicalize);
+        assert!(cli.detach_loop && cli.all_targets);
+        assert!(parse(&["-A", "-R", "/mnt"]).is_err());
     }
 
     #[test]
@@ -423,7 +580,7 @@ mod tests {
             "  32 ",
             "  64 ",
             "Examples:",
-            "umount-wait --all -t 20s",
+            "umount-wait --all --timeout 20s",
             "--timeout",
             "--probe",
             "--all",

@@ -99,7 +99,11 @@ mod tests {
                 .unwrap_err()
                 .kind()
         };
-        for args in [&["--bogus", "/x"][..], &[][..], &["-t", "5x", "/x"][..]] {
+        for args in [
+            &["--bogus", "/x"][..],
+            &[][..],
+            &["--timeout", "5x", "/x"][..],
+        ] {
             assert_eq!(for_parse_error(parse(args)), Exit::Usage, "{args:?}");
         }
         for args in [&["--help"][..], &["-h"][..], &["--version"][..]] {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use umount_wait::blockers::Blocker;
-use umount_wait::loopdev::LoopOutcome;
+use umount_wait::loopdev::{LoopDetach, LoopOutcome};
 use umount_wait::mountinfo::display;
 use umount_wait::outcome::{
     signal_name, Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath,
@@ -226,27 +226,37 @@ impl Printer {
             Err(error) => self.error_text(error),
         }
         if let Some(d) = &entry.loop_detach {
-            let node = display(&d.device.node);
-            match &d.outcome {
-                LoopOutcome::Detached { autoclear } => {
-                    if !self.quiet {
-                        err!(
-                            "umount-wait: {node}: loop device detached{} ({})",
-                            if *autoclear { " (autoclear)" } else { "" },
-                            ms(d.time)
-                        );
-                    }
-                }
-                LoopOutcome::StillBound => err!(
-                    "umount-wait: {node}: loop device still bound after LOOP_CLR_FD: still open elsewhere ({})",
-                    ms(d.time)
-                ),
-                LoopOutcome::Failed(errno) => err!(
-                    "umount-wait: {node}: detaching the loop device: {}",
-                    std::io::Error::from_raw_os_error(errno.raw_os_error())
-                ),
-            }
+            self.loop_detach(d);
         }
+    }
+
+    /// `--all` and `-d`: what happened to a loop device.
+    pub fn loop_detach(&self, d: &LoopDetach) {
+        let node = display(&d.device.node);
+        match &d.outcome {
+            LoopOutcome::Detached { autoclear } => {
+                if !self.quiet {
+                    err!(
+                        "umount-wait: {node}: loop device detached{} ({})",
+                        if *autoclear { " (autoclear)" } else { "" },
+                        ms(d.time)
+                    );
+                }
+            }
+            LoopOutcome::StillBound => err!(
+                "umount-wait: {node}: loop device still bound after LOOP_CLR_FD: still open elsewhere ({})",
+                ms(d.time)
+            ),
+            LoopOutcome::Failed(errno) => err!(
+                "umount-wait: {node}: detaching the loop device: {}",
+                std::io::Error::from_raw_os_error(errno.raw_os_error())
+            ),
+        }
+    }
+
+    /// `--fake`: one line of the plan, on stdout.
+    pub fn plan(&self, line: &str) {
+        out!("{line}");
     }
 
     /// `--all`: the last line (a JSON object with `--json`).

@@ -23,7 +23,7 @@ _umount__wait() {
 
     case "${cmd}" in
         umount__wait)
-            opts="-l -f -R -r -t -q -v -a -h -V --probe --mode --lazy --force --no-follow --recursive --read-only --timeout --json --quiet --verbose --all --include --exclude --types --include-api --help --version"
+            opts="-l -f -R -r -w -A -d -c -N -n -i -q -v -a -t -O -h -V --probe --mode --lazy --force --no-follow --recursive --read-only --timeout --all-targets --detach-loop --no-canonicalize --fake --namespace --no-mtab --internal-only --json --quiet --verbose --all --include --exclude --types --test-opts --include-api --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -37,7 +37,15 @@ _umount__wait() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -t)
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -N)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -50,6 +58,18 @@ _umount__wait() {
                     return 0
                     ;;
                 --types)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --test-opts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -O)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
