@@ -74,7 +74,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
 
 /// After the list of exit codes.
 pub const EXIT_CODES_NOTE: &str = "\
-With several targets the code is theirs when they all agree, 64 otherwise. \
+With several targets the code is theirs when they all agree, 64 otherwise \
+(umount(8) adds them up). \
 With --all, the same over every selected filesystem: 0 when all shut down \
 (the root, if selected, remounted read-only) and their loop devices detached, \
 32 when none did, 64 when some did.";
@@ -130,7 +131,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 /// `--help`'s epilogue: the exit codes and the examples, filled to 80
 /// columns here (clap would wrap them too, but lose the hanging indent).
 fn after_long_help() -> String {
-    let mut out = String::from("Exit codes (compatible with umount(8)):\n");
+    let mut out = String::from("Exit codes (umount(8)'s for one target, plus 3):\n");
     for (code, meaning) in EXIT_CODES {
         out += &hanging(&format!("{code:<4}"), "  ", meaning);
     }
