@@ -107,7 +107,7 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
         // Not a path: the source of a mount (`umount none`), if one has it.
         Err(rustix::io::Errno::NOENT) => {
             return by_source(given, mounts, |m| m.source == given.as_os_str())
-                .ok_or_else(|| Error::new(given, ErrorKind::NotFound, None))
+                .ok_or_else(|| fail(rustix::io::Errno::NOENT))
         }
         Err(e) => return Err(fail(e)),
     };
@@ -312,6 +312,7 @@ mod tests {
         assert_eq!(t.given, PathBuf::from("umw-src"));
         let e = resolve(Path::new("umw-nothing"), true, &mounts).unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(e.errno, Some(rustix::io::Errno::NOENT));
         // -A: every mount of that filesystem, the newest first.
         let a = resolve(Path::new("umw-src"), true, &mounts).unwrap();
         let first = Target {
