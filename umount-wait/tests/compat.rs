@@ -604,7 +604,16 @@ fn main() {
             problems.len(),
             problems.join("\n")
         );
+        // The last line as libtest's, which ci/test counts.
+        println!(
+            "compat test result: FAILED. {} passed; {} failed",
+            selected.len().saturating_sub(problems.len()),
+            problems.len()
+        );
         std::process::exit(1);
     }
-    println!("compat test result: ok. {} cases compared", selected.len());
+    println!(
+        "compat test result: ok. {} passed; 0 failed",
+        selected.len()
+    );
 }
