@@ -180,7 +180,9 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
                 unmount_recursive(&t, path, &options, &printer, &mut watcher)?
             }
             Ok(t) if cli.detach_loop => {
-                unmount_detaching_loop(&t, path, &options, &printer, &mut watcher)
+                let lo = loop_under(&t);
+                let code = unmount_one(&t, path, &options, &printer, &mut watcher);
+                detach_loop(lo, code, &options, &printer)
             }
             Ok(t) => unmount_one(&t, path, &options, &printer, &mut watcher),
             Err(e) => {
@@ -379,17 +381,20 @@ fn unmount_one(
     }
 }
 
-/// `-d`: `t`, then the loop device it was on (looked up before: one set up
-/// with autoclear unbinds itself, and then nothing says it was one).
-fn unmount_detaching_loop(
-    t: &Target,
-    path: WaitPath,
+/// `-d`: the loop device under `t`, looked up before the unmount (one set
+/// up with autoclear unbinds itself, and then nothing says it was one).
+fn loop_under(t: &Target) -> Option<umount_wait::loopdev::LoopDevice> {
+    umount_wait::loopdev::of(t.mount.dev, std::path::Path::new(&t.mount.source))
+}
+
+/// `-d`, once the target's unmount ended with `code`: its loop device
+/// detached if it shut down; a device left bound makes it a failure.
+fn detach_loop(
+    lo: Option<umount_wait::loopdev::LoopDevice>,
+    code: Exit,
     options: &Options<'_>,
     printer: &Printer,
-    watcher: &mut Watcher,
 ) -> Exit {
-    let lo = umount_wait::loopdev::of(t.mount.dev, std::path::Path::new(&t.mount.source));
-    let code = unmount_one(t, path, options, printer, watcher);
     match lo {
         Some(lo) if code == Exit::Success => {
             let deadline =
