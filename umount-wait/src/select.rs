@@ -272,23 +272,25 @@ mod tests {
 
     #[test]
     fn test_opts_like_umount() {
-        let f = |o: &str| Filter {
-            options: Some(OptionList::parse(o).unwrap()),
-            ..Filter::default()
+        let by = |pattern: &str| {
+            selected(&Filter {
+                options: Some(OptionList::parse(pattern).unwrap()),
+                ..Filter::default()
+            })
         };
-        assert_eq!(selected(&f("ro")), ["/mnt2"]);
+        assert_eq!(by("ro"), ["/mnt2"]);
         assert_eq!(
-            selected(&f("noro")),
+            by("noro"),
             ["/", "/data", "/data/img", "/mnt/media", "/boot/efi"]
         );
         // "noexec" in a pattern means "exec" must not be listed, as in
         // libmount: it says nothing of a "noexec" option.
-        assert_eq!(selected(&f("ro,noexec")), ["/mnt2"]);
-        assert_eq!(selected(&f("ro,nosize")), Vec::<String>::new());
-        assert_eq!(selected(&f("+noexec")), ["/mnt2"]);
-        assert_eq!(selected(&f("size=8k")), ["/mnt2"]);
-        assert_eq!(selected(&f("size=9k")), Vec::<String>::new());
-        assert_eq!(selected(&f("errors=remount-ro")), ["/"]);
+        assert_eq!(by("ro,noexec"), ["/mnt2"]);
+        assert_eq!(by("ro,nosize"), Vec::<String>::new());
+        assert_eq!(by("+noexec"), ["/mnt2"]);
+        assert_eq!(by("size=8k"), ["/mnt2"]);
+        assert_eq!(by("size=9k"), Vec::<String>::new());
+        assert_eq!(by("errors=remount-ro"), ["/"]);
         let both = Filter {
             types: Some(TypeList::parse("ext4").unwrap()),
             options: Some(OptionList::parse("noerrors").unwrap()),
