@@ -260,6 +260,18 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "`-N` of a namespace that does not exist",
+            setup: TMPFS_M,
+            args: "-N /nonexistent $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-A -t ext4` on a tmpfs mounted twice",
+            setup: "mkdir m b && mount -t tmpfs umw-compat m && mount --bind m b",
+            args: "-A -t ext4 $T/m",
+            ..DEFAULT
+        },
+        Case {
             name: "`-c`",
             setup: TMPFS_M,
             args: "-c $T/m",
