@@ -762,7 +762,7 @@ fn lazy_while_held(m: &Path, file: &Path) -> (Run, FileHolder) {
     let mut holder = hold_open(file);
     let mut cmd = Background::spawn(
         Command::new(BIN)
-            .args(["-l", "-v", "--json", "-t", "60s"])
+            .args(["-l", "-v", "--json", "--timeout", "60s"])
             .arg(m),
         Watch::Stderr,
     );
@@ -963,7 +963,7 @@ fn timeout_with_copy_in_other_namespace() {
     dev.mount(&m);
     let mut holder = namespace_holder(&m, "f", 1);
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
         OsStr::new("--json"),
         m.as_os_str(),
@@ -1015,7 +1015,7 @@ fn read_only_through_other_namespace_after_timeout() {
     let mut holder = namespace_holder(&m, "f", 1);
     let run = umw([
         OsStr::new("-r"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
         OsStr::new("--json"),
         m.as_os_str(),
@@ -1060,7 +1060,7 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     // -t: a SIGINT that does not end the wait fails the test as "timed
     // out" instead of hanging it.
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-v", "-t", "60s"]).arg(&m),
+        Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m),
         Watch::Stderr,
     );
     // Sent once the command says it waits: the mount is detached by then,
@@ -1089,7 +1089,9 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     // lets go only once the first line has come.
     let mut holder = hold_open(&m.join("f"));
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-l", "-v", "-t", "60s"]).arg(&m),
+        Command::new(BIN)
+            .args(["-l", "-v", "--timeout", "60s"])
+            .arg(&m),
         Watch::Stderr,
     );
     let named = format!(", held by pid {} (sh): fd 3 ", holder.pid());
@@ -1114,7 +1116,7 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     mount_tmpfs(&m);
     fs::write(m.join("f"), b"data").unwrap();
     let mut holder = hold_open(&m.join("f"));
-    let line = format!("{BIN} -l -t 60s {}", m.display());
+    let line = format!("{BIN} -l --timeout 60s {}", m.display());
     let mut cmd = Background::spawn(
         Command::new("script")
             .args(["-qec", &line, "/dev/null"])
@@ -1247,7 +1249,7 @@ fn a_mount_moved_after_resolution_is_left_alone() {
 /// never see it shut down: unmounted without a wait, said on stderr,
 /// outcome "unmounted", exit 0, on either path. A bind mount of a tmpfs
 /// directory while the tmpfs stays; a bind of a file on the root's
-/// filesystem. `-t` only bounds the old behaviour (exit 3 after it).
+/// filesystem. `--timeout` only bounds the old behaviour (exit 3 after it).
 fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     let s = Scratch::new("stays");
     let t = s.dir("t");
@@ -1256,7 +1258,7 @@ fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     let b = s.dir("b");
     rustix::mount::mount_bind(t.join("d"), &b).unwrap();
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("5s"),
         OsStr::new("--json"),
         b.as_os_str(),
@@ -1293,7 +1295,7 @@ fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     fs::write(&f, b"").unwrap();
     rustix::mount::mount_bind(file, &f).unwrap();
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("5s"),
         OsStr::new("--json"),
         f.as_os_str(),
@@ -1317,7 +1319,10 @@ fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
     let m = s.dir("m");
     mount_tmpfs(&m);
     let mut holder = namespace_holder(&m, "f", 0);
-    let mut cmd = Background::spawn(Command::new(BIN).args(["-t", "60s"]).arg(&m), Watch::Stderr);
+    let mut cmd = Background::spawn(
+        Command::new(BIN).args(["--timeout", "60s"]).arg(&m),
+        Watch::Stderr,
+    );
     let named = format!("pid {})", holder.id());
     let said = cmd.wait_for(": waiting ") && cmd.wait_for(&named);
     // The status seconds that follow must not repeat it. Letting some pass
@@ -1432,13 +1437,13 @@ fn bind_of_a_deleted_directory_is_no_error() {
 /// The caller's working directory on the target keeps its superblock alive:
 /// a lazy unmount would detach it and wait for ever. Refused before
 /// anything changes, as the kernel path refuses it (EBUSY): exit 32,
-/// untouched. `-t` only bounds the old behaviour (exit 3 after it).
+/// untouched. `--timeout` only bounds the old behaviour (exit 3 after it).
 fn working_directory_on_the_target_is_refused_untouched() {
     let s = Scratch::new("cwd");
     let m = s.dir("m");
     mount_tmpfs(&m);
     let out = Command::new(BIN)
-        .args(["-l", "-t", "5s", "--json"])
+        .args(["-l", "--timeout", "5s", "--json"])
         .arg(&m)
         .current_dir(&m)
         .output()
@@ -1540,6 +1545,9 @@ fn bad_inputs_leave_everything_mounted() {
     mount_tmpfs(&m);
     let plain_dir = s.dir("plain");
     let m_str = m.to_str().unwrap().to_string();
+    // m again, relative to the working directory: the same mount twice.
+    let up = "../".repeat(std::env::current_dir().unwrap().components().count() - 1);
+    let relative_m = format!("{up}{}", m_str.trim_start_matches('/'));
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (
             vec![format!("{}/nonexistent", s.dir.display())],
@@ -1551,10 +1559,12 @@ fn bad_inputs_leave_everything_mounted() {
             EXIT_FAILURE,
             "not a mount point (untouched)",
         ),
+        // Relative targets are taken from the working directory, as by
+        // umount(8).
         (
             vec!["relative/path".into()],
-            EXIT_USAGE,
-            "not an absolute path",
+            EXIT_FAILURE,
+            "no such file or directory (untouched)",
         ),
         (
             vec![m_str.clone(), m_str.clone()],
@@ -1567,18 +1577,18 @@ fn bad_inputs_leave_everything_mounted() {
             "given twice",
         ),
         (
-            vec![m_str.clone(), "relative".into()],
+            vec![m_str.clone(), relative_m],
             EXIT_USAGE,
             "nothing was unmounted",
         ),
         (vec!["--bogus".into(), m_str.clone()], EXIT_USAGE, "--bogus"),
         (
-            vec!["-t".into(), "5 parsecs".into(), m_str.clone()],
+            vec!["--timeout".into(), "5 parsecs".into(), m_str.clone()],
             EXIT_USAGE,
             "unknown unit",
         ),
         (
-            vec!["-t".into(), "-1s".into(), m_str.clone()],
+            vec!["--timeout".into(), "-1s".into(), m_str.clone()],
             EXIT_USAGE,
             "unexpected argument '-1'",
         ),
@@ -1942,7 +1952,7 @@ fn all_shuts_down_a_tree_and_detaches_loops() {
         OsStr::new("--include"),
         s.dir.as_os_str(),
         OsStr::new("--json"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("30s"),
     ]);
     app.stop();
@@ -2061,7 +2071,7 @@ fn all_deadline_bounds_the_run() {
         OsStr::new("--include"),
         s.dir.as_os_str(),
         OsStr::new("--json"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
     ]);
     copy.stop();
