@@ -135,6 +135,10 @@ fn main() {
             recursive_unmounts_deepest_first,
         ),
         (
+            "a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once",
+            a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once,
+        ),
+        (
             "bad_inputs_leave_everything_mounted",
             bad_inputs_leave_everything_mounted,
         ),
@@ -1532,6 +1536,66 @@ fn recursive_unmounts_deepest_first() {
         .collect();
     assert_eq!(order, expected);
     assert!(!is_mounted(&a) && !is_mounted(&c));
+}
+
+/// A tree whose filesystem is also mounted below it (a bind of one of its
+/// directories inside it) is unmounted as a whole and waited for once:
+///
+/// - `-R`: the bind goes first without a wait (the filesystem stays
+///   mounted at the top), then the top, waited for (exit 0, `shut_down`);
+/// - `-l` on the top alone: `MNT_DETACH` takes the bind below along, so
+///   the filesystem stays mounted nowhere and the wait must last until
+///   the last user lets go. Before, the bind below was taken for a mount
+///   that stays: "unmounted; its filesystem stays mounted at .../b",
+///   exit 0 at once, the filesystem still alive.
+fn a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once() {
+    let s = Scratch::new("tree-bind");
+    let t = s.dir("t");
+    let tree = || {
+        mount_tmpfs(&t);
+        fs::create_dir(t.join("x")).unwrap();
+        fs::create_dir(t.join("b")).unwrap();
+        rustix::mount::mount_bind(t.join("x"), t.join("b")).unwrap();
+        fs::write(t.join("f"), b"data").unwrap();
+    };
+
+    tree();
+    let run = umw([
+        OsStr::new("-R"),
+        OsStr::new("-t"),
+        OsStr::new("30s"),
+        OsStr::new("--json"),
+        t.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "-R over a tree with a bind of its own fs");
+    let outcomes: Vec<(&str, &str)> = run
+        .stdout
+        .lines()
+        .map(|l| (field(l, "target").unwrap(), field(l, "outcome").unwrap()))
+        .collect();
+    let b = t.join("b");
+    assert_eq!(
+        outcomes,
+        [
+            (b.to_str().unwrap(), "unmounted"),
+            (t.to_str().unwrap(), "shut_down")
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&t) && !is_mounted(&b));
+
+    tree();
+    let (run, mut holder) = lazy_while_held(&t, &t.join("f"));
+    assert_code(&run, EXIT_OK, "-l on a tree with a bind of its own fs");
+    holder.assert_released();
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&t) && !is_mounted(&b));
 }
 
 fn bad_inputs_leave_everything_mounted() {
