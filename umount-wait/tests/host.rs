@@ -1585,6 +1585,21 @@ fn a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once() {
     );
     assert!(!is_mounted(&t) && !is_mounted(&b));
 
+    // -R with a target inside another target's tree: it would be
+    // unmounted with that tree, then not found. Refused as given twice,
+    // before anything is unmounted.
+    tree();
+    let run = umw([OsStr::new("-R"), t.as_os_str(), b.as_os_str()]);
+    assert_code(&run, EXIT_USAGE, "-R with a target inside the other's tree");
+    assert!(
+        run.stderr.contains("inside the tree of") && run.stderr.contains("nothing was unmounted"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&t) && is_mounted(&b));
+    rustix::mount::unmount(&b, UnmountFlags::empty()).unwrap();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+
     tree();
     let (run, mut holder) = lazy_while_held(&t, &t.join("f"));
     assert_code(&run, EXIT_OK, "-l on a tree with a bind of its own fs");
