@@ -77,7 +77,8 @@ pub struct Cli {
     #[arg(long)]
     pub no_follow: bool,
 
-    /// Unmount the mounts below each TARGET first, deepest first
+    /// Unmount the mounts below each TARGET first, deepest first; a TARGET
+    /// inside another TARGET's tree is refused (given twice)
     #[arg(short = 'R', long)]
     pub recursive: bool,
 
@@ -182,6 +183,7 @@ impl Exit {
             ErrorKind::Empty
             | ErrorKind::NotAbsolute
             | ErrorKind::Duplicate { .. }
+            | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied => Exit::Usage,
             ErrorKind::NoKernelSupport | ErrorKind::System(_) => Exit::System,
             ErrorKind::NotFound

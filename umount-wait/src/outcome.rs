@@ -181,6 +181,11 @@ pub enum ErrorKind {
     Duplicate {
         first: PathBuf,
     },
+    /// With `-R`: a target inside the tree of another target, which
+    /// unmounts it with that tree.
+    InsideTree {
+        tree: PathBuf,
+    },
     NotFound,
     NotMountPoint,
     /// A symbolic link with `--no-follow`.
@@ -269,6 +274,11 @@ impl fmt::Display for Error {
                 f,
                 "same mount as {}, given twice",
                 mountinfo::display(first)
+            )?,
+            ErrorKind::InsideTree { tree } => write!(
+                f,
+                "inside the tree of {}, which -R unmounts with it (given twice)",
+                mountinfo::display(tree)
             )?,
             ErrorKind::NotFound => write!(f, "no such file or directory")?,
             ErrorKind::NotMountPoint => write!(f, "not a mount point")?,
