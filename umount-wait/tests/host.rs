@@ -93,6 +93,10 @@ fn main() {
             read_only_through_other_namespace_after_timeout,
         ),
         (
+            "without_inotify_the_unmount_goes_on",
+            without_inotify_the_unmount_goes_on,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -1053,6 +1057,191 @@ fn read_only_through_other_namespace_after_timeout() {
     assert!(
         !header.contains("needs_recovery"),
         "the journal still needs recovery while read-only:\n{header}"
+    );
+}
+
+/// The user the inotify tests run the command as: root's instances are
+/// the whole machine's, nobody's are this test's to take.
+const NOBODY: u32 = 65534;
+
+/// Every inotify instance `uid` may have, held by a process of that user
+/// (forked from this one) until drop, when it is killed and reaped: then
+/// `inotify_init1()` fails with EMFILE in any process of that user, and
+/// root's processes elsewhere on the machine are not affected.
+struct InotifyTaken {
+    pid: nix::unistd::Pid,
+    /// The child's end of it blocks until this one closes.
+    _hold: std::os::unix::net::UnixStream,
+}
+
+impl InotifyTaken {
+    fn new(uid: u32) -> Result<InotifyTaken, String> {
+        use std::os::unix::net::UnixStream;
+        let limit = "/proc/sys/fs/inotify/max_user_instances";
+        let max: u64 = fs::read_to_string(limit)
+            .map_err(|e| format!("{limit}: {e}"))?
+            .trim()
+            .parse()
+            .map_err(|e| format!("{limit}: {e}"))?;
+        if max > 1 << 16 {
+            return Err(format!("{limit} is {max}: too many to take"));
+        }
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        // SAFETY: this process is single-threaded (see main); the child
+        // runs only the code below and ends with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                // Descriptors enough that the instance limit, not the
+                // descriptor limit, ends the loop.
+                let _ = rustix::process::setrlimit(
+                    rustix::process::Resource::Nofile,
+                    rustix::process::Rlimit {
+                        current: Some(max + 64),
+                        maximum: Some(max + 64),
+                    },
+                );
+                // SAFETY: plain system calls in the child.
+                let dropped = unsafe {
+                    nix::libc::setgroups(0, std::ptr::null()) == 0
+                        && nix::libc::setgid(uid) == 0
+                        && nix::libc::setuid(uid) == 0
+                };
+                let mut taken = Vec::new();
+                let errno = loop {
+                    match rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC) {
+                        Ok(fd) if dropped => taken.push(fd),
+                        Ok(_) => break 0,
+                        Err(e) => break e.raw_os_error(),
+                    }
+                };
+                let _ = writeln!(theirs, "{} {errno}", taken.len());
+                // Until the parent is done with it (EOF) or kills it.
+                let _ = theirs.read(&mut [0u8; 1]);
+                // SAFETY: ends the child without running the parent's code.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(theirs);
+                let mut line = String::new();
+                let mut byte = [0u8; 1];
+                while ours.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                    line.push(char::from(byte[0]));
+                }
+                let taken = InotifyTaken {
+                    pid: child,
+                    _hold: ours,
+                };
+                match line.split_once(' ') {
+                    Some((_, errno)) if errno == nix::libc::EMFILE.to_string() => Ok(taken),
+                    _ => Err(format!(
+                        "taking uid {uid}'s inotify instances: {line:?} (count, errno)"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for InotifyTaken {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// The command as `NOBODY`, with the capabilities it needs to unmount
+/// (`CAP_SYS_ADMIN`) and to open the block devices (`CAP_DAC_OVERRIDE`).
+fn umw_as_nobody<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let caps = "+sys_admin,+dac_override";
+    let start = Instant::now();
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(BIN)
+        .args(args)
+        .output()
+        .expect("running umount-wait through setpriv");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Without inotify (here: every instance of the user taken, EMFILE) the
+/// fallback cannot watch the mount root, and unmounts anyway: an ext4 on
+/// a loop device is confirmed shut down by its block device's claim (exit
+/// 0, the device free on return); a tmpfs, which has no device, is
+/// detached, shutdown not confirmed (exit 3, the reason says why); under
+/// `--all` both go, nothing stays mounted read-write. Before, each was
+/// left untouched ("adding an inotify watch", exit 2), and `--all` left
+/// everything read-write.
+fn without_inotify_the_unmount_goes_on() {
+    let s = Scratch::new("no-inotify");
+    let dev = LoopExt4::new(&s, 64);
+    let e = s.dir("e");
+    let t = s.dir("t");
+    let taken = match InotifyTaken::new(NOBODY) {
+        Ok(taken) => taken,
+        Err(why) => panic!("cannot take the inotify instances: {why}"),
+    };
+    let fallback = [OsStr::new("--mode"), OsStr::new("fallback")];
+
+    dev.mount(&e);
+    fs::write(e.join("f"), vec![7u8; 1 << 20]).unwrap();
+    let run = umw_as_nobody(
+        fallback
+            .iter()
+            .copied()
+            .chain([OsStr::new("--json"), e.as_os_str()]),
+    );
+    let busy = excl_busy(&dev.device);
+    assert_code(&run, EXIT_OK, "ext4 without inotify");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(!busy, "device still claimed right after return");
+    assert!(!is_mounted(&e));
+
+    mount_tmpfs(&t);
+    let run = umw_as_nobody(
+        fallback
+            .iter()
+            .copied()
+            .chain([OsStr::new("--json"), t.as_os_str()]),
+    );
+    assert_code(&run, EXIT_UNCONFIRMED, "tmpfs without inotify");
+    assert!(run.stdout.contains("no inotify watch"), "{}", run.stdout);
+    assert!(!is_mounted(&t));
+
+    dev.mount(&e);
+    mount_tmpfs(&t);
+    let run = umw_as_nobody(fallback.iter().copied().chain([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+    ]));
+    let busy = excl_busy(&dev.device);
+    drop(taken);
+    assert_code(&run, EXIT_SOME_FAILED, "--all without inotify");
+    assert!(!busy, "device still claimed right after --all returned");
+    assert!(
+        !is_mounted(&e) && !is_mounted(&t),
+        "left mounted: {}",
+        run.stdout
     );
 }
 
