@@ -17,7 +17,9 @@ Exit codes (compatible with umount(8)):
   1   usage error or permission denied (nothing was unmounted on a usage error)
   2   system error
   3   detached, shutdown not confirmed (--timeout expired, or a signal such as
-      Ctrl-C interrupted the wait); the filesystem may still be running
+      Ctrl-C interrupted the wait, or no inotify watch could be added and no
+      block device claim confirmed the shutdown); the filesystem may still
+      be running
   32  failure: the target was left as it was (or, with -r, remounted read-only);
       also a target whose filesystem holds umount-wait's own root or working
       directory (umount-wait /): it could never shut down, so it is refused

@@ -80,16 +80,12 @@ pub(super) fn unmount(
         }
     }
     // Added before the unmount: afterwards the path no longer leads there.
-    let mut watch = watcher
+    // Without one (no inotify in this kernel, the instance or watch limit
+    // reached) the unmount goes on all the same: a filesystem left mounted
+    // because of it would be worse (under `--all`, read-write at reboot).
+    let watch = watcher
         .inotify()
-        .and_then(|inotify| inotify.watch_root(root.as_fd()))
-        .map_err(|e| {
-            Error::from_errno(
-                &target.given,
-                "adding an inotify watch on the mount root",
-                e,
-            )
-        })?;
+        .and_then(|inotify| inotify.watch_root(root.as_fd()));
     // The handle would keep the mount busy; the watch does not.
     drop(root);
     super::still_there(target)?;
@@ -100,6 +96,14 @@ pub(super) fn unmount(
     }
     report.umount_time = start.elapsed();
     let wait_start = Instant::now();
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(errno) => {
+            return confirm_by_claims(target, options, report, deadline, wait_start, || {
+                Unconfirmed::NoWatch(errno)
+            })
+        }
+    };
     let detached = |e: Error| e.with_state(State::Detached);
 
     let mut seen = WatchEvents::default();
@@ -162,34 +166,54 @@ pub(super) fn unmount(
             None,
         )));
     }
-    if !report.device_nodes.is_empty() {
-        let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-        let claim = wait_for_claims(
-            &report.device_nodes,
-            options.cancel,
-            claim_deadline,
-            &mut report.claim_attempts,
-        );
+    if report.device_nodes.is_empty() {
         report.wait_time = wait_start.elapsed();
-        match claim {
-            Ok(()) => {}
-            Err(Stopped::Expired) => {
-                return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
-            }
-            Err(Stopped::Cancelled) => {
-                return Ok(detached_unconfirmed(report, Unconfirmed::Cancelled));
-            }
-            Err(Stopped::Failed(e)) => {
-                return Err(detached(Error::from_errno(
-                    &target.given,
-                    "checking the block device claim",
-                    e,
-                )))
-            }
+        return Ok(report);
+    }
+    confirm_by_claims(target, options, report, deadline, wait_start, || {
+        timed_out(options.timeout)
+    })
+}
+
+/// The last step of the fallback: waits until no block device of the
+/// filesystem is claimed any more, which is its shutdown's end
+/// (`kill_block_super()` gives the claim up after `->put_super()`). After
+/// `IN_UNMOUNT` this takes a millisecond or so; without a watch it is the
+/// whole wait, and the only sign of the shutdown there is. It lasts until
+/// `deadline`, or [`CLAIM_GRACE`] without one; `expired` says why the
+/// shutdown was not confirmed when that comes first, or when there is no
+/// block device to confirm it with.
+fn confirm_by_claims(
+    target: &Target,
+    options: &super::Options<'_>,
+    mut report: Report,
+    deadline: Option<Instant>,
+    wait_start: Instant,
+    expired: impl Fn() -> Unconfirmed,
+) -> Result<Report, Error> {
+    if report.device_nodes.is_empty() {
+        report.wait_time = wait_start.elapsed();
+        return Ok(detached_unconfirmed(report, expired()));
+    }
+    let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+    let claim = wait_for_claims(
+        &report.device_nodes,
+        options.cancel,
+        claim_deadline,
+        &mut report.claim_attempts,
+    );
+    report.wait_time = wait_start.elapsed();
+    match claim {
+        Ok(()) => Ok(report),
+        Err(Stopped::Expired) => Ok(detached_unconfirmed(report, expired())),
+        Err(Stopped::Cancelled) => Ok(detached_unconfirmed(report, Unconfirmed::Cancelled)),
+        Err(Stopped::Failed(e)) => {
+            Err(
+                Error::from_errno(&target.given, "checking the block device claim", e)
+                    .with_state(State::Detached),
+            )
         }
     }
-    report.wait_time = wait_start.elapsed();
-    Ok(report)
 }
 
 /// Where a filesystem is after the watch on its mount's root ended with
