@@ -97,6 +97,10 @@ fn main() {
             without_inotify_the_unmount_goes_on,
         ),
         (
+            "read_only_through_other_namespace_never_a_mount_stacked_on_it",
+            read_only_through_other_namespace_never_a_mount_stacked_on_it,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -485,6 +489,33 @@ impl FileHolder {
 fn namespace_holder(dir: &Path, name: &str, write_mib: u32) -> Holder {
     let script = format!(
         "dd if=/dev/zero of='{}/{name}' bs=1M count={write_mib} status=none && exec sleep 600",
+        dir.display()
+    );
+    let holder = Holder::spawn(Command::new("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let comm = format!("/proc/{}/comm", holder.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "namespace holder did not start");
+        sleep(Duration::from_millis(5));
+    }
+    holder
+}
+
+/// [`namespace_holder`], which then mounts a tmpfs on `dir` in its
+/// namespace: its copy of the filesystem at `dir` is covered there.
+fn namespace_holder_covered(dir: &Path) -> Holder {
+    let script = format!(
+        "mount -t tmpfs umw-stacked '{}' && exec sleep 600",
         dir.display()
     );
     let holder = Holder::spawn(Command::new("unshare").args([
@@ -1242,6 +1273,47 @@ fn without_inotify_the_unmount_goes_on() {
         !is_mounted(&e) && !is_mounted(&t),
         "left mounted: {}",
         run.stdout
+    );
+}
+
+/// `-r` after a wait that ended unconfirmed makes the filesystem
+/// read-only through a holder's mount of it, reached by
+/// `/proc/PID/root/MOUNT_POINT`. When the holder has mounted something
+/// else on that mount point, the path leads to that other mount, which
+/// must not be made read-only in its place: here nothing can be reached,
+/// so nothing is made read-only (`read_only_through` null) and the
+/// holder's tmpfs stays writable. Before, the tmpfs was made read-only
+/// and reported as the way through.
+fn read_only_through_other_namespace_never_a_mount_stacked_on_it() {
+    let s = Scratch::new("ro-stacked");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut holder = namespace_holder_covered(&m);
+    let run = umw([
+        OsStr::new("-r"),
+        OsStr::new("-t"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "timeout with a covered copy, -r");
+    assert_eq!(
+        field(&run.stdout, "read_only_through"),
+        Some("null"),
+        "{}",
+        run.stdout
+    );
+    let stacked = theirs
+        .lines()
+        .find(|l| l.contains(" - tmpfs umw-stacked "))
+        .unwrap_or_else(|| panic!("no stacked tmpfs in the holder's mountinfo:\n{theirs}"));
+    let options = stacked.split(' ').nth(5).unwrap();
+    assert!(
+        options.split(',').any(|o| o == "rw"),
+        "the mount stacked on the holder's copy was made read-only: {stacked}"
     );
 }
 
