@@ -22,6 +22,8 @@ pub enum Blocker {
     Mount {
         mnt_ns: u64,
         pid: i32,
+        /// Its id (`/proc/PID/mountinfo`; unique across namespaces).
+        mount_id: u64,
         mount_point: PathBuf,
     },
     /// A process using a file there.
@@ -57,6 +59,7 @@ impl fmt::Display for Blocker {
                 mnt_ns,
                 pid,
                 mount_point,
+                ..
             } => write!(
                 f,
                 "mounted on {} in mount namespace {mnt_ns} (pid {pid})",
@@ -125,6 +128,7 @@ pub fn find(dev: DevId, exclude: Option<Exclude>) -> Vec<Blocker> {
             blockers.push(Blocker::Mount {
                 mnt_ns: ns,
                 pid,
+                mount_id: m.id,
                 mount_point: m.mount_point.clone(),
             });
         }
@@ -185,6 +189,7 @@ mod tests {
         let b = Blocker::Mount {
             mnt_ns: 4026532,
             pid: 7,
+            mount_id: 40,
             mount_point: "/mnt/x".into(),
         };
         assert_eq!(

@@ -400,6 +400,7 @@ fn json_blocker(out: &mut String, blocker: &Blocker) {
             mnt_ns,
             pid,
             mount_point,
+            ..
         } => {
             let _ = write!(
                 out,
@@ -758,6 +759,7 @@ mod tests {
                 Blocker::Mount {
                     mnt_ns: 5,
                     pid: 6,
+                    mount_id: 7,
                     mount_point: "/m".into(),
                 },
                 Blocker::Process {

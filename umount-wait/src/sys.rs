@@ -100,12 +100,16 @@ pub fn remount_read_only(path: &Path) -> Result<(), Errno> {
     rustix::mount::mount_remount(path, MountFlags::RDONLY, "")
 }
 
-/// `fspick(path)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
-/// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem mounted at `path`
-/// becomes read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a
-/// mount of another mount namespace, reached through `/proc/PID/root`.
-pub fn reconfigure_read_only(path: &Path) -> Result<(), Errno> {
-    let fs = rustix::mount::fspick(CWD, path, FsPickFlags::FSPICK_CLOEXEC)?;
+/// `fspick(mount)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
+/// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem of the mount that
+/// `mount` (an [`open_path`] handle on its root) refers to becomes
+/// read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a mount
+/// of another mount namespace, opened through `/proc/PID/root`; and
+/// through the handle it acts on the mount checked, not on whatever a path
+/// leads to when it is looked up again.
+pub fn reconfigure_read_only(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let flags = FsPickFlags::FSPICK_CLOEXEC | FsPickFlags::FSPICK_EMPTY_PATH;
+    let fs = rustix::mount::fspick(mount, "", flags)?;
     rustix::mount::fsconfig_set_flag(&fs, "ro")?;
     rustix::mount::fsconfig_reconfigure(&fs)
 }
