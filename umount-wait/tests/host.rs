@@ -113,6 +113,14 @@ fn main() {
             "busy_target_is_untouched_and_names_holder",
             busy_target_is_untouched_and_names_holder,
         ),
+        (
+            "busy_target_names_mappings_swap_files_and_loop_devices",
+            busy_target_names_mappings_swap_files_and_loop_devices,
+        ),
+        (
+            "busy_btrfs_names_its_processes",
+            busy_btrfs_names_its_processes,
+        ),
         ("read_only_when_busy", read_only_when_busy),
         (
             "a_mount_moved_after_resolution_is_left_alone",
@@ -1437,6 +1445,141 @@ fn busy_target_is_untouched_and_names_holder() {
         run.stdout
     );
     assert!(is_mounted(&m));
+}
+
+/// `umount-wait TARGET` on a busy target, whose holders must be named:
+/// exit 32, untouched, and `wanted` in what it says.
+fn assert_busy_names(m: &Path, wanted: &str, what: &str) {
+    let run = umw([m.as_os_str()]);
+    assert_code(&run, EXIT_FAILURE, what);
+    assert!(
+        run.stderr.contains("target is busy (untouched)") && run.stderr.contains(wanted),
+        "{what}: {wanted:?} not named:\n{}",
+        run.stderr
+    );
+    assert!(is_mounted(m), "{what}: unmounted");
+}
+
+/// Holders that no open file, working directory or root shows: a program
+/// run from the filesystem (mapped, no descriptor open), a swap file on
+/// it, a loop device over a file on it. Each keeps it busy, and each must
+/// be named. Before, none was.
+fn busy_target_names_mappings_swap_files_and_loop_devices() {
+    let s = Scratch::new("busy-unseen");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+
+    // A copy of sleep(1) run from the tmpfs, its working directory
+    // elsewhere: only its mappings are there.
+    let exe = m.join("umw-sleep");
+    fs::copy("/bin/sleep", &exe).unwrap();
+    let mut mapped = Holder::spawn(Command::new(&exe).arg("600").current_dir("/"));
+    let maps = format!("/proc/{}/maps", mapped.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(&maps).is_ok_and(|text| text.contains(exe.to_str().unwrap())) {
+        assert!(Instant::now() < deadline, "the program did not start");
+        sleep(Duration::from_millis(5));
+    }
+    let named = format!("pid {} (umw-sleep): mapped {}", mapped.id(), exe.display());
+    assert_busy_names(&m, &named, "a program run from the target");
+    mapped.stop();
+
+    // A loop device over an image on the tmpfs.
+    let image = m.join("image");
+    fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    let named = format!(
+        "loop device {} over {}",
+        lo.device.display(),
+        image.display()
+    );
+    assert_busy_names(&m, &named, "a loop device over a file on the target");
+    drop(lo);
+
+    // A swap file on ext4 (tmpfs cannot hold one).
+    let dev = LoopExt4::new(&s, 64);
+    let e = s.dir("e");
+    dev.mount(&e);
+    let swapfile = e.join("swapfile");
+    run_ok(
+        Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", swapfile.display()))
+            .args(["bs=1M", "count=16", "status=none"]),
+    );
+    fs::set_permissions(
+        &swapfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    run_ok(Command::new("mkswap").arg("-q").arg(&swapfile));
+    let _swap = match SwapOn::new(&swapfile) {
+        Ok(swap) => swap,
+        Err(why) => {
+            eprintln!("    swap file not checked: {why}");
+            return;
+        }
+    };
+    let named = format!("swap file {}", swapfile.display());
+    assert_busy_names(&e, &named, "a swap file on the target");
+}
+
+/// A swap file in use, turned off on drop.
+struct SwapOn {
+    file: PathBuf,
+}
+
+impl SwapOn {
+    fn new(file: &Path) -> Result<SwapOn, String> {
+        // The lowest priority: the machine's own swap, if any, comes first.
+        let out = Command::new("swapon")
+            .args(["-p", "0"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("swapon: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("swapon: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(SwapOn {
+            file: file.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SwapOn {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.file).status();
+    }
+}
+
+/// btrfs gives a file the `st_dev` of its subvolume, never the one in
+/// mountinfo: a process with its working directory there must be named
+/// all the same (found by its mount, not its device). Before, it was not.
+fn busy_btrfs_names_its_processes() {
+    let s = Scratch::new("busy-btrfs");
+    let dev = match loop_btrfs(&s, 300) {
+        Ok(dev) => dev,
+        Err(why) => {
+            eprintln!("    btrfs not checked: {why}");
+            return;
+        }
+    };
+    let m = s.dir("m");
+    if let Err(e) = rustix::mount::mount(&dev.device, &m, "btrfs", MountFlags::empty(), None) {
+        eprintln!("    btrfs not checked: mount: {e}");
+        return;
+    }
+    let mut holder = cwd_holder(&m);
+    let named = format!("pid {} (sleep): cwd", holder.id());
+    assert_busy_names(&m, &named, "a working directory on btrfs");
+    holder.stop();
 }
 
 fn read_only_when_busy() {
