@@ -425,9 +425,29 @@ fn json_blocker(out: &mut String, blocker: &Blocker) {
                     }
                     Use::Cwd => out.push_str("\"cwd\""),
                     Use::Root => out.push_str("\"root\""),
+                    Use::Mapped(path) => {
+                        out.push_str("{\"mapped\":");
+                        json_path(out, path);
+                        out.push('}');
+                    }
                 }
             }
             out.push_str("]}");
+        }
+        Blocker::Swap { path } => {
+            out.push_str("{\"kind\":\"swap\",\"path\":");
+            json_path(out, path);
+            out.push('}');
+        }
+        Blocker::Loop {
+            device,
+            backing_file,
+        } => {
+            out.push_str("{\"kind\":\"loop\",\"device\":");
+            json_path(out, device);
+            out.push_str(",\"backing_file\":");
+            json_path(out, backing_file);
+            out.push('}');
         }
     }
 }

@@ -221,6 +221,25 @@ pub fn stat_dev(path: &Path) -> Result<(DevId, Option<DevId>), Errno> {
     ))
 }
 
+/// `statx(path)` without syncing (`AT_STATX_DONT_SYNC`: a network or FUSE
+/// filesystem answers from its cache, or not at all, instead of asking a
+/// server or daemon that may not answer), a final link followed: the
+/// device the file says it is on, and the id of the mount it was reached
+/// through (through `/proc/PID/fd/N`, that of the open file).
+pub fn stat_file(path: &Path) -> Result<(DevId, u64), Errno> {
+    let st = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::STATX_DONT_SYNC | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::MNT_ID,
+    )?;
+    let dev = DevId {
+        major: st.stx_dev_major,
+        minor: st.stx_dev_minor,
+    };
+    Ok((dev, st.stx_mnt_id))
+}
+
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),
 /// and gives the claim back at once. EBUSY while a filesystem (or anything
 /// else) still holds it.

@@ -1520,7 +1520,7 @@ fn busy_target_names_mappings_swap_files_and_loop_devices() {
     )
     .unwrap();
     run_ok(Command::new("mkswap").arg("-q").arg(&swapfile));
-    let _swap = match SwapOn::new(&swapfile) {
+    let swap = match SwapOn::new(&swapfile) {
         Ok(swap) => swap,
         Err(why) => {
             eprintln!("    swap file not checked: {why}");
@@ -1529,6 +1529,9 @@ fn busy_target_names_mappings_swap_files_and_loop_devices() {
     };
     let named = format!("swap file {}", swapfile.display());
     assert_busy_names(&e, &named, "a swap file on the target");
+    drop(swap);
+    // Before the loop device is detached.
+    rustix::mount::unmount(&e, UnmountFlags::empty()).unwrap();
 }
 
 /// A swap file in use, turned off on drop.
@@ -1580,6 +1583,8 @@ fn busy_btrfs_names_its_processes() {
     let named = format!("pid {} (sleep): cwd", holder.id());
     assert_busy_names(&m, &named, "a working directory on btrfs");
     holder.stop();
+    // Before the loop device is detached.
+    rustix::mount::unmount(&m, UnmountFlags::empty()).unwrap();
 }
 
 fn read_only_when_busy() {

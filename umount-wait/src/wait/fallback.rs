@@ -257,7 +257,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
     if let Some(at) = here {
         return RootEvicted::MountedHere(at);
     }
-    let elsewhere = blockers::find(dev, None)
+    let elsewhere = blockers::find(&target.mount, None)
         .iter()
         .any(|b| matches!(b, Blocker::Mount { .. }));
     if elsewhere {

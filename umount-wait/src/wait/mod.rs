@@ -216,7 +216,7 @@ impl Attempt<'_> {
     /// now (when asked to look), told to the observer. Both paths use it.
     fn still_waiting(&self, report: &mut Report, start: Instant) {
         if self.options.watch_blockers {
-            report.blockers = crate::blockers::find(self.target.mount.dev, None);
+            report.blockers = crate::blockers::find(&self.target.mount, None);
         }
         (self.observer)(Progress::Waiting {
             target: &self.target.given,
