@@ -108,6 +108,10 @@ fn main() {
             "status_line_on_a_terminal_and_progress_with_verbose",
             status_line_on_a_terminal_and_progress_with_verbose,
         ),
+        (
+            "timeout_bounds_a_filesystem_that_does_not_answer",
+            timeout_bounds_a_filesystem_that_does_not_answer,
+        ),
         ("quiet_hides_not_mounted", quiet_hides_not_mounted),
         (
             "busy_target_is_untouched_and_names_holder",
@@ -1409,6 +1413,66 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
         "status line not cleared: {text:?}"
     );
     assert!(!is_mounted(&m));
+}
+
+/// A FUSE filesystem (bindfs) whose daemon is stopped (SIGSTOP), with
+/// attributes never cached: every request to it waits for ever. `-t 3s`
+/// must bound every step, not only the wait after the unmount: the
+/// target's lookup (`statx`, without sync), the watch (its permission
+/// check asks the daemon), `umount2`. Here the watch cannot be added
+/// before the deadline: the target is left untouched ("deadline reached
+/// before unmounting", exit 32), in about 3 s. Run under timeout(1): 20 s
+/// is the generous bound. Before, the command hung in `statx`.
+fn timeout_bounds_a_filesystem_that_does_not_answer() {
+    let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
+    if Command::new("bindfs").arg("--version").output().is_err() {
+        assert!(!required, "bindfs is not installed (ci/setup installs it)");
+        eprintln!("    bindfs not installed: not checked");
+        return;
+    }
+    let s = Scratch::new("fuse-stopped");
+    let src = s.dir("src");
+    fs::write(src.join("f"), b"data").unwrap();
+    let m = s.dir("m");
+    let daemon = Holder::spawn(
+        Command::new("bindfs")
+            .args(["-f", "-o", "attr_timeout=0,entry_timeout=0"])
+            .arg(&src)
+            .arg(&m),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&m) {
+        assert!(Instant::now() < deadline, "bindfs did not mount");
+        sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let start = Instant::now();
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "20"])
+        .arg(BIN)
+        .args(["--mode", "fallback", "-t", "3s", "--json"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    drop(daemon);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_FAILURE),
+        "after {elapsed:?}: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("deadline reached before unmounting (untouched)"),
+        "{stderr}"
+    );
+    assert_eq!(field(&stdout, "outcome"), Some("untouched"), "{stdout}");
+    eprintln!(
+        "    -t 3s on a stopped FUSE daemon: {:.2} s",
+        elapsed.as_secs_f64()
+    );
 }
 
 fn quiet_hides_not_mounted() {
