@@ -90,8 +90,8 @@ pub struct Cli {
     #[arg(short = 'r', long = "read-only")]
     pub read_only: bool,
 
-    /// Bound the wait for each target (500ms, 30s, 2m, 1h); with --all, one
-    /// deadline for the whole run
+    /// Bound the whole operation on each target, every step of it (500ms,
+    /// 30s, 2m, 1h); with --all, one deadline for the whole run
     #[arg(short = 't', long, value_name = "DURATION", value_parser = umount_wait::duration::parse)]
     pub timeout: Option<Duration>,
 

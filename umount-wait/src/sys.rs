@@ -160,7 +160,7 @@ fn stat_at(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<TargetSta
     let st = rustix::fs::statx(
         dir,
         path,
-        flags | AtFlags::NO_AUTOMOUNT,
+        flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
         StatxFlags::TYPE | StatxFlags::MNT_ID,
     )?;
     // STATX_MNT_ID and STATX_ATTR_MOUNT_ROOT came in Linux 5.8.
@@ -197,12 +197,16 @@ pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
 /// (`statx(2)` with `STATX_MNT_ID`, as `/proc/self/mountinfo` numbers them).
 pub fn caller_mount_ids() -> Result<(u64, u64), Errno> {
     let mount_id = |path: &str, flags: AtFlags| {
-        rustix::fs::statx(CWD, path, flags | AtFlags::NO_AUTOMOUNT, StatxFlags::MNT_ID).and_then(
-            |st| match st.stx_mask & StatxFlags::MNT_ID.bits() {
-                0 => Err(Errno::NOSYS),
-                _ => Ok(st.stx_mnt_id),
-            },
+        rustix::fs::statx(
+            CWD,
+            path,
+            flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
+            StatxFlags::MNT_ID,
         )
+        .and_then(|st| match st.stx_mask & StatxFlags::MNT_ID.bits() {
+            0 => Err(Errno::NOSYS),
+            _ => Ok(st.stx_mnt_id),
+        })
     };
     Ok((
         mount_id("/", AtFlags::empty())?,
@@ -277,14 +281,46 @@ impl Inotify {
     /// other, so every event for another watch descriptor belongs to a
     /// watch that has ended.
     pub fn watch_root(&mut self, root: BorrowedFd<'_>) -> Result<RootWatch<'_>, Errno> {
-        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        let wd = self.prepare_watch(root)?.call()?;
+        Ok(self.adopt(wd))
+    }
+
+    /// [`Inotify::watch_root`] in two steps, so that the system call can be
+    /// made in a child process ([`crate::child`]; the instance is shared
+    /// with it): its arguments, made ready here, and then
+    /// [`PreparedWatch::call`] there. `inotify_add_watch` checks that the
+    /// caller may read the inode, and a FUSE filesystem may ask its daemon
+    /// for that: one that does not answer would hold the caller for ever.
+    pub fn prepare_watch(&self, root: BorrowedFd<'_>) -> Result<PreparedWatch<'_>, Errno> {
         let link = format!("/proc/self/fd/{}", root.as_raw_fd());
-        let wd = inotify::add_watch(&self.fd, link, mask)?;
-        Ok(RootWatch {
+        Ok(PreparedWatch {
+            inotify: self.fd.as_fd(),
+            link: CString::new(link).map_err(|_| Errno::INVAL)?,
+        })
+    }
+
+    /// The watch `wd` that [`PreparedWatch::call`] added to this instance.
+    pub fn adopt(&mut self, wd: i32) -> RootWatch<'_> {
+        RootWatch {
             inotify: self,
             wd,
             ended: false,
-        })
+        }
+    }
+}
+
+/// `inotify_add_watch(2)` on a mount root with its arguments made ready
+/// ([`Inotify::prepare_watch`]).
+pub struct PreparedWatch<'a> {
+    inotify: BorrowedFd<'a>,
+    link: CString,
+}
+
+impl PreparedWatch<'_> {
+    /// The system call itself; async-signal-safe. The watch descriptor.
+    pub fn call(&self) -> Result<i32, Errno> {
+        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        inotify::add_watch(self.inotify, self.link.as_c_str(), mask)
     }
 }
 

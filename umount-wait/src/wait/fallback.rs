@@ -3,21 +3,25 @@
 //! the superblock itself shuts down; for a block device the exclusive
 //! claim is then checked with `open(dev, O_EXCL)`.
 
-use std::os::fd::AsFd;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
-use super::{Attempt, STATUS_INTERVAL};
+use super::{call, Attempt, STATUS_INTERVAL};
 use crate::backoff::{self, Attempt as Try, Stopped};
 use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
+use crate::child::Ended;
 use crate::device;
 use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
-use crate::sys::{self, Inotify, WatchEvents};
+use crate::sys::{self, Inotify, RootWatch, WatchEvents};
 use crate::target::Target;
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
@@ -79,22 +83,37 @@ pub(super) fn unmount(
             ))
         }
     }
-    // Added before the unmount: afterwards the path no longer leads there.
-    // Without one (no inotify in this kernel, the instance or watch limit
-    // reached) the unmount goes on all the same: a filesystem left mounted
-    // because of it would be worse (under `--all`, read-write at reboot).
-    let watch = watcher
-        .inotify()
-        .and_then(|inotify| inotify.watch_root(root.as_fd()));
-    // The handle would keep the mount busy; the watch does not.
-    drop(root);
-    super::still_there(target)?;
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
-    if let Err(errno) = sys::unmount(&target.path, flags) {
-        return unmount_failed(target, options, report, errno);
+    // For a filesystem that a daemon or a server answers for, and where
+    // the caller can end the wait, the steps that the filesystem can hold
+    // up are made in a child process that the deadline or the
+    // cancellation ends: a FUSE daemon or a server that does not answer
+    // must not keep this process past them. Elsewhere they are made here:
+    // a child per step costs a few milliseconds on a busy machine, which
+    // `--all` over many filesystems would pay many times.
+    let bounded =
+        (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_not_answer();
+    // Without a watch (no inotify in this kernel, the instance or watch
+    // limit reached) the unmount goes on all the same: a filesystem left
+    // mounted because of it would be worse (under `--all`, read-write at
+    // reboot).
+    let watch = watch_root(attempt, &mut report, watcher, root.as_fd(), start, bounded)?;
+    // The handle would keep the mount busy; the watch does not.
+    drop(root);
+    if bounded {
+        report = match call::unmount_in_child(attempt, report, flags, start, deadline) {
+            ControlFlow::Continue(report) => report,
+            ControlFlow::Break(result) => return result,
+        };
+    } else {
+        super::still_there(target)?;
+        let umount_start = Instant::now();
+        if let Err(errno) = sys::unmount(&target.path, flags) {
+            return unmount_failed(target, options, report, errno);
+        }
+        report.umount_time = umount_start.elapsed();
     }
-    report.umount_time = start.elapsed();
     let wait_start = Instant::now();
     let mut watch = match watch {
         Ok(watch) => watch,
@@ -213,6 +232,52 @@ fn confirm_by_claims(
                     .with_state(State::Detached),
             )
         }
+    }
+}
+
+/// The watch on the mount root, added before the unmount (afterwards the
+/// path no longer leads there) through its `O_PATH` handle `root`. When
+/// the wait is `bounded`, in a child process ([`call::in_child`], sharing
+/// the instance), since `inotify_add_watch` checks that the caller may
+/// read the root, which a FUSE filesystem may ask its daemon. Ok(Err): no
+/// watch could be added (the errno); Err: the deadline or the caller's
+/// cancellation came first, or the child failed: the target untouched.
+fn watch_root<'w>(
+    attempt: &Attempt<'_>,
+    report: &mut Report,
+    watcher: &'w mut Watcher,
+    root: BorrowedFd<'_>,
+    start: Instant,
+    bounded: bool,
+) -> Result<Result<RootWatch<'w>, Errno>, Error> {
+    let inotify = match watcher.inotify() {
+        Ok(inotify) => inotify,
+        Err(errno) => return Ok(Err(errno)),
+    };
+    if !bounded {
+        return Ok(inotify.watch_root(root));
+    }
+    let given = &attempt.target.given;
+    let step = "adding the watch in a child process";
+    let fail = |e| Error::from_errno(given, step, e);
+    let io_fail = |e: std::io::Error| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO));
+    // The child tells the watch descriptor through a socket.
+    let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
+    let prepared = inotify.prepare_watch(root).map_err(fail)?;
+    let deadline = attempt.options.timeout.map(|t| start + t);
+    let call = call::in_child(attempt, report, start, deadline, || {
+        let wd = prepared.call()?;
+        rustix::io::write(&theirs, &wd.to_ne_bytes()).map(|_| ())
+    })
+    .map_err(fail)?;
+    match call.ended {
+        Ok(Ended::Returned(Ok(()))) => {
+            let mut wd = [0u8; 4];
+            (&ours).read_exact(&mut wd).map_err(io_fail)?;
+            Ok(Ok(inotify.adopt(i32::from_ne_bytes(wd))))
+        }
+        Ok(Ended::Returned(Err(errno))) => Ok(Err(errno)),
+        _ => Err(call::untouched(attempt.target, call, step)),
     }
 }
 

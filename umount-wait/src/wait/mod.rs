@@ -3,6 +3,7 @@
 //! ([`kernel`], [`fallback`]); what `-r` does is in [`read_only`]; the
 //! report a target ends with is built in [`report`].
 
+mod call;
 mod fallback;
 mod kernel;
 mod read_only;
