@@ -332,6 +332,13 @@ fn loop_btrfs(scratch: &Scratch, mib: u64) -> Result<LoopExt4, String> {
     Ok(LoopExt4 { device })
 }
 
+/// [`loop_btrfs`] of 300 MiB, or None after saying why not.
+fn loop_btrfs_or_say_why(scratch: &Scratch) -> Option<LoopExt4> {
+    loop_btrfs(scratch, 300)
+        .map_err(|why| eprintln!("    btrfs not checked: {why}"))
+        .ok()
+}
+
 impl Drop for LoopExt4 {
     fn drop(&mut self) {
         // The filesystem may still be dying; give it a moment to let go.
@@ -387,11 +394,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_command(Command::new(BIN).args(args))
+}
+
+/// Runs `cmd` to its end; what it printed, its exit code, how long it took.
+fn run_command(cmd: &mut Command) -> Run {
     let start = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
+    let out = cmd
         .output()
-        .expect("running umount-wait");
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -499,44 +510,31 @@ impl FileHolder {
 /// the filesystems mounted there alive until it dies. Writes `write_mib`
 /// MiB into `dir` first; returns once it sleeps.
 fn namespace_holder(dir: &Path, name: &str, write_mib: u32) -> Holder {
-    let script = format!(
+    namespace_shell(&format!(
         "dd if=/dev/zero of='{}/{name}' bs=1M count={write_mib} status=none && exec sleep 600",
         dir.display()
-    );
-    let holder = Holder::spawn(Command::new("unshare").args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
-    let comm = format!("/proc/{}/comm", holder.id());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fs::read_to_string(&comm)
-        .map(|c| c.trim() != "sleep")
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "namespace holder did not start");
-        sleep(Duration::from_millis(5));
-    }
-    holder
+    ))
 }
 
 /// [`namespace_holder`], which then mounts a tmpfs on `dir` in its
 /// namespace: its copy of the filesystem at `dir` is covered there.
 fn namespace_holder_covered(dir: &Path) -> Holder {
-    let script = format!(
+    namespace_shell(&format!(
         "mount -t tmpfs umw-stacked '{}' && exec sleep 600",
         dir.display()
-    );
+    ))
+}
+
+/// `sh -c script` in a mount namespace of its own, a copy of ours; returns
+/// once the script has come to its `exec sleep`.
+fn namespace_shell(script: &str) -> Holder {
     let holder = Holder::spawn(Command::new("unshare").args([
         "--mount",
         "--propagation",
         "private",
         "sh",
         "-c",
-        &script,
+        script,
     ]));
     let comm = format!("/proc/{}/comm", holder.id());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -954,12 +952,8 @@ fn ext4_lazy_waits_for_open_file_and_frees_device() {
 /// (10). Skipped with a message where btrfs cannot be made or mounted.
 fn btrfs_lazy_returns_only_when_its_devices_are_free() {
     let s = Scratch::new("btrfs");
-    let dev = match loop_btrfs(&s, 300) {
-        Ok(dev) => dev,
-        Err(why) => {
-            eprintln!("    btrfs not checked: {why}");
-            return;
-        }
+    let Some(dev) = loop_btrfs_or_say_why(&s) else {
+        return;
     };
     let m = s.dir("m");
     let runs: usize = std::env::var("UMW_BTRFS_RUNS")
@@ -1055,6 +1049,20 @@ fn timeout_with_copy_in_other_namespace() {
     assert!(!is_mounted(&m));
 }
 
+/// `umount-wait -r -t 500ms --json m` while `holder`'s namespace keeps the
+/// filesystem: the run, and the holder's mountinfo right after it.
+fn read_only_after_timeout(m: &Path, holder: &Holder) -> (Run, String) {
+    let run = umw([
+        OsStr::new("-r"),
+        OsStr::new("-t"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    (run, theirs)
+}
+
 /// `-r` with a wait that ends unconfirmed: the filesystem, detached here
 /// but alive in the holder's namespace, is made read-only there, its journal
 /// committed: the disk is clean while the filesystem still lives.
@@ -1064,14 +1072,7 @@ fn read_only_through_other_namespace_after_timeout() {
     let m = s.dir("m");
     dev.mount(&m);
     let mut holder = namespace_holder(&m, "f", 1);
-    let run = umw([
-        OsStr::new("-r"),
-        OsStr::new("-t"),
-        OsStr::new("500ms"),
-        OsStr::new("--json"),
-        m.as_os_str(),
-    ]);
-    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    let (run, theirs) = read_only_after_timeout(&m, &holder);
     let header = Command::new("dumpe2fs")
         .arg("-h")
         .arg(&dev.device)
@@ -1201,23 +1202,16 @@ where
     S: AsRef<OsStr>,
 {
     let caps = "+sys_admin,+dac_override";
-    let start = Instant::now();
-    let out = Command::new("setpriv")
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(format!("--inh-caps={caps}"))
-        .arg(format!("--ambient-caps={caps}"))
-        .arg(BIN)
-        .args(args)
-        .output()
-        .expect("running umount-wait through setpriv");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    run_command(
+        Command::new("setpriv")
+            .arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups")
+            .arg(format!("--inh-caps={caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(BIN)
+            .args(args),
+    )
 }
 
 /// Without inotify (here: every instance of the user taken, EMFILE) the
@@ -1302,14 +1296,7 @@ fn read_only_through_other_namespace_never_a_mount_stacked_on_it() {
     let m = s.dir("m");
     dev.mount(&m);
     let mut holder = namespace_holder_covered(&m);
-    let run = umw([
-        OsStr::new("-r"),
-        OsStr::new("-t"),
-        OsStr::new("500ms"),
-        OsStr::new("--json"),
-        m.as_os_str(),
-    ]);
-    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    let (run, theirs) = read_only_after_timeout(&m, &holder);
     holder.stop();
     assert_code(&run, EXIT_UNCONFIRMED, "timeout with a covered copy, -r");
     assert_eq!(
@@ -1631,12 +1618,8 @@ impl Drop for SwapOn {
 /// all the same (found by its mount, not its device). Before, it was not.
 fn busy_btrfs_names_its_processes() {
     let s = Scratch::new("busy-btrfs");
-    let dev = match loop_btrfs(&s, 300) {
-        Ok(dev) => dev,
-        Err(why) => {
-            eprintln!("    btrfs not checked: {why}");
-            return;
-        }
+    let Some(dev) = loop_btrfs_or_say_why(&s) else {
+        return;
     };
     let m = s.dir("m");
     if let Err(e) = rustix::mount::mount(&dev.device, &m, "btrfs", MountFlags::empty(), None) {
