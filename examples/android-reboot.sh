@@ -73,7 +73,7 @@ out=${UMW_LOG:-/dev/kmsg}
 [ -w "$out" ] || out=/dev/null
 start=$(date +%s)
 # shellcheck disable=SC2086 # UMW_ARGS is a list of arguments
-"$umw" --all -f -t "$deadline" --json ${UMW_ARGS:-} >"$out"
+"$umw" --all -f --timeout "$deadline" --json ${UMW_ARGS:-} >"$out"
 rc=$?
 log "umount-wait --all exit $rc after $(($(date +%s) - start)) s"
 

@@ -5,8 +5,8 @@
 # tree of its base and run that tree's scripts/checkpatch.pl --strict on
 # every patch (not the cover letter).
 #
-#   7.3  (primary):  7.3/series    on Debian's linux-source-7.3
-#   6.12 (backport): series        on Debian's linux-source-6.12
+#   7.3  (primary):  series        on Debian's linux-source-7.3
+#   6.12 (backport): 6.12/series   on Debian's linux-source-6.12
 #
 # A SOURCE is an extracted tree (copied, never modified) or a .tar.xz.
 # Default for each base: the bench's pristine extraction under
@@ -106,8 +106,8 @@ check_series() {
 	done <"$dir/series"
 }
 
-check_series 7.3 "$here/7.3" "${1:-$(default_source 7.3)}"
-check_series 6.12 "$here" "${2:-$(default_source 6.12)}"
+check_series 7.3 "$here" "${1:-$(default_source 7.3)}"
+check_series 6.12 "$here/6.12" "${2:-$(default_source 6.12)}"
 
 if [ "$fail" -ne 0 ]; then
 	echo "check.sh: FAILED" >&2

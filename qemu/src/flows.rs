@@ -131,6 +131,7 @@ impl Bench {
             let mut result = KernelResult {
                 name: image.name.to_string(),
                 release: image.release.clone(),
+                source: image.source.clone(),
                 umount_wait: image.name.has_series(),
                 tests: BTreeMap::new(),
                 races: BTreeMap::new(),
@@ -411,6 +412,8 @@ fn crash_test_kernel(images: &[KernelImage]) -> KernelName {
     [
         KernelName::Unpatched,
         KernelName::Patched,
+        KernelName::Patched73,
+        KernelName::Unpatched73,
         KernelName::Debug,
         KernelName::Stock,
     ]

@@ -88,6 +88,7 @@ pub fn fetch(bench: &Bench) -> Result<KernelImage> {
     Ok(KernelImage {
         name: KernelName::Stock,
         bzimage: vmlinuz,
+        source: format!("linux-image-{release}"),
         release,
         selftest: None,
         modules,

@@ -2,7 +2,7 @@
 //!
 //! The pipeline, as the data flows:
 //!
-//!   kernel source -> config -> image (unpatched, patched, debug)   kernel.rs
+//!   kernel source (7.3, 6.12) -> config -> image                   kernel.rs
 //!   static binaries + guest files -> initramfs                      initramfs.rs
 //!   blank ext4 images                                               disks.rs
 //!   image + initramfs + disks -> boot -> console log                boot.rs
@@ -40,7 +40,7 @@ use crate::kernel::KernelName;
 #[derive(Parser)]
 #[command(
     name = "umw-vm",
-    about = "Build 6.12 kernels with and without the UMOUNT_WAIT series and run the suites in QEMU"
+    about = "Build 7.3 and 6.12 kernels with and without the UMOUNT_WAIT series and run the suites in QEMU"
 )]
 struct Cli {
     /// Use KVM instead of TCG (KVM guests hang on some machines: only on request).
@@ -64,7 +64,7 @@ enum Command {
     },
     /// Run the suites on each kernel, write target/vm/summary.json, print the table.
     Test {
-        /// Kernels to test; every kernel (unpatched, patched, debug, mutant, stock) when none is given.
+        /// Kernels to test; every kernel but unpatched-7.3 (unpatched, patched, patched-7.3, debug, mutant, stock) when none is given.
         #[arg(value_enum)]
         kernels: Vec<KernelName>,
         /// Only these suites (names of files in qemu/guest/suites/).
@@ -132,7 +132,7 @@ enum Command {
     },
     /// Print the table of the last target/vm/summary.json.
     Summary,
-    /// Extract (or find) the pristine kernel source and print its path.
+    /// Extract (or find) the pristine kernel sources (7.3, 6.12) and print their paths.
     Source,
     /// Every stage's cold path but the compiles: source extraction and
     /// copies, config merge and its check, series and mutant apply, the
@@ -233,7 +233,9 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Shell { kernel } => bench.shell(kernel),
         Command::Prepare => bench.prepare(),
         Command::Source => {
-            println!("{}", kernel::pristine_source(&bench)?.display());
+            for base in kernel::Base::ALL {
+                println!("{}", kernel::pristine_source(&bench, base)?.display());
+            }
             Ok(true)
         }
         Command::Summary => {

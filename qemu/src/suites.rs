@@ -136,6 +136,16 @@ mod tests {
         }
         assert!(patched.contains(&"tool-kernel".to_string()));
         assert!(!patched.contains(&"crash".to_string()));
+        // 7.3: the kselftest, the kernel path and the races; the fallback
+        // stays on 6.12, the stock kernel and the host.
+        let mainline = for_kernel(&dir, KernelName::Patched73, &[]).unwrap();
+        for name in ["kselftest", "race-s1", "race-s2", "race-s3", "tool-kernel"] {
+            assert!(
+                mainline.contains(&name.to_string()),
+                "{name} on patched-7.3"
+            );
+        }
+        assert!(!mainline.contains(&"tool-fallback".to_string()));
         let mutant = for_kernel(&dir, KernelName::Mutant, &[]).unwrap();
         assert_eq!(mutant, vec!["kselftest", "race-s1", "race-s2", "race-s3"]);
         assert_eq!(

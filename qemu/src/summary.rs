@@ -18,7 +18,12 @@ pub struct Summary {
 #[derive(Serialize, Deserialize)]
 pub struct KernelResult {
     pub name: String,
+    /// The running kernel's release (uname -r in the guest).
     pub release: String,
+    /// What it was built from: the Debian source package and its version
+    /// (the stock kernel: its image package).
+    #[serde(default)]
+    pub source: String,
     pub umount_wait: bool,
     pub tests: BTreeMap<String, String>,
     pub races: BTreeMap<String, BTreeMap<String, RaceCount>>,
@@ -32,6 +37,7 @@ impl KernelResult {
         KernelResult {
             name: name.to_string(),
             release: String::new(),
+            source: String::new(),
             umount_wait: false,
             tests,
             races: BTreeMap::new(),
@@ -59,6 +65,7 @@ impl KernelResult {
         KernelResult {
             name: image.name.to_string(),
             release,
+            source: image.source.clone(),
             umount_wait: verdict.umount_wait.unwrap_or(false),
             tests,
             races: verdict.races.clone(),
@@ -201,6 +208,7 @@ mod tests {
             kernels: vec![KernelResult {
                 name: "patched".into(),
                 release: "6.12.117".into(),
+                source: "linux-source-6.12 6.12.117-1~deb12u1".into(),
                 umount_wait: true,
                 tests,
                 races,

@@ -1,106 +1,302 @@
-//! The command line, and the exit codes it promises.
+//! The command line: what `umount-wait` accepts and the help it prints.
+//!
+//! The definition lives in the library so that the man page and the shell
+//! completions (`cargo run -p xtask -- gen`) are made from the same one the
+//! command parses with. Parsing only: what the options do is the binary's.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use umount_wait::loopdev::LoopOutcome;
-use umount_wait::outcome::{Error, ErrorKind, Outcome, Report, State};
-use umount_wait::shutdown::Entry;
-use umount_wait::Mode;
+use clap::{CommandFactory, Parser, ValueEnum};
 
+use crate::select::{OptionList, TypeList};
+use crate::Mode;
+
+/// The three forms, for the usage line and the man page's synopsis.
+const USAGE: &str = "\
+umount-wait [OPTIONS] TARGET...
+       umount-wait --all [-t TYPES] [-O OPTIONS] [--include PREFIX]... [OPTIONS]
+       umount-wait --probe";
+
+const ABOUT: &str = "Unmount filesystems and return only when they are shut down";
+
+const LONG_ABOUT: &str = "\
+Unmount filesystems and return only when they are shut down.
+
+umount(2) can return while the filesystem still runs: a copy of the mount in
+another mount namespace, a lazy detach with files still open, a last
+reference dropped by a kernel thread. umount-wait returns when the
+superblock is gone and, for a block device, when the device is no longer
+claimed.
+
+On kernels with UMOUNT_WAIT the kernel waits, in a child process that is
+killed when --timeout expires or on SIGINT/SIGTERM. Elsewhere an inotify
+watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
+device claim is checked. A target whose filesystem stays mounted elsewhere
+in this namespace is unmounted without a wait (it cannot shut down), and
+that is said.";
+
+/// After `-h`: where the rest is.
 const AFTER_HELP: &str = "\
-Exit codes (compatible with umount(8)):
-  0   every target unmounted and its filesystem shut down; or unmounted while
-      its filesystem stays mounted elsewhere in this namespace (\"unmounted;
-      its filesystem stays mounted at ...\" on stderr, outcome \"unmounted\")
-  1   usage error or permission denied (nothing was unmounted on a usage error)
-  2   system error
-  3   detached, shutdown not confirmed (--timeout expired, or a signal such as
-      Ctrl-C interrupted the wait, or no inotify watch could be added and no
-      block device claim confirmed the shutdown); the filesystem may still
-      be running
-  32  failure: the target was left as it was (or, with -r, remounted read-only);
-      also a target whose filesystem holds umount-wait's own root or working
-      directory (umount-wait /): it could never shut down, so it is refused
-      as busy, on both paths
-  64  several targets with different results (some failed)
-With --all, the same codes over every selected filesystem: 0 when all shut
-down (the root, if selected, remounted read-only; bind mounts unmounted) and
-their loop devices detached; 32 when none did; 64 when some did.
+Exit codes: 0 shut down, 1 usage or permission, 2 system error, 3 detached
+but shutdown not confirmed, 32 failure (left as it was), 64 some failed.
+'umount-wait --help' explains them and gives examples.";
 
-Examples:
-  umount-wait /mnt/data                  unmount, return when shut down
-  umount-wait -l -t 30s /mnt/data        lazy detach, wait at most 30 seconds
-  umount-wait -R -r /mnt                 submounts first; read-only if busy
-  umount-wait --json /mnt/a /mnt/b       one JSON object per target on stdout
-  umount-wait --probe                    kernel or fallback path on this kernel
-  umount-wait --all -t 20s               shutdown: everything but API
-                                         filesystems, deepest first, one deadline
-  umount-wait --all --include /data --exclude /data/cache --types noext4";
+/// The exit codes, for `--help` and the man page's EXIT STATUS.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "every target unmounted and its filesystem shut down; or unmounted while \
+         its filesystem stays mounted elsewhere in this namespace (said on stderr, \
+         outcome \"unmounted\")",
+    ),
+    (
+        1,
+        "usage error (nothing was unmounted) or permission denied",
+    ),
+    (
+        2,
+        "system error (also --mode kernel on a kernel without UMOUNT_WAIT)",
+    ),
+    (
+        3,
+        "detached, shutdown not confirmed: --timeout expired, or a signal \
+         (Ctrl-C, SIGTERM) interrupted the wait, or no inotify watch could be \
+         added and no block device claim confirmed the shutdown; the \
+         filesystem may still run",
+    ),
+    (
+        32,
+        "failure: the target was left as it was (with -r: remounted read-only); \
+         also a target that holds umount-wait's own root or working directory \
+         (umount-wait /), refused as busy",
+    ),
+    (64, "several targets with different results (some failed)"),
+];
 
-#[derive(Parser, Debug)]
+/// After the list of exit codes.
+pub const EXIT_CODES_NOTE: &str = "\
+With several targets the code is theirs when they all agree, 64 otherwise \
+(umount(8) adds them up). \
+With --all, the same over every selected filesystem: 0 when all shut down \
+(the root, if selected, remounted read-only) and their loop devices detached, \
+32 when none did, 64 when some did.";
+
+/// Command lines and what they do, for `--help` and the man page.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "umount-wait /mnt/data",
+        "unmount, return when the filesystem is shut down",
+    ),
+    (
+        "umount-wait -l --timeout 30s /mnt/data",
+        "detach now, wait at most 30 seconds for the last user",
+    ),
+    (
+        "umount-wait -R -r /mnt",
+        "the mounts below /mnt first; remount read-only what is busy",
+    ),
+    (
+        "umount-wait --json /mnt/a /mnt/b",
+        "one JSON object per target on stdout",
+    ),
+    (
+        "umount-wait --probe",
+        "\"kernel\" or \"fallback\": how this kernel is waited on",
+    ),
+    (
+        "umount-wait -d /mnt/image",
+        "unmount, then detach the loop device under it",
+    ),
+    (
+        "umount-wait -A /dev/sdb1",
+        "every mount of /dev/sdb1 in this namespace, the newest first",
+    ),
+    (
+        "umount-wait --fake -R /mnt",
+        "print what -R would unmount, in order; change nothing",
+    ),
+    (
+        "umount-wait --all --timeout 20s",
+        "shutdown: every real filesystem, deepest first, one deadline",
+    ),
+    (
+        "umount-wait -a -t tmpfs,ext4 -O noro",
+        "every tmpfs and ext4 mounted read-write",
+    ),
+    (
+        "umount-wait --all --include /data --exclude /data/cache -t noext4",
+        "under /data but not /data/cache, every type but ext4",
+    ),
+];
+
+/// `--help`'s epilogue: the exit codes and the examples, filled to 80
+/// columns here (clap would wrap them too, but lose the hanging indent).
+fn after_long_help() -> String {
+    let mut out = String::from("Exit codes (umount(8)'s for one target, plus 3):\n");
+    for (code, meaning) in EXIT_CODES {
+        out += &hanging(&format!("{code:<4}"), "  ", meaning);
+    }
+    out += "\n";
+    out += &hanging("", "  ", EXIT_CODES_NOTE);
+    out += "\nExamples:\n";
+    for (line, what) in EXAMPLES {
+        out += &format!("  {line}\n");
+        out += &hanging("", "      ", what);
+    }
+    out.trim_end().to_string()
+}
+
+/// `text` filled to 80 columns after `indent`, the first line starting with
+/// `lead`, the others indented to match it.
+fn hanging(lead: &str, indent: &str, text: &str) -> String {
+    let margin = indent.len() + lead.len();
+    let mut out = format!("{indent}{lead}");
+    let mut column = margin;
+    for word in text.split_whitespace() {
+        if column > margin && column + 1 + word.len() > 80 {
+            out += &format!("\n{:margin$}", "");
+            column = margin;
+        }
+        if column > margin {
+            out.push(' ');
+            column += 1;
+        }
+        out += word;
+        column += word.len();
+    }
+    out + "\n"
+}
+
+const ALL_HEADING: &str = "Shutdown mode (--all)";
+
+/// `-t LIST`: umount(8)'s type list. What was the timeout's `-t` before
+/// (`-t 30s`) is refused with the new spelling, not taken for a type.
+fn types(text: &str) -> Result<TypeList, String> {
+    if crate::duration::parse(text).is_ok() {
+        return Err(format!(
+            "-t is --types, as in umount(8); for a timeout of {text}, use \
+             --timeout {text} (or -w {text})"
+        ));
+    }
+    TypeList::parse(text)
+}
+
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "umount-wait",
     version,
-    about = "Unmount filesystems and return only when they are shut down",
-    long_about = "Unmount filesystems and return only when they are shut down.\n\n\
-        umount(2) can return while the filesystem still runs: copies in other mount\n\
-        namespaces, lazy detach with open files, final references dropped by kernel\n\
-        threads. umount-wait returns when the superblock is gone. A target whose\n\
-        filesystem stays mounted elsewhere in this namespace is unmounted without\n\
-        a wait (it cannot shut down), and that is said. On kernels with\n\
-        UMOUNT_WAIT the kernel waits, in a child process that is killed when\n\
-        --timeout expires or on Ctrl-C/SIGTERM (the kernel's wait ends only when\n\
-        its caller dies); elsewhere an inotify watch on the mount root reports\n\
-        the shutdown (IN_UNMOUNT), then the block device claim is checked.",
-    after_help = AFTER_HELP
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    override_usage = USAGE,
+    after_help = AFTER_HELP,
+    after_long_help = after_long_help(),
+    max_term_width = 100
 )]
 pub struct Cli {
-    /// Print which path this kernel gets ("kernel" or "fallback") and exit 0
+    /// Print which path this kernel gets ("kernel" or "fallback") and exit
     #[arg(long, exclusive = true)]
     pub probe: bool,
 
-    /// Which way to wait: kernel fails where UMOUNT_WAIT is missing, fallback
-    /// forces the userspace path
+    /// Which way to wait
+    ///
+    /// auto takes the kernel path where the kernel has UMOUNT_WAIT; kernel
+    /// refuses (exit 2, nothing touched) where it has not; fallback forces
+    /// the userspace path, for tests and comparisons.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
 
-    /// Lazy unmount: detach now, wait until the last user has gone (MNT_DETACH)
+    /// Lazy unmount: detach now, wait for the last user (MNT_DETACH)
     #[arg(short = 'l', long)]
     pub lazy: bool,
 
-    /// Force the unmount (MNT_FORCE; for unreachable network filesystems);
-    /// with --all, on the last pass only
+    /// Force the unmount (MNT_FORCE)
+    ///
+    /// For unreachable network filesystems. With --all, on the last pass
+    /// only.
     #[arg(short = 'f', long)]
     pub force: bool,
 
-    /// Do not follow a symbolic link as the last component of TARGET
+    /// Refuse a TARGET that is a symbolic link (UMOUNT_NOFOLLOW)
     #[arg(long)]
     pub no_follow: bool,
 
-    /// Unmount the mounts below each TARGET first, deepest first; a TARGET
-    /// inside another TARGET's tree is refused (given twice)
+    /// Unmount the mounts below each TARGET first, deepest first
+    ///
+    /// The newest first among equals; stops at the first that fails. A
+    /// TARGET inside another TARGET's tree is refused (given twice).
     #[arg(short = 'R', long)]
     pub recursive: bool,
 
-    /// If unmounting fails because the target is busy, remount it read-only;
-    /// if the wait ends unconfirmed (timeout, signal) while another mount
-    /// namespace still has the filesystem, make it read-only there
+    /// Remount read-only what stays busy
+    ///
+    /// If unmounting fails because the target is busy, remount it
+    /// read-only. If the wait ends unconfirmed (timeout, signal) while
+    /// another mount namespace still has the filesystem, make it read-only
+    /// there.
     #[arg(short = 'r', long = "read-only")]
     pub read_only: bool,
 
-    /// Bound the whole operation on each target, every step of it (500ms,
-    /// 30s, 2m, 1h); with --all, one deadline for the whole run
-    #[arg(short = 't', long, value_name = "DURATION", value_parser = umount_wait::duration::parse)]
+    /// Wait at most DURATION for each target (500ms, 30s, 2m, 1h)
+    ///
+    /// It bounds every step: the watch and umount2 on a FUSE or network
+    /// filesystem too, made in a child process killed at the deadline. A
+    /// bare number is seconds. With --all, one deadline for the whole
+    /// run. (-t was this option before; it is --types now, as in umount(8).)
+    #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,
+
+    /// Unmount every mount of TARGET's filesystem in this namespace
+    ///
+    /// As umount(8) -A: TARGET (a mount point or a device) names a
+    /// filesystem; all of its mounts here are unmounted, the newest first,
+    /// and the last one waits for the shutdown.
+    #[arg(short = 'A', long = "all-targets", conflicts_with = "recursive")]
+    pub all_targets: bool,
+
+    /// After TARGET has shut down, detach its loop device
+    ///
+    /// LOOP_CLR_FD, then the unbind confirmed (as --all does). For a
+    /// TARGET that is not on a loop device, nothing more is done.
+    #[arg(short = 'd', long = "detach-loop")]
+    pub detach_loop: bool,
+
+    /// Do not canonicalize TARGET (no symbolic link is resolved in it)
+    ///
+    /// As umount(8) -c: TARGET is used as given. It is still looked at
+    /// (statx) to find its mount.
+    #[arg(short = 'c', long = "no-canonicalize")]
+    pub no_canonicalize: bool,
+
+    /// Dry run: resolve the targets, print what would be unmounted, change
+    /// nothing
+    #[arg(long)]
+    pub fake: bool,
+
+    /// Act in the mount namespace of process PID (or of the namespace file
+    /// at PATH)
+    ///
+    /// As umount(8) -N: the namespace is entered before anything else
+    /// (relative TARGETs are made absolute first, against the current
+    /// directory); paths are then looked up in that namespace.
+    #[arg(short = 'N', long, value_name = "PID|PATH")]
+    pub namespace: Option<PathBuf>,
+
+    /// Accepted for umount(8) compatibility: /etc/mtab is never written
+    #[arg(short = 'n', long = "no-mtab")]
+    pub no_mtab: bool,
+
+    /// Accepted for umount(8) compatibility: no umount.TYPE helper is run
+    #[arg(short = 'i', long = "internal-only")]
+    pub internal_only: bool,
 
     /// Print one JSON object per target on stdout, one a line
     #[arg(long)]
     pub json: bool,
 
-    /// Print no "not mounted" errors and no status line (a wait that lasts
-    /// still names its holders once)
+    /// Print no "not mounted" errors and no status line
+    ///
+    /// A wait that lasts still names its holders once.
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -108,31 +304,63 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Shutdown mode: unmount every real filesystem, deepest and newest first,
-    /// in passes while a pass makes progress, each confirmed shut down; what
-    /// stays busy is remounted read-only, loop devices under them detached.
-    /// API filesystems (proc, sysfs, cgroup..., anything under /proc, /sys,
-    /// /dev, /run) are skipped; the root is only remounted read-only
-    #[arg(short = 'a', long, conflicts_with_all = ["targets", "lazy", "recursive", "no_follow"])]
+    /// Unmount every real filesystem (no TARGET)
+    ///
+    /// Deepest and newest first, in passes while a pass makes progress,
+    /// each confirmed shut down; what stays busy is remounted read-only,
+    /// loop devices under what was unmounted are detached. API filesystems
+    /// (proc, sysfs, cgroup..., anything under /proc, /sys, /dev, /run)
+    /// are skipped; the root is only remounted read-only.
+    #[arg(
+        short = 'a',
+        long,
+        help_heading = ALL_HEADING,
+        conflicts_with_all = ["targets", "lazy", "recursive", "no_follow", "all_targets"]
+    )]
     pub all: bool,
 
-    /// With --all: only mounts at or below PREFIX (whole path components;
-    /// may be repeated)
-    #[arg(long, value_name = "PREFIX", conflicts_with = "targets")]
+    /// Only mounts at or below PREFIX (repeatable)
+    ///
+    /// Whole path components: /mnt covers /mnt/a, not /mnt2. Any of the
+    /// prefixes given.
+    #[arg(long, value_name = "PREFIX", help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub include: Vec<PathBuf>,
 
-    /// With --all: never mounts at or below PREFIX (may be repeated)
-    #[arg(long, value_name = "PREFIX", conflicts_with = "targets")]
+    /// Never mounts at or below PREFIX (repeatable; wins over --include)
+    #[arg(long, value_name = "PREFIX", help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub exclude: Vec<PathBuf>,
 
-    /// With --all: only these filesystem types, as umount(8) -t takes them:
-    /// ext4,vfat selects those; a leading "no" (noext4,vfat) selects all
-    /// others. Naming an API type (tmpfs is not one) selects it
-    #[arg(long, value_name = "LIST", conflicts_with = "targets", value_parser = umount_wait::select::TypeList::parse)]
-    pub types: Option<umount_wait::select::TypeList>,
+    /// Only these filesystem types (ext4,vfat; noext4: all but ext4)
+    ///
+    /// As umount(8) -t: a comma list; a leading "no" (noext4,vfat) selects
+    /// every other type. Naming an API type selects it (tmpfs is not one).
+    /// Like umount(8), it selects for --all only: TARGETs are unmounted
+    /// whatever their type.
+    #[arg(
+        short = 't',
+        long,
+        value_name = "LIST",
+        help_heading = ALL_HEADING,
+        value_parser = types
+    )]
+    pub types: Option<TypeList>,
 
-    /// With --all: do not skip API filesystems
-    #[arg(long, conflicts_with = "targets")]
+    /// Only mounts with these options (ro; noro: not read-only)
+    ///
+    /// As umount(8) -O: a comma list; every option listed must be set
+    /// (name or name=value), one with a "no" prefix must not be ("+"
+    /// takes a name as it is: +noexec). For --all only, as -t.
+    #[arg(
+        short = 'O',
+        long = "test-opts",
+        value_name = "LIST",
+        help_heading = ALL_HEADING,
+        value_parser = OptionList::parse
+    )]
+    pub test_opts: Option<OptionList>,
+
+    /// Do not skip API filesystems
+    #[arg(long, help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub include_api: bool,
 
     /// Mount points to unmount (absolute paths)
@@ -157,102 +385,35 @@ impl From<ModeArg> for Mode {
     }
 }
 
-/// The exit codes, in one place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Success = 0,
-    Usage = 1,
-    System = 2,
-    Unconfirmed = 3,
-    Failure = 32,
-    SomeFailed = 64,
-}
-
-impl Exit {
-    pub fn for_report(report: &Report) -> Exit {
-        match report.outcome {
-            Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
-            Outcome::DetachedUnconfirmed(_) => Exit::Unconfirmed,
-            Outcome::RemountedReadOnly(_) => Exit::Failure,
-        }
-    }
-
-    pub fn for_error(error: &Error) -> Exit {
-        if error.state == State::Detached {
-            return Exit::Unconfirmed;
-        }
-        match error.kind {
-            ErrorKind::Empty
-            | ErrorKind::NotAbsolute
-            | ErrorKind::Duplicate { .. }
-            | ErrorKind::InsideTree { .. }
-            | ErrorKind::PermissionDenied => Exit::Usage,
-            ErrorKind::NoKernelSupport | ErrorKind::System(_) => Exit::System,
-            ErrorKind::NotFound
-            | ErrorKind::NotMountPoint
-            | ErrorKind::Symlink
-            | ErrorKind::Busy
-            | ErrorKind::SubmountFailed { .. }
-            | ErrorKind::Covered
-            | ErrorKind::Moved
-            | ErrorKind::DeadlineReached
-            | ErrorKind::Interrupted => Exit::Failure,
-        }
-    }
-
-    /// `--all`: one filesystem, and the loop device under it.
-    pub fn for_entry(entry: &Entry) -> Exit {
-        let fs = match &entry.result {
-            Ok(report) => Exit::for_report(report),
-            Err(error) => Exit::for_error(error),
-        };
-        match &entry.loop_detach {
-            Some(d)
-                if fs == Exit::Success && !matches!(d.outcome, LoopOutcome::Detached { .. }) =>
-            {
-                Exit::Failure
-            }
-            _ => fs,
-        }
-    }
-
-    /// One code for several targets: theirs when they agree, 64 otherwise.
-    pub fn combine(codes: &[Exit]) -> Exit {
-        match codes.split_first() {
-            None => Exit::Success,
-            Some((first, rest)) if rest.iter().all(|c| c == first) => *first,
-            Some(_) => Exit::SomeFailed,
-        }
-    }
-}
-
-/// clap's own exits: help and version are successes, any other parse error is
-/// a usage error (clap would use 2, which umount(8) gives system errors).
-pub fn exit_for_parse_error(kind: clap::error::ErrorKind) -> Exit {
-    use clap::error::ErrorKind as K;
-    match kind {
-        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand => {
-            Exit::Success
-        }
-        _ => Exit::Usage,
-    }
+/// The clap command, for the man page and the completions.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
-    use umount_wait::outcome::Unconfirmed;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("umount-wait").chain(args.iter().copied()))
     }
 
+    /// Help as a terminal of `width` columns shows it.
+    fn help(long: bool, width: usize) -> String {
+        let mut cmd = command().term_width(width);
+        let help = if long {
+            cmd.render_long_help()
+        } else {
+            cmd.render_help()
+        };
+        help.to_string()
+    }
+
     #[test]
     fn definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -264,7 +425,7 @@ mod tests {
             "-r",
             "-v",
             "--no-follow",
-            "-t",
+            "-w",
             "2m",
             "/mnt/a",
             "/mnt/b",
@@ -291,20 +452,17 @@ mod tests {
     }
 
     #[test]
-    fn usage_errors_exit_1() {
+    fn malformed_calls_are_refused() {
         for args in [
             &["--bogus", "/x"][..],
             &[][..],
-            &["-t", "5x", "/x"][..],
-            &["-t", "", "/x"][..],
+            &["-w", "5x", "/x"][..],
+            &["--timeout", "", "/x"][..],
             &["--mode", "fast", "/x"][..],
             &["-q", "-v", "/x"][..],
         ] {
-            let e = parse(args).unwrap_err();
-            assert_eq!(exit_for_parse_error(e.kind()), Exit::Usage, "{args:?}");
+            assert!(parse(args).is_err(), "{args:?}");
         }
-        let e = parse(&["--help"]).unwrap_err();
-        assert_eq!(exit_for_parse_error(e.kind()), Exit::Success);
     }
 
     #[test]
@@ -320,7 +478,7 @@ mod tests {
             "--types",
             "noext4",
             "-f",
-            "-t",
+            "--timeout",
             "20s",
         ])
         .unwrap();
@@ -334,12 +492,80 @@ mod tests {
             &["--all", "-l"][..],
             &["--all", "-R"][..],
             &["--include", "/mnt", "/mnt"][..],
-            &["--types", "ext4", "/mnt"][..],
             &["--all", "--types", "ext4,"][..],
+            &["--all", "-A"][..],
         ] {
-            let e = parse(args).unwrap_err();
-            assert_eq!(exit_for_parse_error(e.kind()), Exit::Usage, "{args:?}");
+            assert!(parse(args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn types_and_test_opts_as_umount() {
+        let cli = parse(&["-a", "-t", "nfs,tmpfs", "-O", "noro"]).unwrap();
+        assert!(cli.all && cli.timeout.is_none());
+        let types = cli.types.unwrap();
+        assert!(types.matches("nfs") && types.matches("tmpfs") && !types.matches("ext4"));
+        let options = cli.test_opts.unwrap();
+        assert!(options.matches("rw,relatime") && !options.matches("ro,relatime"));
+        assert!(parse(&["--all", "--types", "noext4", "--test-opts", "ro"]).is_ok());
+        // As in umount(8), accepted with targets (they select for --all only).
+        let cli = parse(&["-t", "ext4", "/mnt"]).unwrap();
+        assert_eq!(cli.targets, [PathBuf::from("/mnt")]);
+    }
+
+    #[test]
+    fn timeout_is_a_long_option_and_w() {
+        let cli = parse(&["--timeout", "30s", "/x"]).unwrap();
+        assert_eq!(cli.timeout, Some(Duration::from_secs(30)));
+        let cli = parse(&["-w", "500ms", "/x"]).unwrap();
+        assert_eq!(cli.timeout, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_old_timeout_spelling_is_refused_with_the_new_one() {
+        for old in ["30s", "5", "1.5s", "2m"] {
+            let e = parse(&["-t", old, "/x"]).unwrap_err().to_string();
+            assert!(e.contains(&format!("--timeout {old}")), "-t {old}: {e}");
+        }
+        // A type whose name is not a duration is a type (9p is one).
+        assert!(parse(&["-a", "-t", "9p"])
+            .unwrap()
+            .types
+            .unwrap()
+            .matches("9p"));
+    }
+
+    #[test]
+    fn umount_flags_are_accepted() {
+        let cli = parse(&[
+            "-n",
+            "-i",
+            "-c",
+            "--fake",
+            "-d",
+            "-A",
+            "-N",
+            "1",
+            "/dev/sdb1",
+        ])
+        .unwrap();
+        assert!(cli.no_mtab && cli.internal_only && cli.no_canonicalize && cli.fake);
+        assert!(cli.detach_loop && cli.all_targets);
+        assert_eq!(cli.namespace, Some(PathBuf::from("1")));
+        let cli = parse(&[
+            "--no-mtab",
+            "--internal-only",
+            "--no-canonicalize",
+            "--detach-loop",
+            "--all-targets",
+            "--namespace",
+            "/proc/1/ns/mnt",
+            "rel/target",
+        ])
+        .unwrap();
+        assert!(cli.no_mtab && cli.internal_only && cli.no_canonicalize);
+        assert!(cli.detach_loop && cli.all_targets);
+        assert!(parse(&["-A", "-R", "/mnt"]).is_err());
     }
 
     #[test]
@@ -350,8 +576,8 @@ mod tests {
     }
 
     #[test]
-    fn help_documents_exit_codes() {
-        let help = Cli::command().render_long_help().to_string();
+    fn long_help_documents_exit_codes_and_examples() {
+        let help = help(true, 80);
         for needle in [
             "  0 ",
             "  1 ",
@@ -359,6 +585,8 @@ mod tests {
             "  3 ",
             "  32 ",
             "  64 ",
+            "Examples:",
+            "umount-wait --all --timeout 20s",
             "--timeout",
             "--probe",
             "--all",
@@ -366,72 +594,77 @@ mod tests {
             "--exclude",
             "--types",
         ] {
-            assert!(help.contains(needle), "help lacks {needle:?}");
+            assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
         }
     }
 
     #[test]
-    fn exit_codes() {
-        use umount_wait::mountinfo::{DevId, Mount};
-        let report = |outcome| Report {
-            target: "/x".into(),
-            mount: Mount {
-                id: 1,
-                parent_id: 0,
-                dev: DevId { major: 0, minor: 1 },
-                root: "/".into(),
-                mount_point: "/x".into(),
-                fstype: "tmpfs".into(),
-                source: "tmpfs".into(),
-            },
-            device_nodes: vec![],
-            path: umount_wait::WaitPath::Fallback,
-            outcome,
-            umount_time: Duration::ZERO,
-            wait_time: Duration::ZERO,
-            claim_attempts: 0,
-            blockers: vec![],
-            read_only_through: None,
-        };
-        assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
-        assert_eq!(
-            Exit::for_report(&report(Outcome::DetachedUnconfirmed(Unconfirmed::Signal(
-                2
-            )))),
-            Exit::Unconfirmed
+    fn help_is_wrapped_to_the_terminal() {
+        for width in [80, 100] {
+            for long in [false, true] {
+                let help = help(long, width);
+                for line in help.lines() {
+                    assert!(
+                        line.chars().count() <= width,
+                        "{} line of {} columns at width {width}: {line:?}",
+                        if long { "--help" } else { "-h" },
+                        line.chars().count()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_help_is_short() {
+        let short = help(false, 80);
+        let long = help(true, 80);
+        assert!(
+            short.lines().count() * 2 < long.lines().count(),
+            "-h has {} lines, --help {}:\n{short}",
+            short.lines().count(),
+            long.lines().count()
         );
-        assert_eq!(
-            Exit::for_report(&report(Outcome::RemountedReadOnly(rustix::io::Errno::BUSY))),
-            Exit::Failure
+        assert!(!short.contains("Examples:"), "{short}");
+        assert!(
+            short.contains("--help"),
+            "-h should point to --help:\n{short}"
         );
-        let err = |kind| Error::new("/x", kind, None);
-        assert_eq!(Exit::for_error(&err(ErrorKind::NotAbsolute)), Exit::Usage);
-        assert_eq!(
-            Exit::for_error(&err(ErrorKind::PermissionDenied)),
-            Exit::Usage
-        );
-        assert_eq!(
-            Exit::for_error(&err(ErrorKind::NotMountPoint)),
-            Exit::Failure
-        );
-        assert_eq!(Exit::for_error(&err(ErrorKind::Busy)), Exit::Failure);
-        assert_eq!(
-            Exit::for_error(&err(ErrorKind::NoKernelSupport)),
-            Exit::System
-        );
-        assert_eq!(
-            Exit::for_error(&err(ErrorKind::System("reading")).with_state(State::Detached)),
-            Exit::Unconfirmed
-        );
-        assert_eq!(Exit::combine(&[]), Exit::Success);
-        assert_eq!(
-            Exit::combine(&[Exit::Unconfirmed, Exit::Unconfirmed]),
-            Exit::Unconfirmed
-        );
-        assert_eq!(
-            Exit::combine(&[Exit::Success, Exit::Failure]),
-            Exit::SomeFailed
-        );
-        assert_eq!(Exit::combine(&[Exit::Failure]), Exit::Failure);
+    }
+
+    #[test]
+    fn usage_shows_the_three_forms() {
+        let help = help(false, 80);
+        let usage = help
+            .split("Usage: ")
+            .nth(1)
+            .expect("a usage line")
+            .split("\n\n")
+            .next()
+            .unwrap();
+        for form in ["TARGET...", "--all", "--probe"] {
+            assert!(usage.contains(form), "usage lacks {form}:\n{usage}");
+        }
+    }
+
+    #[test]
+    fn all_options_have_their_heading() {
+        let help = help(false, 100);
+        let section = help
+            .split(&format!("{ALL_HEADING}:"))
+            .nth(1)
+            .expect("a heading for --all");
+        for option in [
+            "--all",
+            "--include",
+            "--exclude",
+            "--types",
+            "--include-api",
+        ] {
+            assert!(section.contains(option), "{option} not under the heading");
+        }
+        let options = help.split("Options:").nth(1).unwrap();
+        let before = options.split(ALL_HEADING).next().unwrap();
+        assert!(!before.contains("--include"), "{help}");
     }
 }

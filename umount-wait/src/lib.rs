@@ -21,6 +21,7 @@ pub mod backoff;
 pub mod blockers;
 pub mod cancel;
 pub mod child;
+pub mod cli;
 pub mod device;
 pub mod duration;
 pub mod loopdev;

@@ -1,6 +1,7 @@
 //! `umount-wait`: unmount filesystems and return only when they are shut down.
 
-mod cli;
+mod exit;
+mod json;
 mod report;
 mod stop;
 
@@ -17,16 +18,17 @@ use umount_wait::target::{self, Target};
 use umount_wait::wait::Watcher;
 use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
-use cli::{Cli, Exit};
+use exit::Exit;
 use report::Printer;
 use stop::StopSignals;
+use umount_wait::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(cli::exit_for_parse_error(e.kind()) as u8);
+            return ExitCode::from(exit::for_parse_error(e.kind()) as u8);
         }
     };
     match run(&cli) {
@@ -63,13 +65,47 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
 
+    // -N: everything after this happens in that mount namespace, where
+    // the working directory is its root: relative targets are made
+    // absolute first, against the one they were given in.
+    let absolute_targets;
+    let cli = match &cli.namespace {
+        Some(_) if cli.targets.iter().any(|t| t.is_relative()) => {
+            absolute_targets = Cli {
+                targets: cli
+                    .targets
+                    .iter()
+                    .map(|t| target::absolute(t).unwrap_or_else(|_| t.clone()))
+                    .collect(),
+                ..cli.clone()
+            };
+            &absolute_targets
+        }
+        _ => cli,
+    };
+    if let Some(ns) = &cli.namespace {
+        let file = sys::mount_namespace_file(ns);
+        if let Err(errno) = sys::enter_mount_namespace(&file) {
+            eprintln!(
+                "umount-wait: entering the mount namespace {}: {}; nothing was unmounted",
+                mountinfo::display(&file),
+                std::io::Error::from_raw_os_error(errno.raw_os_error())
+            );
+            return Ok(Exit::System);
+        }
+    }
+
     // Mistakes in the call itself: report them all, unmount nothing.
     let mut usage: Vec<Error> = cli
         .targets
         .iter()
-        .chain(&cli.include)
-        .chain(&cli.exclude)
-        .filter_map(|t| target::normalize(t).err())
+        .filter_map(|t| target::absolute(t).err())
+        .chain(
+            cli.include
+                .iter()
+                .chain(&cli.exclude)
+                .filter_map(|p| target::normalize(p).err()),
+        )
         .collect();
     for (first, again) in target::textual_duplicates(&cli.targets) {
         usage.push(Error::new(
@@ -101,6 +137,12 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         }
     };
     printer.verbose_note(&probe_line(probe));
+    if !cli.all && (cli.types.is_some() || cli.test_opts.is_some()) {
+        printer.verbose_note("-t and -O select for --all only; TARGETs are unmounted whatever their type and options, as by umount(8)");
+    }
+    if cli.fake {
+        return fake(cli, path, &printer);
+    }
     // From here on, SIGINT and SIGTERM end a wait instead of the process.
     let signals = StopSignals::block().context("blocking SIGINT and SIGTERM")?;
     if cli.all {
@@ -108,7 +150,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     }
 
     let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
-    let resolved = target::resolve_all(&cli.targets, !cli.no_follow, &mounts);
+    let resolved = resolve_targets(cli, &mounts);
     let mut duplicates: Vec<Error> = resolved
         .iter()
         .filter_map(|r| r.as_ref().err())
@@ -138,6 +180,11 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     for r in resolved {
         let code = match r {
             Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer, &mut watcher),
+            Ok(t) if cli.detach_loop => {
+                let lo = loop_under(&t);
+                let code = unmount_one(&t, path, &options, &printer, &mut watcher);
+                detach_loop(lo, code, &options, &printer)
+            }
             Ok(t) => unmount_one(&t, path, &options, &printer, &mut watcher),
             Err(e) => {
                 printer.error(&e, Some(path));
@@ -149,6 +196,23 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     Ok(Exit::combine(&codes))
 }
 
+/// What `--all` selects.
+fn all_filter(cli: &Cli) -> Filter {
+    let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
+        prefixes
+            .iter()
+            .filter_map(|p| target::normalize(p).ok())
+            .collect()
+    };
+    Filter {
+        include: normal(&cli.include),
+        exclude: normal(&cli.exclude),
+        types: cli.types.clone(),
+        options: cli.test_opts.clone(),
+        include_api: cli.include_api,
+    }
+}
+
 /// `--all`: every selected filesystem, one deadline, one summary.
 fn unmount_all(
     cli: &Cli,
@@ -156,19 +220,8 @@ fn unmount_all(
     printer: &Printer,
     signals: &StopSignals,
 ) -> anyhow::Result<Exit> {
-    let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
-        prefixes
-            .iter()
-            .filter_map(|p| target::normalize(p).ok())
-            .collect()
-    };
     let plan = Plan {
-        filter: Filter {
-            include: normal(&cli.include),
-            exclude: normal(&cli.exclude),
-            types: cli.types.clone(),
-            include_api: cli.include_api,
-        },
+        filter: all_filter(cli),
         force_last_pass: cli.force,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
@@ -196,6 +249,101 @@ fn unmount_all(
     let exit = Exit::combine(&codes);
     printer.summary(&summary, exit as i32);
     Ok(exit)
+}
+
+/// The targets as umount(8) takes them (relative paths, devices, sources;
+/// `-c`), each `-A` target followed by the other mounts of its
+/// filesystem, the newest first.
+fn resolve_targets(cli: &Cli, mounts: &[mountinfo::Mount]) -> Vec<Result<Target, Error>> {
+    let lookup = target::Lookup {
+        follow: !cli.no_follow,
+        canonicalize: !cli.no_canonicalize,
+    };
+    let resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
+    if !cli.all_targets {
+        return resolved;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in resolved {
+        match r {
+            Ok(t) => out.extend(
+                target::all_mounts_of(&t, mounts)
+                    .into_iter()
+                    .filter(|m| seen.insert(m.mount.id))
+                    .map(Ok),
+            ),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
+}
+
+/// `--fake`: what would be unmounted, in order, on stdout; nothing changed.
+fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
+    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
+    let describe = |m: &mountinfo::Mount| {
+        format!(
+            "{} ({} on {}, {})",
+            mountinfo::display(&m.mount_point),
+            mountinfo::display_bytes(&m.source),
+            m.dev,
+            m.fstype
+        )
+    };
+    let loop_note = |m: &mountinfo::Mount| match umount_wait::loopdev::of(
+        m.dev,
+        std::path::Path::new(&m.source),
+    ) {
+        Some(lo) => format!(", then detach {}", mountinfo::display(&lo.node)),
+        None => String::new(),
+    };
+    let how = path.name();
+    if cli.all {
+        let filter = all_filter(cli);
+        let root_id = sys::stat_target(std::path::Path::new("/"), true)
+            .map(|st| st.mount_id)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            .context("--fake: looking up the root's mount")?;
+        for m in shutdown::candidates(&mounts, root_id, &filter) {
+            printer.plan(&format!(
+                "would unmount {} by the {how} path{}",
+                describe(m),
+                loop_note(m)
+            ));
+        }
+        if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| filter.selects(r)) {
+            printer.plan(&format!("would remount {} read-only", describe(root)));
+        }
+        return Ok(Exit::Success);
+    }
+    let mut codes = Vec::new();
+    for r in resolve_targets(cli, &mounts) {
+        match r {
+            Ok(t) => {
+                let subs = match cli.recursive {
+                    true => mountinfo::submounts_deepest_first(&mounts, t.mount.id),
+                    false => vec![],
+                };
+                for m in subs.into_iter().chain([&t.mount]) {
+                    let detach = match cli.detach_loop {
+                        true => loop_note(m),
+                        false => String::new(),
+                    };
+                    printer.plan(&format!(
+                        "would unmount {} by the {how} path{detach}",
+                        describe(m)
+                    ));
+                }
+                codes.push(Exit::Success);
+            }
+            Err(e) => {
+                printer.error(&e, Some(path));
+                codes.push(Exit::for_error(&e));
+            }
+        }
+    }
+    Ok(Exit::combine(&codes))
 }
 
 fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
@@ -239,6 +387,38 @@ fn print_result(result: &Result<Report, Error>, path: WaitPath, printer: &Printe
         }
     }
 }
+
+/// `-d`: the loop device under `t`, looked up before the unmount (one set
+/// up with autoclear unbinds itself, and then nothing says it was one).
+fn loop_under(t: &Target) -> Option<umount_wait::loopdev::LoopDevice> {
+    umount_wait::loopdev::of(t.mount.dev, std::path::Path::new(&t.mount.source))
+}
+
+/// `-d`, once the target's unmount ended with `code`: its loop device
+/// detached if it shut down; a device left bound makes it a failure.
+fn detach_loop(
+    lo: Option<umount_wait::loopdev::LoopDevice>,
+    code: Exit,
+    options: &Options<'_>,
+    printer: &Printer,
+) -> Exit {
+    match lo {
+        Some(lo) if code == Exit::Success => {
+            let deadline =
+                std::time::Instant::now() + options.timeout.unwrap_or(LOOP_DETACH_TIMEOUT);
+            let detach = umount_wait::loopdev::detach(&lo, deadline, options.cancel);
+            printer.loop_detach(&detach);
+            match detach.outcome {
+                umount_wait::loopdev::LoopOutcome::Detached { .. } => code,
+                _ => Exit::Failure,
+            }
+        }
+        _ => code,
+    }
+}
+
+/// How long `-d` waits for the loop device to unbind without `--timeout`.
+const LOOP_DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `-R`: the mounts below `t` first, deepest first; `t` itself only when all
 /// of them are gone. Its code is that of the submount that stopped it, if

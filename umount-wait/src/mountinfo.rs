@@ -48,6 +48,9 @@ pub struct Mount {
     pub mount_point: PathBuf,
     pub fstype: String,
     pub source: OsString,
+    /// The mount's options, then the superblock's (`rw,relatime,rw,size=8k`),
+    /// for umount(8)'s `-O`.
+    pub options: String,
 }
 
 /// Filesystem types whose operations a daemon or a server answers, which
@@ -163,6 +166,11 @@ pub fn parse_line(line: &[u8]) -> Result<Mount, ParseError> {
         mount_point: path(fields[4]),
         fstype: String::from_utf8_lossy(&unescape(fields[separator + 1])).into_owned(),
         source: OsString::from_vec(unescape(fields[separator + 2])),
+        options: format!(
+            "{},{}",
+            String::from_utf8_lossy(&unescape(fields[5])),
+            String::from_utf8_lossy(&unescape(fields[separator + 3]))
+        ),
     })
 }
 
@@ -255,7 +263,7 @@ mod tests {
     const SAMPLE: &[u8] = b"\
 22 1 0:21 / /proc rw,nosuid - proc proc rw
 25 22 0:22 / /proc/sys/fs/binfmt_misc rw shared:5 - autofs systemd-1 rw
-30 1 7:0 / /mnt/with\\040space rw,relatime shared:9 master:2 - ext4 /dev/loop0 rw
+30 1 7:0 / /mnt/with\\040space rw,relatime shared:9 master:2 - ext4 /dev/loop0 ro,errors=remount-ro
 31 30 0:40 /sub /mnt/with\\040space/a\\012b rw - tmpfs tmp\\134fs rw
 32 31 0:41 / /mnt/with\\040space/a\\012b/c rw - tmpfs none rw
 33 30 0:42 / /mnt/with\\040space/d rw - tmpfs none rw
@@ -272,6 +280,7 @@ mod tests {
         assert_eq!(m.mount_point, PathBuf::from("/mnt/with space"));
         assert_eq!(m.fstype, "ext4");
         assert_eq!(m.source, OsString::from("/dev/loop0"));
+        assert_eq!(m.options, "rw,relatime,ro,errors=remount-ro");
         let m = &mounts[3];
         assert_eq!(m.root, PathBuf::from("/sub"));
         assert_eq!(m.mount_point, PathBuf::from("/mnt/with space/a\nb"));

@@ -8,14 +8,16 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use umount_wait::blockers::{Blocker, Use};
-use umount_wait::loopdev::LoopOutcome;
+use umount_wait::blockers::Blocker;
+use umount_wait::loopdev::{LoopDetach, LoopOutcome};
 use umount_wait::mountinfo::display;
 use umount_wait::outcome::{
     signal_name, Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath,
 };
 use umount_wait::shutdown::{Entry, Stop, Summary};
 use umount_wait::Progress;
+
+use crate::json;
 
 /// `println!` and `eprintln!` without the panic on a closed pipe: output
 /// that cannot be written must not stop an unmount half-way.
@@ -224,27 +226,37 @@ impl Printer {
             Err(error) => self.error_text(error),
         }
         if let Some(d) = &entry.loop_detach {
-            let node = display(&d.device.node);
-            match &d.outcome {
-                LoopOutcome::Detached { autoclear } => {
-                    if !self.quiet {
-                        err!(
-                            "umount-wait: {node}: loop device detached{} ({})",
-                            if *autoclear { " (autoclear)" } else { "" },
-                            ms(d.time)
-                        );
-                    }
-                }
-                LoopOutcome::StillBound => err!(
-                    "umount-wait: {node}: loop device still bound after LOOP_CLR_FD: still open elsewhere ({})",
-                    ms(d.time)
-                ),
-                LoopOutcome::Failed(errno) => err!(
-                    "umount-wait: {node}: detaching the loop device: {}",
-                    std::io::Error::from_raw_os_error(errno.raw_os_error())
-                ),
-            }
+            self.loop_detach(d);
         }
+    }
+
+    /// `--all` and `-d`: what happened to a loop device.
+    pub fn loop_detach(&self, d: &LoopDetach) {
+        let node = display(&d.device.node);
+        match &d.outcome {
+            LoopOutcome::Detached { autoclear } => {
+                if !self.quiet {
+                    err!(
+                        "umount-wait: {node}: loop device detached{} ({})",
+                        if *autoclear { " (autoclear)" } else { "" },
+                        ms(d.time)
+                    );
+                }
+            }
+            LoopOutcome::StillBound => err!(
+                "umount-wait: {node}: loop device still bound after LOOP_CLR_FD: still open elsewhere ({})",
+                ms(d.time)
+            ),
+            LoopOutcome::Failed(errno) => err!(
+                "umount-wait: {node}: detaching the loop device: {}",
+                std::io::Error::from_raw_os_error(errno.raw_os_error())
+            ),
+        }
+    }
+
+    /// `--fake`: one line of the plan, on stdout.
+    pub fn plan(&self, line: &str) {
+        out!("{line}");
     }
 
     /// `--all`: the last line (a JSON object with `--json`).
@@ -355,243 +367,6 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// A JSON string. Paths that are not UTF-8 keep their valid parts; each
-/// invalid byte becomes U+FFFD.
-fn json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_path(out: &mut String, path: &Path) {
-    json_string(out, &String::from_utf8_lossy(path.as_os_str().as_bytes()));
-}
-
-fn json_ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
-fn json_blockers(out: &mut String, blockers: &[Blocker]) {
-    out.push('[');
-    for (i, b) in blockers.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json_blocker(out, b);
-    }
-    out.push(']');
-}
-
-fn json_blocker(out: &mut String, blocker: &Blocker) {
-    match blocker {
-        Blocker::Mount {
-            mnt_ns,
-            pid,
-            mount_point,
-            ..
-        } => {
-            let _ = write!(
-                out,
-                "{{\"kind\":\"mount\",\"mnt_ns\":{mnt_ns},\"pid\":{pid},\"mount_point\":"
-            );
-            json_path(out, mount_point);
-            out.push('}');
-        }
-        Blocker::Process { pid, command, uses } => {
-            let _ = write!(out, "{{\"kind\":\"process\",\"pid\":{pid},\"command\":");
-            json_string(out, command);
-            out.push_str(",\"uses\":[");
-            for (j, u) in uses.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                match u {
-                    Use::Fd(n, path) => {
-                        let _ = write!(out, "{{\"fd\":{n},\"path\":");
-                        json_path(out, path);
-                        out.push('}');
-                    }
-                    Use::Cwd => out.push_str("\"cwd\""),
-                    Use::Root => out.push_str("\"root\""),
-                    Use::Mapped(path) => {
-                        out.push_str("{\"mapped\":");
-                        json_path(out, path);
-                        out.push('}');
-                    }
-                }
-            }
-            out.push_str("]}");
-        }
-        Blocker::Swap { path } => {
-            out.push_str("{\"kind\":\"swap\",\"path\":");
-            json_path(out, path);
-            out.push('}');
-        }
-        Blocker::Loop {
-            device,
-            backing_file,
-        } => {
-            out.push_str("{\"kind\":\"loop\",\"device\":");
-            json_path(out, device);
-            out.push_str(",\"backing_file\":");
-            json_path(out, backing_file);
-            out.push('}');
-        }
-    }
-}
-
-/// `{"target":..., "source":..., "path":..., "outcome":..., ...}`
-pub fn json_report(r: &Report) -> String {
-    let mut out = String::from("{\"target\":");
-    json_path(&mut out, &r.target);
-    out.push_str(",\"mount_point\":");
-    json_path(&mut out, &r.mount.mount_point);
-    out.push_str(",\"source\":");
-    json_path(&mut out, Path::new(&r.mount.source));
-    out.push_str(",\"fstype\":");
-    json_string(&mut out, &r.mount.fstype);
-    let _ = write!(out, ",\"device\":\"{}\",\"device_node\":", r.mount.dev);
-    match r.device_nodes.first() {
-        Some(node) => json_path(&mut out, node),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"device_nodes\":[");
-    for (i, node) in r.device_nodes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json_path(&mut out, node);
-    }
-    out.push(']');
-    let _ = write!(
-        out,
-        ",\"path\":\"{}\",\"outcome\":\"{}\",\"reason\":",
-        r.path.name(),
-        r.outcome.name()
-    );
-    match &r.outcome {
-        Outcome::ShutDown => out.push_str("null"),
-        Outcome::DetachedUnconfirmed(why) => json_string(&mut out, &reason(why)),
-        Outcome::RemountedReadOnly(errno) => json_string(
-            &mut out,
-            &std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string(),
-        ),
-        Outcome::RootReadOnly => json_string(&mut out, "the root of this process, never unmounted"),
-        Outcome::Unmounted { still_mounted_at } => {
-            json_string(
-                &mut out,
-                &format!(
-                    "its filesystem stays mounted at {}",
-                    String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
-                ),
-            );
-        }
-    }
-    let _ = write!(
-        out,
-        ",\"umount_ms\":{},\"wait_ms\":{},\"total_ms\":{},\"claim_attempts\":{},\"blockers\":",
-        json_ms(r.umount_time),
-        json_ms(r.wait_time),
-        json_ms(r.umount_time + r.wait_time),
-        r.claim_attempts
-    );
-    json_blockers(&mut out, &r.blockers);
-    out.push_str(",\"read_only_through\":");
-    match &r.read_only_through {
-        Some(b) => json_blocker(&mut out, b),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"error\":null,\"errno\":null}");
-    out
-}
-
-/// The JSON object for a target that failed.
-pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
-    let mut out = String::from("{\"target\":");
-    json_path(&mut out, &e.target);
-    out.push_str(",\"mount_point\":null,\"source\":null,\"fstype\":null,\"device\":null,\"device_node\":null,\"path\":");
-    match path {
-        Some(p) => {
-            let _ = write!(out, "\"{}\"", p.name());
-        }
-        None => out.push_str("null"),
-    }
-    let outcome = state_name(e.state);
-    let _ = write!(
-        out,
-        ",\"outcome\":\"{outcome}\",\"reason\":null,\"umount_ms\":null,\"wait_ms\":null,\"total_ms\":null,\"claim_attempts\":0,\"blockers\":"
-    );
-    json_blockers(&mut out, &e.blockers);
-    out.push_str(",\"error\":");
-    json_string(&mut out, &e.to_string());
-    match e.errno {
-        Some(errno) => {
-            let _ = write!(out, ",\"errno\":{}", errno.raw_os_error());
-        }
-        None => out.push_str(",\"errno\":null"),
-    }
-    out.push('}');
-    out
-}
-
-/// The `outcome` name for an error's state.
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::Detached => "detached_unconfirmed",
-        State::ReadOnly => "remounted_read_only",
-        State::ShutDown => "shut_down",
-        State::Unmounted => "unmounted",
-        State::Untouched => "untouched",
-    }
-}
-
-/// `--all`: the object of one filesystem, as for a single target, with
-/// `pass` and `loop_device` added.
-pub fn json_entry(entry: &Entry, path: WaitPath) -> String {
-    let mut out = match &entry.result {
-        Ok(report) => json_report(report),
-        Err(error) => json_error(error, Some(path)),
-    };
-    out.pop(); // the closing brace
-    let _ = write!(out, ",\"pass\":{},\"loop_device\":", entry.pass);
-    match &entry.loop_detach {
-        None => out.push_str("null"),
-        Some(d) => {
-            out.push_str("{\"device\":");
-            json_path(&mut out, &d.device.node);
-            out.push_str(",\"backing_file\":");
-            json_path(&mut out, &d.device.backing_file);
-            let _ = write!(
-                out,
-                ",\"outcome\":\"{}\",\"autoclear\":{},\"errno\":",
-                d.outcome.name(),
-                matches!(d.outcome, LoopOutcome::Detached { autoclear: true })
-            );
-            match d.outcome {
-                LoopOutcome::Failed(errno) => {
-                    let _ = write!(out, "{}", errno.raw_os_error());
-                }
-                _ => out.push_str("null"),
-            }
-            let _ = write!(out, ",\"detach_ms\":{}}}", json_ms(d.time));
-        }
-    }
-    out.push('}');
-    out
-}
-
 /// `--all`: how many filesystems ended each way.
 struct Counts {
     total: usize,
@@ -613,7 +388,7 @@ impl Counts {
     fn of(summary: &Summary) -> Counts {
         let name = |e: &Entry| match &e.result {
             Ok(r) => r.outcome.name(),
-            Err(e) => state_name(e.state),
+            Err(e) => json::state_name(e.state),
         };
         let outcomes = OUTCOME_NAMES
             .iter()
@@ -640,38 +415,81 @@ impl Counts {
 
 /// `{"summary":{...}}`, the last line of `--all --json`.
 fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
-    let mut out = format!("{{\"summary\":{{\"filesystems\":{}", counts.total);
-    for name in OUTCOME_NAMES {
-        let n = counts
+    let count = |name: &str| {
+        counts
             .outcomes
             .iter()
             .find(|(o, _)| *o == name)
-            .map_or(0, |(_, n)| *n);
-        let _ = write!(out, ",\"{name}\":{n}");
-    }
-    let _ = write!(
-        out,
-        ",\"loop_devices_detached\":{},\"loop_devices_not_detached\":{},\"passes\":{},\"elapsed_ms\":{},\"stopped\":",
-        counts.loops_detached,
-        counts.loops_left,
-        summary.passes,
-        json_ms(summary.elapsed)
-    );
-    match summary.stopped {
-        None => out.push_str("null"),
-        Some(Stop::Deadline) => out.push_str("\"deadline\""),
-        Some(Stop::Cancelled) => match crate::stop::received() {
-            Some(sig) => json_string(&mut out, &signal_name(sig)),
-            None => out.push_str("\"cancelled\""),
+            .map_or(0, |(_, n)| *n)
+    };
+    json::line(&json::SummaryLine {
+        summary: json::Summary {
+            filesystems: counts.total,
+            shut_down: count("shut_down"),
+            unmounted: count("unmounted"),
+            remounted_read_only: count("remounted_read_only"),
+            detached_unconfirmed: count("detached_unconfirmed"),
+            untouched: count("untouched"),
+            loop_devices_detached: counts.loops_detached,
+            loop_devices_not_detached: counts.loops_left,
+            passes: summary.passes,
+            elapsed_ms: json::ms(summary.elapsed),
+            stopped: match summary.stopped {
+                None => None,
+                Some(Stop::Deadline) => Some("deadline".into()),
+                Some(Stop::Cancelled) => Some(match crate::stop::received() {
+                    Some(sig) => signal_name(sig),
+                    None => "cancelled".into(),
+                }),
+            },
+            exit,
         },
+    })
+}
+
+/// The object of an unmounted target.
+pub fn json_report(r: &Report) -> String {
+    json::line(&json::report(r, outcome_reason(&r.outcome)))
+}
+
+/// The object of a target that failed.
+pub fn json_error(e: &Error, path: Option<WaitPath>) -> String {
+    json::line(&json::error(e, path))
+}
+
+/// `--all`: the object of one filesystem, as for a single target, with
+/// `pass` and `loop_device` added.
+pub fn json_entry(entry: &Entry, path: WaitPath) -> String {
+    let target = match &entry.result {
+        Ok(report) => json::report(report, outcome_reason(&report.outcome)),
+        Err(error) => json::error(error, Some(path)),
+    };
+    json::line(&json::entry(entry, target))
+}
+
+/// The `reason` of a report: why its filesystem was not confirmed shut
+/// down, or `None`.
+fn outcome_reason(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::ShutDown => None,
+        Outcome::DetachedUnconfirmed(why) => Some(reason(why)),
+        Outcome::RemountedReadOnly(errno) => {
+            Some(std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string())
+        }
+        Outcome::RootReadOnly => Some("the root of this process, never unmounted".into()),
+        Outcome::Unmounted { still_mounted_at } => Some(format!(
+            "its filesystem stays mounted at {}",
+            String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
+        )),
     }
-    let _ = write!(out, ",\"exit\":{exit}}}}}");
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+    use umount_wait::blockers::Use;
+    use umount_wait::mountinfo::{DevId, Mount};
     use umount_wait::outcome::ErrorKind;
 
     #[test]
@@ -682,32 +500,47 @@ mod tests {
         assert!(!is_console(Path::new("/dev/tty1")));
     }
 
-    #[test]
-    fn json_escapes() {
-        let mut s = String::new();
-        json_string(&mut s, "a\"b\\c\nd\u{1}");
-        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001\"");
+    /// Every field a target's object has (README.md, "JSON").
+    const TARGET_FIELDS: [&str; 18] = [
+        "target",
+        "mount_point",
+        "source",
+        "fstype",
+        "device",
+        "device_node",
+        "device_nodes",
+        "path",
+        "outcome",
+        "reason",
+        "umount_ms",
+        "wait_ms",
+        "total_ms",
+        "claim_attempts",
+        "blockers",
+        "read_only_through",
+        "error",
+        "errno",
+    ];
+
+    fn parse(line: &str) -> Value {
+        assert!(!line.contains('\n'), "one line: {line:?}");
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
     }
 
-    #[test]
-    fn json_error_object() {
-        let e = Error::new("/mnt/a b", ErrorKind::NotMountPoint, None);
-        let j = json_error(&e, Some(WaitPath::Fallback));
-        assert!(j.starts_with("{\"target\":\"/mnt/a b\","), "{j}");
-        assert!(j.contains("\"outcome\":\"untouched\""), "{j}");
-        assert!(j.contains("\"path\":\"fallback\""), "{j}");
-        assert!(j.contains("\"blockers\":[]"), "{j}");
-        assert!(
-            j.contains("\"error\":\"'/mnt/a b': not a mount point (untouched)\""),
-            "{j}"
-        );
+    /// The object's keys, sorted.
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object().unwrap().keys().map(String::as_str).collect()
     }
 
-    #[test]
-    fn json_entry_and_summary() {
-        use umount_wait::loopdev::{LoopDetach, LoopDevice};
-        use umount_wait::mountinfo::{DevId, Mount};
-        let mount = Mount {
+    /// `TARGET_FIELDS` and `more`, sorted as `keys` gives them.
+    fn fields(more: &[&'static str]) -> Vec<&'static str> {
+        let mut fields = [&TARGET_FIELDS[..], more].concat();
+        fields.sort_unstable();
+        fields
+    }
+
+    fn mount() -> Mount {
+        Mount {
             id: 30,
             parent_id: 1,
             dev: DevId { major: 7, minor: 0 },
@@ -715,84 +548,220 @@ mod tests {
             mount_point: "/data".into(),
             fstype: "ext4".into(),
             source: "/dev/loop0".into(),
-        };
+            options: "rw".into(),
+        }
+    }
+
+    fn report(outcome: Outcome) -> Report {
         let target = umount_wait::Target {
-            given: "/data".into(),
+            given: "/data/".into(),
             path: "/data".into(),
-            mount: mount.clone(),
+            mount: mount(),
             follow: false,
         };
-        let report = umount_wait::wait::new_report(&target, WaitPath::Kernel);
+        Report {
+            device_nodes: vec!["/dev/loop0".into(), "/dev/loop1".into()],
+            outcome,
+            umount_time: Duration::from_micros(1500),
+            wait_time: Duration::from_nanos(2_000_400),
+            claim_attempts: 3,
+            ..umount_wait::wait::new_report(&target, WaitPath::Fallback)
+        }
+    }
+
+    fn blockers() -> Vec<Blocker> {
+        vec![
+            Blocker::Mount {
+                mnt_ns: 4026531841,
+                pid: 6,
+                mount_id: 40,
+                mount_point: "/m".into(),
+            },
+            Blocker::Process {
+                pid: 7,
+                command: "sh \"x\"".into(),
+                uses: vec![
+                    Use::Cwd,
+                    Use::Root,
+                    Use::Fd(3, "/m/f\n".into()),
+                    Use::Mapped("/m/prog".into()),
+                ],
+            },
+            Blocker::Swap {
+                path: "/m/swap".into(),
+            },
+            Blocker::Loop {
+                device: "/dev/loop3".into(),
+                backing_file: "/m/img".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn json_report_object() {
+        let mut r = report(Outcome::DetachedUnconfirmed(Unconfirmed::Timeout(
+            Duration::from_secs(2),
+        )));
+        r.blockers = blockers();
+        r.read_only_through = Some(r.blockers[0].clone());
+        let j = parse(&json_report(&r));
+        assert_eq!(keys(&j), fields(&[]));
+        assert_eq!(j["target"], "/data/");
+        assert_eq!(j["mount_point"], "/data");
+        assert_eq!(j["source"], "/dev/loop0");
+        assert_eq!(j["fstype"], "ext4");
+        assert_eq!(j["device"], "7:0");
+        assert_eq!(j["device_node"], "/dev/loop0");
+        assert_eq!(j["device_nodes"], json!(["/dev/loop0", "/dev/loop1"]));
+        assert_eq!(j["path"], "fallback");
+        assert_eq!(j["outcome"], "detached_unconfirmed");
+        assert_eq!(j["reason"], "timed out after 2s");
+        assert_eq!(j["umount_ms"], 1.5);
+        assert_eq!(j["wait_ms"], 2.0);
+        assert_eq!(j["total_ms"], 3.5);
+        assert_eq!(j["claim_attempts"], 3);
+        assert_eq!(
+            j["blockers"],
+            json!([
+                {"kind": "mount", "mnt_ns": 4026531841u64, "pid": 6, "mount_point": "/m"},
+                {"kind": "process", "pid": 7, "command": "sh \"x\"",
+                 "uses": ["cwd", "root", {"fd": 3, "path": "/m/f\n"}, {"mapped": "/m/prog"}]},
+                {"kind": "swap", "path": "/m/swap"},
+                {"kind": "loop", "device": "/dev/loop3", "backing_file": "/m/img"}
+            ])
+        );
+        assert_eq!(j["read_only_through"], j["blockers"][0]);
+        assert_eq!(j["error"], Value::Null);
+        assert_eq!(j["errno"], Value::Null);
+    }
+
+    #[test]
+    fn json_reasons() {
+        let reason = |outcome| parse(&json_report(&report(outcome)))["reason"].clone();
+        assert_eq!(reason(Outcome::ShutDown), Value::Null);
+        assert_eq!(
+            reason(Outcome::Unmounted {
+                still_mounted_at: "/elsewhere".into()
+            }),
+            "its filesystem stays mounted at /elsewhere"
+        );
+        assert_eq!(
+            reason(Outcome::RemountedReadOnly(rustix::io::Errno::BUSY)),
+            "Device or resource busy (os error 16)"
+        );
+        assert_eq!(
+            reason(Outcome::RootReadOnly),
+            "the root of this process, never unmounted"
+        );
+    }
+
+    #[test]
+    fn json_non_utf8_paths_become_replacement_characters() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut r = report(Outcome::ShutDown);
+        r.target = std::ffi::OsString::from_vec(b"/mnt/\xff".to_vec()).into();
+        assert_eq!(parse(&json_report(&r))["target"], "/mnt/\u{fffd}");
+    }
+
+    #[test]
+    fn json_error_object() {
+        let mut e = Error::new("/mnt/a b", ErrorKind::Busy, Some(rustix::io::Errno::BUSY));
+        e.blockers = blockers();
+        let j = parse(&json_error(&e, Some(WaitPath::Fallback)));
+        assert_eq!(keys(&j), fields(&[]));
+        assert_eq!(j["target"], "/mnt/a b");
+        assert_eq!(j["outcome"], "untouched");
+        assert_eq!(j["path"], "fallback");
+        assert_eq!(j["blockers"].as_array().unwrap().len(), 4);
+        assert_eq!(j["device_nodes"], json!([]));
+        assert_eq!(j["claim_attempts"], 0);
+        for null in [
+            "mount_point",
+            "source",
+            "fstype",
+            "device",
+            "device_node",
+            "reason",
+            "umount_ms",
+            "wait_ms",
+            "total_ms",
+            "read_only_through",
+        ] {
+            assert_eq!(j[null], Value::Null, "{null}");
+        }
+        assert_eq!(j["error"], e.to_string());
+        assert_eq!(j["errno"], 16);
+        let j = parse(&json_error(&e.with_state(State::Detached), None));
+        assert_eq!(j["outcome"], "detached_unconfirmed");
+        assert_eq!(j["path"], Value::Null);
+    }
+
+    #[test]
+    fn json_entry_and_summary() {
+        use umount_wait::loopdev::{LoopDetach, LoopDevice};
         let entry = Entry {
             pass: 2,
-            result: Ok(report),
+            result: Ok(report(Outcome::ShutDown)),
             loop_detach: Some(LoopDetach {
                 device: LoopDevice {
-                    dev: mount.dev,
+                    dev: mount().dev,
                     node: "/dev/loop0".into(),
                     backing_file: "/img".into(),
                 },
-                outcome: LoopOutcome::Detached { autoclear: false },
+                outcome: LoopOutcome::Detached { autoclear: true },
                 time: Duration::from_micros(1500),
             }),
         };
-        let j = json_entry(&entry, WaitPath::Kernel);
-        assert!(j.starts_with("{\"target\":\"/data\","), "{j}");
-        assert!(j.contains("\"outcome\":\"shut_down\""), "{j}");
-        assert!(
-            j.ends_with(
-                ",\"pass\":2,\"loop_device\":{\"device\":\"/dev/loop0\",\"backing_file\":\"/img\",\
-                 \"outcome\":\"detached\",\"autoclear\":false,\"errno\":null,\"detach_ms\":1.500}}"
-            ),
-            "{j}"
+        let j = parse(&json_entry(&entry, WaitPath::Kernel));
+        let fields = fields(&["pass", "loop_device"]);
+        assert_eq!(keys(&j), fields);
+        assert_eq!(j["outcome"], "shut_down");
+        assert_eq!(j["pass"], 2);
+        assert_eq!(
+            j["loop_device"],
+            json!({"device": "/dev/loop0", "backing_file": "/img", "outcome": "detached",
+                   "autoclear": true, "errno": null, "detach_ms": 1.5})
         );
+        let failed = Entry {
+            pass: 1,
+            result: Ok(report(Outcome::ShutDown)),
+            loop_detach: Some(LoopDetach {
+                outcome: LoopOutcome::Failed(rustix::io::Errno::NXIO),
+                ..entry.loop_detach.clone().unwrap()
+            }),
+        };
+        let j = parse(&json_entry(&failed, WaitPath::Kernel));
+        assert_eq!(j["loop_device"]["outcome"], "failed");
+        assert_eq!(j["loop_device"]["errno"], 6);
         let untouched = Entry {
             pass: 1,
             result: Err(Error::new("/mnt", ErrorKind::DeadlineReached, None)),
             loop_detach: None,
         };
-        let j = json_entry(&untouched, WaitPath::Kernel);
-        assert!(j.contains("\"outcome\":\"untouched\""), "{j}");
-        assert!(j.ends_with(",\"pass\":1,\"loop_device\":null}"), "{j}");
+        let j = parse(&json_entry(&untouched, WaitPath::Kernel));
+        assert_eq!(keys(&j), fields);
+        assert_eq!(j["outcome"], "untouched");
+        assert_eq!(j["path"], "kernel");
+        assert_eq!(j["loop_device"], Value::Null);
         let summary = Summary {
             entries: vec![entry, untouched],
             passes: 2,
             elapsed: Duration::from_millis(3),
             stopped: Some(Stop::Deadline),
         };
-        let j = json_summary(&summary, &Counts::of(&summary), 64);
+        let j = parse(&json_summary(&summary, &Counts::of(&summary), 64));
         assert_eq!(
             j,
-            "{\"summary\":{\"filesystems\":2,\"shut_down\":1,\"unmounted\":0,\
-             \"remounted_read_only\":0,\"detached_unconfirmed\":0,\"untouched\":1,\
-             \"loop_devices_detached\":1,\"loop_devices_not_detached\":0,\"passes\":2,\
-             \"elapsed_ms\":3.000,\"stopped\":\"deadline\",\"exit\":64}}"
+            json!({"summary": {"filesystems": 2, "shut_down": 1, "unmounted": 0,
+                "remounted_read_only": 0, "detached_unconfirmed": 0, "untouched": 1,
+                "loop_devices_detached": 1, "loop_devices_not_detached": 0, "passes": 2,
+                "elapsed_ms": 3.0, "stopped": "deadline", "exit": 64}})
         );
-    }
-
-    #[test]
-    fn json_blocker_objects() {
-        let mut s = String::new();
-        json_blockers(
-            &mut s,
-            &[
-                Blocker::Mount {
-                    mnt_ns: 5,
-                    pid: 6,
-                    mount_id: 7,
-                    mount_point: "/m".into(),
-                },
-                Blocker::Process {
-                    pid: 7,
-                    command: "sh".into(),
-                    uses: vec![Use::Cwd, Use::Fd(3, "/m/f".into())],
-                },
-            ],
-        );
-        assert_eq!(
-            s,
-            "[{\"kind\":\"mount\",\"mnt_ns\":5,\"pid\":6,\"mount_point\":\"/m\"},\
-             {\"kind\":\"process\",\"pid\":7,\"command\":\"sh\",\"uses\":[\"cwd\",{\"fd\":3,\"path\":\"/m/f\"}]}]"
-        );
+        let summary = Summary {
+            stopped: None,
+            ..summary
+        };
+        let j = parse(&json_summary(&summary, &Counts::of(&summary), 64));
+        assert_eq!(j["summary"]["stopped"], Value::Null);
     }
 }

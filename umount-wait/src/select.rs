@@ -86,6 +86,53 @@ impl TypeList {
     }
 }
 
+/// `-O`/`--test-opts`: umount(8)'s option pattern (libmount's
+/// `mnt_match_options()`). Every option listed must be set (`name` or
+/// `name=value`); one with a `no` prefix must not be (`noro`: not
+/// read-only); a `+` prefix takes the name as it is (`+noexec` needs
+/// `noexec`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OptionList {
+    /// `(name, value, wanted)`: the option must be there (`wanted`) or not.
+    items: Vec<(String, Option<String>, bool)>,
+}
+
+impl OptionList {
+    pub fn parse(text: &str) -> Result<OptionList, String> {
+        let mut list = OptionList::default();
+        for item in text.split(',') {
+            let (item, wanted) = match (item.strip_prefix('+'), item.strip_prefix("no")) {
+                (Some(literal), _) => (literal, true),
+                (None, Some(negated)) => (negated, false),
+                (None, None) => (item, true),
+            };
+            let (name, value) = match item.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (item, None),
+            };
+            if name.is_empty() {
+                return Err(format!("empty mount option in {text:?}"));
+            }
+            list.items.push((name.to_string(), value, wanted));
+        }
+        Ok(list)
+    }
+
+    /// Whether a mount with these options (comma-separated) matches.
+    pub fn matches(&self, options: &str) -> bool {
+        self.items.iter().all(|(name, value, wanted)| {
+            let set = options.split(',').any(|option| {
+                let (n, v) = match option.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (option, None),
+                };
+                n == name && value.as_deref().is_none_or(|value| v == Some(value))
+            });
+            set == *wanted
+        })
+    }
+}
+
 /// What `--all` selects.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
@@ -95,6 +142,8 @@ pub struct Filter {
     pub exclude: Vec<PathBuf>,
     /// `--types LIST`.
     pub types: Option<TypeList>,
+    /// `--test-opts LIST`.
+    pub options: Option<OptionList>,
     /// `--include-api`: do not skip API filesystems.
     pub include_api: bool,
 }
@@ -127,6 +176,11 @@ impl Filter {
                 return false;
             }
         }
+        if let Some(options) = &self.options {
+            if !options.matches(&mount.options) {
+                return false;
+            }
+        }
         let api_type_asked_for = API_TYPES.contains(&mount.fstype.as_str())
             && self.types.as_ref().is_some_and(|t| t.names(&mount.fstype));
         self.include_api || api_type_asked_for || !is_api(mount)
@@ -139,7 +193,7 @@ mod tests {
     use crate::mountinfo::parse;
 
     const TABLE: &[u8] = b"\
-20 1 8:2 / / rw - ext4 /dev/sda2 rw
+20 1 8:2 / / rw - ext4 /dev/sda2 rw,errors=remount-ro
 21 20 0:20 / /proc rw - proc proc rw
 22 20 0:21 / /sys rw - sysfs sysfs rw
 23 22 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
@@ -149,7 +203,7 @@ mod tests {
 27 20 8:3 / /data rw - ext4 /dev/sda3 rw
 28 27 7:0 / /data/img rw - ext4 /dev/loop0 rw
 29 20 8:3 /media /mnt/media rw - ext4 /dev/sda3 rw
-30 20 0:25 / /mnt2 rw - tmpfs none rw
+30 20 0:25 / /mnt2 ro,noexec - tmpfs none ro,size=8k
 31 20 8:4 / /boot/efi rw - vfat /dev/sda4 rw
 ";
 
@@ -214,5 +268,36 @@ mod tests {
         assert!(TypeList::parse("ext4,").is_err());
         assert!(TypeList::parse("").is_err());
         assert!(TypeList::parse("EXT4").unwrap().matches("ext4"));
+    }
+
+    #[test]
+    fn test_opts_like_umount() {
+        let by = |pattern: &str| {
+            selected(&Filter {
+                options: Some(OptionList::parse(pattern).unwrap()),
+                ..Filter::default()
+            })
+        };
+        assert_eq!(by("ro"), ["/mnt2"]);
+        assert_eq!(
+            by("noro"),
+            ["/", "/data", "/data/img", "/mnt/media", "/boot/efi"]
+        );
+        // "noexec" in a pattern means "exec" must not be listed, as in
+        // libmount: it says nothing of a "noexec" option.
+        assert_eq!(by("ro,noexec"), ["/mnt2"]);
+        assert_eq!(by("ro,nosize"), Vec::<String>::new());
+        assert_eq!(by("+noexec"), ["/mnt2"]);
+        assert_eq!(by("size=8k"), ["/mnt2"]);
+        assert_eq!(by("size=9k"), Vec::<String>::new());
+        assert_eq!(by("errors=remount-ro"), ["/"]);
+        let both = Filter {
+            types: Some(TypeList::parse("ext4").unwrap()),
+            options: Some(OptionList::parse("noerrors").unwrap()),
+            ..Filter::default()
+        };
+        assert_eq!(selected(&both), ["/data", "/data/img", "/mnt/media"]);
+        assert!(OptionList::parse("ro,").is_err());
+        assert!(OptionList::parse("no").is_err());
     }
 }

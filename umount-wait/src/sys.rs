@@ -181,6 +181,29 @@ fn stat_at(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<TargetSta
     })
 }
 
+/// umount(8)'s `-N NS`: the namespace file it names, `/proc/NS/ns/mnt` for
+/// a process id, else NS itself.
+pub fn mount_namespace_file(ns: &Path) -> std::path::PathBuf {
+    let text = ns.as_os_str().as_bytes();
+    if !text.is_empty() && text.iter().all(u8::is_ascii_digit) {
+        Path::new("/proc").join(ns).join("ns/mnt")
+    } else {
+        ns.to_path_buf()
+    }
+}
+
+/// Moves this process into the mount namespace of `file` (`setns(2)`).
+/// The kernel refuses it (EINVAL) to a process with other threads, so the
+/// command does it first, single-threaded; afterwards its root and working
+/// directory are the namespace's root.
+pub fn enter_mount_namespace(file: &Path) -> Result<(), Errno> {
+    let fd = rustix::fs::open(file, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::thread::move_into_link_name_space(
+        fd.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Mount),
+    )
+}
+
 /// `open(path, O_PATH)`, following a final symbolic link only when
 /// `follow`: a handle on the mount root that a target resolves to, which
 /// later steps can check against. It pins the mount (a plain `umount2`
@@ -397,6 +420,19 @@ impl Drop for RootWatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_by_pid_or_file() {
+        assert_eq!(
+            mount_namespace_file(Path::new("42")),
+            Path::new("/proc/42/ns/mnt")
+        );
+        assert_eq!(
+            mount_namespace_file(Path::new("/run/netns/x")),
+            Path::new("/run/netns/x")
+        );
+        assert_eq!(mount_namespace_file(Path::new("4x")), Path::new("4x"));
+    }
     use std::os::fd::AsRawFd;
     use std::path::PathBuf;
 

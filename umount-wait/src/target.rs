@@ -1,11 +1,14 @@
 //! Validating targets before anything is changed: every check here leaves
 //! the system untouched.
 //!
-//! A target must be an absolute path that exists and is the root of a mount.
-//! Trailing slashes and `.` components are dropped. A final symbolic link is
-//! followed unless `--no-follow` is given, in which case it is refused (the
-//! kernel would otherwise follow it when a trailing slash is left). The same
-//! mount may not be named twice, even through different paths.
+//! A target names a mount as umount(8) takes it: a mount point (a relative
+//! path is taken from the working directory), or the source of a mount (a
+//! block device node, or a name such as a tmpfs's `none`), which names its
+//! most recent mount. Trailing slashes and `.` components are dropped. A
+//! final symbolic link is followed unless `--no-follow` is given, in which
+//! case it is refused (the kernel would otherwise follow it when a trailing
+//! slash is left). The same mount may not be named twice, even through
+//! different paths.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -62,19 +65,79 @@ pub fn normalize(given: &Path) -> Result<PathBuf, Error> {
     Ok(normal)
 }
 
-/// Looks up one target: it must exist and be the root of a mount in this
-/// process's mount namespace.
+/// A target as the command line gives it, made absolute against the
+/// working directory and normalized: what is looked up.
+pub fn absolute(given: &Path) -> Result<PathBuf, Error> {
+    if given.as_os_str().is_empty() || given.is_absolute() {
+        return normalize(given);
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        Error::from_errno(
+            given,
+            "reading the working directory for a relative target",
+            rustix::io::Errno::from_raw_os_error(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    normalize(&cwd.join(given))
+}
+
+/// How [`resolve`] looks a target up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// Follow a final symbolic link (else refuse it): not `--no-follow`.
+    pub follow: bool,
+    /// Resolve the symbolic links in the path (not umount(8)'s `-c`).
+    pub canonicalize: bool,
+}
+
+impl Default for Lookup {
+    fn default() -> Self {
+        Lookup {
+            follow: true,
+            canonicalize: true,
+        }
+    }
+}
+
+/// Looks up one target: the root of a mount in this process's mount
+/// namespace, or the source of one (its most recent mount).
 pub fn resolve(given: &Path, follow: bool, mounts: &[Mount]) -> Result<Target, Error> {
-    let normal = normalize(given)?;
+    resolve_with(
+        given,
+        Lookup {
+            follow,
+            ..Lookup::default()
+        },
+        mounts,
+    )
+}
+
+/// [`resolve`], with umount(8)'s `-c` among the choices.
+pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Target, Error> {
+    let follow = lookup.follow;
+    let normal = absolute(given)?;
     let fail = |errno| Error::from_errno(given, "inspecting the target", errno);
-    let st = sys::stat_target(&normal, follow).map_err(fail)?;
+    let st = match sys::stat_target(&normal, follow) {
+        Ok(st) => st,
+        // Not a path: the source of a mount (`umount none`), if one has it.
+        Err(rustix::io::Errno::NOENT) => {
+            return by_source(given, mounts, |m| m.source == given.as_os_str())
+                .ok_or_else(|| fail(rustix::io::Errno::NOENT))
+        }
+        Err(e) => return Err(fail(e)),
+    };
     if st.is_symlink {
         return Err(Error::new(given, ErrorKind::Symlink, None));
     }
     if !st.is_mount_root {
+        // A block device: its most recent mount.
+        if let Ok((_, Some(rdev))) = sys::stat_dev(&normal) {
+            return by_source(given, mounts, |m| on_device(m, rdev, &normal))
+                .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None));
+        }
         return Err(Error::new(given, ErrorKind::NotMountPoint, None));
     }
-    let path = if follow {
+    let path = if follow && lookup.canonicalize {
         std::fs::canonicalize(&normal).map_err(|e| {
             fail(rustix::io::Errno::from_raw_os_error(
                 e.raw_os_error().unwrap_or(0),
@@ -94,6 +157,44 @@ pub fn resolve(given: &Path, follow: bool, mounts: &[Mount]) -> Result<Target, E
     })
 }
 
+/// Whether `mount` is on the block device `rdev` (node `node`): by its
+/// `major:minor`, or, for a filesystem with an anonymous one (btrfs), by
+/// its source.
+fn on_device(mount: &Mount, rdev: mountinfo::DevId, node: &Path) -> bool {
+    mount.dev == rdev
+        || (mount.dev.is_anonymous()
+            && std::fs::canonicalize(&mount.source).is_ok_and(|source| source == node))
+}
+
+/// The most recent mount that `is_it` picks (the last in the table), as a
+/// target named by its source.
+fn by_source(given: &Path, mounts: &[Mount], is_it: impl Fn(&Mount) -> bool) -> Option<Target> {
+    let mount = mounts.iter().rev().find(|m| is_it(m))?;
+    Some(Target {
+        given: given.to_path_buf(),
+        path: mount.mount_point.clone(),
+        mount: mount.clone(),
+        follow: false,
+    })
+}
+
+/// umount(8)'s `-A`: every mount of `target`'s filesystem (same
+/// `major:minor`) in this namespace, the newest first; `target` is one
+/// of them.
+pub fn all_mounts_of(target: &Target, mounts: &[Mount]) -> Vec<Target> {
+    mounts
+        .iter()
+        .rev()
+        .filter(|m| m.dev == target.mount.dev)
+        .map(|m| Target {
+            given: target.given.clone(),
+            path: m.mount_point.clone(),
+            mount: m.clone(),
+            follow: false,
+        })
+        .collect()
+}
+
 /// Resolves every target; refuses a mount named twice. Returns, in order, a
 /// target or the error that keeps it untouched.
 pub fn resolve_all(
@@ -101,9 +202,25 @@ pub fn resolve_all(
     follow: bool,
     mounts: &[Mount],
 ) -> Vec<Result<Target, Error>> {
+    resolve_all_with(
+        given,
+        Lookup {
+            follow,
+            ..Lookup::default()
+        },
+        mounts,
+    )
+}
+
+/// [`resolve_all`], with umount(8)'s `-c` among the choices.
+pub fn resolve_all_with(
+    given: &[PathBuf],
+    lookup: Lookup,
+    mounts: &[Mount],
+) -> Vec<Result<Target, Error>> {
     let mut out: Vec<Result<Target, Error>> = Vec::with_capacity(given.len());
     for g in given {
-        let resolved = resolve(g, follow, mounts).and_then(|t| {
+        let resolved = resolve_with(g, lookup, mounts).and_then(|t| {
             let first = out
                 .iter()
                 .flatten()
@@ -154,10 +271,10 @@ pub fn is_usage_error(kind: &ErrorKind) -> bool {
     )
 }
 
-/// Paths given twice, compared after normalization (before looking at the
-/// filesystem): the first of each pair is kept.
+/// Paths given twice, compared once made absolute and normalized (before
+/// looking at the filesystem): the first of each pair is kept.
 pub fn textual_duplicates(given: &[PathBuf]) -> Vec<(usize, usize)> {
-    let normal: Vec<Option<PathBuf>> = given.iter().map(|g| normalize(g).ok()).collect();
+    let normal: Vec<Option<PathBuf>> = given.iter().map(|g| absolute(g).ok()).collect();
     let mut pairs = Vec::new();
     for (i, a) in normal.iter().enumerate() {
         let Some(a) = a else { continue };
@@ -190,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_relative_and_empty() {
+    fn prefixes_must_be_absolute() {
         assert_eq!(
             normalize(Path::new("mnt/x")).unwrap_err().kind,
             ErrorKind::NotAbsolute
@@ -200,6 +317,49 @@ mod tests {
             ErrorKind::NotAbsolute
         );
         assert_eq!(normalize(Path::new("")).unwrap_err().kind, ErrorKind::Empty);
+    }
+
+    #[test]
+    fn relative_targets_are_taken_from_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("mnt/x/")).unwrap(), cwd.join("mnt/x"));
+        assert_eq!(absolute(Path::new("./x")).unwrap(), cwd.join("x"));
+        assert_eq!(
+            absolute(Path::new("/a/./b")).unwrap(),
+            PathBuf::from("/a/b")
+        );
+        assert_eq!(absolute(Path::new("")).unwrap_err().kind, ErrorKind::Empty);
+        let given: Vec<PathBuf> = vec!["x".into(), cwd.join("x")];
+        assert_eq!(textual_duplicates(&given), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn a_source_names_its_most_recent_mount() {
+        let mounts = mountinfo::parse(
+            b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
+30 20 0:25 / /a rw - tmpfs umw-src rw
+31 20 0:26 / /b rw - tmpfs umw-src rw
+32 20 0:25 / /c rw - tmpfs other rw
+",
+        )
+        .unwrap();
+        let t = resolve(Path::new("umw-src"), true, &mounts).unwrap();
+        assert_eq!((t.mount.id, t.path.as_path()), (31, Path::new("/b")));
+        assert_eq!(t.given, PathBuf::from("umw-src"));
+        let e = resolve(Path::new("umw-nothing"), true, &mounts).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(e.errno, Some(rustix::io::Errno::NOENT));
+        // -A: every mount of that filesystem, the newest first.
+        let a = resolve(Path::new("umw-src"), true, &mounts).unwrap();
+        let first = Target {
+            mount: mounts[1].clone(),
+            ..a
+        };
+        let all: Vec<u64> = all_mounts_of(&first, &mounts)
+            .iter()
+            .map(|t| t.mount.id)
+            .collect();
+        assert_eq!(all, [32, 30]);
     }
 
     #[test]

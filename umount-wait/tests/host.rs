@@ -811,7 +811,7 @@ fn lazy_while_held(m: &Path, file: &Path) -> (Run, FileHolder) {
     let mut holder = hold_open(file);
     let mut cmd = Background::spawn(
         Command::new(BIN)
-            .args(["-l", "-v", "--json", "-t", "60s"])
+            .args(["-l", "-v", "--json", "--timeout", "60s"])
             .arg(m),
         Watch::Stderr,
     );
@@ -1008,7 +1008,7 @@ fn timeout_with_copy_in_other_namespace() {
     dev.mount(&m);
     let mut holder = namespace_holder(&m, "f", 1);
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
         OsStr::new("--json"),
         m.as_os_str(),
@@ -1049,12 +1049,12 @@ fn timeout_with_copy_in_other_namespace() {
     assert!(!is_mounted(&m));
 }
 
-/// `umount-wait -r -t 500ms --json m` while `holder`'s namespace keeps the
+/// `umount-wait -r --timeout 500ms --json m` while `holder`'s namespace keeps the
 /// filesystem: the run, and the holder's mountinfo right after it.
 fn read_only_after_timeout(m: &Path, holder: &Holder) -> (Run, String) {
     let run = umw([
         OsStr::new("-r"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
         OsStr::new("--json"),
         m.as_os_str(),
@@ -1324,7 +1324,7 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     // -t: a SIGINT that does not end the wait fails the test as "timed
     // out" instead of hanging it.
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-v", "-t", "60s"]).arg(&m),
+        Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m),
         Watch::Stderr,
     );
     // Sent once the command says it waits: the mount is detached by then,
@@ -1353,7 +1353,9 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     // lets go only once the first line has come.
     let mut holder = hold_open(&m.join("f"));
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-l", "-v", "-t", "60s"]).arg(&m),
+        Command::new(BIN)
+            .args(["-l", "-v", "--timeout", "60s"])
+            .arg(&m),
         Watch::Stderr,
     );
     let named = format!(", held by pid {} (sh): fd 3 ", holder.pid());
@@ -1378,7 +1380,7 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     mount_tmpfs(&m);
     fs::write(m.join("f"), b"data").unwrap();
     let mut holder = hold_open(&m.join("f"));
-    let line = format!("{BIN} -l -t 60s {}", m.display());
+    let line = format!("{BIN} -l --timeout 60s {}", m.display());
     let mut cmd = Background::spawn(
         Command::new("script")
             .args(["-qec", &line, "/dev/null"])
@@ -1403,7 +1405,8 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
 }
 
 /// A FUSE filesystem (bindfs) whose daemon is stopped (SIGSTOP), with
-/// attributes never cached: every request to it waits for ever. `-t 3s`
+/// attributes never cached: every request to it waits for ever.
+/// `--timeout 3s`
 /// must bound every step, not only the wait after the unmount: the
 /// target's lookup (`statx`, without sync), the watch (its permission
 /// check asks the daemon), `umount2`. Here the watch cannot be added
@@ -1438,7 +1441,7 @@ fn timeout_bounds_a_filesystem_that_does_not_answer() {
     let out = Command::new("timeout")
         .args(["-s", "KILL", "20"])
         .arg(BIN)
-        .args(["--mode", "fallback", "-t", "3s", "--json"])
+        .args(["--mode", "fallback", "--timeout", "3s", "--json"])
         .arg(&m)
         .output()
         .unwrap();
@@ -1707,7 +1710,7 @@ fn a_mount_moved_after_resolution_is_left_alone() {
 /// never see it shut down: unmounted without a wait, said on stderr,
 /// outcome "unmounted", exit 0, on either path. A bind mount of a tmpfs
 /// directory while the tmpfs stays; a bind of a file on the root's
-/// filesystem. `-t` only bounds the old behaviour (exit 3 after it).
+/// filesystem. `--timeout` only bounds the old behaviour (exit 3 after it).
 fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     let s = Scratch::new("stays");
     let t = s.dir("t");
@@ -1716,7 +1719,7 @@ fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     let b = s.dir("b");
     rustix::mount::mount_bind(t.join("d"), &b).unwrap();
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("5s"),
         OsStr::new("--json"),
         b.as_os_str(),
@@ -1753,7 +1756,7 @@ fn a_filesystem_that_stays_mounted_here_is_not_waited_for() {
     fs::write(&f, b"").unwrap();
     rustix::mount::mount_bind(file, &f).unwrap();
     let run = umw([
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("5s"),
         OsStr::new("--json"),
         f.as_os_str(),
@@ -1777,7 +1780,10 @@ fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
     let m = s.dir("m");
     mount_tmpfs(&m);
     let mut holder = namespace_holder(&m, "f", 0);
-    let mut cmd = Background::spawn(Command::new(BIN).args(["-t", "60s"]).arg(&m), Watch::Stderr);
+    let mut cmd = Background::spawn(
+        Command::new(BIN).args(["--timeout", "60s"]).arg(&m),
+        Watch::Stderr,
+    );
     let named = format!("pid {})", holder.id());
     let said = cmd.wait_for(": waiting ") && cmd.wait_for(&named);
     // The status seconds that follow must not repeat it. Letting some pass
@@ -1892,13 +1898,13 @@ fn bind_of_a_deleted_directory_is_no_error() {
 /// The caller's working directory on the target keeps its superblock alive:
 /// a lazy unmount would detach it and wait for ever. Refused before
 /// anything changes, as the kernel path refuses it (EBUSY): exit 32,
-/// untouched. `-t` only bounds the old behaviour (exit 3 after it).
+/// untouched. `--timeout` only bounds the old behaviour (exit 3 after it).
 fn working_directory_on_the_target_is_refused_untouched() {
     let s = Scratch::new("cwd");
     let m = s.dir("m");
     mount_tmpfs(&m);
     let out = Command::new(BIN)
-        .args(["-l", "-t", "5s", "--json"])
+        .args(["-l", "--timeout", "5s", "--json"])
         .arg(&m)
         .current_dir(&m)
         .output()
@@ -2018,7 +2024,7 @@ fn a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once() {
     tree();
     let run = umw([
         OsStr::new("-R"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("30s"),
         OsStr::new("--json"),
         t.as_os_str(),
@@ -2075,6 +2081,9 @@ fn bad_inputs_leave_everything_mounted() {
     mount_tmpfs(&m);
     let plain_dir = s.dir("plain");
     let m_str = m.to_str().unwrap().to_string();
+    // m again, relative to the working directory: the same mount twice.
+    let up = "../".repeat(std::env::current_dir().unwrap().components().count() - 1);
+    let relative_m = format!("{up}{}", m_str.trim_start_matches('/'));
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (
             vec![format!("{}/nonexistent", s.dir.display())],
@@ -2086,10 +2095,12 @@ fn bad_inputs_leave_everything_mounted() {
             EXIT_FAILURE,
             "not a mount point (untouched)",
         ),
+        // Relative targets are taken from the working directory, as by
+        // umount(8).
         (
             vec!["relative/path".into()],
-            EXIT_USAGE,
-            "not an absolute path",
+            EXIT_FAILURE,
+            "no such file or directory (untouched)",
         ),
         (
             vec![m_str.clone(), m_str.clone()],
@@ -2102,18 +2113,18 @@ fn bad_inputs_leave_everything_mounted() {
             "given twice",
         ),
         (
-            vec![m_str.clone(), "relative".into()],
+            vec![m_str.clone(), relative_m],
             EXIT_USAGE,
             "nothing was unmounted",
         ),
         (vec!["--bogus".into(), m_str.clone()], EXIT_USAGE, "--bogus"),
         (
-            vec!["-t".into(), "5 parsecs".into(), m_str.clone()],
+            vec!["--timeout".into(), "5 parsecs".into(), m_str.clone()],
             EXIT_USAGE,
             "unknown unit",
         ),
         (
-            vec!["-t".into(), "-1s".into(), m_str.clone()],
+            vec!["--timeout".into(), "-1s".into(), m_str.clone()],
             EXIT_USAGE,
             "unexpected argument '-1'",
         ),
@@ -2477,7 +2488,7 @@ fn all_shuts_down_a_tree_and_detaches_loops() {
         OsStr::new("--include"),
         s.dir.as_os_str(),
         OsStr::new("--json"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("30s"),
     ]);
     app.stop();
@@ -2596,7 +2607,7 @@ fn all_deadline_bounds_the_run() {
         OsStr::new("--include"),
         s.dir.as_os_str(),
         OsStr::new("--json"),
-        OsStr::new("-t"),
+        OsStr::new("--timeout"),
         OsStr::new("500ms"),
     ]);
     copy.stop();

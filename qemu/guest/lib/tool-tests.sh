@@ -25,7 +25,7 @@ mount_ext4() {
 }
 
 case $UMW_KERNEL in
-patched | debug) expected=kernel ;;
+patched | patched-7.3 | debug) expected=kernel ;;
 *) expected=fallback ;;
 esac
 
@@ -106,7 +106,7 @@ fi
 cleanup
 mount_ext4 && echo data >$mnt/f
 exec 3<$mnt/f
-$cmd --mode "$mode" -t 2s $mnt 2>/dev/null
+$cmd --mode "$mode" --timeout 2s $mnt 2>/dev/null
 rc=$?
 exec 3<&-
 if [ $rc -eq 32 ] && is_mounted $mnt; then
@@ -122,7 +122,7 @@ mount_ext4
 unshare -m sleep 60 &
 nsholder=$!
 sleep 0.5
-$cmd --mode "$mode" -t 1s $mnt 2>/dev/null
+$cmd --mode "$mode" --timeout 1s $mnt 2>/dev/null
 rc=$?
 kill $nsholder
 wait $nsholder 2>/dev/null
@@ -173,7 +173,7 @@ unshare -m sleep 2 &
 nsholder=$!
 sleep 0.5
 t0=$(now_ms)
-$cmd --mode "$mode" -t 30s $mnt
+$cmd --mode "$mode" --timeout 30s $mnt
 rc=$?
 race-excl "$dev"
 excl=$?

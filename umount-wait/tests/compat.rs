@@ -1,0 +1,631 @@
+//! Side by side with umount(8): the same setup, the same command line, once
+//! with util-linux `umount` and once with `umount-wait`; the exit codes and
+//! the end state (the mounts under the scratch directory, read-only or not,
+//! and each loop device: bound, claimed) are compared, case by case.
+//!
+//! Each run is a shell script in a mount namespace of its own
+//! (`unshare -m --propagation private`), on a scratch directory of its own,
+//! so that `-a` and a failing case touch nothing else. Processes that hold
+//! a file or a directory say so through a FIFO before the command runs; no
+//! sleep stands for a synchronisation, and nothing is timed.
+//!
+//! The table it prints is the one in README.md ("Side by side with
+//! umount(8)"); the test fails when they differ (`UMW_COMPAT_UPDATE=1`
+//! writes it there), when a case differs without a reason given, or when a
+//! reason is given for a case that does not differ.
+//!
+//! Needs root, `umount` (util-linux), `unshare`, `setpriv`, `losetup` and
+//! `mkfs.ext4`. Without root it skips with a message; with
+//! `UMW_REQUIRE_PRIVILEGED=1` a skip is a failure. Run one case with
+//! `cargo test -p umount-wait --test compat -- WORDS-OF-ITS-NAME`.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_umount-wait");
+
+/// One line of the table.
+struct Case {
+    /// What is compared, as the table says it.
+    name: &'static str,
+    /// Shell run in the scratch directory `$T` before the command: mounts,
+    /// images (`image NAME`, `attach NAME` sets `$dev`), holders
+    /// (`hold FILE`, `hold_cwd DIR`), `isolate TYPE` (for `-a`: no mount
+    /// of that type outside `$T`).
+    setup: &'static str,
+    /// The arguments, shell words (`$T`, `$dev`, `$ns` are set).
+    args: &'static str,
+    /// Arguments given to umount-wait only, after the others.
+    umount_wait_only: &'static str,
+    /// The command runs here (default `/`).
+    cwd: &'static str,
+    /// The command runs as nobody.
+    unprivileged: bool,
+    /// Why the two differ, when they do on purpose.
+    intended: Option<&'static str>,
+    /// A difference known and not settled yet: the table says so, the
+    /// test does not fail on it (it fails when the difference goes).
+    open: Option<&'static str>,
+}
+
+const DEFAULT: Case = Case {
+    name: "",
+    setup: "",
+    args: "",
+    umount_wait_only: "",
+    cwd: "/",
+    unprivileged: false,
+    intended: None,
+    open: None,
+};
+
+/// Measured with util-linux 2.38.1: `umount -r` on a busy target makes one
+/// `umount2`, gets EBUSY and exits 32 without remounting (strace).
+const R_DIFFERS: &str = "umount(8) (util-linux 2.38.1) does not remount: one \
+    umount2, EBUSY, exit 32, no mount call (strace), though its page says -r \
+    does; umount-wait remounts read-only as the page says, exit 32 as well";
+
+const TMPFS_M: &str = "mkdir m && mount -t tmpfs umw-compat m";
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "not mounted",
+            setup: "mkdir plain",
+            args: "$T/plain",
+            ..DEFAULT
+        },
+        Case {
+            name: "not mounted, `-q`",
+            setup: "mkdir plain",
+            args: "-q $T/plain",
+            ..DEFAULT
+        },
+        Case {
+            name: "no such path",
+            args: "$T/nothing",
+            ..DEFAULT
+        },
+        Case {
+            name: "a tmpfs",
+            setup: TMPFS_M,
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "busy (a file held open)",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && echo x >m/f && hold m/f",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "permission denied (as nobody)",
+            setup: TMPFS_M,
+            args: "$T/m",
+            unprivileged: true,
+            ..DEFAULT
+        },
+        Case {
+            name: "`-r` on busy ext4",
+            setup: "mkdir m && image d && attach d && mount $dev m && echo x >m/f && hold m/f",
+            args: "-r $T/m",
+            intended: Some(R_DIFFERS),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-r` on busy tmpfs",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && echo x >m/f && hold m/f",
+            args: "-r $T/m",
+            intended: Some(R_DIFFERS),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-R` with a busy child",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a m/b && \
+                    mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b && \
+                    echo x >m/b/f && hold m/b/f",
+            args: "-R $T/m",
+            open: Some(
+                "umount-wait's `-R` stops at the first submount that fails \
+                 (the newest, m/b); umount(8) goes on with the others (m/a) \
+                 and leaves the parent; `-R` belongs to issue 14",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-R` with free children",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a m/b && \
+                    mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b",
+            args: "-R $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-a -t tmpfs`: tmpfs, ramfs and ext4 mounted",
+            setup: "isolate tmpfs && mkdir t1 t2 r e && mount -t tmpfs umw-compat t1 && \
+                    mount -t tmpfs umw-compat t2 && mount -t ramfs umw-compat r && \
+                    image e && attach e && mount $dev e",
+            args: "-a -t tmpfs",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-a -t tmpfs -O ro`",
+            setup: "isolate tmpfs && mkdir t1 t2 && mount -t tmpfs -o ro umw-compat t1 && \
+                    mount -t tmpfs umw-compat t2",
+            args: "-a -t tmpfs -O ro",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-a -t ramfs`, one of two busy",
+            setup: "isolate ramfs && mkdir r1 r2 && mount -t ramfs umw-compat r1 && \
+                    mount -t ramfs umw-compat r2 && echo x >r2/f && hold r2/f",
+            args: "-a -t ramfs",
+            intended: Some(
+                "`--all` implies `-r`: the busy one is remounted read-only; \
+                 and the codes are combined (64: some shut down, some not) \
+                 where umount(8) -a gives 32 for any failure",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-l`",
+            setup: TMPFS_M,
+            args: "-l $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-l`, a file held open",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && echo x >m/f && hold m/f",
+            args: "-l $T/m",
+            umount_wait_only: "--timeout 100ms",
+            intended: Some(
+                "it waits: for the holder, here until `--timeout` \
+                 (given to umount-wait only): detached, shutdown not confirmed",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-d`, ext4 on a loop device",
+            setup: "mkdir m && image d && attach d && mount $dev m",
+            args: "-d $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "relative target",
+            setup: TMPFS_M,
+            args: "m",
+            cwd: "$T",
+            ..DEFAULT
+        },
+        Case {
+            name: "symbolic link to the mount point",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && ln -s m link",
+            args: "$T/link",
+            ..DEFAULT
+        },
+        Case {
+            name: "device target, mounted twice",
+            setup: "mkdir m1 m2 && image d && attach d && mount $dev m1 && mount $dev m2",
+            args: "$dev",
+            ..DEFAULT
+        },
+        Case {
+            name: "device target, `-A`",
+            setup: "mkdir m1 m2 && image d && attach d && mount $dev m1 && mount $dev m2",
+            args: "-A $dev",
+            ..DEFAULT
+        },
+        Case {
+            name: "mount point, `-A` (a bind mount of it too)",
+            setup: "mkdir m b && mount -t tmpfs umw-compat m && mount --bind m b",
+            args: "-A $T/b",
+            ..DEFAULT
+        },
+        Case {
+            name: "a source name (tmpfs mounted twice from it)",
+            setup: "mkdir m1 m2 && mount -t tmpfs umw-compat-src m1 && \
+                    mount -t tmpfs umw-compat-src m2",
+            args: "umw-compat-src",
+            ..DEFAULT
+        },
+        Case {
+            name: "several targets, one failing",
+            setup: "mkdir m plain && mount -t tmpfs umw-compat m",
+            args: "$T/m $T/plain",
+            intended: Some(
+                "umount(8) adds the codes up (0 + 32); umount-wait gives 64 \
+                 when the targets' results differ",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "several targets, all failing",
+            setup: "mkdir plain1 plain2",
+            args: "$T/plain1 $T/plain2",
+            intended: Some(
+                "umount(8) adds the codes up (32 + 32); umount-wait gives the \
+                 common code when they agree",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`--fake`",
+            setup: TMPFS_M,
+            args: "--fake $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-N PID`: a mount in another namespace",
+            setup: "mkdir n && in_namespace 'mount -t tmpfs umw-compat n'",
+            args: "-N $ns $T/n",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-N` of a namespace that does not exist",
+            setup: TMPFS_M,
+            args: "-N /nonexistent $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-A -t ext4` on a tmpfs mounted twice",
+            setup: "mkdir m b && mount -t tmpfs umw-compat m && mount --bind m b",
+            args: "-A -t ext4 $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-c`",
+            setup: TMPFS_M,
+            args: "-c $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-n -i`",
+            setup: TMPFS_M,
+            args: "-n -i $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-f`",
+            setup: TMPFS_M,
+            args: "-f $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-t ext4` with a tmpfs target",
+            setup: TMPFS_M,
+            args: "-t ext4 $T/m",
+            ..DEFAULT
+        },
+    ]
+}
+
+/// Helpers for the setups, then the end state. `$TOOL` is the command.
+const PRELUDE: &str = r#"
+set -u
+T=$(mktemp -d /tmp/umw-compat.XXXXXX)
+loops= pids= dev= ns=
+finish() {
+	for p in $pids; do kill -9 $p 2>/dev/null; done
+	wait 2>/dev/null
+	under "$T/" /proc/self/mountinfo | sort -r | while read -r mp; do
+		umount -l "$(printf '%b' "$mp")" 2>/dev/null
+	done
+	for l in $loops; do losetup -d $l 2>/dev/null; done
+	rm -rf "$T"
+}
+trap finish EXIT
+# under PREFIX MOUNTINFO: the mount points at or below PREFIX (escaped).
+under() {
+	awk -v p="$1" 'index($5, p) == 1 { print $5 }' "$2"
+}
+# ready: a FIFO that a holder writes to once it holds.
+ready() { rm -f "$T/.ready" && mkfifo "$T/.ready"; }
+hold() {
+	ready
+	sh -c 'exec 3<"$1" && echo >"$2" && exec sleep 1000000' _ "$T/$1" "$T/.ready" &
+	pids="$pids $!"
+	read -r _ <"$T/.ready"
+}
+hold_cwd() {
+	ready
+	sh -c 'cd "$1" && echo >"$2" && exec sleep 1000000' _ "$T/$1" "$T/.ready" &
+	pids="$pids $!"
+	read -r _ <"$T/.ready"
+}
+# in_namespace SHELL: a process in a mount namespace of its own ($ns), where
+# SHELL has run (in $T).
+in_namespace() {
+	ready
+	unshare -m --propagation private sh -c 'cd "$1" && eval "$2" && echo >"$3" && exec sleep 1000000' \
+		_ "$T" "$1" "$T/.ready" &
+	ns=$!
+	pids="$pids $ns"
+	read -r _ <"$T/.ready"
+}
+image() { truncate -s 32M "$T/$1.img" && mkfs.ext4 -q -F "$T/$1.img"; }
+attach() { dev=$(losetup -f --show "$T/$1.img") && loops="$loops $dev"; }
+# isolate TYPE: no mount of TYPE outside $T in this namespace (for -a).
+isolate() {
+	awk -v p="$T/" -v type="$1" '{ for (i = 7; $i != "-"; i++); if ($(i + 1) == type && index($5, p) != 1) print $5 }' \
+		/proc/self/mountinfo | sort -r | while read -r mp; do
+		umount -l "$(printf '%b' "$mp")" || exit 1
+	done
+}
+# mounts MOUNTINFO: the mounts under $T, as "path(type[,ro])".
+mounts() {
+	awk -v p="$T/" '{ for (i = 7; $i != "-"; i++); if (index($5, p) == 1) {
+		split($6, o, ","); printf "%s%s(%s%s)", sep, substr($5, length(p)), $(i + 1), o[1] == "ro" ? ",ro" : ""; sep = " " } }' "$1"
+}
+state() {
+	echo "mounts: $(mounts /proc/self/mountinfo)"
+	[ -z "$ns" ] || echo "namespace: $(mounts /proc/$ns/mountinfo)"
+	n=0
+	for l in $loops; do
+		n=$((n + 1))
+		bound=free
+		[ -e /sys/block/${l#/dev/}/loop ] && bound=bound
+		echo "loop$n: $bound, $("$SELF" --claim $l)"
+	done
+}
+cd "$T" || exit 1
+"#;
+
+/// The script of one run, for `tool` (a path, or `umount`).
+fn script(case: &Case, tool: &str, extra: &str) -> String {
+    let run_as = if case.unprivileged {
+        "setpriv --reuid 65534 --regid 65534 --clear-groups "
+    } else {
+        ""
+    };
+    format!(
+        "{PRELUDE}
+if ! {{ {setup}
+}} >\"$T/.setup.log\" 2>&1; then
+	echo 'setup failed:'; cat \"$T/.setup.log\"; exit 1
+fi
+rm -f \"$T/.setup.log\"
+cd {cwd} || exit 1
+err=$({run_as}{tool} {args} {extra} 2>&1 >/dev/null)
+echo \"rc=$?\"
+cd /
+printf '%s\\n' \"$err\" | sed 's/^/err: /'
+state
+",
+        setup = if case.setup.is_empty() {
+            ":"
+        } else {
+            case.setup
+        },
+        cwd = case.cwd,
+        args = case.args,
+    )
+}
+
+/// What one run left: its exit code and the end state.
+#[derive(Debug)]
+struct Outcome {
+    code: i32,
+    state: Vec<String>,
+    errors: Vec<String>,
+}
+
+fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
+    let self_exe = std::env::current_exe().expect("the test's own path");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(script(case, tool, extra))
+        .env("SELF", self_exe)
+        .output()
+        .expect("running unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let code = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("rc="))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: {tool}: no exit code in\n{stdout}{}",
+                case.name,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    Outcome {
+        code,
+        state: stdout
+            .lines()
+            .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: "))
+            .map(str::to_string)
+            .collect(),
+        errors: stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("err: "))
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// The end state in a few words, for the table.
+fn describe(state: &[String]) -> String {
+    let parts: Vec<String> = state
+        .iter()
+        .map(|line| match line.split_once(": ") {
+            Some(("mounts", "")) => "nothing mounted".to_string(),
+            Some(("mounts", m)) => format!("left: {m}"),
+            Some(("namespace", "")) => "nothing in the other namespace".to_string(),
+            Some(("namespace", m)) => format!("other namespace: {m}"),
+            _ => line.clone(),
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// `--claim DEV`, run by the scripts: whether DEV can be opened `O_EXCL`.
+fn claim(device: &Path) -> &'static str {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::EXCL.bits() as i32)
+        .open(device)
+    {
+        Ok(_) => "not claimed",
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => "claimed",
+        Err(_) => "unknown",
+    }
+}
+
+/// Why this host cannot run the comparison, if it cannot.
+fn cannot_run() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    for tool in ["umount", "unshare", "setpriv", "losetup", "mkfs.ext4"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+const TABLE_START: &str = "<!-- compat table: made by tests/compat.rs -->";
+const TABLE_END: &str = "<!-- end of compat table -->";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, device] = &args[..] {
+        if flag == "--claim" {
+            println!("{}", claim(Path::new(device)));
+            return;
+        }
+    }
+    let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
+    if let Some(why) = cannot_run() {
+        if required {
+            eprintln!("compat: cannot run ({why}) and UMW_REQUIRE_PRIVILEGED=1: failing");
+            std::process::exit(1);
+        }
+        eprintln!("compat: SKIPPED: {why} (set UMW_REQUIRE_PRIVILEGED=1 to make this a failure)");
+        return;
+    }
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let all = cases();
+    let selected: Vec<&Case> = all
+        .iter()
+        .filter(|c| filter.is_empty() || filter.iter().any(|f| c.name.contains(f.as_str())))
+        .collect();
+
+    let mut table = String::from(
+        "| case | command | umount(8) | umount-wait | end state | why they differ |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut problems = Vec::new();
+    for case in &selected {
+        let theirs = run(case, "umount", "");
+        let ours = run(case, BIN, case.umount_wait_only);
+        let differ = theirs.code != ours.code || theirs.state != ours.state;
+        let state = if theirs.state == ours.state {
+            describe(&ours.state)
+        } else {
+            format!(
+                "umount(8): {}; umount-wait: {}",
+                describe(&theirs.state),
+                describe(&ours.state)
+            )
+        };
+        let mut command = format!("`umount-wait {}`", case.args);
+        if !case.umount_wait_only.is_empty() {
+            command += &format!(" (`{}` to umount-wait only)", case.umount_wait_only);
+        }
+        if case.cwd != "/" {
+            command += &format!(" in `{}`", case.cwd);
+        }
+        table += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            case.name,
+            command.replace('|', "\\|"),
+            theirs.code,
+            ours.code,
+            state,
+            match (differ, case.intended, case.open) {
+                (true, Some(why), _) => format!("intended: {why}"),
+                (true, None, Some(what)) => format!("**open**: {what}"),
+                (true, None, None) => "**not intended**".into(),
+                (false, _, _) => String::new(),
+            }
+        );
+        let verdict = match (differ, case.intended.or(case.open)) {
+            (true, None) => Some("differ, and no reason is given"),
+            (false, Some(_)) => Some("a reason is given, but they do not differ"),
+            _ => None,
+        };
+        println!(
+            "case {}: umount(8) {} {:?}, umount-wait {} {:?}{}",
+            case.name,
+            theirs.code,
+            theirs.state,
+            ours.code,
+            ours.state,
+            if verdict.is_some() { "  <- FAILED" } else { "" }
+        );
+        if let Some(verdict) = verdict {
+            problems.push(format!(
+                "{}: {verdict}\n  umount(8): {} {:?} {:?}\n  umount-wait: {} {:?} {:?}",
+                case.name,
+                theirs.code,
+                theirs.state,
+                theirs.errors,
+                ours.code,
+                ours.state,
+                ours.errors
+            ));
+        }
+    }
+    println!("\n{table}");
+
+    if selected.len() == all.len() {
+        let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&readme_path).expect("reading README.md");
+        let (before, rest) = readme
+            .split_once(TABLE_START)
+            .expect("README.md has the compat table's start marker");
+        let (old, after) = rest
+            .split_once(TABLE_END)
+            .expect("README.md has the compat table's end marker");
+        let new = format!("\n{table}");
+        if old != new {
+            if std::env::var("UMW_COMPAT_UPDATE").is_ok_and(|v| v == "1") {
+                std::fs::write(
+                    &readme_path,
+                    format!("{before}{TABLE_START}{new}{TABLE_END}{after}"),
+                )
+                .expect("writing README.md");
+                println!("compat: README.md's table updated");
+            } else {
+                problems.push(
+                    "README.md's table is not this one (UMW_COMPAT_UPDATE=1 writes it)".into(),
+                );
+            }
+        }
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "compat: {} problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+        // The last line as libtest's, which ci/test counts.
+        println!(
+            "compat test result: FAILED. {} passed; {} failed",
+            selected.len().saturating_sub(problems.len()),
+            problems.len()
+        );
+        std::process::exit(1);
+    }
+    println!(
+        "compat test result: ok. {} passed; 0 failed",
+        selected.len()
+    );
+}
