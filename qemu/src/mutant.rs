@@ -74,6 +74,7 @@ mod tests {
         KernelResult {
             name: "mutant".into(),
             release: String::new(),
+            source: String::new(),
             umount_wait: true,
             tests: tests
                 .iter()
