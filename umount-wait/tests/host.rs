@@ -1460,7 +1460,7 @@ fn timeout_bounds_a_filesystem_that_does_not_answer() {
     );
     assert_eq!(field(&stdout, "outcome"), Some("untouched"), "{stdout}");
     eprintln!(
-        "    -t 3s on a stopped FUSE daemon: {:.2} s",
+        "    --timeout 3s on a stopped FUSE daemon: {:.2} s",
         elapsed.as_secs_f64()
     );
 }
