@@ -2059,6 +2059,18 @@ fn a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once() {
         run.stderr
     );
     assert!(is_mounted(&t) && is_mounted(&b));
+    let run = umw([
+        OsStr::new("--fake"),
+        OsStr::new("-R"),
+        t.as_os_str(),
+        b.as_os_str(),
+    ]);
+    assert_code(
+        &run,
+        EXIT_USAGE,
+        "--fake -R with a target inside the other's tree",
+    );
+    assert!(run.stderr.contains("inside the tree of"), "{}", run.stderr);
     rustix::mount::unmount(&b, UnmountFlags::empty()).unwrap();
     rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
 
