@@ -317,8 +317,15 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
+    let resolved = resolve_targets(cli, &mounts);
+    if cli.recursive {
+        let nested = target::inside_trees(&resolved, &mounts);
+        if !nested.is_empty() {
+            return Ok(refuse_all(printer, &nested));
+        }
+    }
     let mut codes = Vec::new();
-    for r in resolve_targets(cli, &mounts) {
+    for r in resolved {
         match r {
             Ok(t) => {
                 let subs = match cli.recursive {
