@@ -1,17 +1,27 @@
-//! What keeps a superblock alive: mounts of it in any mount namespace, and
-//! processes with open files, a working directory or a root on it.
+//! What keeps a superblock alive: mounts of it in any mount namespace,
+//! processes with open files, a working directory, a root or mappings on
+//! it, swap files on it, and loop devices over files on it.
 //!
 //! One `/proc/PID/mountinfo` is read per mount namespace (namespaces are told
-//! apart by the inode of `/proc/PID/ns/mnt`). Processes are found by
-//! `stat(2)` on `/proc/PID/fd/*`, `cwd` and `root`, which follows the magic
-//! links to the open file itself: this works for detached mounts too.
+//! apart by the inode of `/proc/PID/ns/mnt`). A file is on the superblock
+//! when `statx(2)` says so through `/proc/PID/fd/*`, `cwd` and `root` (magic
+//! links to the open file itself: this works for detached mounts too),
+//! `/proc/swaps` and `/sys/block/loop*/loop/backing_file`: by its device,
+//! or by its mount, for filesystems whose files have a device of their own
+//! (a btrfs subvolume's). `statx` is asked not to sync
+//! (`AT_STATX_DONT_SYNC`), so that a file on a network or FUSE filesystem
+//! that does not answer does not stop the scan. Mappings are read from
+//! `/proc/PID/maps`, which gives the superblock's device.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
-use crate::mountinfo::{self, DevId};
+use crate::loopdev;
+use crate::mountinfo::{self, DevId, Mount};
 use crate::sys;
 
 /// Something that holds the filesystem.
@@ -22,6 +32,8 @@ pub enum Blocker {
     Mount {
         mnt_ns: u64,
         pid: i32,
+        /// Its id (`/proc/PID/mountinfo`; unique across namespaces).
+        mount_id: u64,
         mount_point: PathBuf,
     },
     /// A process using a file there.
@@ -29,6 +41,13 @@ pub enum Blocker {
         pid: i32,
         command: String,
         uses: Vec<Use>,
+    },
+    /// A swap file there (`/proc/swaps`).
+    Swap { path: PathBuf },
+    /// A loop device over a file there.
+    Loop {
+        device: PathBuf,
+        backing_file: PathBuf,
     },
 }
 
@@ -38,6 +57,9 @@ pub enum Use {
     Fd(u32, PathBuf),
     Cwd,
     Root,
+    /// A file mapped into its memory (its program, a library, an `mmap`)
+    /// with no descriptor open for it.
+    Mapped(PathBuf),
 }
 
 impl fmt::Display for Use {
@@ -46,6 +68,7 @@ impl fmt::Display for Use {
             Use::Fd(n, path) => write!(f, "fd {n} {}", mountinfo::display(path)),
             Use::Cwd => write!(f, "cwd"),
             Use::Root => write!(f, "root"),
+            Use::Mapped(path) => write!(f, "mapped {}", mountinfo::display(path)),
         }
     }
 }
@@ -57,6 +80,7 @@ impl fmt::Display for Blocker {
                 mnt_ns,
                 pid,
                 mount_point,
+                ..
             } => write!(
                 f,
                 "mounted on {} in mount namespace {mnt_ns} (pid {pid})",
@@ -69,6 +93,16 @@ impl fmt::Display for Blocker {
                 }
                 Ok(())
             }
+            Blocker::Swap { path } => write!(f, "swap file {}", mountinfo::display(path)),
+            Blocker::Loop {
+                device,
+                backing_file,
+            } => write!(
+                f,
+                "loop device {} over {}",
+                mountinfo::display(device),
+                mountinfo::display(backing_file)
+            ),
         }
     }
 }
@@ -99,13 +133,39 @@ fn namespace_of(pid: &str) -> Option<u64> {
         .map(|m| m.ino())
 }
 
-/// Lists what holds the superblock `dev` (best effort: processes that exit
-/// or that this process may not inspect are skipped).
-pub fn find(dev: DevId, exclude: Option<Exclude>) -> Vec<Blocker> {
+/// The superblock looked for: its device, and the ids of the mounts of
+/// it that are known (the target's, those found in any namespace).
+struct Superblock {
+    dev: DevId,
+    mount_ids: HashSet<u64>,
+}
+
+impl Superblock {
+    /// Whether the file `path` leads to is on this superblock: the same
+    /// device, or, for a file with an anonymous device of its own (a btrfs
+    /// subvolume's, never the one mountinfo shows), one of its mounts.
+    fn holds(&self, path: &Path) -> bool {
+        match sys::stat_file(path) {
+            Ok((dev, mount_id)) => {
+                dev == self.dev || (dev.is_anonymous() && self.mount_ids.contains(&mount_id))
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Lists what holds the superblock of `mount` (best effort: processes
+/// that exit or that this process may not inspect are skipped).
+pub fn find(mount: &Mount, exclude: Option<Exclude>) -> Vec<Blocker> {
+    let dev = mount.dev;
     let me = std::process::id() as i32;
     let my_ns = namespace_of("self");
     let mut blockers = Vec::new();
     let mut seen_ns = HashSet::new();
+    let mut sb = Superblock {
+        dev,
+        mount_ids: HashSet::from([mount.id]),
+    };
     let all = pids();
     for &pid in &all {
         let Some(ns) = namespace_of(&pid.to_string()) else {
@@ -119,18 +179,20 @@ pub fn find(dev: DevId, exclude: Option<Exclude>) -> Vec<Blocker> {
             continue;
         };
         for m in mounts.iter().filter(|m| m.dev == dev) {
+            sb.mount_ids.insert(m.id);
             if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
                 continue;
             }
             blockers.push(Blocker::Mount {
                 mnt_ns: ns,
                 pid,
+                mount_id: m.id,
                 mount_point: m.mount_point.clone(),
             });
         }
     }
     for &pid in all.iter().filter(|&&p| p != me) {
-        let uses = uses_of(pid, dev);
+        let uses = uses_of(pid, &sb);
         if !uses.is_empty() {
             let command = fs::read_to_string(format!("/proc/{pid}/comm"))
                 .map(|c| c.trim_end().to_string())
@@ -138,22 +200,34 @@ pub fn find(dev: DevId, exclude: Option<Exclude>) -> Vec<Blocker> {
             blockers.push(Blocker::Process { pid, command, uses });
         }
     }
+    blockers.extend(
+        swap_files()
+            .into_iter()
+            .filter(|path| sb.holds(path))
+            .map(|path| Blocker::Swap { path }),
+    );
+    blockers.extend(
+        loopdev::bound()
+            .into_iter()
+            .filter(|lo| sb.holds(&lo.backing_file))
+            .map(|lo| Blocker::Loop {
+                device: lo.node,
+                backing_file: lo.backing_file,
+            }),
+    );
     blockers
 }
 
-fn on_dev(path: &std::path::Path, dev: DevId) -> bool {
-    matches!(sys::stat_dev(path), Ok((d, _)) if d == dev)
-}
-
-fn uses_of(pid: i32, dev: DevId) -> Vec<Use> {
+fn uses_of(pid: i32, sb: &Superblock) -> Vec<Use> {
     let base = PathBuf::from(format!("/proc/{pid}"));
     let mut uses = Vec::new();
-    if on_dev(&base.join("cwd"), dev) {
+    if sb.holds(&base.join("cwd")) {
         uses.push(Use::Cwd);
     }
-    if on_dev(&base.join("root"), dev) {
+    if sb.holds(&base.join("root")) {
         uses.push(Use::Root);
     }
+    let mut open = Vec::new();
     if let Ok(fds) = fs::read_dir(base.join("fd")) {
         let mut numbered: Vec<(u32, PathBuf)> = fds
             .flatten()
@@ -161,18 +235,105 @@ fn uses_of(pid: i32, dev: DevId) -> Vec<Use> {
             .collect();
         numbered.sort();
         for (n, link) in numbered {
-            if on_dev(&link, dev) {
+            if sb.holds(&link) {
                 let shown = fs::read_link(&link).unwrap_or_default();
+                open.push(shown.clone());
                 uses.push(Use::Fd(n, shown));
+            }
+        }
+    }
+    if let Ok(maps) = fs::read(base.join("maps")) {
+        for path in mapped_files(&maps, sb.dev) {
+            if !open.contains(&path) {
+                uses.push(Use::Mapped(path));
             }
         }
     }
     uses
 }
 
+/// The files of `dev` that a `/proc/PID/maps` maps, each once, in order.
+/// A line is `start-end perms offset MM:mm inode   path` (the device in
+/// hex: the superblock's, even where `stat(2)` gives a file another).
+pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for line in maps.split(|b| *b == b'\n') {
+        let mut fields = line.splitn(6, |b| *b == b' ');
+        let Some(device) = fields.nth(3) else {
+            continue;
+        };
+        let path = fields.nth(1).unwrap_or_default().trim_ascii_start();
+        let on_dev = std::str::from_utf8(device)
+            .ok()
+            .and_then(|d| d.split_once(':'))
+            .and_then(|(major, minor)| {
+                Some(DevId {
+                    major: u32::from_str_radix(major, 16).ok()?,
+                    minor: u32::from_str_radix(minor, 16).ok()?,
+                })
+            })
+            == Some(dev);
+        if on_dev && path.starts_with(b"/") {
+            let path = PathBuf::from(OsString::from_vec(mountinfo::unescape(path)));
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The swap files in use (`/proc/swaps`, names escaped as in mountinfo);
+/// swap partitions are block devices, on no filesystem.
+fn swap_files() -> Vec<PathBuf> {
+    let Ok(text) = fs::read("/proc/swaps") else {
+        return Vec::new();
+    };
+    text.split(|b| *b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|f| !f.is_empty());
+            let (name, kind) = (fields.next()?, fields.next()?);
+            (kind == b"file").then(|| PathBuf::from(OsString::from_vec(mountinfo::unescape(name))))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_files_of_a_device_once_each() {
+        let maps = b"\
+55d0c0a00000-55d0c0a02000 r--p 00000000 07:02 12   /mnt/x/bin/prog
+55d0c0a02000-55d0c0a06000 r-xp 00002000 07:02 12   /mnt/x/bin/prog
+7f00a0000000-7f00a0100000 rw-s 00000000 07:02 13   /mnt/x/with\\040space (deleted)
+7f00a0200000-7f00a0300000 r--p 00000000 fe:01 99   /usr/lib/libc.so.6
+7f00a0400000-7f00a0500000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+";
+        let dev = DevId { major: 7, minor: 2 };
+        assert_eq!(
+            mapped_files(maps, dev),
+            [
+                PathBuf::from("/mnt/x/bin/prog"),
+                PathBuf::from("/mnt/x/with space (deleted)")
+            ]
+        );
+        let anonymous = DevId { major: 0, minor: 0 };
+        assert!(mapped_files(maps, anonymous).is_empty());
+        let hex = DevId {
+            major: 0xfe,
+            minor: 1,
+        };
+        assert_eq!(
+            mapped_files(maps, hex),
+            [PathBuf::from("/usr/lib/libc.so.6")]
+        );
+    }
 
     #[test]
     fn display() {
@@ -185,11 +346,27 @@ mod tests {
         let b = Blocker::Mount {
             mnt_ns: 4026532,
             pid: 7,
+            mount_id: 40,
             mount_point: "/mnt/x".into(),
         };
         assert_eq!(
             b.to_string(),
             "mounted on /mnt/x in mount namespace 4026532 (pid 7)"
         );
+        let b = Blocker::Process {
+            pid: 12,
+            command: "app".into(),
+            uses: vec![Use::Mapped("/data/app.apk".into())],
+        };
+        assert_eq!(b.to_string(), "pid 12 (app): mapped /data/app.apk");
+        let b = Blocker::Swap {
+            path: "/data/swap".into(),
+        };
+        assert_eq!(b.to_string(), "swap file /data/swap");
+        let b = Blocker::Loop {
+            device: "/dev/loop3".into(),
+            backing_file: "/data/img".into(),
+        };
+        assert_eq!(b.to_string(), "loop device /dev/loop3 over /data/img");
     }
 }

@@ -33,6 +33,11 @@ impl<'a> Cancel<'a> {
         Cancel { fd: Some(fd) }
     }
 
+    /// Whether the caller can cancel at all (it gave a descriptor).
+    pub fn may_cancel(&self) -> bool {
+        self.fd.is_some()
+    }
+
     /// Whether the caller has cancelled; does not block.
     pub fn is_cancelled(&self) -> bool {
         let Some(fd) = self.fd else { return false };

@@ -61,7 +61,9 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         3,
         "detached, shutdown not confirmed: --timeout expired, or a signal \
-         (Ctrl-C, SIGTERM) interrupted the wait; the filesystem may still run",
+         (Ctrl-C, SIGTERM) interrupted the wait, or no inotify watch could be \
+         added and no block device claim confirmed the shutdown; the \
+         filesystem may still run",
     ),
     (
         32,
@@ -221,7 +223,8 @@ pub struct Cli {
 
     /// Unmount the mounts below each TARGET first, deepest first
     ///
-    /// The newest first among equals; stops at the first that fails.
+    /// The newest first among equals; stops at the first that fails. A
+    /// TARGET inside another TARGET's tree is refused (given twice).
     #[arg(short = 'R', long)]
     pub recursive: bool,
 
@@ -236,7 +239,9 @@ pub struct Cli {
 
     /// Wait at most DURATION for each target (500ms, 30s, 2m, 1h)
     ///
-    /// A bare number is seconds. With --all, one deadline for the whole
+    /// It bounds every step: the watch and umount2 on a FUSE or network
+    /// filesystem too, made in a child process killed at the deadline. A
+    /// bare number is seconds. With --all, one deadline for the whole
     /// run. (-t was this option before; it is --types now, as in umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,

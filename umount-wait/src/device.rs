@@ -86,7 +86,7 @@ pub fn btrfs_members(sysfs: &Path, member: DevId) -> Option<Vec<DevId>> {
 }
 
 /// `major:minor` as sysfs writes it (`7:0\n`).
-fn parse_dev(text: &str) -> Option<DevId> {
+pub fn parse_dev(text: &str) -> Option<DevId> {
     let (major, minor) = text.trim().split_once(':')?;
     Some(DevId {
         major: major.parse().ok()?,

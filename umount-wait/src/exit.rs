@@ -32,6 +32,7 @@ impl Exit {
             ErrorKind::Empty
             | ErrorKind::NotAbsolute
             | ErrorKind::Duplicate { .. }
+            | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied => Exit::Usage,
             ErrorKind::NoKernelSupport | ErrorKind::System(_) => Exit::System,
             ErrorKind::NotFound

@@ -54,7 +54,8 @@ struct LoopDevice {
     detach_ms: f64,
 }
 
-/// A blocker: `{"kind":"mount",...}` or `{"kind":"process",...}`.
+/// A blocker: `{"kind":"mount",...}`, `{"kind":"process",...}`,
+/// `{"kind":"swap","path":...}` or `{"kind":"loop","device":...,"backing_file":...}`.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Holder<'a> {
@@ -68,14 +69,22 @@ enum Holder<'a> {
         command: &'a str,
         uses: Vec<Using>,
     },
+    Swap {
+        path: String,
+    },
+    Loop {
+        device: String,
+        backing_file: String,
+    },
 }
 
-/// `"cwd"`, `"root"` or `{"fd":N,"path":"..."}`.
+/// `"cwd"`, `"root"`, `{"fd":N,"path":"..."}` or `{"mapped":"..."}`.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Using {
     Named(&'static str),
     Fd { fd: u32, path: String },
+    Mapped { mapped: String },
 }
 
 /// `{"summary":{...}}`, the last line of `--all --json`.
@@ -123,6 +132,7 @@ fn holder(blocker: &Blocker) -> Holder<'_> {
             mnt_ns,
             pid,
             mount_point,
+            ..
         } => Holder::Mount {
             mnt_ns: *mnt_ns,
             pid: *pid,
@@ -140,8 +150,17 @@ fn holder(blocker: &Blocker) -> Holder<'_> {
                     },
                     Use::Cwd => Using::Named("cwd"),
                     Use::Root => Using::Named("root"),
+                    Use::Mapped(path) => Using::Mapped { mapped: text(path) },
                 })
                 .collect(),
+        },
+        Blocker::Swap { path } => Holder::Swap { path: text(path) },
+        Blocker::Loop {
+            device,
+            backing_file,
+        } => Holder::Loop {
+            device: text(device),
+            backing_file: text(backing_file),
         },
     }
 }

@@ -68,19 +68,52 @@ pub fn is_bound(dev: DevId) -> bool {
     sysfs_loop_dir(dev).exists()
 }
 
+/// The backing file of the loop device whose sysfs `loop/` directory is
+/// `dir`, while it is bound.
+fn backing_file(dir: &Path) -> Option<PathBuf> {
+    let backing = std::fs::read(dir.join("backing_file")).ok()?;
+    let backing = backing.strip_suffix(b"\n").unwrap_or(&backing);
+    Some(PathBuf::from(OsStr::from_bytes(backing)))
+}
+
 /// The bound loop device behind a superblock, if it is one.
 pub fn of(dev: DevId, source: &Path) -> Option<LoopDevice> {
     if dev.is_anonymous() {
         return None;
     }
-    let backing = std::fs::read(sysfs_loop_dir(dev).join("backing_file")).ok()?;
-    let backing = backing.strip_suffix(b"\n").unwrap_or(&backing);
+    let backing_file = backing_file(&sysfs_loop_dir(dev))?;
     let node = device::node_for(dev, source)?;
     Some(LoopDevice {
         dev,
         node,
-        backing_file: PathBuf::from(OsStr::from_bytes(backing)),
+        backing_file,
     })
+}
+
+/// Every bound loop device (`/sys/block/loop*`), with its node as
+/// `/dev/NAME` when no other is found.
+pub fn bound() -> Vec<LoopDevice> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().as_bytes().starts_with(b"loop"))
+        .filter_map(|e| {
+            let dir = e.path();
+            let backing_file = backing_file(&dir.join("loop"))?;
+            let dev = std::fs::read_to_string(dir.join("dev"))
+                .ok()
+                .and_then(|text| device::parse_dev(&text))?;
+            let named = Path::new("/dev").join(e.file_name());
+            let node = device::node_for(dev, &named).unwrap_or(named);
+            Some(LoopDevice {
+                dev,
+                node,
+                backing_file,
+            })
+        })
+        .collect()
 }
 
 /// Detaches `lo` (its filesystem is shut down) and waits, until `deadline`,

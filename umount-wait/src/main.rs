@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use umount_wait::outcome::{Error, ErrorKind};
+use umount_wait::outcome::{Error, ErrorKind, Report};
 use umount_wait::select::Filter;
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
@@ -151,12 +151,15 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
 
     let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
     let resolved = resolve_targets(cli, &mounts);
-    let duplicates: Vec<Error> = resolved
+    let mut duplicates: Vec<Error> = resolved
         .iter()
         .filter_map(|r| r.as_ref().err())
         .filter(|e| target::is_usage_error(&e.kind))
         .cloned()
         .collect();
+    if cli.recursive {
+        duplicates.extend(target::inside_trees(&resolved, &mounts));
+    }
     if !duplicates.is_empty() {
         return Ok(refuse_all(&printer, &duplicates));
     }
@@ -176,9 +179,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let mut watcher = Watcher::default();
     for r in resolved {
         let code = match r {
-            Ok(t) if cli.recursive => {
-                unmount_recursive(&t, path, &options, &printer, &mut watcher)?
-            }
+            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer, &mut watcher),
             Ok(t) if cli.detach_loop => {
                 let lo = loop_under(&t);
                 let code = unmount_one(&t, path, &options, &printer, &mut watcher);
@@ -316,8 +317,15 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
+    let resolved = resolve_targets(cli, &mounts);
+    if cli.recursive {
+        let nested = target::inside_trees(&resolved, &mounts);
+        if !nested.is_empty() {
+            return Ok(refuse_all(printer, &nested));
+        }
+    }
     let mut codes = Vec::new();
-    for r in resolve_targets(cli, &mounts) {
+    for r in resolved {
         match r {
             Ok(t) => {
                 let subs = match cli.recursive {
@@ -369,14 +377,20 @@ fn unmount_one(
         t.mount.fstype,
         path.name()
     ));
-    match wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher) {
+    let result = wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher);
+    print_result(&result, path, printer)
+}
+
+/// Prints what happened to one target; its exit code.
+fn print_result(result: &Result<Report, Error>, path: WaitPath, printer: &Printer) -> Exit {
+    match result {
         Ok(report) => {
-            printer.report(&report);
-            Exit::for_report(&report)
+            printer.report(report);
+            Exit::for_report(report)
         }
         Err(e) => {
-            printer.error(&e, Some(path));
-            Exit::for_error(&e)
+            printer.error(e, Some(path));
+            Exit::for_error(e)
         }
     }
 }
@@ -414,34 +428,29 @@ fn detach_loop(
 const LOOP_DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `-R`: the mounts below `t` first, deepest first; `t` itself only when all
-/// of them are shut down.
+/// of them are gone. Its code is that of the submount that stopped it, if
+/// one did.
 fn unmount_recursive(
     t: &Target,
     path: WaitPath,
     options: &Options<'_>,
     printer: &Printer,
     watcher: &mut Watcher,
-) -> anyhow::Result<Exit> {
-    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
-    for sub in mountinfo::submounts_deepest_first(&mounts, t.mount.id) {
-        let sub_target = Target {
-            given: sub.mount_point.clone(),
-            path: sub.mount_point.clone(),
-            mount: sub.clone(),
-            follow: false,
-        };
-        let code = unmount_one(&sub_target, path, options, printer, watcher);
-        if code != Exit::Success {
-            let e = Error::new(
-                &t.given,
-                ErrorKind::SubmountFailed {
-                    submount: PathBuf::from(&sub.mount_point),
-                },
-                None,
-            );
-            printer.error(&e, Some(path));
-            return Ok(code);
-        }
-    }
-    Ok(unmount_one(t, path, options, printer, watcher))
+) -> Exit {
+    let mut failed = None;
+    let result = wait::unmount_recursive(
+        t,
+        path,
+        options,
+        &|p| printer.progress(p),
+        watcher,
+        &mut |sub| {
+            let code = print_result(sub, path, printer);
+            if code != Exit::Success {
+                failed = Some(code);
+            }
+        },
+    );
+    let code = print_result(&result, path, printer);
+    failed.unwrap_or(code)
 }

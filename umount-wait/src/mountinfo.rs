@@ -53,6 +53,39 @@ pub struct Mount {
     pub options: String,
 }
 
+/// Filesystem types whose operations a daemon or a server answers, which
+/// may never answer (a FUSE daemon stopped or hung, a server gone); every
+/// `fuse` and `fuse.*` type too.
+pub const SERVED_TYPES: &[&str] = &[
+    "9p",
+    "afs",
+    "ceph",
+    "cifs",
+    "coda",
+    "fuseblk",
+    "gfs2",
+    "glusterfs",
+    "lustre",
+    "nfs",
+    "nfs4",
+    "ocfs2",
+    "orangefs",
+    "smb3",
+    "smbfs",
+    "virtiofs",
+];
+
+impl Mount {
+    /// Whether a daemon or a server answers for this filesystem
+    /// ([`SERVED_TYPES`], FUSE): then even a lookup, a permission check
+    /// or `umount2` may wait for an answer that does not come.
+    pub fn may_not_answer(&self) -> bool {
+        self.fstype == "fuse"
+            || self.fstype.starts_with("fuse.")
+            || SERVED_TYPES.contains(&self.fstype.as_str())
+    }
+}
+
 /// Why a mountinfo line could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -254,6 +287,25 @@ mod tests {
         assert_eq!(m.source, OsString::from("tmp\\fs"));
         // Optional fields (shared:, master:) do not shift the fields after '-'.
         assert_eq!(mounts[1].fstype, "autofs");
+    }
+
+    #[test]
+    fn filesystems_served_by_a_daemon_or_a_server() {
+        let mounts = parse(SAMPLE).unwrap();
+        assert!(!mounts[2].may_not_answer(), "ext4");
+        assert!(!mounts[3].may_not_answer(), "tmpfs");
+        for fstype in ["fuse", "fuse.sshfs", "fuseblk", "nfs4", "cifs"] {
+            let m = Mount {
+                fstype: fstype.into(),
+                ..mounts[2].clone()
+            };
+            assert!(m.may_not_answer(), "{fstype}");
+        }
+        let m = Mount {
+            fstype: "fusectl".into(),
+            ..mounts[2].clone()
+        };
+        assert!(!m.may_not_answer(), "fusectl");
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub enum Unconfirmed {
     /// The superblock shut down, but the block device stayed claimed by
     /// someone else until the deadline.
     DeviceClaimed,
+    /// The fallback could not watch the mount root (inotify missing, its
+    /// instance or watch limit reached: the errno), so the shutdown could
+    /// not be seen, and no block device's claim confirmed it (there is
+    /// none, or it stayed claimed).
+    NoWatch(Errno),
     /// The fallback's watch ended without `IN_UNMOUNT`: the mount's root had
     /// been deleted, and the filesystem stays mounted in another namespace,
     /// whose end nothing is left to report.
@@ -81,6 +86,12 @@ impl fmt::Display for Unconfirmed {
             Unconfirmed::Timeout(d) => write!(f, "timed out after {}", crate::duration::show(*d)),
             Unconfirmed::Cancelled => write!(f, "cancelled"),
             Unconfirmed::Signal(sig) => write!(f, "interrupted by {}", signal_name(*sig)),
+            Unconfirmed::NoWatch(errno) => write!(
+                f,
+                "no inotify watch on the mount root ({}), so its shutdown could not be seen, \
+                 and no block device claim confirmed it",
+                std::io::Error::from_raw_os_error(errno.raw_os_error())
+            ),
             Unconfirmed::RootDeleted => write!(
                 f,
                 "the mount's root was deleted, so the watch on it ended with it; \
@@ -181,6 +192,11 @@ pub enum ErrorKind {
     Duplicate {
         first: PathBuf,
     },
+    /// With `-R`: a target inside the tree of another target, which
+    /// unmounts it with that tree.
+    InsideTree {
+        tree: PathBuf,
+    },
     NotFound,
     NotMountPoint,
     /// A symbolic link with `--no-follow`.
@@ -269,6 +285,11 @@ impl fmt::Display for Error {
                 f,
                 "same mount as {}, given twice",
                 mountinfo::display(first)
+            )?,
+            ErrorKind::InsideTree { tree } => write!(
+                f,
+                "inside the tree of {}, which -R unmounts with it (given twice)",
+                mountinfo::display(tree)
             )?,
             ErrorKind::NotFound => write!(f, "no such file or directory")?,
             ErrorKind::NotMountPoint => write!(f, "not a mount point")?,

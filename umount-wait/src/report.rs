@@ -574,12 +574,25 @@ mod tests {
             Blocker::Mount {
                 mnt_ns: 4026531841,
                 pid: 6,
+                mount_id: 40,
                 mount_point: "/m".into(),
             },
             Blocker::Process {
                 pid: 7,
                 command: "sh \"x\"".into(),
-                uses: vec![Use::Cwd, Use::Root, Use::Fd(3, "/m/f\n".into())],
+                uses: vec![
+                    Use::Cwd,
+                    Use::Root,
+                    Use::Fd(3, "/m/f\n".into()),
+                    Use::Mapped("/m/prog".into()),
+                ],
+            },
+            Blocker::Swap {
+                path: "/m/swap".into(),
+            },
+            Blocker::Loop {
+                device: "/dev/loop3".into(),
+                backing_file: "/m/img".into(),
             },
         ]
     }
@@ -612,7 +625,9 @@ mod tests {
             json!([
                 {"kind": "mount", "mnt_ns": 4026531841u64, "pid": 6, "mount_point": "/m"},
                 {"kind": "process", "pid": 7, "command": "sh \"x\"",
-                 "uses": ["cwd", "root", {"fd": 3, "path": "/m/f\n"}]}
+                 "uses": ["cwd", "root", {"fd": 3, "path": "/m/f\n"}, {"mapped": "/m/prog"}]},
+                {"kind": "swap", "path": "/m/swap"},
+                {"kind": "loop", "device": "/dev/loop3", "backing_file": "/m/img"}
             ])
         );
         assert_eq!(j["read_only_through"], j["blockers"][0]);
@@ -657,7 +672,7 @@ mod tests {
         assert_eq!(j["target"], "/mnt/a b");
         assert_eq!(j["outcome"], "untouched");
         assert_eq!(j["path"], "fallback");
-        assert_eq!(j["blockers"].as_array().unwrap().len(), 2);
+        assert_eq!(j["blockers"].as_array().unwrap().len(), 4);
         assert_eq!(j["device_nodes"], json!([]));
         assert_eq!(j["claim_attempts"], 0);
         for null in [

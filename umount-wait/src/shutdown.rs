@@ -10,7 +10,8 @@
 //!   closing one waits for an SRCU grace period. A mount whose filesystem
 //!   is also mounted somewhere that stays (a bind mount) is unmounted
 //!   without a wait ([`wait::unmount_shared`]): the shutdown comes with the
-//!   last mount.
+//!   last mount ([`wait::stays_mounted_at`], as for single targets and
+//!   `-R`).
 //! - Passes repeat while a pass unmounts something (a busy parent may be
 //!   free once its children are gone; a mount may have been moved or
 //!   uncovered). When a pass makes no progress, one last pass remounts
@@ -137,18 +138,6 @@ pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec
         .collect()
 }
 
-/// Another mount of the same filesystem that is still there (`gone`: the
-/// mounts unmounted since `mounts` was read).
-pub fn still_mounted_elsewhere<'a>(
-    mounts: &'a [Mount],
-    mount: &Mount,
-    gone: &HashSet<u64>,
-) -> Option<&'a Mount> {
-    mounts
-        .iter()
-        .find(|o| o.dev == mount.dev && o.id != mount.id && !gone.contains(&o.id))
-}
-
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
 pub fn run(
@@ -210,7 +199,7 @@ pub fn run(
                 }
             };
             let elsewhere =
-                still_mounted_elsewhere(&mounts, m, &gone).map(|o| o.mount_point.clone());
+                wait::stays_mounted_at(&mounts, m, &gone).map(|o| o.mount_point.clone());
             let lo = match elsewhere {
                 None => host.loop_device(m),
                 Some(_) => None,
@@ -382,8 +371,7 @@ impl Host for System<'_> {
         let target = Target {
             given: PathBuf::from("/"),
             path: PathBuf::from("/"),
-            mount: root.clone(),
-            follow: false,
+            ..Target::of_mount(root)
         };
         let mut report = wait::new_report(&target, self.path);
         report.outcome = Outcome::RootReadOnly;
@@ -495,12 +483,7 @@ mod tests {
             if self.covered.contains(&mount.id) {
                 return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
             }
-            Ok(Target {
-                given: mount.mount_point.clone(),
-                path: mount.mount_point.clone(),
-                mount: mount.clone(),
-                follow: false,
-            })
+            Ok(Target::of_mount(mount))
         }
         fn unmount(
             &mut self,
@@ -603,11 +586,11 @@ mod tests {
         let none = HashSet::new();
         let media = &mounts[4];
         assert_eq!(
-            still_mounted_elsewhere(&mounts, media, &none).unwrap().id,
+            wait::stays_mounted_at(&mounts, media, &none).unwrap().id,
             27
         );
         let gone: HashSet<u64> = [29].into();
-        assert!(still_mounted_elsewhere(&mounts, &mounts[2], &gone).is_none());
+        assert!(wait::stays_mounted_at(&mounts, &mounts[2], &gone).is_none());
     }
 
     #[test]

@@ -100,12 +100,16 @@ pub fn remount_read_only(path: &Path) -> Result<(), Errno> {
     rustix::mount::mount_remount(path, MountFlags::RDONLY, "")
 }
 
-/// `fspick(path)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
-/// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem mounted at `path`
-/// becomes read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a
-/// mount of another mount namespace, reached through `/proc/PID/root`.
-pub fn reconfigure_read_only(path: &Path) -> Result<(), Errno> {
-    let fs = rustix::mount::fspick(CWD, path, FsPickFlags::FSPICK_CLOEXEC)?;
+/// `fspick(mount)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
+/// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem of the mount that
+/// `mount` (an [`open_path`] handle on its root) refers to becomes
+/// read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a mount
+/// of another mount namespace, opened through `/proc/PID/root`; and
+/// through the handle it acts on the mount checked, not on whatever a path
+/// leads to when it is looked up again.
+pub fn reconfigure_read_only(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let flags = FsPickFlags::FSPICK_CLOEXEC | FsPickFlags::FSPICK_EMPTY_PATH;
+    let fs = rustix::mount::fspick(mount, "", flags)?;
     rustix::mount::fsconfig_set_flag(&fs, "ro")?;
     rustix::mount::fsconfig_reconfigure(&fs)
 }
@@ -156,7 +160,7 @@ fn stat_at(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<TargetSta
     let st = rustix::fs::statx(
         dir,
         path,
-        flags | AtFlags::NO_AUTOMOUNT,
+        flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
         StatxFlags::TYPE | StatxFlags::MNT_ID,
     )?;
     // STATX_MNT_ID and STATX_ATTR_MOUNT_ROOT came in Linux 5.8.
@@ -216,12 +220,16 @@ pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
 /// (`statx(2)` with `STATX_MNT_ID`, as `/proc/self/mountinfo` numbers them).
 pub fn caller_mount_ids() -> Result<(u64, u64), Errno> {
     let mount_id = |path: &str, flags: AtFlags| {
-        rustix::fs::statx(CWD, path, flags | AtFlags::NO_AUTOMOUNT, StatxFlags::MNT_ID).and_then(
-            |st| match st.stx_mask & StatxFlags::MNT_ID.bits() {
-                0 => Err(Errno::NOSYS),
-                _ => Ok(st.stx_mnt_id),
-            },
+        rustix::fs::statx(
+            CWD,
+            path,
+            flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
+            StatxFlags::MNT_ID,
         )
+        .and_then(|st| match st.stx_mask & StatxFlags::MNT_ID.bits() {
+            0 => Err(Errno::NOSYS),
+            _ => Ok(st.stx_mnt_id),
+        })
     };
     Ok((
         mount_id("/", AtFlags::empty())?,
@@ -238,6 +246,25 @@ pub fn stat_dev(path: &Path) -> Result<(DevId, Option<DevId>), Errno> {
         DevId::from_dev_t(st.st_dev),
         is_block.then(|| DevId::from_dev_t(st.st_rdev)),
     ))
+}
+
+/// `statx(path)` without syncing (`AT_STATX_DONT_SYNC`: a network or FUSE
+/// filesystem answers from its cache, or not at all, instead of asking a
+/// server or daemon that may not answer), a final link followed: the
+/// device the file says it is on, and the id of the mount it was reached
+/// through (through `/proc/PID/fd/N`, that of the open file).
+pub fn stat_file(path: &Path) -> Result<(DevId, u64), Errno> {
+    let st = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::STATX_DONT_SYNC | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::MNT_ID,
+    )?;
+    let dev = DevId {
+        major: st.stx_dev_major,
+        minor: st.stx_dev_minor,
+    };
+    Ok((dev, st.stx_mnt_id))
 }
 
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),
@@ -277,14 +304,46 @@ impl Inotify {
     /// other, so every event for another watch descriptor belongs to a
     /// watch that has ended.
     pub fn watch_root(&mut self, root: BorrowedFd<'_>) -> Result<RootWatch<'_>, Errno> {
-        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        let wd = self.prepare_watch(root)?.call()?;
+        Ok(self.adopt(wd))
+    }
+
+    /// [`Inotify::watch_root`] in two steps, so that the system call can be
+    /// made in a child process ([`crate::child`]; the instance is shared
+    /// with it): its arguments, made ready here, and then
+    /// [`PreparedWatch::call`] there. `inotify_add_watch` checks that the
+    /// caller may read the inode, and a FUSE filesystem may ask its daemon
+    /// for that: one that does not answer would hold the caller for ever.
+    pub fn prepare_watch(&self, root: BorrowedFd<'_>) -> Result<PreparedWatch<'_>, Errno> {
         let link = format!("/proc/self/fd/{}", root.as_raw_fd());
-        let wd = inotify::add_watch(&self.fd, link, mask)?;
-        Ok(RootWatch {
+        Ok(PreparedWatch {
+            inotify: self.fd.as_fd(),
+            link: CString::new(link).map_err(|_| Errno::INVAL)?,
+        })
+    }
+
+    /// The watch `wd` that [`PreparedWatch::call`] added to this instance.
+    pub fn adopt(&mut self, wd: i32) -> RootWatch<'_> {
+        RootWatch {
             inotify: self,
             wd,
             ended: false,
-        })
+        }
+    }
+}
+
+/// `inotify_add_watch(2)` on a mount root with its arguments made ready
+/// ([`Inotify::prepare_watch`]).
+pub struct PreparedWatch<'a> {
+    inotify: BorrowedFd<'a>,
+    link: CString,
+}
+
+impl PreparedWatch<'_> {
+    /// The system call itself; async-signal-safe. The watch descriptor.
+    pub fn call(&self) -> Result<i32, Errno> {
+        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        inotify::add_watch(self.inotify, self.link.as_c_str(), mask)
     }
 }
 

@@ -30,6 +30,21 @@ pub struct Target {
     pub follow: bool,
 }
 
+impl Target {
+    /// A mount taken from the mount table (a submount under `-R`, a mount
+    /// under `--all`), named by its mount point. Mount points from
+    /// mountinfo have no symbolic links: never followed. Whether the path
+    /// still leads to this mount is checked right before the unmount.
+    pub fn of_mount(mount: &Mount) -> Target {
+        Target {
+            given: mount.mount_point.clone(),
+            path: mount.mount_point.clone(),
+            mount: mount.clone(),
+            follow: false,
+        }
+    }
+}
+
 /// Checks what can be checked without looking at the filesystem, and
 /// normalizes: absolute, not empty, no trailing slash or `.` components.
 pub fn normalize(given: &Path) -> Result<PathBuf, Error> {
@@ -226,12 +241,33 @@ pub fn resolve_all_with(
     out
 }
 
+/// With `-R`: the targets whose mount lies in the tree below another
+/// target, which would unmount it with that tree (and then find it gone).
+/// A mistake in the call, as a mount named twice.
+pub fn inside_trees(resolved: &[Result<Target, Error>], mounts: &[Mount]) -> Vec<Error> {
+    let targets: Vec<&Target> = resolved.iter().flatten().collect();
+    let mut errors = Vec::new();
+    for tree in &targets {
+        let below = mountinfo::submounts_deepest_first(mounts, tree.mount.id);
+        for inner in targets.iter().filter(|t| below.contains(&&t.mount)) {
+            let kind = ErrorKind::InsideTree {
+                tree: tree.given.clone(),
+            };
+            errors.push(Error::new(&inner.given, kind, None));
+        }
+    }
+    errors
+}
+
 /// Whether an error is a mistake in how the command was called (exit 1,
 /// nothing done) rather than a property of the target.
 pub fn is_usage_error(kind: &ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::Empty | ErrorKind::NotAbsolute | ErrorKind::Duplicate { .. }
+        ErrorKind::Empty
+            | ErrorKind::NotAbsolute
+            | ErrorKind::Duplicate { .. }
+            | ErrorKind::InsideTree { .. }
     )
 }
 

@@ -93,6 +93,14 @@ fn main() {
             read_only_through_other_namespace_after_timeout,
         ),
         (
+            "without_inotify_the_unmount_goes_on",
+            without_inotify_the_unmount_goes_on,
+        ),
+        (
+            "read_only_through_other_namespace_never_a_mount_stacked_on_it",
+            read_only_through_other_namespace_never_a_mount_stacked_on_it,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -100,10 +108,22 @@ fn main() {
             "status_line_on_a_terminal_and_progress_with_verbose",
             status_line_on_a_terminal_and_progress_with_verbose,
         ),
+        (
+            "timeout_bounds_a_filesystem_that_does_not_answer",
+            timeout_bounds_a_filesystem_that_does_not_answer,
+        ),
         ("quiet_hides_not_mounted", quiet_hides_not_mounted),
         (
             "busy_target_is_untouched_and_names_holder",
             busy_target_is_untouched_and_names_holder,
+        ),
+        (
+            "busy_target_names_mappings_swap_files_and_loop_devices",
+            busy_target_names_mappings_swap_files_and_loop_devices,
+        ),
+        (
+            "busy_btrfs_names_its_processes",
+            busy_btrfs_names_its_processes,
         ),
         ("read_only_when_busy", read_only_when_busy),
         (
@@ -133,6 +153,10 @@ fn main() {
         (
             "recursive_unmounts_deepest_first",
             recursive_unmounts_deepest_first,
+        ),
+        (
+            "a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once",
+            a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once,
         ),
         (
             "bad_inputs_leave_everything_mounted",
@@ -308,6 +332,13 @@ fn loop_btrfs(scratch: &Scratch, mib: u64) -> Result<LoopExt4, String> {
     Ok(LoopExt4 { device })
 }
 
+/// [`loop_btrfs`] of 300 MiB, or None after saying why not.
+fn loop_btrfs_or_say_why(scratch: &Scratch) -> Option<LoopExt4> {
+    loop_btrfs(scratch, 300)
+        .map_err(|why| eprintln!("    btrfs not checked: {why}"))
+        .ok()
+}
+
 impl Drop for LoopExt4 {
     fn drop(&mut self) {
         // The filesystem may still be dying; give it a moment to let go.
@@ -363,11 +394,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_command(Command::new(BIN).args(args))
+}
+
+/// Runs `cmd` to its end; what it printed, its exit code, how long it took.
+fn run_command(cmd: &mut Command) -> Run {
     let start = Instant::now();
-    let out = Command::new(BIN)
-        .args(args)
+    let out = cmd
         .output()
-        .expect("running umount-wait");
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -475,17 +510,31 @@ impl FileHolder {
 /// the filesystems mounted there alive until it dies. Writes `write_mib`
 /// MiB into `dir` first; returns once it sleeps.
 fn namespace_holder(dir: &Path, name: &str, write_mib: u32) -> Holder {
-    let script = format!(
+    namespace_shell(&format!(
         "dd if=/dev/zero of='{}/{name}' bs=1M count={write_mib} status=none && exec sleep 600",
         dir.display()
-    );
+    ))
+}
+
+/// [`namespace_holder`], which then mounts a tmpfs on `dir` in its
+/// namespace: its copy of the filesystem at `dir` is covered there.
+fn namespace_holder_covered(dir: &Path) -> Holder {
+    namespace_shell(&format!(
+        "mount -t tmpfs umw-stacked '{}' && exec sleep 600",
+        dir.display()
+    ))
+}
+
+/// `sh -c script` in a mount namespace of its own, a copy of ours; returns
+/// once the script has come to its `exec sleep`.
+fn namespace_shell(script: &str) -> Holder {
     let holder = Holder::spawn(Command::new("unshare").args([
         "--mount",
         "--propagation",
         "private",
         "sh",
         "-c",
-        &script,
+        script,
     ]));
     let comm = format!("/proc/{}/comm", holder.id());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -903,12 +952,8 @@ fn ext4_lazy_waits_for_open_file_and_frees_device() {
 /// (10). Skipped with a message where btrfs cannot be made or mounted.
 fn btrfs_lazy_returns_only_when_its_devices_are_free() {
     let s = Scratch::new("btrfs");
-    let dev = match loop_btrfs(&s, 300) {
-        Ok(dev) => dev,
-        Err(why) => {
-            eprintln!("    btrfs not checked: {why}");
-            return;
-        }
+    let Some(dev) = loop_btrfs_or_say_why(&s) else {
+        return;
     };
     let m = s.dir("m");
     let runs: usize = std::env::var("UMW_BTRFS_RUNS")
@@ -1004,6 +1049,20 @@ fn timeout_with_copy_in_other_namespace() {
     assert!(!is_mounted(&m));
 }
 
+/// `umount-wait -r --timeout 500ms --json m` while `holder`'s namespace keeps the
+/// filesystem: the run, and the holder's mountinfo right after it.
+fn read_only_after_timeout(m: &Path, holder: &Holder) -> (Run, String) {
+    let run = umw([
+        OsStr::new("-r"),
+        OsStr::new("--timeout"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    (run, theirs)
+}
+
 /// `-r` with a wait that ends unconfirmed: the filesystem, detached here
 /// but alive in the holder's namespace, is made read-only there, its journal
 /// committed: the disk is clean while the filesystem still lives.
@@ -1013,14 +1072,7 @@ fn read_only_through_other_namespace_after_timeout() {
     let m = s.dir("m");
     dev.mount(&m);
     let mut holder = namespace_holder(&m, "f", 1);
-    let run = umw([
-        OsStr::new("-r"),
-        OsStr::new("--timeout"),
-        OsStr::new("500ms"),
-        OsStr::new("--json"),
-        m.as_os_str(),
-    ]);
-    let theirs = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id())).unwrap();
+    let (run, theirs) = read_only_after_timeout(&m, &holder);
     let header = Command::new("dumpe2fs")
         .arg("-h")
         .arg(&dev.device)
@@ -1049,6 +1101,218 @@ fn read_only_through_other_namespace_after_timeout() {
     assert!(
         !header.contains("needs_recovery"),
         "the journal still needs recovery while read-only:\n{header}"
+    );
+}
+
+/// The user the inotify tests run the command as: root's instances are
+/// the whole machine's, nobody's are this test's to take.
+const NOBODY: u32 = 65534;
+
+/// Every inotify instance `uid` may have, held by a process of that user
+/// (forked from this one) until drop, when it is killed and reaped: then
+/// `inotify_init1()` fails with EMFILE in any process of that user, and
+/// root's processes elsewhere on the machine are not affected.
+struct InotifyTaken {
+    pid: nix::unistd::Pid,
+    /// The child's end of it blocks until this one closes.
+    _hold: std::os::unix::net::UnixStream,
+}
+
+impl InotifyTaken {
+    fn new(uid: u32) -> Result<InotifyTaken, String> {
+        use std::os::unix::net::UnixStream;
+        let limit = "/proc/sys/fs/inotify/max_user_instances";
+        let max: u64 = fs::read_to_string(limit)
+            .map_err(|e| format!("{limit}: {e}"))?
+            .trim()
+            .parse()
+            .map_err(|e| format!("{limit}: {e}"))?;
+        if max > 1 << 16 {
+            return Err(format!("{limit} is {max}: too many to take"));
+        }
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        // SAFETY: this process is single-threaded (see main); the child
+        // runs only the code below and ends with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                // Descriptors enough that the instance limit, not the
+                // descriptor limit, ends the loop.
+                let _ = rustix::process::setrlimit(
+                    rustix::process::Resource::Nofile,
+                    rustix::process::Rlimit {
+                        current: Some(max + 64),
+                        maximum: Some(max + 64),
+                    },
+                );
+                // SAFETY: plain system calls in the child.
+                let dropped = unsafe {
+                    nix::libc::setgroups(0, std::ptr::null()) == 0
+                        && nix::libc::setgid(uid) == 0
+                        && nix::libc::setuid(uid) == 0
+                };
+                let mut taken = Vec::new();
+                let errno = loop {
+                    match rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC) {
+                        Ok(fd) if dropped => taken.push(fd),
+                        Ok(_) => break 0,
+                        Err(e) => break e.raw_os_error(),
+                    }
+                };
+                let _ = writeln!(theirs, "{} {errno}", taken.len());
+                // Until the parent is done with it (EOF) or kills it.
+                let _ = theirs.read(&mut [0u8; 1]);
+                // SAFETY: ends the child without running the parent's code.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(theirs);
+                let mut line = String::new();
+                let mut byte = [0u8; 1];
+                while ours.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                    line.push(char::from(byte[0]));
+                }
+                let taken = InotifyTaken {
+                    pid: child,
+                    _hold: ours,
+                };
+                match line.split_once(' ') {
+                    Some((_, errno)) if errno == nix::libc::EMFILE.to_string() => Ok(taken),
+                    _ => Err(format!(
+                        "taking uid {uid}'s inotify instances: {line:?} (count, errno)"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for InotifyTaken {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// The command as `NOBODY`, with the capabilities it needs to unmount
+/// (`CAP_SYS_ADMIN`) and to open the block devices (`CAP_DAC_OVERRIDE`).
+fn umw_as_nobody<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let caps = "+sys_admin,+dac_override";
+    run_command(
+        Command::new("setpriv")
+            .arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups")
+            .arg(format!("--inh-caps={caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(BIN)
+            .args(args),
+    )
+}
+
+/// Without inotify (here: every instance of the user taken, EMFILE) the
+/// fallback cannot watch the mount root, and unmounts anyway: an ext4 on
+/// a loop device is confirmed shut down by its block device's claim (exit
+/// 0, the device free on return); a tmpfs, which has no device, is
+/// detached, shutdown not confirmed (exit 3, the reason says why); under
+/// `--all` both go, nothing stays mounted read-write. Before, each was
+/// left untouched ("adding an inotify watch", exit 2), and `--all` left
+/// everything read-write.
+fn without_inotify_the_unmount_goes_on() {
+    let s = Scratch::new("no-inotify");
+    let dev = LoopExt4::new(&s, 64);
+    let e = s.dir("e");
+    let t = s.dir("t");
+    let taken = match InotifyTaken::new(NOBODY) {
+        Ok(taken) => taken,
+        Err(why) => panic!("cannot take the inotify instances: {why}"),
+    };
+    let fallback = [OsStr::new("--mode"), OsStr::new("fallback")];
+
+    dev.mount(&e);
+    fs::write(e.join("f"), vec![7u8; 1 << 20]).unwrap();
+    let run = umw_as_nobody(
+        fallback
+            .iter()
+            .copied()
+            .chain([OsStr::new("--json"), e.as_os_str()]),
+    );
+    let busy = excl_busy(&dev.device);
+    assert_code(&run, EXIT_OK, "ext4 without inotify");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(!busy, "device still claimed right after return");
+    assert!(!is_mounted(&e));
+
+    mount_tmpfs(&t);
+    let run = umw_as_nobody(
+        fallback
+            .iter()
+            .copied()
+            .chain([OsStr::new("--json"), t.as_os_str()]),
+    );
+    assert_code(&run, EXIT_UNCONFIRMED, "tmpfs without inotify");
+    assert!(run.stdout.contains("no inotify watch"), "{}", run.stdout);
+    assert!(!is_mounted(&t));
+
+    dev.mount(&e);
+    mount_tmpfs(&t);
+    let run = umw_as_nobody(fallback.iter().copied().chain([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+    ]));
+    let busy = excl_busy(&dev.device);
+    drop(taken);
+    assert_code(&run, EXIT_SOME_FAILED, "--all without inotify");
+    assert!(!busy, "device still claimed right after --all returned");
+    assert!(
+        !is_mounted(&e) && !is_mounted(&t),
+        "left mounted: {}",
+        run.stdout
+    );
+}
+
+/// `-r` after a wait that ended unconfirmed makes the filesystem
+/// read-only through a holder's mount of it, reached by
+/// `/proc/PID/root/MOUNT_POINT`. When the holder has mounted something
+/// else on that mount point, the path leads to that other mount, which
+/// must not be made read-only in its place: here nothing can be reached,
+/// so nothing is made read-only (`read_only_through` null) and the
+/// holder's tmpfs stays writable. Before, the tmpfs was made read-only
+/// and reported as the way through.
+fn read_only_through_other_namespace_never_a_mount_stacked_on_it() {
+    let s = Scratch::new("ro-stacked");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut holder = namespace_holder_covered(&m);
+    let (run, theirs) = read_only_after_timeout(&m, &holder);
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "timeout with a covered copy, -r");
+    assert_eq!(
+        field(&run.stdout, "read_only_through"),
+        Some("null"),
+        "{}",
+        run.stdout
+    );
+    let stacked = theirs
+        .lines()
+        .find(|l| l.contains(" - tmpfs umw-stacked "))
+        .unwrap_or_else(|| panic!("no stacked tmpfs in the holder's mountinfo:\n{theirs}"));
+    let options = stacked.split(' ').nth(5).unwrap();
+    assert!(
+        options.split(',').any(|o| o == "rw"),
+        "the mount stacked on the holder's copy was made read-only: {stacked}"
     );
 }
 
@@ -1140,6 +1404,67 @@ fn status_line_on_a_terminal_and_progress_with_verbose() {
     assert!(!is_mounted(&m));
 }
 
+/// A FUSE filesystem (bindfs) whose daemon is stopped (SIGSTOP), with
+/// attributes never cached: every request to it waits for ever.
+/// `--timeout 3s`
+/// must bound every step, not only the wait after the unmount: the
+/// target's lookup (`statx`, without sync), the watch (its permission
+/// check asks the daemon), `umount2`. Here the watch cannot be added
+/// before the deadline: the target is left untouched ("deadline reached
+/// before unmounting", exit 32), in about 3 s. Run under timeout(1): 20 s
+/// is the generous bound. Before, the command hung in `statx`.
+fn timeout_bounds_a_filesystem_that_does_not_answer() {
+    let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
+    if Command::new("bindfs").arg("--version").output().is_err() {
+        assert!(!required, "bindfs is not installed (ci/setup installs it)");
+        eprintln!("    bindfs not installed: not checked");
+        return;
+    }
+    let s = Scratch::new("fuse-stopped");
+    let src = s.dir("src");
+    fs::write(src.join("f"), b"data").unwrap();
+    let m = s.dir("m");
+    let daemon = Holder::spawn(
+        Command::new("bindfs")
+            .args(["-f", "-o", "attr_timeout=0,entry_timeout=0"])
+            .arg(&src)
+            .arg(&m),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&m) {
+        assert!(Instant::now() < deadline, "bindfs did not mount");
+        sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let start = Instant::now();
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "20"])
+        .arg(BIN)
+        .args(["--mode", "fallback", "--timeout", "3s", "--json"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    drop(daemon);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_FAILURE),
+        "after {elapsed:?}: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("deadline reached before unmounting (untouched)"),
+        "{stderr}"
+    );
+    assert_eq!(field(&stdout, "outcome"), Some("untouched"), "{stdout}");
+    eprintln!(
+        "    --timeout 3s on a stopped FUSE daemon: {:.2} s",
+        elapsed.as_secs_f64()
+    );
+}
+
 fn quiet_hides_not_mounted() {
     let s = Scratch::new("quiet");
     let plain = s.dir("plain");
@@ -1174,6 +1499,142 @@ fn busy_target_is_untouched_and_names_holder() {
         run.stdout
     );
     assert!(is_mounted(&m));
+}
+
+/// `umount-wait TARGET` on a busy target, whose holders must be named:
+/// exit 32, untouched, and `wanted` in what it says.
+fn assert_busy_names(m: &Path, wanted: &str, what: &str) {
+    let run = umw([m.as_os_str()]);
+    assert_code(&run, EXIT_FAILURE, what);
+    assert!(
+        run.stderr.contains("target is busy (untouched)") && run.stderr.contains(wanted),
+        "{what}: {wanted:?} not named:\n{}",
+        run.stderr
+    );
+    assert!(is_mounted(m), "{what}: unmounted");
+}
+
+/// Holders that no open file, working directory or root shows: a program
+/// run from the filesystem (mapped, no descriptor open), a swap file on
+/// it, a loop device over a file on it. Each keeps it busy, and each must
+/// be named. Before, none was.
+fn busy_target_names_mappings_swap_files_and_loop_devices() {
+    let s = Scratch::new("busy-unseen");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+
+    // A copy of sleep(1) run from the tmpfs, its working directory
+    // elsewhere: only its mappings are there.
+    let exe = m.join("umw-sleep");
+    fs::copy("/bin/sleep", &exe).unwrap();
+    let mut mapped = Holder::spawn(Command::new(&exe).arg("600").current_dir("/"));
+    let maps = format!("/proc/{}/maps", mapped.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(&maps).is_ok_and(|text| text.contains(exe.to_str().unwrap())) {
+        assert!(Instant::now() < deadline, "the program did not start");
+        sleep(Duration::from_millis(5));
+    }
+    let named = format!("pid {} (umw-sleep): mapped {}", mapped.id(), exe.display());
+    assert_busy_names(&m, &named, "a program run from the target");
+    mapped.stop();
+
+    // A loop device over an image on the tmpfs.
+    let image = m.join("image");
+    fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    let named = format!(
+        "loop device {} over {}",
+        lo.device.display(),
+        image.display()
+    );
+    assert_busy_names(&m, &named, "a loop device over a file on the target");
+    drop(lo);
+
+    // A swap file on ext4 (tmpfs cannot hold one).
+    let dev = LoopExt4::new(&s, 64);
+    let e = s.dir("e");
+    dev.mount(&e);
+    let swapfile = e.join("swapfile");
+    run_ok(
+        Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", swapfile.display()))
+            .args(["bs=1M", "count=16", "status=none"]),
+    );
+    fs::set_permissions(
+        &swapfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    run_ok(Command::new("mkswap").arg("-q").arg(&swapfile));
+    let swap = match SwapOn::new(&swapfile) {
+        Ok(swap) => swap,
+        Err(why) => {
+            eprintln!("    swap file not checked: {why}");
+            return;
+        }
+    };
+    let named = format!("swap file {}", swapfile.display());
+    assert_busy_names(&e, &named, "a swap file on the target");
+    drop(swap);
+    // Before the loop device is detached.
+    rustix::mount::unmount(&e, UnmountFlags::empty()).unwrap();
+}
+
+/// A swap file in use, turned off on drop.
+struct SwapOn {
+    file: PathBuf,
+}
+
+impl SwapOn {
+    fn new(file: &Path) -> Result<SwapOn, String> {
+        // The lowest priority: the machine's own swap, if any, comes first.
+        let out = Command::new("swapon")
+            .args(["-p", "0"])
+            .arg(file)
+            .output()
+            .map_err(|e| format!("swapon: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("swapon: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(SwapOn {
+            file: file.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SwapOn {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.file).status();
+    }
+}
+
+/// btrfs gives a file the `st_dev` of its subvolume, never the one in
+/// mountinfo: a process with its working directory there must be named
+/// all the same (found by its mount, not its device). Before, it was not.
+fn busy_btrfs_names_its_processes() {
+    let s = Scratch::new("busy-btrfs");
+    let Some(dev) = loop_btrfs_or_say_why(&s) else {
+        return;
+    };
+    let m = s.dir("m");
+    if let Err(e) = rustix::mount::mount(&dev.device, &m, "btrfs", MountFlags::empty(), None) {
+        eprintln!("    btrfs not checked: mount: {e}");
+        return;
+    }
+    let mut holder = cwd_holder(&m);
+    let named = format!("pid {} (sleep): cwd", holder.id());
+    assert_busy_names(&m, &named, "a working directory on btrfs");
+    holder.stop();
+    // Before the loop device is detached.
+    rustix::mount::unmount(&m, UnmountFlags::empty()).unwrap();
 }
 
 fn read_only_when_busy() {
@@ -1537,6 +1998,93 @@ fn recursive_unmounts_deepest_first() {
         .collect();
     assert_eq!(order, expected);
     assert!(!is_mounted(&a) && !is_mounted(&c));
+}
+
+/// A tree whose filesystem is also mounted below it (a bind of one of its
+/// directories inside it) is unmounted as a whole and waited for once:
+///
+/// - `-R`: the bind goes first without a wait (the filesystem stays
+///   mounted at the top), then the top, waited for (exit 0, `shut_down`);
+/// - `-l` on the top alone: `MNT_DETACH` takes the bind below along, so
+///   the filesystem stays mounted nowhere and the wait must last until
+///   the last user lets go. Before, the bind below was taken for a mount
+///   that stays: "unmounted; its filesystem stays mounted at .../b",
+///   exit 0 at once, the filesystem still alive.
+fn a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once() {
+    let s = Scratch::new("tree-bind");
+    let t = s.dir("t");
+    let tree = || {
+        mount_tmpfs(&t);
+        fs::create_dir(t.join("x")).unwrap();
+        fs::create_dir(t.join("b")).unwrap();
+        rustix::mount::mount_bind(t.join("x"), t.join("b")).unwrap();
+        fs::write(t.join("f"), b"data").unwrap();
+    };
+
+    tree();
+    let run = umw([
+        OsStr::new("-R"),
+        OsStr::new("--timeout"),
+        OsStr::new("30s"),
+        OsStr::new("--json"),
+        t.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "-R over a tree with a bind of its own fs");
+    let outcomes: Vec<(&str, &str)> = run
+        .stdout
+        .lines()
+        .map(|l| (field(l, "target").unwrap(), field(l, "outcome").unwrap()))
+        .collect();
+    let b = t.join("b");
+    assert_eq!(
+        outcomes,
+        [
+            (b.to_str().unwrap(), "unmounted"),
+            (t.to_str().unwrap(), "shut_down")
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&t) && !is_mounted(&b));
+
+    // -R with a target inside another target's tree: it would be
+    // unmounted with that tree, then not found. Refused as given twice,
+    // before anything is unmounted.
+    tree();
+    let run = umw([OsStr::new("-R"), t.as_os_str(), b.as_os_str()]);
+    assert_code(&run, EXIT_USAGE, "-R with a target inside the other's tree");
+    assert!(
+        run.stderr.contains("inside the tree of") && run.stderr.contains("nothing was unmounted"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&t) && is_mounted(&b));
+    let run = umw([
+        OsStr::new("--fake"),
+        OsStr::new("-R"),
+        t.as_os_str(),
+        b.as_os_str(),
+    ]);
+    assert_code(
+        &run,
+        EXIT_USAGE,
+        "--fake -R with a target inside the other's tree",
+    );
+    assert!(run.stderr.contains("inside the tree of"), "{}", run.stderr);
+    rustix::mount::unmount(&b, UnmountFlags::empty()).unwrap();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+
+    tree();
+    let (run, mut holder) = lazy_while_held(&t, &t.join("f"));
+    assert_code(&run, EXIT_OK, "-l on a tree with a bind of its own fs");
+    holder.assert_released();
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&t) && !is_mounted(&b));
 }
 
 fn bad_inputs_leave_everything_mounted() {

@@ -3,21 +3,25 @@
 //! the superblock itself shuts down; for a block device the exclusive
 //! claim is then checked with `open(dev, O_EXCL)`.
 
-use std::os::fd::AsFd;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
-use super::{Attempt, STATUS_INTERVAL};
+use super::{call, Attempt, STATUS_INTERVAL};
 use crate::backoff::{self, Attempt as Try, Stopped};
 use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
+use crate::child::Ended;
 use crate::device;
 use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
-use crate::sys::{self, Inotify, WatchEvents};
+use crate::sys::{self, Inotify, RootWatch, WatchEvents};
 use crate::target::Target;
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
@@ -79,27 +83,46 @@ pub(super) fn unmount(
             ))
         }
     }
-    // Added before the unmount: afterwards the path no longer leads there.
-    let mut watch = watcher
-        .inotify()
-        .and_then(|inotify| inotify.watch_root(root.as_fd()))
-        .map_err(|e| {
-            Error::from_errno(
-                &target.given,
-                "adding an inotify watch on the mount root",
-                e,
-            )
-        })?;
-    // The handle would keep the mount busy; the watch does not.
-    drop(root);
-    super::still_there(target)?;
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
-    if let Err(errno) = sys::unmount(&target.path, flags) {
-        return unmount_failed(target, options, report, errno);
+    // For a filesystem that a daemon or a server answers for, and where
+    // the caller can end the wait, the steps that the filesystem can hold
+    // up are made in a child process that the deadline or the
+    // cancellation ends: a FUSE daemon or a server that does not answer
+    // must not keep this process past them. Elsewhere they are made here:
+    // a child per step costs a few milliseconds on a busy machine, which
+    // `--all` over many filesystems would pay many times.
+    let bounded =
+        (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_not_answer();
+    // Without a watch (no inotify in this kernel, the instance or watch
+    // limit reached) the unmount goes on all the same: a filesystem left
+    // mounted because of it would be worse (under `--all`, read-write at
+    // reboot).
+    let watch = watch_root(attempt, &mut report, watcher, root.as_fd(), start, bounded)?;
+    // The handle would keep the mount busy; the watch does not.
+    drop(root);
+    if bounded {
+        report = match call::unmount_in_child(attempt, report, flags, start, deadline) {
+            ControlFlow::Continue(report) => report,
+            ControlFlow::Break(result) => return result,
+        };
+    } else {
+        super::still_there(target)?;
+        let umount_start = Instant::now();
+        if let Err(errno) = sys::unmount(&target.path, flags) {
+            return unmount_failed(target, options, report, errno);
+        }
+        report.umount_time = umount_start.elapsed();
     }
-    report.umount_time = start.elapsed();
     let wait_start = Instant::now();
+    let mut watch = match watch {
+        Ok(watch) => watch,
+        Err(errno) => {
+            return confirm_by_claims(target, options, report, deadline, wait_start, || {
+                Unconfirmed::NoWatch(errno)
+            })
+        }
+    };
     let detached = |e: Error| e.with_state(State::Detached);
 
     let mut seen = WatchEvents::default();
@@ -162,34 +185,100 @@ pub(super) fn unmount(
             None,
         )));
     }
-    if !report.device_nodes.is_empty() {
-        let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-        let claim = wait_for_claims(
-            &report.device_nodes,
-            options.cancel,
-            claim_deadline,
-            &mut report.claim_attempts,
-        );
+    if report.device_nodes.is_empty() {
         report.wait_time = wait_start.elapsed();
-        match claim {
-            Ok(()) => {}
-            Err(Stopped::Expired) => {
-                return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
-            }
-            Err(Stopped::Cancelled) => {
-                return Ok(detached_unconfirmed(report, Unconfirmed::Cancelled));
-            }
-            Err(Stopped::Failed(e)) => {
-                return Err(detached(Error::from_errno(
-                    &target.given,
-                    "checking the block device claim",
-                    e,
-                )))
-            }
+        return Ok(report);
+    }
+    confirm_by_claims(target, options, report, deadline, wait_start, || {
+        timed_out(options.timeout)
+    })
+}
+
+/// The last step of the fallback: waits until no block device of the
+/// filesystem is claimed any more, which is its shutdown's end
+/// (`kill_block_super()` gives the claim up after `->put_super()`). After
+/// `IN_UNMOUNT` this takes a millisecond or so; without a watch it is the
+/// whole wait, and the only sign of the shutdown there is. It lasts until
+/// `deadline`, or [`CLAIM_GRACE`] without one; `expired` says why the
+/// shutdown was not confirmed when that comes first, or when there is no
+/// block device to confirm it with.
+fn confirm_by_claims(
+    target: &Target,
+    options: &super::Options<'_>,
+    mut report: Report,
+    deadline: Option<Instant>,
+    wait_start: Instant,
+    expired: impl Fn() -> Unconfirmed,
+) -> Result<Report, Error> {
+    if report.device_nodes.is_empty() {
+        report.wait_time = wait_start.elapsed();
+        return Ok(detached_unconfirmed(report, expired()));
+    }
+    let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+    let claim = wait_for_claims(
+        &report.device_nodes,
+        options.cancel,
+        claim_deadline,
+        &mut report.claim_attempts,
+    );
+    report.wait_time = wait_start.elapsed();
+    match claim {
+        Ok(()) => Ok(report),
+        Err(Stopped::Expired) => Ok(detached_unconfirmed(report, expired())),
+        Err(Stopped::Cancelled) => Ok(detached_unconfirmed(report, Unconfirmed::Cancelled)),
+        Err(Stopped::Failed(e)) => {
+            Err(
+                Error::from_errno(&target.given, "checking the block device claim", e)
+                    .with_state(State::Detached),
+            )
         }
     }
-    report.wait_time = wait_start.elapsed();
-    Ok(report)
+}
+
+/// The watch on the mount root, added before the unmount (afterwards the
+/// path no longer leads there) through its `O_PATH` handle `root`. When
+/// the wait is `bounded`, in a child process ([`call::in_child`], sharing
+/// the instance), since `inotify_add_watch` checks that the caller may
+/// read the root, which a FUSE filesystem may ask its daemon. Ok(Err): no
+/// watch could be added (the errno); Err: the deadline or the caller's
+/// cancellation came first, or the child failed: the target untouched.
+fn watch_root<'w>(
+    attempt: &Attempt<'_>,
+    report: &mut Report,
+    watcher: &'w mut Watcher,
+    root: BorrowedFd<'_>,
+    start: Instant,
+    bounded: bool,
+) -> Result<Result<RootWatch<'w>, Errno>, Error> {
+    let inotify = match watcher.inotify() {
+        Ok(inotify) => inotify,
+        Err(errno) => return Ok(Err(errno)),
+    };
+    if !bounded {
+        return Ok(inotify.watch_root(root));
+    }
+    let given = &attempt.target.given;
+    let step = "adding the watch in a child process";
+    let fail = |e| Error::from_errno(given, step, e);
+    let io_fail = |e: std::io::Error| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO));
+    // The child tells the watch descriptor through a socket.
+    let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
+    let prepared = inotify.prepare_watch(root).map_err(fail)?;
+    let deadline = attempt.options.timeout.map(|t| start + t);
+    let call = call::in_child(attempt, report, start, deadline, || {
+        let wd = prepared.call()?;
+        rustix::io::write(&theirs, &wd.to_ne_bytes()).map(|_| ())
+    })
+    .map_err(fail)?;
+    match call.ended {
+        Ok(Ended::Returned(Ok(()))) => {
+            let mut wd = [0u8; 4];
+            (&ours).read_exact(&mut wd).map_err(io_fail)?;
+            Ok(Ok(inotify.adopt(i32::from_ne_bytes(wd))))
+        }
+        Ok(Ended::Returned(Err(errno))) => Ok(Err(errno)),
+        _ => Err(call::untouched(attempt.target, call, step)),
+    }
 }
 
 /// Where a filesystem is after the watch on its mount's root ended with
@@ -233,7 +322,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
     if let Some(at) = here {
         return RootEvicted::MountedHere(at);
     }
-    let elsewhere = blockers::find(dev, None)
+    let elsewhere = blockers::find(&target.mount, None)
         .iter()
         .any(|b| matches!(b, Blocker::Mount { .. }));
     if elsewhere {

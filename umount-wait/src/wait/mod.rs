@@ -3,21 +3,26 @@
 //! ([`kernel`], [`fallback`]); what `-r` does is in [`read_only`]; the
 //! report a target ends with is built in [`report`].
 
+mod call;
 mod fallback;
 mod kernel;
 mod read_only;
+mod recursive;
 mod report;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::blockers::Blocker;
 use crate::cancel::Cancel;
+use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::sys::{self, Probe, UnmountOptions};
 use crate::target::Target;
 
 pub use fallback::{Watcher, CLAIM_GRACE};
+pub use recursive::unmount_recursive;
 pub use report::new_report;
 
 /// Which path to use, from `--mode`.
@@ -131,7 +136,9 @@ pub fn unmount_with(
 /// file that lives on `/`): its shutdown cannot come while that mount
 /// stays, and waiting would never end. Then it is unmounted without a wait
 /// ([`unmount_shared`]) and the outcome says where the filesystem stays. A
-/// mount in another namespace is waited for: that one may go.
+/// mount in another namespace is waited for: that one may go. So is a
+/// mount below the target that a lazy unmount takes along (`MNT_DETACH`
+/// detaches the whole tree).
 ///
 /// Never for this process's root: umount(2) would turn that into a
 /// read-only remount; the paths refuse it as busy.
@@ -142,24 +149,44 @@ pub fn unmount_target(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    match still_mounted_here(target) {
+    match still_mounted_here(target, options.lazy) {
         Some(at) => unmount_shared(target, path, &at, options),
         None => unmount_with(target, path, options, observer, watcher),
     }
 }
 
-/// Another mount of `target`'s filesystem in this mount namespace, unless
-/// `target` is this process's root (or the mount table cannot be read).
-fn still_mounted_here(target: &Target) -> Option<std::path::PathBuf> {
+/// Where `target`'s filesystem stays mounted in this mount namespace once
+/// it is unmounted (`lazy`: with the mounts below it), unless `target` is
+/// this process's root (or the mount table cannot be read).
+fn still_mounted_here(target: &Target, lazy: bool) -> Option<std::path::PathBuf> {
     let (root, _) = sys::caller_mount_ids().ok()?;
     if root == target.mount.id {
         return None;
     }
-    let mounts = crate::mountinfo::read(None).ok()?;
+    let mounts = mountinfo::read(None).ok()?;
+    let going: HashSet<u64> = match lazy {
+        true => mountinfo::submounts_deepest_first(&mounts, target.mount.id)
+            .iter()
+            .map(|m| m.id)
+            .collect(),
+        false => HashSet::new(),
+    };
+    stays_mounted_at(&mounts, &target.mount, &going).map(|m| m.mount_point.clone())
+}
+
+/// Another mount of `mount`'s filesystem in `mounts` that stays once
+/// `mount` is unmounted: not `mount` itself, and not one of `going` (the
+/// mounts unmounted since `mounts` was read, or those that go with
+/// `mount`). While it stays, the filesystem cannot shut down: `mount` is
+/// unmounted without a wait. Single targets, `-R` and `--all` decide so.
+pub fn stays_mounted_at<'a>(
+    mounts: &'a [Mount],
+    mount: &Mount,
+    going: &HashSet<u64>,
+) -> Option<&'a Mount> {
     mounts
-        .into_iter()
-        .find(|m| m.dev == target.mount.dev && m.id != target.mount.id)
-        .map(|m| m.mount_point)
+        .iter()
+        .find(|o| o.dev == mount.dev && o.id != mount.id && !going.contains(&o.id))
 }
 
 /// Checks, right before `umount2(path)`, that the path still leads to the
@@ -190,7 +217,7 @@ impl Attempt<'_> {
     /// now (when asked to look), told to the observer. Both paths use it.
     fn still_waiting(&self, report: &mut Report, start: Instant) {
         if self.options.watch_blockers {
-            report.blockers = crate::blockers::find(self.target.mount.dev, None);
+            report.blockers = crate::blockers::find(&self.target.mount, None);
         }
         (self.observer)(Progress::Waiting {
             target: &self.target.given,
@@ -242,6 +269,24 @@ fn plain_flags(target: &Target, options: &Options<'_>) -> UnmountOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lazy_unmount_takes_the_mounts_below_along() {
+        let mounts = mountinfo::parse(
+            b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
+30 20 0:25 / /t rw - tmpfs none rw
+31 30 0:25 /x /t/b rw - tmpfs none rw
+32 20 0:25 /y /u rw - tmpfs none rw
+",
+        )
+        .unwrap();
+        let below: HashSet<u64> = [31].into();
+        let stays =
+            |going: &HashSet<u64>| stays_mounted_at(&mounts, &mounts[1], going).map(|m| m.id);
+        assert_eq!(stays(&HashSet::new()), Some(31));
+        assert_eq!(stays(&below), Some(32));
+        assert_eq!(stays(&[31, 32].into()), None);
+    }
 
     #[test]
     fn mode_chooses_path() {

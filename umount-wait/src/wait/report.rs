@@ -36,7 +36,7 @@ pub(super) fn unmount_failed(
 ) -> Result<Report, Error> {
     let busy_blockers = || {
         blockers::find(
-            target.mount.dev,
+            &target.mount,
             Some(Exclude {
                 mount_id: target.mount.id,
             }),
@@ -56,7 +56,7 @@ pub(super) fn unmount_failed(
 /// The mount is gone and the wait ended before the shutdown was seen:
 /// says why, and what holds the filesystem now.
 pub(super) fn detached_unconfirmed(mut report: Report, why: Unconfirmed) -> Report {
-    report.blockers = blockers::find(report.mount.dev, None);
+    report.blockers = blockers::find(&report.mount, None);
     report.outcome = Outcome::DetachedUnconfirmed(why);
     report
 }

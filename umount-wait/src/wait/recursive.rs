@@ -1,0 +1,54 @@
+//! `-R`: a mount and every mount below it, deepest first, each through
+//! [`unmount_target`], so that a submount whose filesystem stays mounted
+//! above it (a bind of the tree's own filesystem) goes without a wait and
+//! the filesystem is waited for once, with its last mount.
+
+use std::path::PathBuf;
+
+use rustix::io::Errno;
+
+use super::{unmount_target, Options, Progress, Watcher};
+use crate::mountinfo;
+use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
+use crate::target::Target;
+
+/// Unmounts the mounts below `target`, deepest first (the newest first
+/// among equals, [`mountinfo::submounts_deepest_first`]), then `target`.
+/// Each submount's result goes to `submount_done` as it comes. The first
+/// submount that is not gone (shut down, or unmounted while its filesystem
+/// stays mounted above) stops the run: `target` is then left untouched,
+/// with an error that names that submount.
+pub fn unmount_recursive(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+    observer: &dyn Fn(Progress<'_>),
+    watcher: &mut Watcher,
+    submount_done: &mut dyn FnMut(&Result<Report, Error>),
+) -> Result<Report, Error> {
+    let mounts = mountinfo::read(None).map_err(|e| {
+        let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
+        Error::from_errno(&target.given, "reading /proc/self/mountinfo", errno)
+    })?;
+    for sub in mountinfo::submounts_deepest_first(&mounts, target.mount.id) {
+        let result = unmount_target(&Target::of_mount(sub), path, options, observer, watcher);
+        submount_done(&result);
+        let gone = matches!(
+            &result,
+            Ok(Report {
+                outcome: Outcome::ShutDown | Outcome::Unmounted { .. },
+                ..
+            })
+        );
+        if !gone {
+            return Err(Error::new(
+                &target.given,
+                ErrorKind::SubmountFailed {
+                    submount: PathBuf::from(&sub.mount_point),
+                },
+                None,
+            ));
+        }
+    }
+    unmount_target(target, path, options, observer, watcher)
+}
