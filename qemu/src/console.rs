@@ -54,6 +54,10 @@ pub struct RaceCount {
     pub ms_median: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_max: Option<u64>,
+    /// shutdown-reboot only: block-layer and filesystem errors the kernel
+    /// logged after the reboot began, summed over the boots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_errors: Option<u64>,
 }
 
 /// One run of a race scenario:

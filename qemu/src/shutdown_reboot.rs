@@ -9,7 +9,8 @@
 //!                    qemu/guest/lib/android-init-reboot.sh
 //!     each also with a process the script does not know of left running,
 //!     its cwd on the media disk (+survivor) or in a mount namespace of its
-//!     own that has /data (+ns-survivor); and `reboot -n -f`
+//!     own that has /data (+ns-survivor) or /media, the first disk of
+//!     --all's order (+first-survivor); and `reboot -n -f`
 //!   -> console: UMW-SHUTDOWN-FILE (what must be on the disks),
 //!      UMW-SHUTDOWN-UNMOUNTED (status, time to finish), no kernel report
 //!   -> the data disk (/dev/vdc), the media disk (/dev/vdd) and the image
@@ -73,7 +74,7 @@ impl Mode {
     }
 }
 
-pub const MODES: [Mode; 6] = [
+pub const MODES: [Mode; 8] = [
     Mode {
         name: "umount-wait",
         suite: "shutdown-reboot-umount-wait",
@@ -126,6 +127,25 @@ pub const MODES: [Mode; 6] = [
         expected_status: None,
         must_show_bug: true,
         in_test: true,
+    },
+    // The same survivor keeping /media, the first disk of --all's order: a
+    // wait on it must not cost /data its shutdown; /media ends read-only
+    // (64), every disk clean.
+    Mode {
+        name: "umount-wait+first-survivor",
+        suite: "shutdown-reboot-umount-wait-first-survivor",
+        test: "umount_wait_first_survivor_others_shut_down_every_disk_clean",
+        expected_status: Some(64),
+        must_show_bug: false,
+        in_test: true,
+    },
+    Mode {
+        name: "polling+first-survivor",
+        suite: "shutdown-reboot-polling-first-survivor",
+        test: "polling_first_survivor_baseline_measured",
+        expected_status: None,
+        must_show_bug: false,
+        in_test: false,
     },
 ];
 
@@ -208,8 +228,23 @@ struct Console {
     umount_wait: Option<bool>,
     files: Vec<ExpectedFile>,
     unmounted: Option<Unmounted>,
+    /// Block-layer and filesystem errors the kernel logged after the
+    /// reboot script's last line (the reboot, device_shutdown() included):
+    /// a filesystem still alive touching a device being stopped.
+    errors_after_reboot: u64,
     problems: Vec<String>,
 }
+
+/// What counts as an error in [`Console::errors_after_reboot`].
+const REBOOT_ERRORS: [&str; 7] = [
+    "I/O error",
+    "EXT4-fs error",
+    "EXT2-fs error",
+    "JBD2: ",
+    "F2FS-fs",
+    "Aborting journal",
+    "critical medium error",
+];
 
 /// What the host found on the disks after one boot.
 #[derive(Debug, Default)]
@@ -219,6 +254,8 @@ struct DiskCheck {
     /// The files missing or wrong after the replay ("fs:/path what").
     wrong: Vec<String>,
     notes: Vec<String>,
+    /// From the console: errors logged after the reboot began.
+    errors_after_reboot: u64,
 }
 
 /// Counts of one mode over its boots.
@@ -287,6 +324,7 @@ pub fn run_modes(
     for &mode in modes {
         let mut tally = Tally::default();
         tally.count.unclean = Some(0);
+        tally.count.console_errors = Some(0);
         tally.count.incomplete = Some(0);
         tally.count.damaged = Some(0);
         for n in 1..=boots {
@@ -310,13 +348,14 @@ pub fn run_modes(
         tally.count.ms_max = times.last().copied();
         tally.count.unclean_filesystems = Some(tally.unclean_filesystems);
         bench.progress.note(&format!(
-            "{} kernel: {SCENARIO} {}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, exit status not 0 in {}, time to finish median {} ms, max {} ms",
+            "{} kernel: {SCENARIO} {}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, {} errors logged after the reboot began, exit status not 0 in {}, time to finish median {} ms, max {} ms",
             image.name,
             mode.name,
             tally.count.runs,
             tally.count.unclean.unwrap_or(0),
             tally.unclean_filesystems,
             tally.count.incomplete.unwrap_or(0),
+            tally.count.console_errors.unwrap_or(0),
             tally.nonzero_status,
             tally.count.ms_median.unwrap_or(0),
             tally.count.ms_max.unwrap_or(0),
@@ -389,13 +428,14 @@ fn one_boot(
     let dumps = run.disks.images[0].with_file_name(format!("{label}.dump"));
     let check = check_disks(bench, &run.disks.images, &console.files, &dumps);
     let _ = fs::remove_dir_all(&dumps);
-    let check = match check {
+    let mut check = match check {
         Ok(check) => check,
         Err(err) => {
             problems.push(format!("boot {n}: the host's disk check failed: {err:#}"));
             return Ok(None);
         }
     };
+    check.errors_after_reboot = console.errors_after_reboot;
     let unclean: Vec<_> = check.unclean.iter().map(|f| f.name()).collect();
     bench.sample(&serde_json::json!({
         "scenario": SCENARIO,
@@ -407,13 +447,15 @@ fn one_boot(
         "claimed_at_reboot": unmounted.claimed,
         "unclean": unclean,
         "incomplete": !check.wrong.is_empty(),
+        "console_errors_after_reboot": check.errors_after_reboot,
     }))?;
     bench.progress.note(&format!(
-        "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, loop {}, {}, {}{}",
+        "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, {} error(s) logged after it, loop {}, {}, {}{}",
         image.name,
         unmounted.status,
         unmounted.ms,
         unmounted.claimed,
+        check.errors_after_reboot,
         if unmounted.loop_bound { "bound" } else { "detached" },
         if unclean.is_empty() {
             "all clean".to_string()
@@ -444,6 +486,7 @@ impl Tally {
         *count.damaged.get_or_insert(0) +=
             u64::from(!check.unclean.is_empty() || !check.wrong.is_empty());
         self.unclean_filesystems += check.unclean.len() as u64;
+        *count.console_errors.get_or_insert(0) += check.errors_after_reboot;
         self.nonzero_status += u64::from(unmounted.status != 0);
         self.unexpected_status += u64::from(
             mode.expected_status
@@ -527,6 +570,8 @@ fn parse(text: &str) -> Console {
                 Some(file) => console.files.push(file),
                 None => console.problems.push(format!("malformed line: {line}")),
             }
+        } else if console.unmounted.is_some() && REBOOT_ERRORS.iter().any(|e| line.contains(e)) {
+            console.errors_after_reboot += 1;
         } else if let Some(rest) = line.strip_prefix("UMW-SHUTDOWN-UNMOUNTED ") {
             let number = |name| field(rest, name).and_then(|v| v.parse::<i64>().ok());
             match (
@@ -715,6 +760,24 @@ mod tests {
     }
 
     #[test]
+    fn errors_logged_after_the_reboot_began_are_counted() {
+        let text = include_str!("../testdata/shutdown-reboot/umount-wait.log");
+        assert_eq!(parse(text).errors_after_reboot, 0);
+        let (before, after) = text.split_at(text.find("UMW-SHUTDOWN-UNMOUNTED").unwrap());
+        let errors = "[    4.1] I/O error, dev vdc, sector 8 op 0x1:(WRITE)\n\
+                      [    4.2] EXT4-fs error (device vdc): ext4_journal_check_start:84\n\
+                      [    4.3] reboot: Restarting system\n";
+        // Before the script's last line they are not the reboot's.
+        let early = format!("{before}{errors}{after}");
+        assert_eq!(parse(&early).errors_after_reboot, 0);
+        let (line, rest) = after.split_at(after.find('\n').unwrap() + 1);
+        let late = format!("{before}{line}{errors}{rest}");
+        let console = parse(&late);
+        assert_eq!(console.errors_after_reboot, 2);
+        assert_eq!(console.problems, Vec::<String>::new());
+    }
+
+    #[test]
     fn a_boot_cut_short_or_with_a_kernel_report_fails() {
         let text = include_str!("../testdata/shutdown-reboot/umount-wait.log");
         let cut = &text[..text.find("UMW-SHUTDOWN-UNMOUNTED").unwrap()];
@@ -787,7 +850,7 @@ mod tests {
         let check = DiskCheck {
             unclean: vec![Fs::Data, Fs::Media],
             wrong: vec!["image:/b 0 of 2097152 bytes".into()],
-            notes: Vec::new(),
+            ..DiskCheck::default()
         };
         assert_eq!(control_verdict(&check), None);
         let check = DiskCheck {
