@@ -8,7 +8,8 @@
 #   7.3  (primary):  series        on Debian's linux-source-7.3
 #   6.12 (backport): 6.12/series   on Debian's linux-source-6.12
 #
-# A SOURCE is an extracted tree (copied, never modified) or a .tar.xz.
+# A SOURCE is an extracted tree (hard-linked or copied, never modified)
+# or a .tar.xz.
 # Default for each base: the bench's pristine extraction under
 # ${UMW_CACHE:-$HOME/.cache/umount-wait}/src/linux-source-VERSION if it
 # exists, else /usr/src/linux-source-VERSION.tar.xz (ci/setup installs
@@ -67,7 +68,14 @@ check_series() {
 	mkdir -p "$tree" "$copy"
 
 	if [ -d "$src" ]; then
-		cp -a "$src/." "$tree"
+		# Hard links where the file system allows (seconds, not a copy of
+		# 1.5 GB): `git apply` writes a new file for every file it
+		# patches and checkpatch only reads, so the source stays pristine.
+		rmdir "$tree"
+		cp -al "$src" "$tree" 2>/dev/null || {
+			rm -rf "$tree"
+			cp -a "$src" "$tree"
+		}
 	elif [ -f "$src" ]; then
 		tar -xf "$src" -C "$tree" --strip-components=1
 	else

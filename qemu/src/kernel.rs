@@ -413,12 +413,26 @@ enum Until {
 
 /// Runs every step of the kernels built from source but the compiles, into
 /// the bench's cache (`umw-vm prepare`). Returns the prepared trees.
+/// The two bases' chains of trees share nothing, and most of their time is
+/// one core's (xz, Kconfig) or the disk's: they run side by side.
 pub fn prepare(bench: &Bench) -> Result<Vec<(KernelName, PathBuf)>> {
     let _lock = take_lock(bench)?;
-    KernelName::BUILT
-        .into_iter()
-        .map(|name| Ok((name, build_tree(bench, name, Until::Prepared)?)))
-        .collect()
+    let chain = |base: Base| -> Result<Vec<(KernelName, PathBuf)>> {
+        KernelName::BUILT
+            .into_iter()
+            .filter(|name| name.base() == Some(base))
+            .map(|name| Ok((name, build_tree(bench, name, Until::Prepared)?)))
+            .collect()
+    };
+    let (mainline, lts) = std::thread::scope(|scope| {
+        let mainline = scope.spawn(|| chain(Base::Mainline73));
+        let lts = chain(Base::Lts612);
+        (mainline.join(), lts)
+    });
+    let mainline = mainline.map_err(|_| anyhow::anyhow!("preparing the 7.3 trees panicked"))?;
+    let mut trees = lts?;
+    trees.extend(mainline?);
+    Ok(trees)
 }
 
 /// Brings a kernel's tree to "prepared" or "built" for the current key and
