@@ -146,6 +146,8 @@ mod tests {
             );
         }
         assert!(!mainline.contains(&"tool-fallback".to_string()));
+        assert!(patched.contains(&"shutdown".to_string()));
+        assert!(!mainline.contains(&"shutdown".to_string()));
         let mutant = for_kernel(&dir, KernelName::Mutant, &[]).unwrap();
         assert_eq!(mutant, vec!["kselftest", "race-s1", "race-s2", "race-s3"]);
         assert_eq!(
