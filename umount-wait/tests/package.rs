@@ -8,16 +8,10 @@ use std::path::Path;
 /// The sources of the `assets` list: the first string of each
 /// `["SOURCE", "DEST", "MODE"]` line.
 fn asset_sources() -> Vec<String> {
-    let manifest = include_str!("../Cargo.toml");
-    let assets = manifest
-        .split("\nassets = [\n")
-        .nth(1)
-        .expect("Cargo.toml has [package.metadata.deb] assets")
-        .split("\n]")
-        .next()
-        .unwrap();
-    assets
+    include_str!("../Cargo.toml")
         .lines()
+        .skip_while(|line| *line != "assets = [")
+        .take_while(|line| *line != "]")
         .filter_map(|line| line.trim().strip_prefix("[\""))
         .filter_map(|rest| rest.split('"').next())
         .map(str::to_string)
