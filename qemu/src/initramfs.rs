@@ -274,7 +274,8 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
         Command::new("cargo")
             .args([
                 "build",
-                "--release",
+                "--profile",
+                "initramfs",
                 "--target",
                 "x86_64-unknown-linux-gnu",
                 "-p",
@@ -292,7 +293,7 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| bench.paths.repo.join("target"));
-    let binary = target.join("x86_64-unknown-linux-gnu/release/umount-wait");
+    let binary = target.join("x86_64-unknown-linux-gnu/initramfs/umount-wait");
     if !binary.is_file() {
         bail!("cargo left no {}", binary.display());
     }
