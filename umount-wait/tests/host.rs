@@ -176,7 +176,18 @@ fn main() {
             "all_remounts_busy_read_only_and_names_holder",
             all_remounts_busy_read_only_and_names_holder,
         ),
-        ("all_deadline_bounds_the_run", all_deadline_bounds_the_run),
+        (
+            "all_a_survivor_first_in_the_order_leaves_nothing_read_write",
+            all_a_survivor_first_in_the_order_leaves_nothing_read_write,
+        ),
+        (
+            "all_two_survivors_three_healthy_within_the_deadline",
+            all_two_survivors_three_healthy_within_the_deadline,
+        ),
+        (
+            "all_read_only_refused_is_shut_down_by_ioctl",
+            all_read_only_refused_is_shut_down_by_ioctl,
+        ),
         (
             "all_refuses_bad_prefixes_untouched",
             all_refuses_bad_prefixes_untouched,
@@ -465,9 +476,20 @@ struct FileHolder {
 
 /// Opens `path` in a new process and returns once the process holds it.
 fn hold_open(path: &Path) -> FileHolder {
+    hold_open_as(path, "<")
+}
+
+/// [`hold_open`] for writing (appending): the filesystem then refuses to
+/// become read-only.
+fn hold_open_for_writing(path: &Path) -> FileHolder {
+    hold_open_as(path, ">>")
+}
+
+fn hold_open_as(path: &Path, redirect: &str) -> FileHolder {
+    let script = format!("exec 3{redirect}\"$1\" && read -r _");
     let mut holder = Holder::spawn(
         Command::new("sh")
-            .args(["-c", "exec 3<\"$1\" && read -r _", "sh"])
+            .args(["-c", &script, "sh"])
             .arg(path)
             .stdin(Stdio::piped()),
     );
@@ -2606,46 +2628,164 @@ fn all_remounts_busy_read_only_and_names_holder() {
     assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
 }
 
-fn all_deadline_bounds_the_run() {
-    let s = Scratch::new("all-deadline");
+/// Whether a file can be written in `dir` as the process `pid` sees it
+/// (through `/proc/PID/root`): its copy of a mount in its own namespace.
+fn writable_in(pid: u32, dir: &Path) -> bool {
+    let inside = dir.strip_prefix("/").unwrap();
+    let file = Path::new("/proc")
+        .join(pid.to_string())
+        .join("root")
+        .join(inside)
+        .join("umw-probe");
+    fs::write(file, b"x").is_ok()
+}
+
+/// The line of `--all --json` about `target`.
+fn line_of<'a>(run: &'a Run, target: &Path) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| field(l, "target") == target.to_str())
+        .unwrap_or_else(|| panic!("no line for {target:?}: {}", run.stdout))
+}
+
+/// A filesystem that never dies (a copy held in another mount namespace)
+/// comes first in the order of `--all` (it is the newest): the one after
+/// it must not be left read-write. At the reserve before the deadline the
+/// survivor is made read-only where it lives and the run goes on; it ends
+/// within the deadline. Before, the survivor's wait took the whole
+/// deadline, `older` was left untouched and writable, and the run ended
+/// with it.
+fn all_a_survivor_first_in_the_order_leaves_nothing_read_write() {
+    let s = Scratch::new("all-survivor-first");
     let older = s.dir("older");
     mount_tmpfs(&older);
     let held = s.dir("held");
     mount_tmpfs(&held);
-    // A copy alive in another namespace: held cannot shut down.
-    let mut copy = namespace_holder(&held, "f", 0);
+    // Only held is kept alive: the holder's copy of older goes.
+    let mut copy = namespace_shell(&format!("umount '{}' && exec sleep 600", older.display()));
     let run = umw([
         OsStr::new("--all"),
         OsStr::new("--include"),
         s.dir.as_os_str(),
         OsStr::new("--json"),
         OsStr::new("--timeout"),
-        OsStr::new("500ms"),
+        OsStr::new("2s"),
     ]);
+    let held_writable = writable_in(copy.id(), &held);
+    let older_writable = is_mounted(&older) && fs::write(older.join("x"), b"x").is_ok();
     copy.stop();
-    assert_code(&run, EXIT_SOME_FAILED, "--all past its deadline");
-    assert!(
-        run.elapsed >= Duration::from_millis(500),
-        "{:?}",
-        run.elapsed
-    );
+    assert_code(&run, EXIT_SOME_FAILED, "--all with a survivor first");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(field(lines[0], "target"), held.to_str(), "{}", run.stdout);
     assert_eq!(field(lines[0], "outcome"), Some("detached_unconfirmed"));
     assert!(
-        lines[0].contains(&format!("\"pid\":{}", copy.id())),
+        lines[0].contains("\"read_only_through\":{\"kind\":\"mount\""),
         "{}",
         lines[0]
     );
-    assert_eq!(field(lines[1], "target"), older.to_str(), "{}", run.stdout);
-    assert_eq!(field(lines[1], "outcome"), Some("untouched"));
-    assert!(lines[1].contains("deadline reached"), "{}", lines[1]);
-    assert!(
-        lines[2].contains("\"stopped\":\"deadline\""),
+    assert!(!held_writable, "the survivor is writable in its namespace");
+    assert!(!older_writable, "older left read-write: {}", run.stdout);
+    assert_eq!(
+        field(line_of(&run, &older), "outcome"),
+        Some("shut_down"),
         "{}",
-        lines[2]
+        run.stdout
     );
-    assert!(is_mounted(&older));
+    assert!(
+        run.stdout.contains("\"stopped\":\"deadline\""),
+        "{}",
+        run.stdout
+    );
+    // The deadline plus a second, a generous bound.
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+}
+
+/// Two filesystems that never die (held in another mount namespace by a
+/// process that never lets go) among three healthy ones, `--timeout 2s`:
+/// the three are shut down, the two are read-only where they live, and
+/// the run ends within the deadline plus a second.
+fn all_two_survivors_three_healthy_within_the_deadline() {
+    let s = Scratch::new("all-two-survivors");
+    let dev = LoopExt4::new(&s, 64);
+    let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|n| s.dir(n));
+    dev.mount(&a);
+    fs::write(a.join("f"), vec![7u8; 1 << 20]).unwrap();
+    for m in [&b, &c, &d, &e] {
+        mount_tmpfs(m);
+    }
+    // b and d stay alive in the holder's namespace; its copies of a, c
+    // and e go.
+    let mut holder = namespace_shell(&format!(
+        "umount '{}' && umount '{}' && umount '{}' && exec sleep 600",
+        a.display(),
+        c.display(),
+        e.display()
+    ));
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("--timeout"),
+        OsStr::new("2s"),
+    ]);
+    let busy = excl_busy(&dev.device);
+    let writable = [&b, &d].map(|m| writable_in(holder.id(), m));
+    holder.stop();
+    assert_code(&run, EXIT_SOME_FAILED, "--all with two survivors");
+    for m in [&a, &c, &e] {
+        assert_eq!(
+            field(line_of(&run, m), "outcome"),
+            Some("shut_down"),
+            "{}",
+            run.stdout
+        );
+        assert!(!is_mounted(m));
+    }
+    assert!(!busy, "the ext4's device still claimed after return");
+    for m in [&b, &d] {
+        let line = line_of(&run, m);
+        assert_eq!(field(line, "outcome"), Some("detached_unconfirmed"));
+        assert!(
+            line.contains("\"read_only_through\":{\"kind\":\"mount\""),
+            "{line}"
+        );
+    }
+    assert_eq!(writable, [false, false], "a survivor is still writable");
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+    eprintln!(
+        "    --all, two survivors and three healthy, --timeout 2s: {:.0} ms",
+        run.elapsed.as_secs_f64() * 1000.0
+    );
+}
+
+/// A filesystem that can be neither unmounted nor made read-only (a file
+/// open for writing on it) is shut down with `FS_IOC_SHUTDOWN`, its log
+/// flushed, and reported so: a write then fails. Before, it was left
+/// read-write with the error of the read-only remount.
+fn all_read_only_refused_is_shut_down_by_ioctl() {
+    let s = Scratch::new("all-ioctl");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut writer = hold_open_for_writing(&m.join("log"));
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+    ]);
+    let write_after = fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("log"))
+        .and_then(|mut f| f.write_all(b"x"));
+    writer.release();
+    let _ = writer.holder.child.wait();
+    assert_code(&run, EXIT_FAILURE, "--all, read-only refused");
+    let line = line_of(&run, &m);
+    assert_eq!(field(line, "outcome"), Some("shut_down_by_ioctl"), "{line}");
+    assert!(run.stderr.contains("FS_IOC_SHUTDOWN"), "{}", run.stderr);
+    assert!(write_after.is_err(), "still writable after the shutdown");
 }
 
 fn all_refuses_bad_prefixes_untouched() {
