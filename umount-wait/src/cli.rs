@@ -242,7 +242,9 @@ pub struct Cli {
     /// It bounds every step: the watch and umount2 on a FUSE or network
     /// filesystem too, made in a child process killed at the deadline. A
     /// bare number is seconds. With --all, one deadline for the whole
-    /// run. (-t was this option before; it is --types now, as in umount(8).)
+    /// run, whose last tenth (at least 1 s) is kept to make what survives
+    /// read-only. (-t was this option before; it is --types now, as in
+    /// umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,
 
@@ -308,9 +310,12 @@ pub struct Cli {
     ///
     /// Deepest and newest first, in passes while a pass makes progress,
     /// each confirmed shut down; what stays busy is remounted read-only,
-    /// loop devices under what was unmounted are detached. API filesystems
-    /// (proc, sysfs, cgroup..., anything under /proc, /sys, /dev, /run)
-    /// are skipped; the root is only remounted read-only.
+    /// loop devices under what was unmounted are detached. Nothing is left
+    /// read-write at the deadline: what survives is made read-only where
+    /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
+    /// refused. API filesystems (proc, sysfs, cgroup..., anything under
+    /// /proc, /sys, /dev, /run) are skipped; the root is only remounted
+    /// read-only, last.
     #[arg(
         short = 'a',
         long,

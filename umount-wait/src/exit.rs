@@ -20,7 +20,7 @@ impl Exit {
         match report.outcome {
             Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
             Outcome::DetachedUnconfirmed(_) => Exit::Unconfirmed,
-            Outcome::RemountedReadOnly(_) => Exit::Failure,
+            Outcome::RemountedReadOnly(_) | Outcome::ShutDownByIoctl(_) => Exit::Failure,
         }
     }
 

@@ -99,6 +99,7 @@ pub struct Summary {
     pub shut_down: usize,
     pub unmounted: usize,
     pub remounted_read_only: usize,
+    pub shut_down_by_ioctl: usize,
     pub detached_unconfirmed: usize,
     pub untouched: usize,
     pub loop_devices_detached: usize,
@@ -249,5 +250,6 @@ pub fn state_name(state: State) -> &'static str {
         State::ShutDown => "shut_down",
         State::Unmounted => "unmounted",
         State::Untouched => "untouched",
+        State::ShutDownByIoctl => "shut_down_by_ioctl",
     }
 }

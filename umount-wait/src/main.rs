@@ -169,6 +169,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         lazy: cli.lazy,
         read_only_on_failure: cli.read_only,
         read_only_if_unconfirmed: cli.read_only,
+        shut_down_if_read_only_fails: false,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),

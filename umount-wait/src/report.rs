@@ -176,9 +176,19 @@ impl Printer {
             Outcome::RemountedReadOnly(errno) => {
                 err!(
                     "umount-wait: {target}: {}; remounted read-only",
+                    unmount_refused(*errno)
+                );
+                self.blockers("held by", &report.blockers);
+            }
+            Outcome::ShutDownByIoctl(errno) => {
+                err!(
+                    "umount-wait: {target}: read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed ({timing})",
                     std::io::Error::from_raw_os_error(errno.raw_os_error())
                 );
                 self.blockers("held by", &report.blockers);
+                if let Some(b) = &report.read_only_through {
+                    err!("  shut down where it stays: {b}");
+                }
             }
             Outcome::RootReadOnly => {
                 if always {
@@ -376,10 +386,11 @@ struct Counts {
     loops_left: usize,
 }
 
-const OUTCOME_NAMES: [&str; 5] = [
+const OUTCOME_NAMES: [&str; 6] = [
     "shut_down",
     "unmounted",
     "remounted_read_only",
+    "shut_down_by_ioctl",
     "detached_unconfirmed",
     "untouched",
 ];
@@ -428,6 +439,7 @@ fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
             shut_down: count("shut_down"),
             unmounted: count("unmounted"),
             remounted_read_only: count("remounted_read_only"),
+            shut_down_by_ioctl: count("shut_down_by_ioctl"),
             detached_unconfirmed: count("detached_unconfirmed"),
             untouched: count("untouched"),
             loop_devices_detached: counts.loops_detached,
@@ -467,15 +479,27 @@ pub fn json_entry(entry: &Entry, path: WaitPath) -> String {
     json::line(&json::entry(entry, target))
 }
 
+/// Why an unmount that was remounted read-only instead did not go: its
+/// errno, or `ETIMEDOUT` for `--all`'s deadline
+/// ([`umount_wait::wait::remount_read_only`]).
+fn unmount_refused(errno: rustix::io::Errno) -> String {
+    if errno == rustix::io::Errno::TIMEDOUT {
+        return "deadline reached before the unmount".into();
+    }
+    std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
+}
+
 /// The `reason` of a report: why its filesystem was not confirmed shut
 /// down, or `None`.
 fn outcome_reason(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::ShutDown => None,
         Outcome::DetachedUnconfirmed(why) => Some(reason(why)),
-        Outcome::RemountedReadOnly(errno) => {
-            Some(std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string())
-        }
+        Outcome::RemountedReadOnly(errno) => Some(unmount_refused(*errno)),
+        Outcome::ShutDownByIoctl(errno) => Some(format!(
+            "read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed",
+            std::io::Error::from_raw_os_error(errno.raw_os_error())
+        )),
         Outcome::RootReadOnly => Some("the root of this process, never unmounted".into()),
         Outcome::Unmounted { still_mounted_at } => Some(format!(
             "its filesystem stays mounted at {}",
@@ -753,7 +777,8 @@ mod tests {
         assert_eq!(
             j,
             json!({"summary": {"filesystems": 2, "shut_down": 1, "unmounted": 0,
-                "remounted_read_only": 0, "detached_unconfirmed": 0, "untouched": 1,
+                "remounted_read_only": 0, "shut_down_by_ioctl": 0,
+                "detached_unconfirmed": 0, "untouched": 1,
                 "loop_devices_detached": 1, "loop_devices_not_detached": 0, "passes": 2,
                 "elapsed_ms": 3.0, "stopped": "deadline", "exit": 64}})
         );

@@ -15,14 +15,17 @@
 //! - Passes repeat while a pass unmounts something (a busy parent may be
 //!   free once its children are gone; a mount may have been moved or
 //!   uncovered). When a pass makes no progress, one last pass remounts
-//!   read-only what stays busy, with `MNT_FORCE` first if asked.
+//!   read-only what stays busy, with `MNT_FORCE` first if asked; where
+//!   read-only is refused, `FS_IOC_SHUTDOWN` with a log flush is the last
+//!   resort ([`Outcome::ShutDownByIoctl`]).
 //! - A loop device under a filesystem that shut down is detached and the
 //!   detach confirmed ([`loopdev`]).
 //! - The mount that holds this process's root is never unmounted: when it
-//!   is selected, it is remounted read-only at the end.
-//! - One deadline bounds the whole run: each wait gets what is left of it;
-//!   when it has passed, the mounts not reached yet are left untouched and
-//!   reported so.
+//!   is selected, it is remounted read-only at the end, deadline or not.
+//! - One deadline bounds the whole run, and its end is kept in [`reserve`]:
+//!   the waits end there, and the last pass then takes every mount left,
+//!   each with its share of the reserve, so that nothing is read-write at
+//!   the deadline. A cancelled run leaves the mounts not reached untouched.
 //!
 //! The engine talks to the system through [`Host`], so that the pass logic
 //! can be tested on a mount table in memory.
@@ -121,6 +124,13 @@ pub trait Host {
         still_mounted_at: &Path,
         options: &Options<'_>,
     ) -> Result<Report, Error>;
+    /// [`wait::remount_read_only`]: a mount the reserve pass could not
+    /// unmount in time.
+    fn remount_read_only(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+    ) -> Result<Report, Error>;
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
     /// The bound loop device under a filesystem, if any.
@@ -138,6 +148,16 @@ pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec
         .collect()
 }
 
+/// The part of a deadline kept at its end for what survives the waits
+/// (made read-only, or shut down by ioctl): a tenth of it, at least a
+/// second, never more than the whole.
+pub fn reserve(timeout: Duration) -> Duration {
+    (timeout / 10).max(RESERVE_MIN).min(timeout)
+}
+
+/// The least [`reserve`].
+pub const RESERVE_MIN: Duration = Duration::from_secs(1);
+
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
 pub fn run(
@@ -147,6 +167,9 @@ pub fn run(
 ) -> io::Result<Summary> {
     let start = Instant::now();
     let deadline = plan.timeout.map(|t| start + t);
+    // The waits end at the reserve; then one last pass over what is left.
+    let waits_end = plan.timeout.map(|t| start + t - reserve(t));
+    let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
     let root_id = host.root_mount_id()?;
     let mut entries: Vec<Entry> = Vec::new();
     let mut failures: Vec<(Mount, Error)> = Vec::new();
@@ -157,6 +180,10 @@ pub fn run(
     let mut mounts;
     'passes: loop {
         pass += 1;
+        if !last && reached(waits_end) {
+            stopped = Some(Stop::Deadline);
+            last = true;
+        }
         mounts = host.mounts()?;
         let todo: Vec<Mount> = candidates(&mounts, root_id, &plan.filter)
             .into_iter()
@@ -169,22 +196,33 @@ pub fn run(
         });
         failures.clear();
         let mut gone = HashSet::new();
-        for m in &todo {
+        for (done, m) in todo.iter().enumerate() {
             if plan.cancel.is_cancelled() {
                 stopped = Some(Stop::Cancelled);
                 break 'passes;
             }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                stopped = Some(Stop::Deadline);
-                break 'passes;
+            if !last && reached(waits_end) {
+                // The reserve: the last pass, over what is left, now.
+                continue 'passes;
             }
+            let now = Instant::now();
+            // Before the reserve, a wait may last until it; in the
+            // reserve, each mount left has its share of what remains.
+            let timeout = match (waits_end, deadline) {
+                (Some(end), Some(deadline)) if now >= end => {
+                    let left = u32::try_from(todo.len() - done).unwrap_or(u32::MAX);
+                    Some(deadline.saturating_duration_since(now) / left)
+                }
+                (Some(end), _) => Some(end - now),
+                _ => None,
+            };
             let options = Options {
                 force: last && plan.force_last_pass,
                 lazy: false,
                 read_only_on_failure: last,
                 read_only_if_unconfirmed: true,
-                timeout: remaining,
+                shut_down_if_read_only_fails: true,
+                timeout,
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
             };
@@ -204,10 +242,16 @@ pub fn run(
                 None => host.loop_device(m),
                 Some(_) => None,
             };
-            let result = match &elsewhere {
+            let mut result = match &elsewhere {
                 Some(at) => host.unmount_shared(&target, at, &options),
                 None => host.unmount(&target, &options, &mut watcher),
             };
+            // Its share of the reserve ended before the unmount did.
+            if last
+                && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
+            {
+                result = host.remount_read_only(&target, &options);
+            }
             match result {
                 Err(e) if e.kind == ErrorKind::Interrupted => {
                     stopped = Some(Stop::Cancelled);
@@ -291,16 +335,12 @@ pub fn run(
         events(Event::Done(entries.last().expect("just pushed")));
     }
 
-    // The root last: never unmounted, remounted read-only when selected.
+    // The root last: never unmounted, remounted read-only when selected,
+    // deadline or not.
     let mounts = host.mounts()?;
     if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| plan.filter.selects(r)) {
         let result = match stopped {
-            None => host.remount_root(root),
-            Some(Stop::Deadline) => Err(Error::new(
-                &root.mount_point,
-                ErrorKind::DeadlineReached,
-                None,
-            )),
+            None | Some(Stop::Deadline) => host.remount_root(root),
             Some(Stop::Cancelled) => {
                 Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
             }
@@ -362,6 +402,14 @@ impl Host for System<'_> {
         options: &Options<'_>,
     ) -> Result<Report, Error> {
         wait::unmount_shared(target, self.path, still_mounted_at, options)
+    }
+
+    fn remount_read_only(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+    ) -> Result<Report, Error> {
+        wait::remount_read_only(target, self.path, options)
     }
 
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
@@ -506,6 +554,13 @@ mod tests {
                 still_mounted_at: at.to_path_buf(),
             };
             self.attempt(target, options, outcome)
+        }
+        fn remount_read_only(&mut self, t: &Target, _: &Options<'_>) -> Result<Report, Error> {
+            self.log.push(format!("ro {}", t.mount.id));
+            Ok(Fake::report(
+                t,
+                Outcome::RemountedReadOnly(rustix::io::Errno::TIMEDOUT),
+            ))
         }
         fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
             self.log.push("root-ro".into());
@@ -737,6 +792,18 @@ mod tests {
             ]
         );
         assert_eq!(fake.log.last().map(String::as_str), Some("root-ro"));
+    }
+
+    #[test]
+    fn the_reserve_is_a_tenth_of_the_deadline_at_least_a_second() {
+        let s = Duration::from_secs;
+        assert_eq!(reserve(s(30)), s(3));
+        assert_eq!(reserve(s(5)), s(1));
+        assert_eq!(
+            reserve(Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(reserve(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

@@ -130,6 +130,35 @@ pub fn loop_clear(node: &Path) -> Result<(), Errno> {
     unsafe { rustix::ioctl::ioctl(&fd, rustix::ioctl::NoArg::<LOOP_CLR_FD>::new()) }
 }
 
+/// `FS_IOC_SHUTDOWN` (linux/fs.h): `_IOR('X', 125, __u32)`, the flag
+/// read from the pointer given.
+const FS_IOC_SHUTDOWN: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u32>(b'X', 125);
+
+/// `FS_GOING_FLAGS_LOGFLUSH`: commit the log, then shut down.
+const FS_GOING_FLAGS_LOGFLUSH: u32 = 1;
+
+/// `ioctl(FS_IOC_SHUTDOWN, FS_GOING_FLAGS_LOGFLUSH)` on the filesystem that
+/// `mount` (an [`open_path`] handle on a mount's root, checked by the
+/// caller) refers to, reopened for reading through `/proc/self/fd`: the
+/// journal is committed and every later write fails, though it stays
+/// mounted. ext4, xfs and f2fs have it; EOPNOTSUPP or ENOTTY elsewhere.
+pub fn shut_down_filesystem(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let link = format!("/proc/self/fd/{}", mount.as_raw_fd());
+    let fd = rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    // SAFETY: FS_IOC_SHUTDOWN reads one u32 from the pointer, which the
+    // Setter keeps alive for the call.
+    unsafe {
+        rustix::ioctl::ioctl(
+            &fd,
+            rustix::ioctl::Setter::<FS_IOC_SHUTDOWN, u32>::new(FS_GOING_FLAGS_LOGFLUSH),
+        )
+    }
+}
+
 /// What `statx(2)` says about a target before anything is changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetStat {

@@ -2786,6 +2786,8 @@ fn all_read_only_refused_is_shut_down_by_ioctl() {
     assert_eq!(field(line, "outcome"), Some("shut_down_by_ioctl"), "{line}");
     assert!(run.stderr.contains("FS_IOC_SHUTDOWN"), "{}", run.stderr);
     assert!(write_after.is_err(), "still writable after the shutdown");
+    // A shut-down filesystem still unmounts, and lets its device go.
+    rustix::mount::unmount(&m, UnmountFlags::empty()).unwrap();
 }
 
 fn all_refuses_bad_prefixes_untouched() {

@@ -62,6 +62,9 @@ pub struct Options<'a> {
     /// that a holder's mount namespace still has
     /// ([`read_only::elsewhere`]).
     pub read_only_if_unconfirmed: bool,
+    /// `--all`: where read-only is refused (here or in a holder's
+    /// namespace), the last resort: `FS_IOC_SHUTDOWN` with a log flush.
+    pub shut_down_if_read_only_fails: bool,
     /// `-t`: bounds the whole operation on one target.
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
@@ -125,7 +128,7 @@ pub fn unmount_with(
     }?;
     if options.read_only_if_unconfirmed && matches!(report.outcome, Outcome::DetachedUnconfirmed(_))
     {
-        report.read_only_through = read_only::elsewhere(&report.blockers);
+        read_only::elsewhere(options, &mut report);
     }
     Ok(report)
 }
@@ -255,6 +258,19 @@ pub fn unmount_shared(
         }
         Err(errno) => report::unmount_failed(target, options, report, errno),
     }
+}
+
+/// Remounts `target` read-only without unmounting it, as after a refused
+/// unmount (with `options`' last resort): `--all` at its deadline, for a
+/// mount the unmount did not reach in time. The outcome is
+/// [`Outcome::RemountedReadOnly`] with `ETIMEDOUT`.
+pub fn remount_read_only(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+) -> Result<Report, Error> {
+    let report = new_report(target, path);
+    read_only::remount_busy(target, options, report, rustix::io::Errno::TIMEDOUT)
 }
 
 fn plain_flags(target: &Target, options: &Options<'_>) -> UnmountOptions {
