@@ -185,6 +185,10 @@ fn main() {
             all_two_survivors_three_healthy_within_the_deadline,
         ),
         (
+            "all_a_busy_mount_is_retried_when_the_mount_table_changes",
+            all_a_busy_mount_is_retried_when_the_mount_table_changes,
+        ),
+        (
             "all_read_only_refused_is_shut_down_by_ioctl",
             all_read_only_refused_is_shut_down_by_ioctl,
         ),
@@ -2675,13 +2679,11 @@ fn all_a_survivor_first_in_the_order_leaves_nothing_read_write() {
     let older_writable = is_mounted(&older) && fs::write(older.join("x"), b"x").is_ok();
     copy.stop();
     assert_code(&run, EXIT_SOME_FAILED, "--all with a survivor first");
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(field(lines[0], "target"), held.to_str(), "{}", run.stdout);
-    assert_eq!(field(lines[0], "outcome"), Some("detached_unconfirmed"));
+    let line = line_of(&run, &held);
+    assert_eq!(field(line, "outcome"), Some("detached_unconfirmed"));
     assert!(
-        lines[0].contains("\"read_only_through\":{\"kind\":\"mount\""),
-        "{}",
-        lines[0]
+        line.contains("\"read_only_through\":{\"kind\":\"mount\""),
+        "{line}"
     );
     assert!(!held_writable, "the survivor is writable in its namespace");
     assert!(!older_writable, "older left read-write: {}", run.stdout);
@@ -2734,12 +2736,11 @@ fn all_two_survivors_three_healthy_within_the_deadline() {
     holder.stop();
     assert_code(&run, EXIT_SOME_FAILED, "--all with two survivors");
     for m in [&a, &c, &e] {
-        assert_eq!(
-            field(line_of(&run, m), "outcome"),
-            Some("shut_down"),
-            "{}",
-            run.stdout
-        );
+        let line = line_of(&run, m);
+        assert_eq!(field(line, "outcome"), Some("shut_down"), "{}", run.stdout);
+        // Settled in the first pass, beside the survivors' waits, not
+        // after them in the reserve's pass.
+        assert_eq!(field(line, "pass"), Some("1"), "{line}");
         assert!(!is_mounted(m));
     }
     assert!(!busy, "the ext4's device still claimed after return");
@@ -2757,6 +2758,64 @@ fn all_two_survivors_three_healthy_within_the_deadline() {
         "    --all, two survivors and three healthy, --timeout 2s: {:.0} ms",
         run.elapsed.as_secs_f64() * 1000.0
     );
+}
+
+/// A mount that is busy (here: a mount below it that `--all` leaves
+/// alone) is tried again as soon as the mount table changes, while the
+/// wait for a survivor goes on: it is shut down before the survivor is
+/// settled at the reserve. Before, the survivor's wait came first and the
+/// busy mount waited for the reserve's pass.
+fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
+    let s = Scratch::new("all-retry");
+    let p = s.dir("p");
+    mount_tmpfs(&p);
+    let c = p.join("c");
+    fs::create_dir(&c).unwrap();
+    mount_tmpfs(&c);
+    let held = s.dir("held");
+    mount_tmpfs(&held);
+    let mut holder = namespace_shell(&format!(
+        "umount '{}' && umount '{}' && exec sleep 600",
+        c.display(),
+        p.display()
+    ));
+    let mut run = Background::spawn(
+        Command::new(BIN)
+            .args(["--all", "-v", "--json", "--timeout", "4s", "--include"])
+            .arg(&s.dir)
+            .arg("--exclude")
+            .arg(&c),
+        Watch::Stderr,
+    );
+    assert!(
+        run.wait_for("trying again later"),
+        "no retry: {}",
+        run.said()
+    );
+    rustix::mount::unmount(&c, UnmountFlags::empty()).unwrap();
+    let run = run.finish();
+    let held_writable = writable_in(holder.id(), &held);
+    holder.stop();
+    assert_code(
+        &run,
+        EXIT_SOME_FAILED,
+        "--all with a busy mount and a survivor",
+    );
+    let targets: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| field(l, "target"))
+        .collect();
+    assert_eq!(
+        targets,
+        [p.to_str().unwrap(), held.to_str().unwrap()],
+        "{}",
+        run.stdout
+    );
+    let line = line_of(&run, &p);
+    assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
+    assert_eq!(field(line, "pass"), Some("2"), "{line}");
+    assert!(!held_writable);
 }
 
 /// A filesystem that can be neither unmounted nor made read-only (a file
