@@ -309,9 +309,9 @@ pub struct Cli {
     /// Unmount every real filesystem (no TARGET)
     ///
     /// Deepest and newest first, in passes while a pass makes progress,
-    /// each confirmed shut down; what stays busy is remounted read-only,
-    /// loop devices under what was unmounted are detached. Nothing is left
-    /// read-write at the deadline: what survives is made read-only where
+    /// each confirmed shut down, the waits side by side; what stays busy is
+    /// remounted read-only, loop devices under what was unmounted are
+    /// detached. Nothing is left read-write at the deadline: what survives is made read-only where
     /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
     /// refused. API filesystems (proc, sysfs, cgroup..., anything under
     /// /proc, /sys, /dev, /run) are skipped; the root is only remounted

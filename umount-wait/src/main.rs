@@ -229,10 +229,7 @@ fn unmount_all(
         cancel: signals.cancel(),
     };
     let observer = |p: Progress<'_>| printer.progress(p);
-    let mut host = System {
-        path,
-        observer: &observer,
-    };
+    let mut host = System::new(path, &observer);
     let mut codes = Vec::new();
     let summary = shutdown::run(&plan, &mut host, &mut |event| match event {
         Event::Pass {

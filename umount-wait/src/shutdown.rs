@@ -4,17 +4,23 @@
 //! - The mount table is read again at each pass; the mounts below this
 //!   process's root that the [`Filter`] selects are unmounted deepest first,
 //!   the newest first among equals ([`mountinfo::submounts_deepest_first`]).
-//! - Each one goes through [`wait::unmount_with`], the same kernel or
-//!   fallback path as a single target; the fallback path's root watches
+//! - Each one is detached through [`wait::detach`], the same kernel or
+//!   fallback path as a single target, and its wait goes on beside the
+//!   others ([`wait::Pending`]): one `umount2(UMOUNT_WAIT)` child per
+//!   superblock on the kernel path; on the fallback path the root watches
 //!   share one inotify instance for the whole run (a [`Watcher`]), since
-//!   closing one waits for an SRCU grace period. A mount whose filesystem
+//!   closing one waits for an SRCU grace period. After a pass has detached
+//!   what it can, the run sleeps until a wait ends ([`wait::wait_any`]);
+//!   a filesystem that never dies costs the others nothing. A mount whose filesystem
 //!   is also mounted somewhere that stays (a bind mount) is unmounted
 //!   without a wait ([`wait::unmount_shared`]): the shutdown comes with the
 //!   last mount ([`wait::stays_mounted_at`], as for single targets and
 //!   `-R`).
 //! - Passes repeat while a pass unmounts something (a busy parent may be
 //!   free once its children are gone; a mount may have been moved or
-//!   uncovered). When a pass makes no progress, one last pass remounts
+//!   uncovered), and, while waits go on, when the mount table changes
+//!   (`/proc/self/mountinfo` polls POLLPRI) and some mount is busy: never
+//!   on a timer. When a pass makes no progress, one last pass remounts
 //!   read-only what stays busy, with `MNT_FORCE` first if asked; where
 //!   read-only is refused, `FS_IOC_SHUTDOWN` with a log flush is the last
 //!   resort ([`Outcome::ShutDownByIoctl`]).
@@ -36,13 +42,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
+use crate::cancel::Wake;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Options, Progress, Watcher, CLAIM_GRACE};
+use crate::wait::{self, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -110,13 +117,23 @@ pub trait Host {
     fn mounts(&mut self) -> io::Result<Vec<Mount>>;
     /// The mount as a target, if its mount point still leads to it.
     fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error>;
-    /// [`wait::unmount_with`]; `watcher` is the run's.
-    fn unmount(
+    /// [`wait::detach`]; `watcher` is the run's.
+    fn detach(
         &mut self,
         target: &Target,
         options: &Options<'_>,
         watcher: &mut Watcher,
-    ) -> Result<Report, Error>;
+    ) -> Result<Detached, Error>;
+    /// [`wait::wait_any`], over the mount table's changes too when
+    /// `table_changes`: the bool says it changed.
+    fn wait(
+        &mut self,
+        pending: &[&Pending],
+        watcher: &Watcher,
+        table_changes: bool,
+        cancel: Cancel<'_>,
+        until: Instant,
+    ) -> (Wake, bool);
     /// [`wait::unmount_shared`]
     fn unmount_shared(
         &mut self,
@@ -158,6 +175,58 @@ pub fn reserve(timeout: Duration) -> Duration {
 /// The least [`reserve`].
 pub const RESERVE_MIN: Duration = Duration::from_secs(1);
 
+/// The entries of a run, and what settling one takes.
+struct Settle<'c> {
+    entries: Vec<Entry>,
+    deadline: Option<Instant>,
+    cancel: Cancel<'c>,
+}
+
+impl Settle<'_> {
+    /// The final word on a filesystem, with its loop device detached when
+    /// it shut down; told as it comes. Whether its mount is gone (not
+    /// still mounted, read-only or shut down by ioctl).
+    fn settle(
+        &mut self,
+        host: &mut dyn Host,
+        events: &mut dyn FnMut(Event<'_>),
+        pass: u32,
+        result: Result<Report, Error>,
+        lo: Option<LoopDevice>,
+    ) -> bool {
+        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
+        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
+        let loop_detach = match lo {
+            Some(lo) if shut_down => {
+                let until = self
+                    .deadline
+                    .unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                Some(host.detach_loop(&lo, until, self.cancel))
+            }
+            _ => None,
+        };
+        self.entries.push(Entry {
+            pass,
+            result,
+            loop_detach,
+        });
+        events(Event::Done(self.entries.last().expect("just pushed")));
+        !stays
+    }
+}
+
+/// A wait going on beside the others, with what comes after it.
+struct Waiting {
+    pending: Pending,
+    /// The loop device under the filesystem, detached once it shut down.
+    lo: Option<LoopDevice>,
+    /// The pass that started it.
+    pass: u32,
+}
+
+/// How long to sleep when nothing bounds a wait.
+const FOREVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
 pub fn run(
@@ -171,8 +240,13 @@ pub fn run(
     let waits_end = plan.timeout.map(|t| start + t - reserve(t));
     let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
     let root_id = host.root_mount_id()?;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut run = Settle {
+        entries: Vec::new(),
+        deadline,
+        cancel: plan.cancel,
+    };
     let mut failures: Vec<(Mount, Error)> = Vec::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
     let mut pass = 0;
     let mut last = false;
     let mut stopped = None;
@@ -183,10 +257,15 @@ pub fn run(
         if !last && reached(waits_end) {
             stopped = Some(Stop::Deadline);
             last = true;
+            for w in std::mem::take(&mut waiting) {
+                let result = w.pending.stop(&watcher, End::Deadline);
+                run.settle(host, events, w.pass, result, w.lo);
+            }
         }
         mounts = host.mounts()?;
         let todo: Vec<Mount> = candidates(&mounts, root_id, &plan.filter)
             .into_iter()
+            .filter(|m| !waiting.iter().any(|w| w.pending.mount().id == m.id))
             .cloned()
             .collect();
         events(Event::Pass {
@@ -196,6 +275,9 @@ pub fn run(
         });
         failures.clear();
         let mut gone = HashSet::new();
+        // Something went or shut down in this pass: a busy mount may be
+        // free now.
+        let mut progress = false;
         for (done, m) in todo.iter().enumerate() {
             if plan.cancel.is_cancelled() {
                 stopped = Some(Stop::Cancelled);
@@ -242,9 +324,25 @@ pub fn run(
                 None => host.loop_device(m),
                 Some(_) => None,
             };
-            let mut result = match &elsewhere {
-                Some(at) => host.unmount_shared(&target, at, &options),
-                None => host.unmount(&target, &options, &mut watcher),
+            let detached = match &elsewhere {
+                Some(at) => host
+                    .unmount_shared(&target, at, &options)
+                    .map(|r| Detached::Done(Box::new(r))),
+                None => host.detach(&target, &options, &mut watcher),
+            };
+            let mut result = match detached {
+                // Most filesystems are gone by the time umount2 returns:
+                // those are settled now, in order, the rest waited for.
+                Ok(Detached::Pending(pending)) => match pending.try_finish(&watcher) {
+                    Ok(result) => result,
+                    Err(pending) => {
+                        gone.insert(m.id);
+                        waiting.push(Waiting { pending, lo, pass });
+                        continue;
+                    }
+                },
+                Ok(Detached::Done(report)) => Ok(*report),
+                Err(e) => Err(e),
             };
             // Its share of the reserve ended before the unmount did.
             if last
@@ -264,36 +362,77 @@ pub fn run(
                     failures.push((m.clone(), e));
                 }
                 result => {
-                    let read_only =
-                        matches!(&result, Ok(r) if r.outcome.state() == State::ReadOnly);
-                    if !read_only {
+                    if run.settle(host, events, pass, result, lo) {
                         gone.insert(m.id);
                     }
-                    let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
-                    let loop_detach = match lo {
-                        Some(lo) if shut_down => {
-                            let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-                            Some(host.detach_loop(&lo, until, plan.cancel))
-                        }
-                        _ => None,
-                    };
-                    entries.push(Entry {
-                        pass,
-                        result,
-                        loop_detach,
-                    });
-                    events(Event::Done(entries.last().expect("just pushed")));
                 }
+            }
+        }
+        // The waits, side by side, until each has ended; a change of the
+        // mount table while some mount is busy starts the next pass (a
+        // mount below it may be gone), the others' waits going on.
+        while !waiting.is_empty() {
+            let until = match reached(waits_end) {
+                true => deadline,
+                false => waits_end,
+            };
+            let until = until.unwrap_or_else(|| Instant::now() + FOREVER);
+            let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
+            let retry = !last && !failures.is_empty();
+            let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);
+            let end = match wake {
+                Wake::Readable => None,
+                Wake::Deadline | Wake::Failed(_) => Some(End::Deadline),
+                Wake::Cancelled => Some(End::Cancelled),
+            };
+            for w in std::mem::take(&mut waiting) {
+                let mount = w.pending.mount().clone();
+                let result = match end {
+                    None => match w.pending.try_finish(&watcher) {
+                        Ok(result) => result,
+                        Err(pending) => {
+                            waiting.push(Waiting { pending, ..w });
+                            continue;
+                        }
+                    },
+                    Some(end) => w.pending.stop(&watcher, end),
+                };
+                match result {
+                    // The kernel path's unmount refused (busy): again later.
+                    Err(e) if e.state == State::Untouched => {
+                        if !last {
+                            events(Event::Retry { pass, error: &e });
+                        }
+                        failures.push((mount, e));
+                    }
+                    result => {
+                        run.settle(host, events, w.pass, result, w.lo);
+                        progress = true;
+                    }
+                }
+            }
+            match end {
+                Some(End::Cancelled) => {
+                    stopped = Some(Stop::Cancelled);
+                    break 'passes;
+                }
+                Some(End::Deadline) if !last => {
+                    stopped = Some(Stop::Deadline);
+                    last = true;
+                    continue 'passes;
+                }
+                _ if changed && retry => continue 'passes,
+                _ => {}
             }
         }
         if last || failures.is_empty() {
             break;
         }
-        let progress = !gone.is_empty();
-        if !progress {
+        if !progress && gone.is_empty() {
             last = true;
         }
     }
+    let mut entries = run.entries;
 
     // What is left: the failures of the last pass, and, when the run was
     // stopped, the mounts it did not reach.
@@ -362,8 +501,21 @@ pub fn run(
 
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
 pub struct System<'a> {
-    pub path: WaitPath,
-    pub observer: &'a dyn Fn(Progress<'_>),
+    path: WaitPath,
+    observer: &'a dyn Fn(Progress<'_>),
+    /// `/proc/self/mountinfo`, open from the first read of the table on:
+    /// it polls POLLPRI when the table changed since.
+    table: Option<std::fs::File>,
+}
+
+impl<'a> System<'a> {
+    pub fn new(path: WaitPath, observer: &'a dyn Fn(Progress<'_>)) -> System<'a> {
+        System {
+            path,
+            observer,
+            table: None,
+        }
+    }
 }
 
 impl Host for System<'_> {
@@ -374,6 +526,9 @@ impl Host for System<'_> {
     }
 
     fn mounts(&mut self) -> io::Result<Vec<Mount>> {
+        if self.table.is_none() {
+            self.table = Some(std::fs::File::open("/proc/self/mountinfo")?);
+        }
         mountinfo::read(None)
     }
 
@@ -386,13 +541,31 @@ impl Host for System<'_> {
         Ok(t)
     }
 
-    fn unmount(
+    fn detach(
         &mut self,
         target: &Target,
         options: &Options<'_>,
         watcher: &mut Watcher,
-    ) -> Result<Report, Error> {
-        wait::unmount_with(target, self.path, options, self.observer, watcher)
+    ) -> Result<Detached, Error> {
+        wait::detach(target, self.path, options, self.observer, watcher)
+    }
+
+    fn wait(
+        &mut self,
+        pending: &[&Pending],
+        watcher: &Watcher,
+        table_changes: bool,
+        cancel: Cancel<'_>,
+        until: Instant,
+    ) -> (Wake, bool) {
+        let table = self.table.as_ref().filter(|_| table_changes);
+        wait::wait_any(
+            pending,
+            watcher,
+            table.map(std::os::fd::AsFd::as_fd),
+            cancel,
+            until,
+        )
     }
 
     fn unmount_shared(
@@ -533,15 +706,26 @@ mod tests {
             }
             Ok(Target::of_mount(mount))
         }
-        fn unmount(
+        fn detach(
             &mut self,
             t: &Target,
             o: &Options<'_>,
             w: &mut Watcher,
-        ) -> Result<Report, Error> {
+        ) -> Result<Detached, Error> {
             self.watchers.insert(w as *mut Watcher as usize);
             self.log.push(format!("wait {}", t.mount.id));
             self.attempt(t, o, Outcome::ShutDown)
+                .map(|r| Detached::Done(Box::new(r)))
+        }
+        fn wait(
+            &mut self,
+            _: &[&Pending],
+            _: &Watcher,
+            _: bool,
+            _: Cancel<'_>,
+            _: Instant,
+        ) -> (Wake, bool) {
+            unreachable!("the fake's waits end at once")
         }
         fn unmount_shared(
             &mut self,

@@ -9,6 +9,7 @@ mod kernel;
 mod read_only;
 mod recursive;
 mod report;
+mod side_by_side;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::target::Target;
 pub use fallback::{Watcher, CLAIM_GRACE};
 pub use recursive::unmount_recursive;
 pub use report::new_report;
+pub use side_by_side::{detach, wait_any, Detached, End, Pending};
 
 /// Which path to use, from `--mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,15 +124,22 @@ pub fn unmount_with(
         observer,
     };
     let report = new_report(target, path);
-    let mut report = match path {
+    let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
         WaitPath::Fallback => fallback::unmount(&attempt, report, watcher),
     }?;
+    Ok(settled(options, report))
+}
+
+/// The last step of a wait that ended: a filesystem detached but not
+/// confirmed shut down is made read-only where it lives on, when
+/// `options` ask for it ([`read_only::elsewhere`]).
+fn settled(options: &Options<'_>, mut report: Report) -> Report {
     if options.read_only_if_unconfirmed && matches!(report.outcome, Outcome::DetachedUnconfirmed(_))
     {
         read_only::elsewhere(options, &mut report);
     }
-    Ok(report)
+    report
 }
 
 /// Unmounts `target` and waits for its filesystem, unless that filesystem
