@@ -205,6 +205,10 @@ mod tests {
 29 20 8:3 /media /mnt/media rw - ext4 /dev/sda3 rw
 30 20 0:25 / /mnt2 ro,noexec - tmpfs none ro,size=8k
 31 20 8:4 / /boot/efi rw - vfat /dev/sda4 rw
+32 26 8:17 / /run/media/u/USB rw - vfat /dev/sdb1 rw
+33 26 0:26 / /run/user/1000 rw - tmpfs tmpfs rw
+34 33 0:27 / /run/user/1000/doc rw - fuse.portal portal rw
+35 26 0:40 / /run/media/u/B rw - btrfs /dev/sdc1 rw
 ";
 
     fn selected(filter: &Filter) -> Vec<String> {
@@ -226,14 +230,39 @@ mod tests {
                 "/data/img",
                 "/mnt/media",
                 "/mnt2",
-                "/boot/efi"
+                "/boot/efi",
+                // On block devices: data, though under /run (udisks).
+                "/run/media/u/USB",
+                "/run/media/u/B"
             ]
         );
         let all = Filter {
             include_api: true,
             ..Filter::default()
         };
-        assert_eq!(selected(&all).len(), 12);
+        assert_eq!(selected(&all).len(), 16);
+    }
+
+    #[test]
+    fn include_inside_a_skipped_tree_or_naming_an_api_mount_selects_it() {
+        let f = |prefixes: &[&str]| Filter {
+            include: prefixes.iter().map(PathBuf::from).collect(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            selected(&f(&["/run/user"])),
+            ["/run/user/1000", "/run/user/1000/doc"]
+        );
+        assert_eq!(selected(&f(&["/sys/fs/cgroup"])), ["/sys/fs/cgroup"]);
+        assert_eq!(selected(&f(&["/dev/shm"])), ["/dev/shm"]);
+        // A prefix above the skipped trees overrides nothing.
+        assert_eq!(selected(&f(&["/"])), selected(&Filter::default()));
+        // --exclude still wins.
+        let g = Filter {
+            exclude: vec!["/run/user/1000/doc".into()],
+            ..f(&["/run/user"])
+        };
+        assert_eq!(selected(&g), ["/run/user/1000"]);
     }
 
     #[test]

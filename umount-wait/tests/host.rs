@@ -193,6 +193,10 @@ fn main() {
             all_read_only_refused_is_shut_down_by_ioctl,
         ),
         (
+            "fake_all_prints_the_order_and_touches_nothing",
+            fake_all_prints_the_order_and_touches_nothing,
+        ),
+        (
             "all_refuses_bad_prefixes_untouched",
             all_refuses_bad_prefixes_untouched,
         ),
@@ -2847,6 +2851,58 @@ fn all_read_only_refused_is_shut_down_by_ioctl() {
     assert!(write_after.is_err(), "still writable after the shutdown");
     // A shut-down filesystem still unmounts, and lets its device go.
     rustix::mount::unmount(&m, UnmountFlags::empty()).unwrap();
+}
+
+/// `--fake --all` prints the plan in the order of the run and touches
+/// nothing: the newest first; a bind mount before its filesystem's last
+/// mount, said to go without a wait; the loop device to detach. Before,
+/// the bind mount was said to be waited for.
+fn fake_all_prints_the_order_and_touches_nothing() {
+    let s = Scratch::new("fake-all");
+    let dev = LoopExt4::new(&s, 64);
+    let data = s.dir("data");
+    dev.mount(&data);
+    fs::create_dir(data.join("x")).unwrap();
+    let bind = s.dir("bind");
+    rustix::mount::mount_bind(data.join("x"), &bind).unwrap();
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    let before = mounts_outside(Path::new("/umw-nowhere"));
+    let run = umw([
+        OsStr::new("--fake"),
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "--fake --all");
+    assert_eq!(
+        mounts_outside(Path::new("/umw-nowhere")),
+        before,
+        "--fake changed the mount table"
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let shown = |p: &Path| p.display().to_string();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with(&format!("would unmount {} ", shown(&t))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with(&format!("would unmount {} ", shown(&bind)))
+            && lines[1].contains(&format!(
+                "without a wait: its filesystem stays mounted at {}",
+                shown(&data)
+            )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].starts_with(&format!("would unmount {} ", shown(&data)))
+            && lines[2].ends_with(&format!(", then detach {}", shown(&dev.device))),
+        "{}",
+        run.stdout
+    );
 }
 
 fn all_refuses_bad_prefixes_untouched() {
