@@ -314,7 +314,8 @@ pub struct Cli {
     /// detached. Nothing is left read-write at the deadline: what survives is made read-only where
     /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
     /// refused. API filesystems (proc, sysfs, cgroup..., anything under
-    /// /proc, /sys, /dev, /run) are skipped; the root is only remounted
+    /// /proc, /sys, /dev, /run but filesystems on a block device, such as
+    /// USB media under /run/media) are skipped; the root is only remounted
     /// read-only, last.
     #[arg(
         short = 'a',
@@ -327,7 +328,8 @@ pub struct Cli {
     /// Only mounts at or below PREFIX (repeatable)
     ///
     /// Whole path components: /mnt covers /mnt/a, not /mnt2. Any of the
-    /// prefixes given.
+    /// prefixes given. A PREFIX inside a skipped tree (/run/user) or naming
+    /// an API filesystem's mount point selects what it covers.
     #[arg(long, value_name = "PREFIX", help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub include: Vec<PathBuf>,
 

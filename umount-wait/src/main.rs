@@ -303,12 +303,24 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
             .map(|st| st.mount_id)
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             .context("--fake: looking up the root's mount")?;
+        // As the run goes: a mount whose filesystem stays mounted at one
+        // that comes later goes without a wait.
+        let mut gone = std::collections::HashSet::new();
         for m in shutdown::candidates(&mounts, root_id, &filter) {
-            printer.plan(&format!(
-                "would unmount {} by the {how} path{}",
-                describe(m),
-                loop_note(m)
-            ));
+            let line = match wait::stays_mounted_at(&mounts, m, &gone) {
+                Some(stays) => format!(
+                    "would unmount {} without a wait: its filesystem stays mounted at {}",
+                    describe(m),
+                    mountinfo::display(&stays.mount_point)
+                ),
+                None => format!(
+                    "would unmount {} by the {how} path{}",
+                    describe(m),
+                    loop_note(m)
+                ),
+            };
+            printer.plan(&line);
+            gone.insert(m.id);
         }
         if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| filter.selects(r)) {
             printer.plan(&format!("would remount {} read-only", describe(root)));

@@ -2903,6 +2903,9 @@ fn fake_all_prints_the_order_and_touches_nothing() {
         "{}",
         run.stdout
     );
+    for m in [&t, &bind, &data] {
+        rustix::mount::unmount(m, UnmountFlags::empty()).unwrap();
+    }
 }
 
 fn all_refuses_bad_prefixes_untouched() {
