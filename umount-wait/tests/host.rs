@@ -189,6 +189,10 @@ fn main() {
             all_a_busy_mount_is_retried_when_the_mount_table_changes,
         ),
         (
+            "all_turns_swap_off_and_detaches_unmounted_loop_devices",
+            all_turns_swap_off_and_detaches_unmounted_loop_devices,
+        ),
+        (
             "all_read_only_refused_is_shut_down_by_ioctl",
             all_read_only_refused_is_shut_down_by_ioctl,
         ),
@@ -2820,6 +2824,89 @@ fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
     assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
     assert_eq!(field(line, "pass"), Some("2"), "{line}");
     assert!(!held_writable);
+}
+
+/// A swap file on a filesystem being shut down, swap on a loop device
+/// backed by a file on it, and a loop device backed by a file on it that
+/// nothing mounts: `--all` turns the swap off and detaches the loop
+/// devices, each confirmed and reported with the filesystem
+/// (`released`), and the filesystem then shuts down. Before, they kept it
+/// busy: remounted read-only, exit 32.
+fn all_turns_swap_off_and_detaches_unmounted_loop_devices() {
+    let s = Scratch::new("all-release");
+    let dev = LoopExt4::new(&s, 96);
+    let data = s.dir("data");
+    dev.mount(&data);
+    let make = |name: &str, mib: u32| {
+        let file = data.join(name);
+        run_ok(
+            Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", file.display()))
+                .arg("bs=1M")
+                .arg(format!("count={mib}"))
+                .arg("status=none"),
+        );
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        file
+    };
+    let attach = |file: &Path| {
+        let out = run_ok(Command::new("losetup").args(["--find", "--show"]).arg(file));
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let swapfile = make("swapfile", 16);
+    run_ok(Command::new("mkswap").arg("-q").arg(&swapfile));
+    let swap_on_loop_file = make("swap.img", 16);
+    let swap_loop = attach(&swap_on_loop_file);
+    run_ok(Command::new("mkswap").arg("-q").arg(&swap_loop));
+    let plain_loop = attach(&make("disk.img", 8));
+    let swaps = [
+        SwapOn::new(&swapfile).unwrap(),
+        SwapOn::new(&swap_loop).unwrap(),
+    ];
+    let run = umw([
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+        OsStr::new("--timeout"),
+        OsStr::new("30s"),
+    ]);
+    let busy = excl_busy(&dev.device);
+    let bound = [&swap_loop, &plain_loop].map(|d| loop_bound(d));
+    let in_use = fs::read_to_string("/proc/swaps").unwrap();
+    // Whatever happened, nothing of it may outlive the test.
+    drop(swaps);
+    for lo in [&swap_loop, &plain_loop] {
+        let _ = Command::new("losetup").arg("-d").arg(lo).status();
+    }
+    assert_code(&run, EXIT_OK, "--all over swap and loop devices");
+    let line = line_of(&run, &data);
+    assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
+    assert!(!busy, "the device still claimed after return");
+    assert_eq!(bound, [false, false], "a loop device still bound: {line}");
+    assert!(
+        !in_use.contains(swapfile.to_str().unwrap())
+            && !in_use.contains(swap_loop.to_str().unwrap()),
+        "swap still in use: {in_use}"
+    );
+    for released in [
+        format!(
+            "{{\"kind\":\"swap\",\"path\":\"{}\",\"outcome\":\"off\"",
+            swapfile.display()
+        ),
+        format!(
+            "{{\"kind\":\"swap\",\"path\":\"{}\",\"outcome\":\"off\"",
+            swap_loop.display()
+        ),
+        format!("{{\"kind\":\"loop\",\"device\":\"{}\"", swap_loop.display()),
+        format!(
+            "{{\"kind\":\"loop\",\"device\":\"{}\"",
+            plain_loop.display()
+        ),
+    ] {
+        assert!(line.contains(&released), "{released} not in {line}");
+    }
 }
 
 /// A filesystem that can be neither unmounted nor made read-only (a file
