@@ -311,7 +311,8 @@ pub struct Cli {
     /// Deepest and newest first, in passes while a pass makes progress,
     /// each confirmed shut down, the waits side by side; what stays busy is
     /// remounted read-only, loop devices under what was unmounted are
-    /// detached. Nothing is left read-write at the deadline: what survives is made read-only where
+    /// detached; swap and loop devices backed by files on a filesystem are
+    /// released first. Nothing is left read-write at the deadline: what survives is made read-only where
     /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
     /// refused. API filesystems (proc, sysfs, cgroup..., anything under
     /// /proc, /sys, /dev, /run but filesystems on a block device, such as

@@ -14,6 +14,7 @@ use umount_wait::mountinfo::display;
 use umount_wait::outcome::{
     signal_name, Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath,
 };
+use umount_wait::release::Released;
 use umount_wait::shutdown::{Entry, Stop, Summary};
 use umount_wait::Progress;
 
@@ -231,12 +232,33 @@ impl Printer {
         if self.json {
             out!("{}", json_entry(entry, path));
         }
+        self.released(&entry.released);
         match &entry.result {
             Ok(report) => self.report_text(report, !self.quiet),
             Err(error) => self.error_text(error),
         }
         if let Some(d) = &entry.loop_detach {
             self.loop_detach(d);
+        }
+    }
+
+    /// `--all`: what backed onto a filesystem, released before its
+    /// unmount; said before the filesystem's own line would be, but known
+    /// only with it.
+    fn released(&self, released: &[Released]) {
+        for r in released {
+            match r {
+                Released::Swap { path, outcome } => match outcome {
+                    Ok(()) if self.quiet => {}
+                    Ok(()) => err!("umount-wait: {}: swap turned off", display(path)),
+                    Err(e) => err!(
+                        "umount-wait: {}: turning swap off: {}",
+                        display(path),
+                        std::io::Error::from_raw_os_error(e.raw_os_error())
+                    ),
+                },
+                Released::Loop(d) => self.loop_detach(d),
+            }
         }
     }
 
@@ -735,9 +757,13 @@ mod tests {
                 outcome: LoopOutcome::Detached { autoclear: true },
                 time: Duration::from_micros(1500),
             }),
+            released: vec![Released::Swap {
+                path: "/data/swapfile".into(),
+                outcome: Ok(()),
+            }],
         };
         let j = parse(&json_entry(&entry, WaitPath::Kernel));
-        let fields = fields(&["pass", "loop_device"]);
+        let fields = fields(&["pass", "loop_device", "released"]);
         assert_eq!(keys(&j), fields);
         assert_eq!(j["outcome"], "shut_down");
         assert_eq!(j["pass"], 2);
@@ -746,6 +772,10 @@ mod tests {
             json!({"device": "/dev/loop0", "backing_file": "/img", "outcome": "detached",
                    "autoclear": true, "errno": null, "detach_ms": 1.5})
         );
+        assert_eq!(
+            j["released"],
+            json!([{"kind": "swap", "path": "/data/swapfile", "outcome": "off", "errno": null}])
+        );
         let failed = Entry {
             pass: 1,
             result: Ok(report(Outcome::ShutDown)),
@@ -753,6 +783,7 @@ mod tests {
                 outcome: LoopOutcome::Failed(rustix::io::Errno::NXIO),
                 ..entry.loop_detach.clone().unwrap()
             }),
+            released: Vec::new(),
         };
         let j = parse(&json_entry(&failed, WaitPath::Kernel));
         assert_eq!(j["loop_device"]["outcome"], "failed");
@@ -761,6 +792,7 @@ mod tests {
             pass: 1,
             result: Err(Error::new("/mnt", ErrorKind::DeadlineReached, None)),
             loop_detach: None,
+            released: Vec::new(),
         };
         let j = parse(&json_entry(&untouched, WaitPath::Kernel));
         assert_eq!(keys(&j), fields);

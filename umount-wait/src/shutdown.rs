@@ -36,7 +36,7 @@
 //! The engine talks to the system through [`Host`], so that the pass logic
 //! can be tested on a mount table in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,6 +46,7 @@ use crate::cancel::Wake;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
+use crate::release::{self, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
@@ -74,6 +75,8 @@ pub struct Entry {
     pub result: Result<Report, Error>,
     /// The loop device under it, detached after the shutdown.
     pub loop_detach: Option<LoopDetach>,
+    /// What backed onto it, released before its unmount ([`release`]).
+    pub released: Vec<Released>,
 }
 
 /// Why a run ended before its work was done.
@@ -150,6 +153,14 @@ pub trait Host {
     ) -> Result<Report, Error>;
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
+    /// [`release::release`]
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &[Mount],
+        deadline: Instant,
+        cancel: Cancel<'_>,
+    ) -> Vec<Released>;
     /// The bound loop device under a filesystem, if any.
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice>;
     fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant, cancel: Cancel<'_>)
@@ -178,6 +189,9 @@ pub const RESERVE_MIN: Duration = Duration::from_secs(1);
 /// The entries of a run, and what settling one takes.
 struct Settle<'c> {
     entries: Vec<Entry>,
+    /// What was released for each filesystem (by mount id), until its
+    /// entry takes it.
+    released: HashMap<u64, Vec<Released>>,
     deadline: Option<Instant>,
     cancel: Cancel<'c>,
 }
@@ -191,6 +205,7 @@ impl Settle<'_> {
         host: &mut dyn Host,
         events: &mut dyn FnMut(Event<'_>),
         pass: u32,
+        mount_id: u64,
         result: Result<Report, Error>,
         lo: Option<LoopDevice>,
     ) -> bool {
@@ -209,6 +224,7 @@ impl Settle<'_> {
             pass,
             result,
             loop_detach,
+            released: self.released.remove(&mount_id).unwrap_or_default(),
         });
         events(Event::Done(self.entries.last().expect("just pushed")));
         !stays
@@ -242,6 +258,7 @@ pub fn run(
     let root_id = host.root_mount_id()?;
     let mut run = Settle {
         entries: Vec::new(),
+        released: HashMap::new(),
         deadline,
         cancel: plan.cancel,
     };
@@ -258,8 +275,9 @@ pub fn run(
             stopped = Some(Stop::Deadline);
             last = true;
             for w in std::mem::take(&mut waiting) {
+                let id = w.pending.mount().id;
                 let result = w.pending.stop(&watcher, End::Deadline);
-                run.settle(host, events, w.pass, result, w.lo);
+                run.settle(host, events, w.pass, id, result, w.lo);
             }
         }
         mounts = host.mounts()?;
@@ -324,6 +342,13 @@ pub fn run(
                 None => host.loop_device(m),
                 Some(_) => None,
             };
+            // Its last mount: first what backs onto it (swap, loop
+            // devices), once.
+            if elsewhere.is_none() && !run.released.contains_key(&m.id) {
+                let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                let released = host.release(m, &mounts, until, plan.cancel);
+                run.released.insert(m.id, released);
+            }
             let detached = match &elsewhere {
                 Some(at) => host
                     .unmount_shared(&target, at, &options)
@@ -362,7 +387,7 @@ pub fn run(
                     failures.push((m.clone(), e));
                 }
                 result => {
-                    if run.settle(host, events, pass, result, lo) {
+                    if run.settle(host, events, pass, m.id, result, lo) {
                         gone.insert(m.id);
                     }
                 }
@@ -406,7 +431,7 @@ pub fn run(
                         failures.push((mount, e));
                     }
                     result => {
-                        run.settle(host, events, w.pass, result, w.lo);
+                        run.settle(host, events, w.pass, mount.id, result, w.lo);
                         progress = true;
                     }
                 }
@@ -432,7 +457,11 @@ pub fn run(
             last = true;
         }
     }
-    let mut entries = run.entries;
+    let Settle {
+        mut entries,
+        mut released,
+        ..
+    } = run;
 
     // What is left: the failures of the last pass, and, when the run was
     // stopped, the mounts it did not reach.
@@ -470,6 +499,7 @@ pub fn run(
             pass,
             result: Err(error),
             loop_detach: None,
+            released: released.remove(&m.id).unwrap_or_default(),
         });
         events(Event::Done(entries.last().expect("just pushed")));
     }
@@ -488,6 +518,7 @@ pub fn run(
             pass,
             result,
             loop_detach: None,
+            released: Vec::new(),
         });
         events(Event::Done(entries.last().expect("just pushed")));
     }
@@ -598,6 +629,16 @@ impl Host for System<'_> {
         report.outcome = Outcome::RootReadOnly;
         report.umount_time = start.elapsed();
         Ok(report)
+    }
+
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &[Mount],
+        deadline: Instant,
+        cancel: Cancel<'_>,
+    ) -> Vec<Released> {
+        release::release(mount, mounts, deadline, cancel)
     }
 
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
@@ -750,6 +791,9 @@ mod tests {
             self.log.push("root-ro".into());
             let t = self.reach(root, &[])?;
             Ok(Fake::report(&t, Outcome::RootReadOnly))
+        }
+        fn release(&mut self, _: &Mount, _: &[Mount], _: Instant, _: Cancel<'_>) -> Vec<Released> {
+            Vec::new()
         }
         fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
             self.loops.contains(&mount.id).then(|| LoopDevice {

@@ -132,6 +132,17 @@ pub fn loop_clear(node: &Path) -> Result<(), Errno> {
     unsafe { rustix::ioctl::ioctl(&fd, rustix::ioctl::NoArg::<LOOP_CLR_FD>::new()) }
 }
 
+/// `swapoff(2)`: returns once every page of the swap area is read back
+/// into memory (ENOMEM when they do not fit).
+pub fn swap_off(path: &Path) -> Result<(), Errno> {
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    match unsafe { nix::libc::swapoff(path.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)),
+    }
+}
+
 /// `FS_IOC_SHUTDOWN` (linux/fs.h): `_IOR('X', 125, __u32)`, the flag
 /// read from the pointer given.
 const FS_IOC_SHUTDOWN: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u32>(b'X', 125);

@@ -10,13 +10,15 @@ use std::path::Path;
 use rustix::io::Errno;
 
 use super::Options;
-use crate::blockers::Blocker;
+use crate::blockers::{self, Blocker};
 use crate::outcome::{Error, Outcome, Report};
 use crate::sys;
 use crate::target::Target;
 
 /// The unmount failed with `errno` (EBUSY): remounts the target read-only;
-/// when that is refused and `options` ask for it, shuts it down in place.
+/// when that is refused and `options` ask for it, shuts it down in place,
+/// unless a swap file in use lives on it (its pages could no longer be
+/// read back).
 pub(super) fn remount_busy(
     target: &Target,
     options: &Options<'_>,
@@ -31,7 +33,7 @@ pub(super) fn remount_busy(
         Err(e) => e,
     };
     let error = Error::from_errno(&target.given, "remounting read-only", refused);
-    if !options.shut_down_if_read_only_fails {
+    if !options.shut_down_if_read_only_fails || blockers::swap_file_on(&target.mount) {
         return Err(error);
     }
     let Ok(mount) = checked_root(&target.path, target.follow, target.mount.id) else {
@@ -102,7 +104,10 @@ pub(super) fn elsewhere(options: &Options<'_>, report: &mut Report) {
     let Some((blocker, errno, mount)) = refused else {
         return;
     };
-    if options.shut_down_if_read_only_fails && sys::shut_down_filesystem(mount.as_fd()).is_ok() {
+    if options.shut_down_if_read_only_fails
+        && !blockers::swap_file_on(&report.mount)
+        && sys::shut_down_filesystem(mount.as_fd()).is_ok()
+    {
         report.read_only_through = Some(blocker);
         report.outcome = Outcome::ShutDownByIoctl(errno);
     }
