@@ -1253,7 +1253,8 @@ where
 /// a loop device is confirmed shut down by its block device's claim (exit
 /// 0, the device free on return); a tmpfs, which has no device, is
 /// detached, shutdown not confirmed (exit 3, the reason says why); under
-/// `--all` both go, nothing stays mounted read-write. Before, each was
+/// `--all` both go, and a busy one is made read-only: nothing stays
+/// mounted read-write. Before, each was
 /// left untouched ("adding an inotify watch", exit 2), and `--all` left
 /// everything read-write.
 fn without_inotify_the_unmount_goes_on() {
@@ -1299,6 +1300,10 @@ fn without_inotify_the_unmount_goes_on() {
 
     dev.mount(&e);
     mount_tmpfs(&t);
+    // And one kept busy: read-only, as with inotify.
+    let b = s.dir("b");
+    mount_tmpfs(&b);
+    let mut cwd = cwd_holder(&b);
     let run = umw_as_nobody(fallback.iter().copied().chain([
         OsStr::new("--all"),
         OsStr::new("--include"),
@@ -1306,6 +1311,8 @@ fn without_inotify_the_unmount_goes_on() {
         OsStr::new("--json"),
     ]));
     let busy = excl_busy(&dev.device);
+    let b_writable = fs::write(b.join("x"), b"x").is_ok();
+    cwd.stop();
     drop(taken);
     assert_code(&run, EXIT_SOME_FAILED, "--all without inotify");
     assert!(!busy, "device still claimed right after --all returned");
@@ -1314,6 +1321,7 @@ fn without_inotify_the_unmount_goes_on() {
         "left mounted: {}",
         run.stdout
     );
+    assert!(!b_writable, "the busy one left read-write: {}", run.stdout);
 }
 
 /// `-r` after a wait that ended unconfirmed makes the filesystem
