@@ -421,6 +421,20 @@ where
 }
 
 /// Runs `cmd` to its end; what it printed, its exit code, how long it took.
+/// `--all --include DIR --json`, and `more`: the shutdown mode on a tree
+/// of the test's own.
+fn umw_all(dir: &Path, more: &[&str]) -> Run {
+    let args = [
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        dir.as_os_str(),
+    ];
+    umw(args
+        .into_iter()
+        .chain([OsStr::new("--json")])
+        .chain(more.iter().map(OsStr::new)))
+}
+
 fn run_command(cmd: &mut Command) -> Run {
     let start = Instant::now();
     let out = cmd
@@ -2537,14 +2551,7 @@ fn all_shuts_down_a_tree_and_detaches_loops() {
     let mut app = namespace_holder(&img, "app", 4);
     let outside = mounts_outside(&s.dir);
     app.kill();
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("30s"),
-    ]);
+    let run = umw_all(&s.dir, &["--timeout", "30s"]);
     app.stop();
     let busy = [&data_dev.device, &inner].map(|d| excl_busy(d));
     assert_code(&run, EXIT_OK, "--all over a tree");
@@ -2619,13 +2626,7 @@ fn all_remounts_busy_read_only_and_names_holder() {
     let b = s.dir("b");
     mount_tmpfs(&b);
     let mut holder = cwd_holder(&a);
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("-f"),
-    ]);
+    let run = umw_all(&s.dir, &["-f"]);
     let writable = fs::write(a.join("x"), b"x").is_ok();
     holder.stop();
     assert_code(&run, EXIT_SOME_FAILED, "--all with one busy mount");
@@ -2683,14 +2684,7 @@ fn all_a_survivor_first_in_the_order_leaves_nothing_read_write() {
     mount_tmpfs(&held);
     // Only held is kept alive: the holder's copy of older goes.
     let mut copy = namespace_shell(&format!("umount '{}' && exec sleep 600", older.display()));
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("2s"),
-    ]);
+    let run = umw_all(&s.dir, &["--timeout", "2s"]);
     let held_writable = writable_in(copy.id(), &held);
     let older_writable = is_mounted(&older) && fs::write(older.join("x"), b"x").is_ok();
     copy.stop();
@@ -2739,14 +2733,7 @@ fn all_two_survivors_three_healthy_within_the_deadline() {
         c.display(),
         e.display()
     ));
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("2s"),
-    ]);
+    let run = umw_all(&s.dir, &["--timeout", "2s"]);
     let busy = excl_busy(&dev.device);
     let writable = [&b, &d].map(|m| writable_in(holder.id(), m));
     holder.stop();
@@ -2780,7 +2767,8 @@ fn all_two_survivors_three_healthy_within_the_deadline() {
 /// alone) is tried again as soon as the mount table changes, while the
 /// wait for a survivor goes on: it is shut down before the survivor is
 /// settled at the reserve. Before, the survivor's wait came first and the
-/// busy mount waited for the reserve's pass.
+/// busy mount waited for the reserve's pass (where it was made read-only
+/// without a retry).
 fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
     let s = Scratch::new("all-retry");
     let p = s.dir("p");
@@ -2830,7 +2818,9 @@ fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
     );
     let line = line_of(&run, &p);
     assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
-    assert_eq!(field(line, "pass"), Some("2"), "{line}");
+    // A later pass than the first (which pass depends on when the table
+    // changed: the run's own unmounts change it too).
+    assert_ne!(field(line, "pass"), Some("1"), "{line}");
     assert!(!held_writable);
 }
 
@@ -2872,14 +2862,7 @@ fn all_turns_swap_off_and_detaches_unmounted_loop_devices() {
         SwapOn::new(&swapfile).unwrap(),
         SwapOn::new(&swap_loop).unwrap(),
     ];
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("30s"),
-    ]);
+    let run = umw_all(&s.dir, &["--timeout", "30s"]);
     let busy = excl_busy(&dev.device);
     let bound = [&swap_loop, &plain_loop].map(|d| loop_bound(d));
     let in_use = fs::read_to_string("/proc/swaps").unwrap();
@@ -2927,12 +2910,7 @@ fn all_read_only_refused_is_shut_down_by_ioctl() {
     let m = s.dir("m");
     dev.mount(&m);
     let mut writer = hold_open_for_writing(&m.join("log"));
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-    ]);
+    let run = umw_all(&s.dir, &[]);
     let write_after = fs::OpenOptions::new()
         .append(true)
         .open(m.join("log"))
@@ -3034,12 +3012,7 @@ fn all_many_mounts_timing() {
         };
         mount_tmpfs(&p);
     }
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-    ]);
+    let run = umw_all(&s.dir, &[]);
     assert_code(&run, EXIT_OK, "--all over 100 tmpfs");
     let summary = run.stdout.lines().last().unwrap();
     assert!(summary.contains("\"shut_down\":100,"), "{summary}");

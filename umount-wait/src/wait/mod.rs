@@ -114,15 +114,7 @@ pub fn unmount_with(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    if options.cancel.is_cancelled() {
-        return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
-    }
-    let attempt = Attempt {
-        target,
-        flags: plain_flags(target, options),
-        options,
-        observer,
-    };
+    let attempt = Attempt::start(target, options, observer)?;
     let report = new_report(target, path);
     let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
@@ -224,7 +216,24 @@ struct Attempt<'a> {
     observer: &'a dyn Fn(Progress<'_>),
 }
 
-impl Attempt<'_> {
+impl<'a> Attempt<'a> {
+    /// An attempt on `target`, unless the caller has cancelled already.
+    fn start(
+        target: &'a Target,
+        options: &'a Options<'a>,
+        observer: &'a dyn Fn(Progress<'_>),
+    ) -> Result<Attempt<'a>, Error> {
+        if options.cancel.is_cancelled() {
+            return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
+        }
+        Ok(Attempt {
+            target,
+            flags: plain_flags(target, options),
+            options,
+            observer,
+        })
+    }
+
     /// A wait that lasts, at each status tick: who holds the filesystem
     /// now (when asked to look), told to the observer. Both paths use it.
     fn still_waiting(&self, report: &mut Report, start: Instant) {

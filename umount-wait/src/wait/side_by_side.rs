@@ -17,11 +17,11 @@ use rustix::io::Errno;
 use super::call::{self, Stopped};
 use super::fallback::{self, Watcher};
 use super::report::{detached_unconfirmed, timed_out};
-use super::{plain_flags, settled, Attempt, Options, Progress};
+use super::{settled, Attempt, Options, Progress};
 use crate::cancel::{self, Cancel, Wake};
 use crate::child::CallChild;
 use crate::mountinfo::Mount;
-use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed, WaitPath};
+use crate::outcome::{Error, Report, State, Unconfirmed, WaitPath};
 use crate::sys::UnmountOptions;
 use crate::target::Target;
 
@@ -75,15 +75,7 @@ pub fn detach(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
-    if options.cancel.is_cancelled() {
-        return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
-    }
-    let attempt = Attempt {
-        target,
-        flags: plain_flags(target, options),
-        options,
-        observer,
-    };
+    let attempt = Attempt::start(target, options, observer)?;
     let report = super::new_report(target, path);
     let kept = Options {
         force: options.force,
@@ -141,125 +133,107 @@ impl Pending {
 
     /// The target's result if its wait has ended; else the wait, given back.
     pub fn try_finish(self, watcher: &Watcher) -> Result<Result<Report, Error>, Pending> {
-        let Inner {
-            target,
-            options,
-            mut report,
-            wait,
-        } = *self.0;
-        match wait {
-            Wait::Watch {
-                wd,
-                wait_start,
-                deadline,
-            } => {
-                let seen = match watcher.instance() {
-                    Some(inotify) => inotify.take_events(wd),
-                    None => Err(Errno::BADF),
-                };
-                match seen {
-                    Ok(seen) if seen.ignored || seen.overflow => Ok(fallback::watch_ended(
-                        &target, &options, report, seen, deadline, wait_start,
-                    )
-                    .map(|r| settled(&options, r))),
-                    Ok(_) => Err(Pending(Box::new(Inner {
-                        target,
-                        options,
-                        report,
-                        wait: Wait::Watch {
-                            wd,
-                            wait_start,
-                            deadline,
-                        },
-                    }))),
-                    Err(e) => Ok(Err(Error::from_errno(
-                        &target.given,
-                        "reading inotify events",
-                        e,
-                    )
-                    .with_state(State::Detached))),
-                }
-            }
-            Wait::Child {
-                mut child,
-                umount_start,
-            } => {
-                let stopped = match child.try_wait() {
-                    Ok(None) => {
-                        return Err(Pending(Box::new(Inner {
-                            target,
-                            options,
-                            report,
-                            wait: Wait::Child {
-                                child,
-                                umount_start,
-                            },
-                        })))
-                    }
-                    Ok(Some(_)) => None,
-                    Err(e) => Some(Stopped::Failed("reaping the child process", e)),
-                };
-                report.umount_time = umount_start.elapsed();
-                let call = call::ended(child, stopped);
-                Ok(child_ended(&target, &options, report, call))
-            }
-        }
+        self.finish(watcher, None)
     }
 
     /// Ends the wait now: the deadline passed, or the caller cancelled.
     /// A wait that has ended meanwhile is settled as such.
     pub fn stop(self, watcher: &Watcher, why: End) -> Result<Report, Error> {
-        match self.try_finish(watcher) {
+        match self.finish(watcher, Some(why)) {
             Ok(result) => result,
-            Err(pending) => pending.end(watcher, why),
+            Err(_) => unreachable!("a wait that is stopped ends"),
         }
     }
 
-    fn end(self, watcher: &Watcher, why: End) -> Result<Report, Error> {
+    /// The result, if the wait has ended or is to end (`stop`); else the
+    /// wait, given back.
+    fn finish(
+        mut self,
+        watcher: &Watcher,
+        stop: Option<End>,
+    ) -> Result<Result<Report, Error>, Pending> {
+        let seen = match &mut self.0.wait {
+            Wait::Watch { wd, .. } => {
+                let seen = watcher
+                    .instance()
+                    .map_or(Err(Errno::BADF), |i| i.take_events(*wd));
+                match seen {
+                    Ok(s) if !s.ignored && !s.overflow && stop.is_none() => return Err(self),
+                    seen => Some(seen),
+                }
+            }
+            Wait::Child { child, .. } => match child.try_wait() {
+                Ok(None) if stop.is_none() => return Err(self),
+                Ok(_) => None,
+                Err(e) => {
+                    return Ok(self.end_child(Some(Stopped::Failed("reaping the child process", e))))
+                }
+            },
+        };
+        let ended_child = || match stop {
+            None => None,
+            Some(End::Deadline) => Some(Stopped::Deadline),
+            Some(End::Cancelled) => Some(Stopped::Cancelled),
+        };
+        let Some(seen) = seen else {
+            return Ok(self.end_child(ended_child()));
+        };
         let Inner {
             target,
             options,
             mut report,
             wait,
         } = *self.0;
-        match wait {
-            Wait::Watch { wd, wait_start, .. } => {
+        let Wait::Watch {
+            wd,
+            wait_start,
+            deadline,
+        } = wait
+        else {
+            unreachable!("a watch's wait")
+        };
+        Ok(match seen {
+            Ok(seen) if seen.ignored || seen.overflow => {
+                fallback::watch_ended(&target, &options, report, seen, deadline, wait_start)
+                    .map(|r| settled(&options, r))
+            }
+            // Stopped before its end.
+            Ok(_) => {
                 if let Some(inotify) = watcher.instance() {
                     inotify.end_watch(wd);
                 }
                 report.wait_time = wait_start.elapsed();
-                let why = match why {
-                    End::Deadline => timed_out(options.timeout),
-                    End::Cancelled => Unconfirmed::Cancelled,
+                let why = match stop {
+                    Some(End::Cancelled) => Unconfirmed::Cancelled,
+                    _ => timed_out(options.timeout),
                 };
                 Ok(settled(&options, detached_unconfirmed(report, why)))
             }
-            Wait::Child {
-                child,
-                umount_start,
-            } => {
-                let stopped = match why {
-                    End::Deadline => Stopped::Deadline,
-                    End::Cancelled => Stopped::Cancelled,
-                };
-                let call = call::ended(child, Some(stopped));
-                report.umount_time = umount_start.elapsed();
-                child_ended(&target, &options, report, call)
-            }
-        }
+            Err(e) => Err(
+                Error::from_errno(&target.given, "reading inotify events", e)
+                    .with_state(State::Detached),
+            ),
+        })
     }
-}
 
-/// The result of a kernel path child that ended.
-fn child_ended(
-    target: &Target,
-    options: &Options<'_>,
-    report: Report,
-    call: call::Call,
-) -> Result<Report, Error> {
-    match call::unmount_ended(target, options, report, Ok(call)) {
-        std::ops::ControlFlow::Continue(report) => Ok(report),
-        std::ops::ControlFlow::Break(result) => result.map(|r| settled(options, r)),
+    /// The result of the kernel path's child, killed first unless it has
+    /// ended (`stopped`: why the wait did not go on).
+    fn end_child(self, stopped: Option<Stopped>) -> Result<Report, Error> {
+        let mut inner = *self.0;
+        let Wait::Child {
+            child,
+            umount_start,
+        } = inner.wait
+        else {
+            unreachable!("a child's wait")
+        };
+        inner.report.umount_time = umount_start.elapsed();
+        let call = call::ended(child, stopped);
+        let options = &inner.options;
+        match call::unmount_ended(&inner.target, options, inner.report, Ok(call)) {
+            std::ops::ControlFlow::Continue(report) => Ok(report),
+            std::ops::ControlFlow::Break(result) => result.map(|r| settled(options, r)),
+        }
     }
 }
 
