@@ -2828,8 +2828,8 @@ fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
 /// backed by a file on it, and a loop device backed by a file on it that
 /// nothing mounts: `--all` turns the swap off and detaches the loop
 /// devices, each confirmed and reported with the filesystem
-/// (`released`), and the filesystem then shuts down. Before, they kept it
-/// busy: remounted read-only, exit 32.
+/// (`released`), and the filesystem then shuts down; `--fake` names them
+/// in its plan. Before, they kept it busy: remounted read-only, exit 32.
 fn all_turns_swap_off_and_detaches_unmounted_loop_devices() {
     let s = Scratch::new("all-release");
     let dev = LoopExt4::new(&s, 96);
@@ -2862,6 +2862,24 @@ fn all_turns_swap_off_and_detaches_unmounted_loop_devices() {
         SwapOn::new(&swapfile).unwrap(),
         SwapOn::new(&swap_loop).unwrap(),
     ];
+    // The plan names them, and changes nothing.
+    let plan = umw([
+        OsStr::new("--fake"),
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+    ]);
+    assert_code(&plan, EXIT_OK, "--fake --all over swap and loop devices");
+    for step in [
+        format!("would turn swap off on {}", swapfile.display()),
+        format!("would turn swap off on {}", swap_loop.display()),
+        format!("would detach {} (backing ", plain_loop.display()),
+    ] {
+        assert!(plan.stdout.contains(&step), "{step} not in {}", plan.stdout);
+    }
+    assert!(fs::read_to_string("/proc/swaps")
+        .unwrap()
+        .contains(swapfile.to_str().unwrap()));
     let run = umw_all(&s.dir, &["--timeout", "30s"]);
     let busy = excl_busy(&dev.device);
     let bound = [&swap_loop, &plain_loop].map(|d| loop_bound(d));
