@@ -307,7 +307,24 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         // that comes later goes without a wait.
         let mut gone = std::collections::HashSet::new();
         for m in shutdown::candidates(&mounts, root_id, &filter) {
-            let line = match wait::stays_mounted_at(&mounts, m, &gone) {
+            let stays = wait::stays_mounted_at(&mounts, m, &gone);
+            if stays.is_none() {
+                let backing = umount_wait::release::backing(m, &mounts);
+                for swap in &backing.swaps {
+                    printer.plan(&format!(
+                        "would turn swap off on {}",
+                        mountinfo::display(swap)
+                    ));
+                }
+                for lo in &backing.loops {
+                    printer.plan(&format!(
+                        "would detach {} (backing {})",
+                        mountinfo::display(&lo.node),
+                        mountinfo::display(&lo.backing_file)
+                    ));
+                }
+            }
+            let line = match stays {
                 Some(stays) => format!(
                     "would unmount {} without a wait: its filesystem stays mounted at {}",
                     describe(m),

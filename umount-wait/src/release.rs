@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use crate::blockers::{self, Superblock};
 use crate::cancel::Cancel;
-use crate::loopdev::{self, LoopDetach};
+use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::Mount;
 use crate::sys;
 
@@ -40,33 +40,53 @@ impl Released {
     }
 }
 
-/// Releases what backs onto `mount`'s filesystem (`mounts`: the mount
-/// table), swap first: a loop device with swap on it cannot be detached.
+/// What backs onto a filesystem: swap areas to turn off (files on it,
+/// loop devices backed by files on it) and loop devices to detach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backing {
+    pub swaps: Vec<PathBuf>,
+    pub loops: Vec<LoopDevice>,
+}
+
+/// What backs onto `mount`'s filesystem (`mounts`: the mount table). A
+/// loop device that is mounted is not among them: that is a filesystem of
+/// its own, which goes first.
+pub fn backing(mount: &Mount, mounts: &[Mount]) -> Backing {
+    let sb = Superblock::in_table(mount, mounts);
+    let loops: Vec<LoopDevice> = loopdev::bound()
+        .into_iter()
+        .filter(|lo| sb.holds(&lo.backing_file) && !mounts.iter().any(|m| m.dev == lo.dev))
+        .collect();
+    let swaps = blockers::swaps()
+        .into_iter()
+        .filter(|(path, file)| match file {
+            true => sb.holds(path),
+            false => loops.iter().any(|lo| &lo.node == path),
+        })
+        .map(|(path, _)| path)
+        .collect();
+    Backing { swaps, loops }
+}
+
+/// Releases what backs onto `mount`'s filesystem ([`backing`]), swap
+/// first: a loop device with swap on it cannot be detached.
 pub fn release(
     mount: &Mount,
     mounts: &[Mount],
     deadline: Instant,
     cancel: Cancel<'_>,
 ) -> Vec<Released> {
-    let sb = Superblock::in_table(mount, mounts);
-    let loops: Vec<_> = loopdev::bound()
+    let Backing { swaps, loops } = backing(mount, mounts);
+    let mut released: Vec<Released> = swaps
         .into_iter()
-        .filter(|lo| sb.holds(&lo.backing_file) && !mounts.iter().any(|m| m.dev == lo.dev))
-        .collect();
-    let mut released = Vec::new();
-    for (path, file) in blockers::swaps() {
-        let ours = match file {
-            true => sb.holds(&path),
-            false => loops.iter().any(|lo| lo.node == path),
-        };
-        if ours {
+        .map(|path| {
             let outcome = sys::swap_off(&path).and_then(|()| match still_swap(&path) {
                 true => Err(Errno::BUSY),
                 false => Ok(()),
             });
-            released.push(Released::Swap { path, outcome });
-        }
-    }
+            Released::Swap { path, outcome }
+        })
+        .collect();
     released.extend(
         loops
             .iter()
