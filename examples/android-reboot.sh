@@ -66,7 +66,9 @@ stop_apps
 sync
 
 # 3. Unmount everything but the API filesystems, confirmed, under one
-#    deadline. -f: MNT_FORCE on the last pass only, as Android init does.
+#    deadline (swap on them turned off first; the waits side by side; its
+#    last tenth, at least 1 s, kept to make what survives read-only).
+#    -f: MNT_FORCE on the last pass only, as Android init does.
 #    The JSON report (one line per filesystem and a summary) goes to the
 #    kernel log, where it survives a reboot in pstore/ramoops.
 out=${UMW_LOG:-/dev/kmsg}
@@ -80,9 +82,10 @@ log "umount-wait --all exit $rc after $(($(date +%s) - start)) s"
 # 4. The exit code says what is safe (umount(8)'s convention):
 #    0   every filesystem shut down (or, for the root, remounted read-only)
 #    64  some did not: the report names them and what held them; those left
-#        mounted are read-only, and so are those detached here but kept
-#        alive by another mount namespace (made read-only there), so a
-#        reboot loses no completed write
+#        mounted are read-only (or, where read-only was refused, shut down
+#        by FS_IOC_SHUTDOWN after a log flush), and so are those detached
+#        here but kept alive by another mount namespace (made read-only
+#        there), so a reboot loses no completed write
 #    32  none did; 3 all detached but not confirmed (the deadline passed)
 #    1/2 a usage or system error: nothing or not everything was tried
 case $rc in

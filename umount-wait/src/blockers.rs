@@ -135,16 +135,30 @@ fn namespace_of(pid: &str) -> Option<u64> {
 
 /// The superblock looked for: its device, and the ids of the mounts of
 /// it that are known (the target's, those found in any namespace).
-struct Superblock {
+pub(crate) struct Superblock {
     dev: DevId,
     mount_ids: HashSet<u64>,
 }
 
 impl Superblock {
+    /// `mount`'s superblock, with its mounts in `mounts`.
+    pub(crate) fn in_table(mount: &Mount, mounts: &[Mount]) -> Superblock {
+        let mount_ids = mounts
+            .iter()
+            .filter(|m| m.dev == mount.dev)
+            .map(|m| m.id)
+            .chain([mount.id])
+            .collect();
+        Superblock {
+            dev: mount.dev,
+            mount_ids,
+        }
+    }
+
     /// Whether the file `path` leads to is on this superblock: the same
     /// device, or, for a file with an anonymous device of its own (a btrfs
     /// subvolume's, never the one mountinfo shows), one of its mounts.
-    fn holds(&self, path: &Path) -> bool {
+    pub(crate) fn holds(&self, path: &Path) -> bool {
         match sys::stat_file(path) {
             Ok((dev, mount_id)) => {
                 dev == self.dev || (dev.is_anonymous() && self.mount_ids.contains(&mount_id))
@@ -283,9 +297,18 @@ pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
     files
 }
 
-/// The swap files in use (`/proc/swaps`, names escaped as in mountinfo);
-/// swap partitions are block devices, on no filesystem.
+/// The swap files in use; swap partitions are block devices, on no
+/// filesystem.
 fn swap_files() -> Vec<PathBuf> {
+    swaps()
+        .into_iter()
+        .filter_map(|(path, file)| file.then_some(path))
+        .collect()
+}
+
+/// The swap areas in use (`/proc/swaps`, names escaped as in mountinfo),
+/// each with whether it is a file (else a block device).
+pub(crate) fn swaps() -> Vec<(PathBuf, bool)> {
     let Ok(text) = fs::read("/proc/swaps") else {
         return Vec::new();
     };
@@ -296,9 +319,17 @@ fn swap_files() -> Vec<PathBuf> {
                 .split(|b| b.is_ascii_whitespace())
                 .filter(|f| !f.is_empty());
             let (name, kind) = (fields.next()?, fields.next()?);
-            (kind == b"file").then(|| PathBuf::from(OsString::from_vec(mountinfo::unescape(name))))
+            let path = PathBuf::from(OsString::from_vec(mountinfo::unescape(name)));
+            Some((path, kind == b"file"))
         })
         .collect()
+}
+
+/// Whether a swap file in use lives on `mount`'s filesystem: shut down
+/// under it, its pages could no longer be read back.
+pub(crate) fn swap_file_on(mount: &Mount) -> bool {
+    let sb = Superblock::in_table(mount, &[]);
+    swap_files().iter().any(|path| sb.holds(path))
 }
 
 #[cfg(test)]

@@ -61,16 +61,30 @@ pub enum Wake {
 /// `cancel` says stop. A cancellation seen at the same time as the
 /// descriptor counts first.
 pub fn wait_readable(fd: Option<BorrowedFd<'_>>, cancel: Cancel<'_>, deadline: Instant) -> Wake {
+    let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+    wait_any(&fds, None, cancel, deadline).0
+}
+
+/// [`wait_readable`] over several descriptors, and over `changed` for
+/// POLLPRI (an open `/proc/self/mountinfo` reports a change of the mount
+/// table so). The bool: `changed` was ready.
+pub fn wait_any(
+    readable: &[BorrowedFd<'_>],
+    changed: Option<BorrowedFd<'_>>,
+    cancel: Cancel<'_>,
+    deadline: Instant,
+) -> (Wake, bool) {
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return Wake::Deadline;
+            return (Wake::Deadline, false);
         }
         let mut fds: Vec<PollFd<'_>> = cancel
             .fd
             .into_iter()
-            .chain(fd)
+            .chain(readable.iter().copied())
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .chain(changed.map(|fd| PollFd::new(fd, PollFlags::POLLPRI)))
             .collect();
         // Rounded up, so that a wake before the deadline is not taken for it.
         let left = deadline - now;
@@ -82,13 +96,14 @@ pub fn wait_readable(fd: Option<BorrowedFd<'_>>, cancel: Cancel<'_>, deadline: I
             Ok(_) => {
                 let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
                 if cancel.fd.is_some() && ready(0) {
-                    return Wake::Cancelled;
+                    return (Wake::Cancelled, false);
                 }
-                return Wake::Readable;
+                let changed = changed.is_some() && ready(fds.len() - 1);
+                return (Wake::Readable, changed);
             }
             // A handler of the caller's ran: go on until a real wake.
             Err(NixErrno::EINTR) => continue,
-            Err(e) => return Wake::Failed(Errno::from_raw_os_error(e as i32)),
+            Err(e) => return (Wake::Failed(Errno::from_raw_os_error(e as i32)), false),
         }
     }
 }

@@ -242,7 +242,9 @@ pub struct Cli {
     /// It bounds every step: the watch and umount2 on a FUSE or network
     /// filesystem too, made in a child process killed at the deadline. A
     /// bare number is seconds. With --all, one deadline for the whole
-    /// run. (-t was this option before; it is --types now, as in umount(8).)
+    /// run, whose last tenth (at least 1 s) is kept to make what survives
+    /// read-only. (-t was this option before; it is --types now, as in
+    /// umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,
 
@@ -307,10 +309,15 @@ pub struct Cli {
     /// Unmount every real filesystem (no TARGET)
     ///
     /// Deepest and newest first, in passes while a pass makes progress,
-    /// each confirmed shut down; what stays busy is remounted read-only,
-    /// loop devices under what was unmounted are detached. API filesystems
-    /// (proc, sysfs, cgroup..., anything under /proc, /sys, /dev, /run)
-    /// are skipped; the root is only remounted read-only.
+    /// each confirmed shut down, the waits side by side; what stays busy is
+    /// remounted read-only, loop devices under what was unmounted are
+    /// detached; swap and loop devices backed by files on a filesystem are
+    /// released first. Nothing is left read-write at the deadline: what survives is made read-only where
+    /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
+    /// refused. API filesystems (proc, sysfs, cgroup..., anything under
+    /// /proc, /sys, /dev, /run but filesystems on a block device, such as
+    /// USB media under /run/media) are skipped; the root is only remounted
+    /// read-only, last.
     #[arg(
         short = 'a',
         long,
@@ -322,7 +329,8 @@ pub struct Cli {
     /// Only mounts at or below PREFIX (repeatable)
     ///
     /// Whole path components: /mnt covers /mnt/a, not /mnt2. Any of the
-    /// prefixes given.
+    /// prefixes given. A PREFIX inside a skipped tree (/run/user) or naming
+    /// an API filesystem's mount point selects what it covers.
     #[arg(long, value_name = "PREFIX", help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub include: Vec<PathBuf>,
 

@@ -20,7 +20,7 @@ impl Exit {
         match report.outcome {
             Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
             Outcome::DetachedUnconfirmed(_) => Exit::Unconfirmed,
-            Outcome::RemountedReadOnly(_) => Exit::Failure,
+            Outcome::RemountedReadOnly(_) | Outcome::ShutDownByIoctl(_) => Exit::Failure,
         }
     }
 
@@ -53,12 +53,13 @@ impl Exit {
             Ok(report) => Exit::for_report(report),
             Err(error) => Exit::for_error(error),
         };
-        match &entry.loop_detach {
-            Some(d)
-                if fs == Exit::Success && !matches!(d.outcome, LoopOutcome::Detached { .. }) =>
-            {
-                Exit::Failure
-            }
+        let loop_left = entry
+            .loop_detach
+            .as_ref()
+            .is_some_and(|d| !matches!(d.outcome, LoopOutcome::Detached { .. }));
+        let not_released = entry.released.iter().any(|r| !r.done());
+        match fs {
+            Exit::Success if loop_left || not_released => Exit::Failure,
             _ => fs,
         }
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use umount_wait::blockers::{Blocker, Use};
 use umount_wait::loopdev::{LoopDetach, LoopOutcome};
 use umount_wait::outcome::{Error, Report, State, WaitPath};
+use umount_wait::release::Released;
 use umount_wait::shutdown::Entry;
 
 /// A target's object, whether it was unmounted or failed.
@@ -42,6 +43,21 @@ pub struct AllEntry<'a> {
     target: Target<'a>,
     pass: u32,
     loop_device: Option<LoopDevice>,
+    released: Vec<Release>,
+}
+
+/// What was released before the unmount: `{"kind":"swap","path",
+/// "outcome":"off"|"failed","errno"}` or `{"kind":"loop","device",
+/// "backing_file","outcome","autoclear","errno","detach_ms"}`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Release {
+    Swap {
+        path: String,
+        outcome: &'static str,
+        errno: Option<i32>,
+    },
+    Loop(LoopDevice),
 }
 
 #[derive(Serialize)]
@@ -99,6 +115,7 @@ pub struct Summary {
     pub shut_down: usize,
     pub unmounted: usize,
     pub remounted_read_only: usize,
+    pub shut_down_by_ioctl: usize,
     pub detached_unconfirmed: usize,
     pub untouched: usize,
     pub loop_devices_detached: usize,
@@ -224,6 +241,18 @@ pub fn entry<'a>(entry: &'a Entry, target: Target<'a>) -> AllEntry<'a> {
         target,
         pass: entry.pass,
         loop_device: entry.loop_detach.as_ref().map(loop_device),
+        released: entry
+            .released
+            .iter()
+            .map(|r| match r {
+                Released::Swap { path, outcome } => Release::Swap {
+                    path: text(path),
+                    outcome: if outcome.is_ok() { "off" } else { "failed" },
+                    errno: outcome.err().map(|e| e.raw_os_error()),
+                },
+                Released::Loop(d) => Release::Loop(loop_device(d)),
+            })
+            .collect(),
     }
 }
 
@@ -249,5 +278,6 @@ pub fn state_name(state: State) -> &'static str {
         State::ShutDown => "shut_down",
         State::Unmounted => "unmounted",
         State::Untouched => "untouched",
+        State::ShutDownByIoctl => "shut_down_by_ioctl",
     }
 }

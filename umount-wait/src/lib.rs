@@ -27,6 +27,7 @@ pub mod duration;
 pub mod loopdev;
 pub mod mountinfo;
 pub mod outcome;
+pub mod release;
 pub mod select;
 pub mod shutdown;
 pub mod sys;

@@ -169,6 +169,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         lazy: cli.lazy,
         read_only_on_failure: cli.read_only,
         read_only_if_unconfirmed: cli.read_only,
+        shut_down_if_read_only_fails: false,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
@@ -228,10 +229,7 @@ fn unmount_all(
         cancel: signals.cancel(),
     };
     let observer = |p: Progress<'_>| printer.progress(p);
-    let mut host = System {
-        path,
-        observer: &observer,
-    };
+    let mut host = System::new(path, &observer);
     let mut codes = Vec::new();
     let summary = shutdown::run(&plan, &mut host, &mut |event| match event {
         Event::Pass {
@@ -305,12 +303,41 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
             .map(|st| st.mount_id)
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             .context("--fake: looking up the root's mount")?;
+        // As the run goes: a mount whose filesystem stays mounted at one
+        // that comes later goes without a wait.
+        let mut gone = std::collections::HashSet::new();
         for m in shutdown::candidates(&mounts, root_id, &filter) {
-            printer.plan(&format!(
-                "would unmount {} by the {how} path{}",
-                describe(m),
-                loop_note(m)
-            ));
+            let stays = wait::stays_mounted_at(&mounts, m, &gone);
+            if stays.is_none() {
+                let backing = umount_wait::release::backing(m, &mounts);
+                for swap in &backing.swaps {
+                    printer.plan(&format!(
+                        "would turn swap off on {}",
+                        mountinfo::display(swap)
+                    ));
+                }
+                for lo in &backing.loops {
+                    printer.plan(&format!(
+                        "would detach {} (backing {})",
+                        mountinfo::display(&lo.node),
+                        mountinfo::display(&lo.backing_file)
+                    ));
+                }
+            }
+            let line = match stays {
+                Some(stays) => format!(
+                    "would unmount {} without a wait: its filesystem stays mounted at {}",
+                    describe(m),
+                    mountinfo::display(&stays.mount_point)
+                ),
+                None => format!(
+                    "would unmount {} by the {how} path{}",
+                    describe(m),
+                    loop_note(m)
+                ),
+            };
+            printer.plan(&line);
+            gone.insert(m.id);
         }
         if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| filter.selects(r)) {
             printer.plan(&format!("would remount {} read-only", describe(root)));

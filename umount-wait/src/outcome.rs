@@ -41,6 +41,9 @@ pub enum State {
     ShutDown,
     /// This mount is gone; the filesystem is still mounted elsewhere.
     Unmounted,
+    /// Neither unmounted nor made read-only: shut down in place with
+    /// `FS_IOC_SHUTDOWN`, its log flushed; every later write fails.
+    ShutDownByIoctl,
 }
 
 impl State {
@@ -51,6 +54,7 @@ impl State {
             State::ReadOnly => "still mounted, remounted read-only",
             State::ShutDown => "shut down",
             State::Unmounted => "unmounted, filesystem still mounted elsewhere",
+            State::ShutDownByIoctl => "still mounted, shut down by FS_IOC_SHUTDOWN, log flushed",
         }
     }
 }
@@ -127,6 +131,10 @@ pub enum Outcome {
     /// `--all`: the mount that holds this process's root, never unmounted,
     /// remounted read-only.
     RootReadOnly,
+    /// `--all`: the filesystem could not be made read-only (the errno says
+    /// why), here or where it lives on, and was shut down in place with
+    /// `FS_IOC_SHUTDOWN` after a log flush, the last resort.
+    ShutDownByIoctl(Errno),
     /// `--all`: this mount is gone, but its filesystem stays mounted at
     /// `still_mounted_at` (a bind mount, or a mount `--all` did not select),
     /// so there is no shutdown to wait for; it comes with that last mount.
@@ -141,6 +149,7 @@ impl Outcome {
             Outcome::DetachedUnconfirmed(_) => "detached_unconfirmed",
             Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => "remounted_read_only",
             Outcome::Unmounted { .. } => "unmounted",
+            Outcome::ShutDownByIoctl(_) => "shut_down_by_ioctl",
         }
     }
 
@@ -150,6 +159,7 @@ impl Outcome {
             Outcome::DetachedUnconfirmed(_) => State::Detached,
             Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => State::ReadOnly,
             Outcome::Unmounted { .. } => State::Unmounted,
+            Outcome::ShutDownByIoctl(_) => State::ShutDownByIoctl,
         }
     }
 }
@@ -177,6 +187,8 @@ pub struct Report {
     pub blockers: Vec<Blocker>,
     /// Detached but not confirmed, then made read-only through this holder's
     /// mount of it (`-r`, `--all`): alive, but with nothing left to write.
+    /// Under `--all`, when that failed, shut down through it instead
+    /// ([`Outcome::ShutDownByIoctl`]).
     pub read_only_through: Option<Blocker>,
 }
 

@@ -14,6 +14,7 @@ use umount_wait::mountinfo::display;
 use umount_wait::outcome::{
     signal_name, Error, ErrorKind, Outcome, Report, State, Unconfirmed, WaitPath,
 };
+use umount_wait::release::Released;
 use umount_wait::shutdown::{Entry, Stop, Summary};
 use umount_wait::Progress;
 
@@ -176,9 +177,19 @@ impl Printer {
             Outcome::RemountedReadOnly(errno) => {
                 err!(
                     "umount-wait: {target}: {}; remounted read-only",
+                    unmount_refused(*errno)
+                );
+                self.blockers("held by", &report.blockers);
+            }
+            Outcome::ShutDownByIoctl(errno) => {
+                err!(
+                    "umount-wait: {target}: read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed ({timing})",
                     std::io::Error::from_raw_os_error(errno.raw_os_error())
                 );
                 self.blockers("held by", &report.blockers);
+                if let Some(b) = &report.read_only_through {
+                    err!("  shut down where it stays: {b}");
+                }
             }
             Outcome::RootReadOnly => {
                 if always {
@@ -221,12 +232,33 @@ impl Printer {
         if self.json {
             out!("{}", json_entry(entry, path));
         }
+        self.released(&entry.released);
         match &entry.result {
             Ok(report) => self.report_text(report, !self.quiet),
             Err(error) => self.error_text(error),
         }
         if let Some(d) = &entry.loop_detach {
             self.loop_detach(d);
+        }
+    }
+
+    /// `--all`: what backed onto a filesystem, released before its
+    /// unmount; said before the filesystem's own line would be, but known
+    /// only with it.
+    fn released(&self, released: &[Released]) {
+        for r in released {
+            match r {
+                Released::Swap { path, outcome } => match outcome {
+                    Ok(()) if self.quiet => {}
+                    Ok(()) => err!("umount-wait: {}: swap turned off", display(path)),
+                    Err(e) => err!(
+                        "umount-wait: {}: turning swap off: {}",
+                        display(path),
+                        std::io::Error::from_raw_os_error(e.raw_os_error())
+                    ),
+                },
+                Released::Loop(d) => self.loop_detach(d),
+            }
         }
     }
 
@@ -376,10 +408,11 @@ struct Counts {
     loops_left: usize,
 }
 
-const OUTCOME_NAMES: [&str; 5] = [
+const OUTCOME_NAMES: [&str; 6] = [
     "shut_down",
     "unmounted",
     "remounted_read_only",
+    "shut_down_by_ioctl",
     "detached_unconfirmed",
     "untouched",
 ];
@@ -428,6 +461,7 @@ fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
             shut_down: count("shut_down"),
             unmounted: count("unmounted"),
             remounted_read_only: count("remounted_read_only"),
+            shut_down_by_ioctl: count("shut_down_by_ioctl"),
             detached_unconfirmed: count("detached_unconfirmed"),
             untouched: count("untouched"),
             loop_devices_detached: counts.loops_detached,
@@ -467,15 +501,27 @@ pub fn json_entry(entry: &Entry, path: WaitPath) -> String {
     json::line(&json::entry(entry, target))
 }
 
+/// Why an unmount that was remounted read-only instead did not go: its
+/// errno, or `ETIMEDOUT` for `--all`'s deadline
+/// ([`umount_wait::wait::remount_read_only`]).
+fn unmount_refused(errno: rustix::io::Errno) -> String {
+    if errno == rustix::io::Errno::TIMEDOUT {
+        return "deadline reached before the unmount".into();
+    }
+    std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
+}
+
 /// The `reason` of a report: why its filesystem was not confirmed shut
 /// down, or `None`.
 fn outcome_reason(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::ShutDown => None,
         Outcome::DetachedUnconfirmed(why) => Some(reason(why)),
-        Outcome::RemountedReadOnly(errno) => {
-            Some(std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string())
-        }
+        Outcome::RemountedReadOnly(errno) => Some(unmount_refused(*errno)),
+        Outcome::ShutDownByIoctl(errno) => Some(format!(
+            "read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed",
+            std::io::Error::from_raw_os_error(errno.raw_os_error())
+        )),
         Outcome::RootReadOnly => Some("the root of this process, never unmounted".into()),
         Outcome::Unmounted { still_mounted_at } => Some(format!(
             "its filesystem stays mounted at {}",
@@ -711,9 +757,13 @@ mod tests {
                 outcome: LoopOutcome::Detached { autoclear: true },
                 time: Duration::from_micros(1500),
             }),
+            released: vec![Released::Swap {
+                path: "/data/swapfile".into(),
+                outcome: Ok(()),
+            }],
         };
         let j = parse(&json_entry(&entry, WaitPath::Kernel));
-        let fields = fields(&["pass", "loop_device"]);
+        let fields = fields(&["pass", "loop_device", "released"]);
         assert_eq!(keys(&j), fields);
         assert_eq!(j["outcome"], "shut_down");
         assert_eq!(j["pass"], 2);
@@ -722,6 +772,10 @@ mod tests {
             json!({"device": "/dev/loop0", "backing_file": "/img", "outcome": "detached",
                    "autoclear": true, "errno": null, "detach_ms": 1.5})
         );
+        assert_eq!(
+            j["released"],
+            json!([{"kind": "swap", "path": "/data/swapfile", "outcome": "off", "errno": null}])
+        );
         let failed = Entry {
             pass: 1,
             result: Ok(report(Outcome::ShutDown)),
@@ -729,6 +783,7 @@ mod tests {
                 outcome: LoopOutcome::Failed(rustix::io::Errno::NXIO),
                 ..entry.loop_detach.clone().unwrap()
             }),
+            released: Vec::new(),
         };
         let j = parse(&json_entry(&failed, WaitPath::Kernel));
         assert_eq!(j["loop_device"]["outcome"], "failed");
@@ -737,6 +792,7 @@ mod tests {
             pass: 1,
             result: Err(Error::new("/mnt", ErrorKind::DeadlineReached, None)),
             loop_detach: None,
+            released: Vec::new(),
         };
         let j = parse(&json_entry(&untouched, WaitPath::Kernel));
         assert_eq!(keys(&j), fields);
@@ -753,7 +809,8 @@ mod tests {
         assert_eq!(
             j,
             json!({"summary": {"filesystems": 2, "shut_down": 1, "unmounted": 0,
-                "remounted_read_only": 0, "detached_unconfirmed": 0, "untouched": 1,
+                "remounted_read_only": 0, "shut_down_by_ioctl": 0,
+                "detached_unconfirmed": 0, "untouched": 1,
                 "loop_devices_detached": 1, "loop_devices_not_detached": 0, "passes": 2,
                 "elapsed_ms": 3.0, "stopped": "deadline", "exit": 64}})
         );

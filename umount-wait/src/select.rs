@@ -2,10 +2,14 @@
 //!
 //! API filesystems (proc, sysfs, devtmpfs, devpts, cgroup, tracefs...) and
 //! whatever is mounted at or below `/proc`, `/sys`, `/dev` and `/run` are
-//! skipped unless `--include-api`. `--include` and `--exclude` select by path
-//! prefix (whole components: `/mnt` covers `/mnt/a`, not `/mnt2`), `--types`
-//! by filesystem type with umount(8)'s syntax.
+//! skipped unless `--include-api`, but for filesystems on a block device
+//! (USB media that udisks mounts under `/run/media`: data, not the
+//! system's), and for what an `--include` prefix inside a skipped tree (or
+//! naming the mount point) asks for. `--include` and `--exclude` select by
+//! path prefix (whole components: `/mnt` covers `/mnt/a`, not `/mnt2`),
+//! `--types` by filesystem type with umount(8)'s syntax.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::mountinfo::Mount;
@@ -153,12 +157,21 @@ pub fn under(path: &Path, prefix: &Path) -> bool {
     path.starts_with(prefix)
 }
 
-/// An API filesystem, by type or by where it is mounted.
+/// An API filesystem, by type or by where it is mounted: a filesystem on
+/// a block device is data wherever it is mounted.
 pub fn is_api(mount: &Mount) -> bool {
     API_TYPES.contains(&mount.fstype.as_str())
-        || API_TREES
-            .iter()
-            .any(|tree| under(&mount.mount_point, Path::new(tree)))
+        || (in_api_tree(&mount.mount_point) && !on_block_device(mount))
+}
+
+fn in_api_tree(path: &Path) -> bool {
+    API_TREES.iter().any(|tree| under(path, Path::new(tree)))
+}
+
+/// A block device's number, or a device node as the source (btrfs shows
+/// an anonymous device number in the mount table).
+fn on_block_device(mount: &Mount) -> bool {
+    mount.dev.major != 0 || mount.source.as_bytes().starts_with(b"/dev/")
 }
 
 impl Filter {
@@ -183,7 +196,16 @@ impl Filter {
         }
         let api_type_asked_for = API_TYPES.contains(&mount.fstype.as_str())
             && self.types.as_ref().is_some_and(|t| t.names(&mount.fstype));
-        self.include_api || api_type_asked_for || !is_api(mount)
+        self.include_api || api_type_asked_for || self.asked_for(mp) || !is_api(mount)
+    }
+
+    /// An `--include` prefix inside a skipped tree (`/run/user`), or that
+    /// names the mount point itself, overrides the skip: it can only mean
+    /// this mount. A prefix above the trees (`/`) overrides nothing.
+    fn asked_for(&self, mount_point: &Path) -> bool {
+        self.include
+            .iter()
+            .any(|p| under(mount_point, p) && (in_api_tree(p) || p == mount_point))
     }
 }
 
@@ -205,6 +227,10 @@ mod tests {
 29 20 8:3 /media /mnt/media rw - ext4 /dev/sda3 rw
 30 20 0:25 / /mnt2 ro,noexec - tmpfs none ro,size=8k
 31 20 8:4 / /boot/efi rw - vfat /dev/sda4 rw
+32 26 8:17 / /run/media/u/USB rw - vfat /dev/sdb1 rw
+33 26 0:26 / /run/user/1000 rw - tmpfs tmpfs rw
+34 33 0:27 / /run/user/1000/doc rw - fuse.portal portal rw
+35 26 0:40 / /run/media/u/B rw - btrfs /dev/sdc1 rw
 ";
 
     fn selected(filter: &Filter) -> Vec<String> {
@@ -226,14 +252,39 @@ mod tests {
                 "/data/img",
                 "/mnt/media",
                 "/mnt2",
-                "/boot/efi"
+                "/boot/efi",
+                // On block devices: data, though under /run (udisks).
+                "/run/media/u/USB",
+                "/run/media/u/B"
             ]
         );
         let all = Filter {
             include_api: true,
             ..Filter::default()
         };
-        assert_eq!(selected(&all).len(), 12);
+        assert_eq!(selected(&all).len(), 16);
+    }
+
+    #[test]
+    fn include_inside_a_skipped_tree_or_naming_an_api_mount_selects_it() {
+        let f = |prefixes: &[&str]| Filter {
+            include: prefixes.iter().map(PathBuf::from).collect(),
+            ..Filter::default()
+        };
+        assert_eq!(
+            selected(&f(&["/run/user"])),
+            ["/run/user/1000", "/run/user/1000/doc"]
+        );
+        assert_eq!(selected(&f(&["/sys/fs/cgroup"])), ["/sys/fs/cgroup"]);
+        assert_eq!(selected(&f(&["/dev/shm"])), ["/dev/shm"]);
+        // A prefix above the skipped trees overrides nothing.
+        assert_eq!(selected(&f(&["/"])), selected(&Filter::default()));
+        // --exclude still wins.
+        let g = Filter {
+            exclude: vec!["/run/user/1000/doc".into()],
+            ..f(&["/run/user"])
+        };
+        assert_eq!(selected(&g), ["/run/user/1000"]);
     }
 
     #[test]
@@ -258,9 +309,12 @@ mod tests {
             types: Some(TypeList::parse(t).unwrap()),
             ..Filter::default()
         };
-        assert_eq!(selected(&f("vfat")), ["/boot/efi"]);
-        assert_eq!(selected(&f("noext4")), ["/mnt2", "/boot/efi"]);
-        assert_eq!(selected(&f("noext4,vfat")), ["/mnt2"]);
+        assert_eq!(selected(&f("vfat")), ["/boot/efi", "/run/media/u/USB"]);
+        assert_eq!(
+            selected(&f("noext4")),
+            ["/mnt2", "/boot/efi", "/run/media/u/USB", "/run/media/u/B"]
+        );
+        assert_eq!(selected(&f("noext4,vfat")), ["/mnt2", "/run/media/u/B"]);
         assert_eq!(selected(&f("tmpfs,novfat")), ["/mnt2"]);
         // Naming an API type selects it, wherever it is mounted; tmpfs is
         // not one, so /dev/shm and /run stay.
@@ -281,7 +335,15 @@ mod tests {
         assert_eq!(by("ro"), ["/mnt2"]);
         assert_eq!(
             by("noro"),
-            ["/", "/data", "/data/img", "/mnt/media", "/boot/efi"]
+            [
+                "/",
+                "/data",
+                "/data/img",
+                "/mnt/media",
+                "/boot/efi",
+                "/run/media/u/USB",
+                "/run/media/u/B"
+            ]
         );
         // "noexec" in a pattern means "exec" must not be listed, as in
         // libmount: it says nothing of a "noexec" option.

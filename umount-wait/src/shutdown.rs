@@ -4,42 +4,53 @@
 //! - The mount table is read again at each pass; the mounts below this
 //!   process's root that the [`Filter`] selects are unmounted deepest first,
 //!   the newest first among equals ([`mountinfo::submounts_deepest_first`]).
-//! - Each one goes through [`wait::unmount_with`], the same kernel or
-//!   fallback path as a single target; the fallback path's root watches
+//! - Each one is detached through [`wait::detach`], the same kernel or
+//!   fallback path as a single target, and its wait goes on beside the
+//!   others ([`wait::Pending`]): one `umount2(UMOUNT_WAIT)` child per
+//!   superblock on the kernel path; on the fallback path the root watches
 //!   share one inotify instance for the whole run (a [`Watcher`]), since
-//!   closing one waits for an SRCU grace period. A mount whose filesystem
+//!   closing one waits for an SRCU grace period. After a pass has detached
+//!   what it can, the run sleeps until a wait ends ([`wait::wait_any`]);
+//!   a filesystem that never dies costs the others nothing. A mount whose filesystem
 //!   is also mounted somewhere that stays (a bind mount) is unmounted
 //!   without a wait ([`wait::unmount_shared`]): the shutdown comes with the
 //!   last mount ([`wait::stays_mounted_at`], as for single targets and
 //!   `-R`).
 //! - Passes repeat while a pass unmounts something (a busy parent may be
 //!   free once its children are gone; a mount may have been moved or
-//!   uncovered). When a pass makes no progress, one last pass remounts
-//!   read-only what stays busy, with `MNT_FORCE` first if asked.
+//!   uncovered), and, while waits go on, when the mount table changes
+//!   (`/proc/self/mountinfo` polls POLLPRI) and some mount is busy: never
+//!   on a timer. When a pass makes no progress, one last pass remounts
+//!   read-only what stays busy, with `MNT_FORCE` first if asked; where
+//!   read-only is refused, `FS_IOC_SHUTDOWN` with a log flush is the last
+//!   resort ([`Outcome::ShutDownByIoctl`]).
 //! - A loop device under a filesystem that shut down is detached and the
 //!   detach confirmed ([`loopdev`]).
 //! - The mount that holds this process's root is never unmounted: when it
-//!   is selected, it is remounted read-only at the end.
-//! - One deadline bounds the whole run: each wait gets what is left of it;
-//!   when it has passed, the mounts not reached yet are left untouched and
-//!   reported so.
+//!   is selected, it is remounted read-only at the end, deadline or not.
+//! - One deadline bounds the whole run, and its end is kept in [`reserve`]:
+//!   the waits end there, and the last pass then takes every mount left,
+//!   each with its share of the reserve, so that nothing is read-write at
+//!   the deadline. A cancelled run leaves the mounts not reached untouched.
 //!
 //! The engine talks to the system through [`Host`], so that the pass logic
 //! can be tested on a mount table in memory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
+use crate::cancel::Wake;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
+use crate::release::{self, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Options, Progress, Watcher, CLAIM_GRACE};
+use crate::wait::{self, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +75,8 @@ pub struct Entry {
     pub result: Result<Report, Error>,
     /// The loop device under it, detached after the shutdown.
     pub loop_detach: Option<LoopDetach>,
+    /// What backed onto it, released before its unmount ([`release`]).
+    pub released: Vec<Released>,
 }
 
 /// Why a run ended before its work was done.
@@ -107,13 +120,23 @@ pub trait Host {
     fn mounts(&mut self) -> io::Result<Vec<Mount>>;
     /// The mount as a target, if its mount point still leads to it.
     fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error>;
-    /// [`wait::unmount_with`]; `watcher` is the run's.
-    fn unmount(
+    /// [`wait::detach`]; `watcher` is the run's.
+    fn detach(
         &mut self,
         target: &Target,
         options: &Options<'_>,
         watcher: &mut Watcher,
-    ) -> Result<Report, Error>;
+    ) -> Result<Detached, Error>;
+    /// [`wait::wait_any`], over the mount table's changes too when
+    /// `table_changes`: the bool says it changed.
+    fn wait(
+        &mut self,
+        pending: &[&Pending],
+        watcher: &Watcher,
+        table_changes: bool,
+        cancel: Cancel<'_>,
+        until: Instant,
+    ) -> (Wake, bool);
     /// [`wait::unmount_shared`]
     fn unmount_shared(
         &mut self,
@@ -121,8 +144,23 @@ pub trait Host {
         still_mounted_at: &Path,
         options: &Options<'_>,
     ) -> Result<Report, Error>;
+    /// [`wait::remount_read_only`]: a mount the reserve pass could not
+    /// unmount in time.
+    fn remount_read_only(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+    ) -> Result<Report, Error>;
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
+    /// [`release::release`]
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &[Mount],
+        deadline: Instant,
+        cancel: Cancel<'_>,
+    ) -> Vec<Released>;
     /// The bound loop device under a filesystem, if any.
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice>;
     fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant, cancel: Cancel<'_>)
@@ -138,6 +176,73 @@ pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec
         .collect()
 }
 
+/// The part of a deadline kept at its end for what survives the waits
+/// (made read-only, or shut down by ioctl): a tenth of it, at least a
+/// second, never more than the whole.
+pub fn reserve(timeout: Duration) -> Duration {
+    (timeout / 10).max(RESERVE_MIN).min(timeout)
+}
+
+/// The least [`reserve`].
+pub const RESERVE_MIN: Duration = Duration::from_secs(1);
+
+/// The entries of a run, and what settling one takes.
+struct Settle<'c> {
+    entries: Vec<Entry>,
+    /// What was released for each filesystem (by mount id), until its
+    /// entry takes it.
+    released: HashMap<u64, Vec<Released>>,
+    deadline: Option<Instant>,
+    cancel: Cancel<'c>,
+}
+
+impl Settle<'_> {
+    /// The final word on a filesystem, with its loop device detached when
+    /// it shut down; told as it comes. Whether its mount is gone (not
+    /// still mounted, read-only or shut down by ioctl).
+    fn settle(
+        &mut self,
+        host: &mut dyn Host,
+        events: &mut dyn FnMut(Event<'_>),
+        pass: u32,
+        mount_id: u64,
+        result: Result<Report, Error>,
+        lo: Option<LoopDevice>,
+    ) -> bool {
+        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
+        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
+        let loop_detach = match lo {
+            Some(lo) if shut_down => {
+                let until = self
+                    .deadline
+                    .unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                Some(host.detach_loop(&lo, until, self.cancel))
+            }
+            _ => None,
+        };
+        self.entries.push(Entry {
+            pass,
+            result,
+            loop_detach,
+            released: self.released.remove(&mount_id).unwrap_or_default(),
+        });
+        events(Event::Done(self.entries.last().expect("just pushed")));
+        !stays
+    }
+}
+
+/// A wait going on beside the others, with what comes after it.
+struct Waiting {
+    pending: Pending,
+    /// The loop device under the filesystem, detached once it shut down.
+    lo: Option<LoopDevice>,
+    /// The pass that started it.
+    pass: u32,
+}
+
+/// How long to sleep when nothing bounds a wait.
+const FOREVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
 pub fn run(
@@ -147,9 +252,18 @@ pub fn run(
 ) -> io::Result<Summary> {
     let start = Instant::now();
     let deadline = plan.timeout.map(|t| start + t);
+    // The waits end at the reserve; then one last pass over what is left.
+    let waits_end = plan.timeout.map(|t| start + t - reserve(t));
+    let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
     let root_id = host.root_mount_id()?;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut run = Settle {
+        entries: Vec::new(),
+        released: HashMap::new(),
+        deadline,
+        cancel: plan.cancel,
+    };
     let mut failures: Vec<(Mount, Error)> = Vec::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
     let mut pass = 0;
     let mut last = false;
     let mut stopped = None;
@@ -157,9 +271,19 @@ pub fn run(
     let mut mounts;
     'passes: loop {
         pass += 1;
+        if !last && reached(waits_end) {
+            stopped = Some(Stop::Deadline);
+            last = true;
+            for w in std::mem::take(&mut waiting) {
+                let id = w.pending.mount().id;
+                let result = w.pending.stop(&watcher, End::Deadline);
+                run.settle(host, events, w.pass, id, result, w.lo);
+            }
+        }
         mounts = host.mounts()?;
         let todo: Vec<Mount> = candidates(&mounts, root_id, &plan.filter)
             .into_iter()
+            .filter(|m| !waiting.iter().any(|w| w.pending.mount().id == m.id))
             .cloned()
             .collect();
         events(Event::Pass {
@@ -169,22 +293,36 @@ pub fn run(
         });
         failures.clear();
         let mut gone = HashSet::new();
-        for m in &todo {
+        // Something went or shut down in this pass: a busy mount may be
+        // free now.
+        let mut progress = false;
+        for (done, m) in todo.iter().enumerate() {
             if plan.cancel.is_cancelled() {
                 stopped = Some(Stop::Cancelled);
                 break 'passes;
             }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                stopped = Some(Stop::Deadline);
-                break 'passes;
+            if !last && reached(waits_end) {
+                // The reserve: the last pass, over what is left, now.
+                continue 'passes;
             }
+            let now = Instant::now();
+            // Before the reserve, a wait may last until it; in the
+            // reserve, each mount left has its share of what remains.
+            let timeout = match (waits_end, deadline) {
+                (Some(end), Some(deadline)) if now >= end => {
+                    let left = u32::try_from(todo.len() - done).unwrap_or(u32::MAX);
+                    Some(deadline.saturating_duration_since(now) / left)
+                }
+                (Some(end), _) => Some(end - now),
+                _ => None,
+            };
             let options = Options {
                 force: last && plan.force_last_pass,
                 lazy: false,
                 read_only_on_failure: last,
                 read_only_if_unconfirmed: true,
-                timeout: remaining,
+                shut_down_if_read_only_fails: true,
+                timeout,
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
             };
@@ -204,10 +342,39 @@ pub fn run(
                 None => host.loop_device(m),
                 Some(_) => None,
             };
-            let result = match &elsewhere {
-                Some(at) => host.unmount_shared(&target, at, &options),
-                None => host.unmount(&target, &options, &mut watcher),
+            // Its last mount: first what backs onto it (swap, loop
+            // devices), once.
+            if elsewhere.is_none() && !run.released.contains_key(&m.id) {
+                let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                let released = host.release(m, &mounts, until, plan.cancel);
+                run.released.insert(m.id, released);
+            }
+            let detached = match &elsewhere {
+                Some(at) => host
+                    .unmount_shared(&target, at, &options)
+                    .map(|r| Detached::Done(Box::new(r))),
+                None => host.detach(&target, &options, &mut watcher),
             };
+            let mut result = match detached {
+                // Most filesystems are gone by the time umount2 returns:
+                // those are settled now, in order, the rest waited for.
+                Ok(Detached::Pending(pending)) => match pending.try_finish(&watcher) {
+                    Ok(result) => result,
+                    Err(pending) => {
+                        gone.insert(m.id);
+                        waiting.push(Waiting { pending, lo, pass });
+                        continue;
+                    }
+                },
+                Ok(Detached::Done(report)) => Ok(*report),
+                Err(e) => Err(e),
+            };
+            // Its share of the reserve ended before the unmount did.
+            if last
+                && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
+            {
+                result = host.remount_read_only(&target, &options);
+            }
             match result {
                 Err(e) if e.kind == ErrorKind::Interrupted => {
                     stopped = Some(Stop::Cancelled);
@@ -220,36 +387,81 @@ pub fn run(
                     failures.push((m.clone(), e));
                 }
                 result => {
-                    let read_only =
-                        matches!(&result, Ok(r) if r.outcome.state() == State::ReadOnly);
-                    if !read_only {
+                    if run.settle(host, events, pass, m.id, result, lo) {
                         gone.insert(m.id);
                     }
-                    let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
-                    let loop_detach = match lo {
-                        Some(lo) if shut_down => {
-                            let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
-                            Some(host.detach_loop(&lo, until, plan.cancel))
-                        }
-                        _ => None,
-                    };
-                    entries.push(Entry {
-                        pass,
-                        result,
-                        loop_detach,
-                    });
-                    events(Event::Done(entries.last().expect("just pushed")));
                 }
+            }
+        }
+        // The waits, side by side, until each has ended; a change of the
+        // mount table while some mount is busy starts the next pass (a
+        // mount below it may be gone), the others' waits going on.
+        while !waiting.is_empty() {
+            let until = match reached(waits_end) {
+                true => deadline,
+                false => waits_end,
+            };
+            let until = until.unwrap_or_else(|| Instant::now() + FOREVER);
+            let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
+            let retry = !last && !failures.is_empty();
+            let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);
+            let end = match wake {
+                Wake::Readable => None,
+                Wake::Deadline | Wake::Failed(_) => Some(End::Deadline),
+                Wake::Cancelled => Some(End::Cancelled),
+            };
+            for w in std::mem::take(&mut waiting) {
+                let mount = w.pending.mount().clone();
+                let result = match end {
+                    None => match w.pending.try_finish(&watcher) {
+                        Ok(result) => result,
+                        Err(pending) => {
+                            waiting.push(Waiting { pending, ..w });
+                            continue;
+                        }
+                    },
+                    Some(end) => w.pending.stop(&watcher, end),
+                };
+                match result {
+                    // The kernel path's unmount refused (busy): again later.
+                    Err(e) if e.state == State::Untouched => {
+                        if !last {
+                            events(Event::Retry { pass, error: &e });
+                        }
+                        failures.push((mount, e));
+                    }
+                    result => {
+                        run.settle(host, events, w.pass, mount.id, result, w.lo);
+                        progress = true;
+                    }
+                }
+            }
+            match end {
+                Some(End::Cancelled) => {
+                    stopped = Some(Stop::Cancelled);
+                    break 'passes;
+                }
+                Some(End::Deadline) if !last => {
+                    stopped = Some(Stop::Deadline);
+                    last = true;
+                    continue 'passes;
+                }
+                _ if changed && retry => continue 'passes,
+                _ => {}
             }
         }
         if last || failures.is_empty() {
             break;
         }
-        let progress = !gone.is_empty();
-        if !progress {
+        if !progress && gone.is_empty() {
             last = true;
         }
     }
+    let Settle {
+        mut entries,
+        mut released,
+        ..
+    } = run;
 
     // What is left: the failures of the last pass, and, when the run was
     // stopped, the mounts it did not reach.
@@ -287,20 +499,17 @@ pub fn run(
             pass,
             result: Err(error),
             loop_detach: None,
+            released: released.remove(&m.id).unwrap_or_default(),
         });
         events(Event::Done(entries.last().expect("just pushed")));
     }
 
-    // The root last: never unmounted, remounted read-only when selected.
+    // The root last: never unmounted, remounted read-only when selected,
+    // deadline or not.
     let mounts = host.mounts()?;
     if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| plan.filter.selects(r)) {
         let result = match stopped {
-            None => host.remount_root(root),
-            Some(Stop::Deadline) => Err(Error::new(
-                &root.mount_point,
-                ErrorKind::DeadlineReached,
-                None,
-            )),
+            None | Some(Stop::Deadline) => host.remount_root(root),
             Some(Stop::Cancelled) => {
                 Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
             }
@@ -309,6 +518,7 @@ pub fn run(
             pass,
             result,
             loop_detach: None,
+            released: Vec::new(),
         });
         events(Event::Done(entries.last().expect("just pushed")));
     }
@@ -322,8 +532,21 @@ pub fn run(
 
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
 pub struct System<'a> {
-    pub path: WaitPath,
-    pub observer: &'a dyn Fn(Progress<'_>),
+    path: WaitPath,
+    observer: &'a dyn Fn(Progress<'_>),
+    /// `/proc/self/mountinfo`, open from the first read of the table on:
+    /// it polls POLLPRI when the table changed since.
+    table: Option<std::fs::File>,
+}
+
+impl<'a> System<'a> {
+    pub fn new(path: WaitPath, observer: &'a dyn Fn(Progress<'_>)) -> System<'a> {
+        System {
+            path,
+            observer,
+            table: None,
+        }
+    }
 }
 
 impl Host for System<'_> {
@@ -334,6 +557,9 @@ impl Host for System<'_> {
     }
 
     fn mounts(&mut self) -> io::Result<Vec<Mount>> {
+        if self.table.is_none() {
+            self.table = Some(std::fs::File::open("/proc/self/mountinfo")?);
+        }
         mountinfo::read(None)
     }
 
@@ -346,13 +572,31 @@ impl Host for System<'_> {
         Ok(t)
     }
 
-    fn unmount(
+    fn detach(
         &mut self,
         target: &Target,
         options: &Options<'_>,
         watcher: &mut Watcher,
-    ) -> Result<Report, Error> {
-        wait::unmount_with(target, self.path, options, self.observer, watcher)
+    ) -> Result<Detached, Error> {
+        wait::detach(target, self.path, options, self.observer, watcher)
+    }
+
+    fn wait(
+        &mut self,
+        pending: &[&Pending],
+        watcher: &Watcher,
+        table_changes: bool,
+        cancel: Cancel<'_>,
+        until: Instant,
+    ) -> (Wake, bool) {
+        let table = self.table.as_ref().filter(|_| table_changes);
+        wait::wait_any(
+            pending,
+            watcher,
+            table.map(std::os::fd::AsFd::as_fd),
+            cancel,
+            until,
+        )
     }
 
     fn unmount_shared(
@@ -362,6 +606,14 @@ impl Host for System<'_> {
         options: &Options<'_>,
     ) -> Result<Report, Error> {
         wait::unmount_shared(target, self.path, still_mounted_at, options)
+    }
+
+    fn remount_read_only(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+    ) -> Result<Report, Error> {
+        wait::remount_read_only(target, self.path, options)
     }
 
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
@@ -377,6 +629,16 @@ impl Host for System<'_> {
         report.outcome = Outcome::RootReadOnly;
         report.umount_time = start.elapsed();
         Ok(report)
+    }
+
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &[Mount],
+        deadline: Instant,
+        cancel: Cancel<'_>,
+    ) -> Vec<Released> {
+        release::release(mount, mounts, deadline, cancel)
     }
 
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
@@ -485,15 +747,26 @@ mod tests {
             }
             Ok(Target::of_mount(mount))
         }
-        fn unmount(
+        fn detach(
             &mut self,
             t: &Target,
             o: &Options<'_>,
             w: &mut Watcher,
-        ) -> Result<Report, Error> {
+        ) -> Result<Detached, Error> {
             self.watchers.insert(w as *mut Watcher as usize);
             self.log.push(format!("wait {}", t.mount.id));
             self.attempt(t, o, Outcome::ShutDown)
+                .map(|r| Detached::Done(Box::new(r)))
+        }
+        fn wait(
+            &mut self,
+            _: &[&Pending],
+            _: &Watcher,
+            _: bool,
+            _: Cancel<'_>,
+            _: Instant,
+        ) -> (Wake, bool) {
+            unreachable!("the fake's waits end at once")
         }
         fn unmount_shared(
             &mut self,
@@ -507,10 +780,20 @@ mod tests {
             };
             self.attempt(target, options, outcome)
         }
+        fn remount_read_only(&mut self, t: &Target, _: &Options<'_>) -> Result<Report, Error> {
+            self.log.push(format!("ro {}", t.mount.id));
+            Ok(Fake::report(
+                t,
+                Outcome::RemountedReadOnly(rustix::io::Errno::TIMEDOUT),
+            ))
+        }
         fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
             self.log.push("root-ro".into());
             let t = self.reach(root, &[])?;
             Ok(Fake::report(&t, Outcome::RootReadOnly))
+        }
+        fn release(&mut self, _: &Mount, _: &[Mount], _: Instant, _: Cancel<'_>) -> Vec<Released> {
+            Vec::new()
         }
         fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
             self.loops.contains(&mount.id).then(|| LoopDevice {
@@ -710,21 +993,45 @@ mod tests {
         );
     }
 
+    /// A deadline that has passed still leaves nothing read-write: the
+    /// reserve pass takes every mount (a busy one made read-only), and the
+    /// root is remounted read-only last.
     #[test]
-    fn a_passed_deadline_leaves_everything_untouched_and_says_so() {
+    fn a_passed_deadline_leaves_nothing_read_write() {
         let mut fake = Fake::new(TABLE);
+        fake.busy.insert(31, 0);
         let plan = Plan {
             timeout: Some(Duration::ZERO),
             ..Plan::default()
         };
-        let (summary, _) = run_fake(&mut fake, &plan);
+        let (summary, events) = run_fake(&mut fake, &plan);
         assert_eq!(summary.stopped, Some(Stop::Deadline));
-        assert!(fake.log.is_empty(), "{:?}", fake.log);
-        assert_eq!(summary.entries.len(), 7);
-        assert!(summary
-            .entries
-            .iter()
-            .all(|e| matches!(&e.result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)));
+        assert_eq!(
+            events,
+            [
+                "pass 1 last",
+                "done /mnt/t/a remounted_read_only",
+                "done /data/img shut_down",
+                "done /mnt/home unmounted",
+                "done /mnt/t remounted_read_only",
+                "done /mnt/media unmounted",
+                "done /data shut_down",
+                "done / remounted_read_only"
+            ]
+        );
+        assert_eq!(fake.log.last().map(String::as_str), Some("root-ro"));
+    }
+
+    #[test]
+    fn the_reserve_is_a_tenth_of_the_deadline_at_least_a_second() {
+        let s = Duration::from_secs;
+        assert_eq!(reserve(s(30)), s(3));
+        assert_eq!(reserve(s(5)), s(1));
+        assert_eq!(
+            reserve(Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(reserve(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

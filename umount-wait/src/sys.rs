@@ -1,6 +1,8 @@
 //! Every system call the tool makes on filesystems, wrapped once. The rest of
 //! the crate speaks of targets and outcomes, not of flag bits.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -128,6 +130,46 @@ pub fn loop_clear(node: &Path) -> Result<(), Errno> {
     )?;
     // SAFETY: LOOP_CLR_FD takes no argument and writes no memory.
     unsafe { rustix::ioctl::ioctl(&fd, rustix::ioctl::NoArg::<LOOP_CLR_FD>::new()) }
+}
+
+/// `swapoff(2)`: returns once every page of the swap area is read back
+/// into memory (ENOMEM when they do not fit).
+pub fn swap_off(path: &Path) -> Result<(), Errno> {
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+    // SAFETY: a NUL-terminated path that outlives the call.
+    match unsafe { nix::libc::swapoff(path.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)),
+    }
+}
+
+/// `FS_IOC_SHUTDOWN` (linux/fs.h): `_IOR('X', 125, __u32)`, the flag
+/// read from the pointer given.
+const FS_IOC_SHUTDOWN: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u32>(b'X', 125);
+
+/// `FS_GOING_FLAGS_LOGFLUSH`: commit the log, then shut down.
+const FS_GOING_FLAGS_LOGFLUSH: u32 = 1;
+
+/// `ioctl(FS_IOC_SHUTDOWN, FS_GOING_FLAGS_LOGFLUSH)` on the filesystem that
+/// `mount` (an [`open_path`] handle on a mount's root, checked by the
+/// caller) refers to, reopened for reading through `/proc/self/fd`: the
+/// journal is committed and every later write fails, though it stays
+/// mounted. ext4, xfs and f2fs have it; EOPNOTSUPP or ENOTTY elsewhere.
+pub fn shut_down_filesystem(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let link = format!("/proc/self/fd/{}", mount.as_raw_fd());
+    let fd = rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    // SAFETY: FS_IOC_SHUTDOWN reads one u32 from the pointer, which the
+    // Setter keeps alive for the call.
+    unsafe {
+        rustix::ioctl::ioctl(
+            &fd,
+            rustix::ioctl::Setter::<FS_IOC_SHUTDOWN, u32>::new(FS_GOING_FLAGS_LOGFLUSH),
+        )
+    }
 }
 
 /// What `statx(2)` says about a target before anything is changed.
@@ -285,15 +327,110 @@ pub fn try_claim(device: &Path) -> Result<(), Errno> {
 /// Closing an instance waits for the kernel to free the marks it had:
 /// `fsnotify_destroy_group()` flushes the mark reaper, which waits for an
 /// SRCU grace period (4 ms a close on the host). An instance is therefore
-/// kept for many watches, one after another.
+/// kept for many watches, one after another or side by side (`--all`):
+/// the events read for one watch are kept for the others that live
+/// ([`Inotify::keep`]), those of ended watches dropped.
 pub struct Inotify {
     fd: OwnedFd,
+    /// The watches kept beyond their [`RootWatch`], and what was read for
+    /// them so far.
+    kept: RefCell<HashMap<i32, WatchEvents>>,
 }
 
 impl Inotify {
     pub fn new() -> Result<Self, Errno> {
         let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        Ok(Inotify { fd })
+        Ok(Inotify {
+            fd,
+            kept: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The instance's descriptor, readable when events are queued.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Keeps `watch` beyond its guard: its events are gathered by every
+    /// read of the instance until [`Inotify::take_events`] says it ended
+    /// or [`Inotify::end_watch`] removes it.
+    pub fn keep(&self, watch: RootWatch<'_>) -> i32 {
+        let wd = watch.wd;
+        let mut seen = WatchEvents::default();
+        if watch.ended {
+            seen.ignored = true;
+        }
+        self.kept.borrow_mut().insert(wd, seen);
+        std::mem::forget(watch);
+        wd
+    }
+
+    /// What a kept watch saw so far, reading the events queued without
+    /// blocking; once it has ended (`ignored` or `overflow`), it is no
+    /// longer kept.
+    pub fn take_events(&self, wd: i32) -> Result<WatchEvents, Errno> {
+        self.read_queued(None)?;
+        let mut kept = self.kept.borrow_mut();
+        let seen = kept.get(&wd).copied().unwrap_or(WatchEvents {
+            ignored: true,
+            ..WatchEvents::default()
+        });
+        if seen.ignored || seen.overflow {
+            kept.remove(&wd);
+        }
+        Ok(seen)
+    }
+
+    /// Removes a kept watch that is given up.
+    pub fn end_watch(&self, wd: i32) {
+        let ended = self
+            .kept
+            .borrow_mut()
+            .remove(&wd)
+            .is_some_and(|s| s.ignored);
+        if !ended {
+            // EINVAL when the kernel removed it already.
+            let _ = inotify::remove_watch(&self.fd, wd);
+        }
+    }
+
+    /// Reads the events queued without blocking: those of `own` into
+    /// `seen`, those of kept watches kept, the rest dropped (watches that
+    /// have ended).
+    fn read_queued(&self, mut own: Option<(i32, &mut WatchEvents)>) -> Result<(), Errno> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+        let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
+        let mut kept = self.kept.borrow_mut();
+        loop {
+            match reader.next() {
+                Ok(event) => {
+                    let flags = event.events();
+                    let overflow = flags.contains(inotify::ReadFlags::QUEUE_OVERFLOW);
+                    if overflow {
+                        if let Some((_, seen)) = own.as_mut() {
+                            seen.overflow = true;
+                        }
+                        kept.values_mut().for_each(|s| s.overflow = true);
+                    }
+                    let seen = match own.as_mut() {
+                        Some((wd, seen)) if *wd == event.wd() => &mut **seen,
+                        _ => match kept.get_mut(&event.wd()) {
+                            Some(seen) => seen,
+                            None => continue,
+                        },
+                    };
+                    if flags.contains(inotify::ReadFlags::UNMOUNT) {
+                        seen.unmounted = true;
+                    }
+                    if flags.contains(inotify::ReadFlags::IGNORED) {
+                        seen.ignored = true;
+                    }
+                }
+                Err(Errno::AGAIN) => return Ok(()),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Watches the inode `root` refers to (a mount root, through its
@@ -371,39 +508,25 @@ pub struct WatchEvents {
 }
 
 impl RootWatch<'_> {
+    /// Keeps the watch in its instance beyond this guard
+    /// ([`Inotify::keep`]): its watch descriptor.
+    pub fn keep(self) -> i32 {
+        let inotify = self.inotify;
+        inotify.keep(self)
+    }
+
     /// The instance's descriptor, readable when events are queued.
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.inotify.fd.as_fd()
     }
 
     /// Reads the events queued so far without blocking, adding this watch's
-    /// to `seen`; those of ended watches are dropped.
+    /// to `seen`; those of kept watches are kept ([`Inotify::keep`]), those
+    /// of ended watches dropped.
     pub fn read_events(&mut self, seen: &mut WatchEvents) -> Result<(), Errno> {
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
-        let mut reader = inotify::Reader::new(self.inotify.fd.as_fd(), &mut buf);
-        loop {
-            match reader.next() {
-                Ok(event) => {
-                    let flags = event.events();
-                    if flags.contains(inotify::ReadFlags::QUEUE_OVERFLOW) {
-                        seen.overflow = true;
-                    }
-                    if event.wd() != self.wd {
-                        continue;
-                    }
-                    if flags.contains(inotify::ReadFlags::UNMOUNT) {
-                        seen.unmounted = true;
-                    }
-                    if flags.contains(inotify::ReadFlags::IGNORED) {
-                        seen.ignored = true;
-                        self.ended = true;
-                    }
-                }
-                Err(Errno::AGAIN) => return Ok(()),
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.inotify.read_queued(Some((self.wd, seen)))?;
+        self.ended |= seen.ignored;
+        Ok(())
     }
 }
 

@@ -176,7 +176,30 @@ fn main() {
             "all_remounts_busy_read_only_and_names_holder",
             all_remounts_busy_read_only_and_names_holder,
         ),
-        ("all_deadline_bounds_the_run", all_deadline_bounds_the_run),
+        (
+            "all_a_survivor_first_in_the_order_leaves_nothing_read_write",
+            all_a_survivor_first_in_the_order_leaves_nothing_read_write,
+        ),
+        (
+            "all_two_survivors_three_healthy_within_the_deadline",
+            all_two_survivors_three_healthy_within_the_deadline,
+        ),
+        (
+            "all_a_busy_mount_is_retried_when_the_mount_table_changes",
+            all_a_busy_mount_is_retried_when_the_mount_table_changes,
+        ),
+        (
+            "all_turns_swap_off_and_detaches_unmounted_loop_devices",
+            all_turns_swap_off_and_detaches_unmounted_loop_devices,
+        ),
+        (
+            "all_read_only_refused_is_shut_down_by_ioctl",
+            all_read_only_refused_is_shut_down_by_ioctl,
+        ),
+        (
+            "fake_all_prints_the_order_and_touches_nothing",
+            fake_all_prints_the_order_and_touches_nothing,
+        ),
         (
             "all_refuses_bad_prefixes_untouched",
             all_refuses_bad_prefixes_untouched,
@@ -398,6 +421,20 @@ where
 }
 
 /// Runs `cmd` to its end; what it printed, its exit code, how long it took.
+/// `--all --include DIR --json`, and `more`: the shutdown mode on a tree
+/// of the test's own.
+fn umw_all(dir: &Path, more: &[&str]) -> Run {
+    let args = [
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        dir.as_os_str(),
+    ];
+    umw(args
+        .into_iter()
+        .chain([OsStr::new("--json")])
+        .chain(more.iter().map(OsStr::new)))
+}
+
 fn run_command(cmd: &mut Command) -> Run {
     let start = Instant::now();
     let out = cmd
@@ -465,9 +502,20 @@ struct FileHolder {
 
 /// Opens `path` in a new process and returns once the process holds it.
 fn hold_open(path: &Path) -> FileHolder {
+    hold_open_as(path, "<")
+}
+
+/// [`hold_open`] for writing (appending): the filesystem then refuses to
+/// become read-only.
+fn hold_open_for_writing(path: &Path) -> FileHolder {
+    hold_open_as(path, ">>")
+}
+
+fn hold_open_as(path: &Path, redirect: &str) -> FileHolder {
+    let script = format!("exec 3{redirect}\"$1\" && read -r _");
     let mut holder = Holder::spawn(
         Command::new("sh")
-            .args(["-c", "exec 3<\"$1\" && read -r _", "sh"])
+            .args(["-c", &script, "sh"])
             .arg(path)
             .stdin(Stdio::piped()),
     );
@@ -1219,7 +1267,8 @@ where
 /// a loop device is confirmed shut down by its block device's claim (exit
 /// 0, the device free on return); a tmpfs, which has no device, is
 /// detached, shutdown not confirmed (exit 3, the reason says why); under
-/// `--all` both go, nothing stays mounted read-write. Before, each was
+/// `--all` both go, and a busy one is made read-only: nothing stays
+/// mounted read-write. Before, each was
 /// left untouched ("adding an inotify watch", exit 2), and `--all` left
 /// everything read-write.
 fn without_inotify_the_unmount_goes_on() {
@@ -1265,6 +1314,10 @@ fn without_inotify_the_unmount_goes_on() {
 
     dev.mount(&e);
     mount_tmpfs(&t);
+    // And one kept busy: read-only, as with inotify.
+    let b = s.dir("b");
+    mount_tmpfs(&b);
+    let mut cwd = cwd_holder(&b);
     let run = umw_as_nobody(fallback.iter().copied().chain([
         OsStr::new("--all"),
         OsStr::new("--include"),
@@ -1272,6 +1325,8 @@ fn without_inotify_the_unmount_goes_on() {
         OsStr::new("--json"),
     ]));
     let busy = excl_busy(&dev.device);
+    let b_writable = fs::write(b.join("x"), b"x").is_ok();
+    cwd.stop();
     drop(taken);
     assert_code(&run, EXIT_SOME_FAILED, "--all without inotify");
     assert!(!busy, "device still claimed right after --all returned");
@@ -1280,6 +1335,7 @@ fn without_inotify_the_unmount_goes_on() {
         "left mounted: {}",
         run.stdout
     );
+    assert!(!b_writable, "the busy one left read-write: {}", run.stdout);
 }
 
 /// `-r` after a wait that ended unconfirmed makes the filesystem
@@ -2495,14 +2551,7 @@ fn all_shuts_down_a_tree_and_detaches_loops() {
     let mut app = namespace_holder(&img, "app", 4);
     let outside = mounts_outside(&s.dir);
     app.kill();
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("30s"),
-    ]);
+    let run = umw_all(&s.dir, &["--timeout", "30s"]);
     app.stop();
     let busy = [&data_dev.device, &inner].map(|d| excl_busy(d));
     assert_code(&run, EXIT_OK, "--all over a tree");
@@ -2577,13 +2626,7 @@ fn all_remounts_busy_read_only_and_names_holder() {
     let b = s.dir("b");
     mount_tmpfs(&b);
     let mut holder = cwd_holder(&a);
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("-f"),
-    ]);
+    let run = umw_all(&s.dir, &["-f"]);
     let writable = fs::write(a.join("x"), b"x").is_ok();
     holder.stop();
     assert_code(&run, EXIT_SOME_FAILED, "--all with one busy mount");
@@ -2606,46 +2649,354 @@ fn all_remounts_busy_read_only_and_names_holder() {
     assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
 }
 
-fn all_deadline_bounds_the_run() {
-    let s = Scratch::new("all-deadline");
+/// Whether a file can be written in `dir` as the process `pid` sees it
+/// (through `/proc/PID/root`): its copy of a mount in its own namespace.
+fn writable_in(pid: u32, dir: &Path) -> bool {
+    let inside = dir.strip_prefix("/").unwrap();
+    let file = Path::new("/proc")
+        .join(pid.to_string())
+        .join("root")
+        .join(inside)
+        .join("umw-probe");
+    fs::write(file, b"x").is_ok()
+}
+
+/// The line of `--all --json` about `target`.
+fn line_of<'a>(run: &'a Run, target: &Path) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| field(l, "target") == target.to_str())
+        .unwrap_or_else(|| panic!("no line for {target:?}: {}", run.stdout))
+}
+
+/// A filesystem that never dies (a copy held in another mount namespace)
+/// comes first in the order of `--all` (it is the newest): the one after
+/// it must not be left read-write. At the reserve before the deadline the
+/// survivor is made read-only where it lives and the run goes on; it ends
+/// within the deadline. Before, the survivor's wait took the whole
+/// deadline, `older` was left untouched and writable, and the run ended
+/// with it.
+fn all_a_survivor_first_in_the_order_leaves_nothing_read_write() {
+    let s = Scratch::new("all-survivor-first");
     let older = s.dir("older");
     mount_tmpfs(&older);
     let held = s.dir("held");
     mount_tmpfs(&held);
-    // A copy alive in another namespace: held cannot shut down.
-    let mut copy = namespace_holder(&held, "f", 0);
-    let run = umw([
+    // Only held is kept alive: the holder's copy of older goes.
+    let mut copy = namespace_shell(&format!("umount '{}' && exec sleep 600", older.display()));
+    let run = umw_all(&s.dir, &["--timeout", "2s"]);
+    let held_writable = writable_in(copy.id(), &held);
+    let older_writable = is_mounted(&older) && fs::write(older.join("x"), b"x").is_ok();
+    copy.stop();
+    assert_code(&run, EXIT_SOME_FAILED, "--all with a survivor first");
+    let line = line_of(&run, &held);
+    assert_eq!(field(line, "outcome"), Some("detached_unconfirmed"));
+    assert!(
+        line.contains("\"read_only_through\":{\"kind\":\"mount\""),
+        "{line}"
+    );
+    assert!(!held_writable, "the survivor is writable in its namespace");
+    assert!(!older_writable, "older left read-write: {}", run.stdout);
+    assert_eq!(
+        field(line_of(&run, &older), "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\"stopped\":\"deadline\""),
+        "{}",
+        run.stdout
+    );
+    // The deadline plus a second, a generous bound.
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+}
+
+/// Two filesystems that never die (held in another mount namespace by a
+/// process that never lets go) among three healthy ones, `--timeout 2s`:
+/// the three are shut down, the two are read-only where they live, and
+/// the run ends within the deadline plus a second.
+fn all_two_survivors_three_healthy_within_the_deadline() {
+    let s = Scratch::new("all-two-survivors");
+    let dev = LoopExt4::new(&s, 64);
+    let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|n| s.dir(n));
+    dev.mount(&a);
+    fs::write(a.join("f"), vec![7u8; 1 << 20]).unwrap();
+    for m in [&b, &c, &d, &e] {
+        mount_tmpfs(m);
+    }
+    // b and d stay alive in the holder's namespace; its copies of a, c
+    // and e go.
+    let mut holder = namespace_shell(&format!(
+        "umount '{}' && umount '{}' && umount '{}' && exec sleep 600",
+        a.display(),
+        c.display(),
+        e.display()
+    ));
+    let run = umw_all(&s.dir, &["--timeout", "2s"]);
+    let busy = excl_busy(&dev.device);
+    let writable = [&b, &d].map(|m| writable_in(holder.id(), m));
+    holder.stop();
+    assert_code(&run, EXIT_SOME_FAILED, "--all with two survivors");
+    for m in [&a, &c, &e] {
+        let line = line_of(&run, m);
+        assert_eq!(field(line, "outcome"), Some("shut_down"), "{}", run.stdout);
+        // Settled in the first pass, beside the survivors' waits, not
+        // after them in the reserve's pass.
+        assert_eq!(field(line, "pass"), Some("1"), "{line}");
+        assert!(!is_mounted(m));
+    }
+    assert!(!busy, "the ext4's device still claimed after return");
+    for m in [&b, &d] {
+        let line = line_of(&run, m);
+        assert_eq!(field(line, "outcome"), Some("detached_unconfirmed"));
+        assert!(
+            line.contains("\"read_only_through\":{\"kind\":\"mount\""),
+            "{line}"
+        );
+    }
+    assert_eq!(writable, [false, false], "a survivor is still writable");
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+    eprintln!(
+        "    --all, two survivors and three healthy, --timeout 2s: {:.0} ms",
+        run.elapsed.as_secs_f64() * 1000.0
+    );
+}
+
+/// A mount that is busy (here: a mount below it that `--all` leaves
+/// alone) is tried again as soon as the mount table changes, while the
+/// wait for a survivor goes on: it is shut down before the survivor is
+/// settled at the reserve. Before, the survivor's wait came first and the
+/// busy mount waited for the reserve's pass (where it was made read-only
+/// without a retry).
+fn all_a_busy_mount_is_retried_when_the_mount_table_changes() {
+    let s = Scratch::new("all-retry");
+    let p = s.dir("p");
+    mount_tmpfs(&p);
+    let c = p.join("c");
+    fs::create_dir(&c).unwrap();
+    mount_tmpfs(&c);
+    let held = s.dir("held");
+    mount_tmpfs(&held);
+    let mut holder = namespace_shell(&format!(
+        "umount '{}' && umount '{}' && exec sleep 600",
+        c.display(),
+        p.display()
+    ));
+    let mut run = Background::spawn(
+        Command::new(BIN)
+            .args(["--all", "-v", "--json", "--timeout", "4s", "--include"])
+            .arg(&s.dir)
+            .arg("--exclude")
+            .arg(&c),
+        Watch::Stderr,
+    );
+    assert!(
+        run.wait_for("trying again later"),
+        "no retry: {}",
+        run.said()
+    );
+    rustix::mount::unmount(&c, UnmountFlags::empty()).unwrap();
+    let run = run.finish();
+    let held_writable = writable_in(holder.id(), &held);
+    holder.stop();
+    assert_code(
+        &run,
+        EXIT_SOME_FAILED,
+        "--all with a busy mount and a survivor",
+    );
+    let targets: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| field(l, "target"))
+        .collect();
+    assert_eq!(
+        targets,
+        [p.to_str().unwrap(), held.to_str().unwrap()],
+        "{}",
+        run.stdout
+    );
+    let line = line_of(&run, &p);
+    assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
+    // A later pass than the first (which pass depends on when the table
+    // changed: the run's own unmounts change it too).
+    assert_ne!(field(line, "pass"), Some("1"), "{line}");
+    assert!(!held_writable);
+}
+
+/// A swap file on a filesystem being shut down, swap on a loop device
+/// backed by a file on it, and a loop device backed by a file on it that
+/// nothing mounts: `--all` turns the swap off and detaches the loop
+/// devices, each confirmed and reported with the filesystem
+/// (`released`), and the filesystem then shuts down; `--fake` names them
+/// in its plan. Before, they kept it busy: remounted read-only, exit 32.
+fn all_turns_swap_off_and_detaches_unmounted_loop_devices() {
+    let s = Scratch::new("all-release");
+    let dev = LoopExt4::new(&s, 96);
+    let data = s.dir("data");
+    dev.mount(&data);
+    let make = |name: &str, mib: u32| {
+        let file = data.join(name);
+        run_ok(
+            Command::new("dd")
+                .arg("if=/dev/zero")
+                .arg(format!("of={}", file.display()))
+                .arg("bs=1M")
+                .arg(format!("count={mib}"))
+                .arg("status=none"),
+        );
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        file
+    };
+    let attach = |file: &Path| {
+        let out = run_ok(Command::new("losetup").args(["--find", "--show"]).arg(file));
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let swapfile = make("swapfile", 16);
+    run_ok(Command::new("mkswap").arg("-q").arg(&swapfile));
+    let swap_on_loop_file = make("swap.img", 16);
+    let swap_loop = attach(&swap_on_loop_file);
+    run_ok(Command::new("mkswap").arg("-q").arg(&swap_loop));
+    let plain_loop = attach(&make("disk.img", 8));
+    let swaps = [
+        SwapOn::new(&swapfile).unwrap(),
+        SwapOn::new(&swap_loop).unwrap(),
+    ];
+    // The plan names them, and changes nothing.
+    let plan = umw([
+        OsStr::new("--fake"),
         OsStr::new("--all"),
         OsStr::new("--include"),
         s.dir.as_os_str(),
-        OsStr::new("--json"),
-        OsStr::new("--timeout"),
-        OsStr::new("500ms"),
     ]);
-    copy.stop();
-    assert_code(&run, EXIT_SOME_FAILED, "--all past its deadline");
+    assert_code(&plan, EXIT_OK, "--fake --all over swap and loop devices");
+    for step in [
+        format!("would turn swap off on {}", swapfile.display()),
+        format!("would turn swap off on {}", swap_loop.display()),
+        format!("would detach {} (backing ", plain_loop.display()),
+    ] {
+        assert!(plan.stdout.contains(&step), "{step} not in {}", plan.stdout);
+    }
+    assert!(fs::read_to_string("/proc/swaps")
+        .unwrap()
+        .contains(swapfile.to_str().unwrap()));
+    let run = umw_all(&s.dir, &["--timeout", "30s"]);
+    let busy = excl_busy(&dev.device);
+    let bound = [&swap_loop, &plain_loop].map(|d| loop_bound(d));
+    let in_use = fs::read_to_string("/proc/swaps").unwrap();
+    // Whatever happened, nothing of it may outlive the test.
+    drop(swaps);
+    for lo in [&swap_loop, &plain_loop] {
+        let _ = Command::new("losetup").arg("-d").arg(lo).status();
+    }
+    assert_code(&run, EXIT_OK, "--all over swap and loop devices");
+    let line = line_of(&run, &data);
+    assert_eq!(field(line, "outcome"), Some("shut_down"), "{line}");
+    assert!(!busy, "the device still claimed after return");
+    assert_eq!(bound, [false, false], "a loop device still bound: {line}");
     assert!(
-        run.elapsed >= Duration::from_millis(500),
-        "{:?}",
-        run.elapsed
+        !in_use.contains(swapfile.to_str().unwrap())
+            && !in_use.contains(swap_loop.to_str().unwrap()),
+        "swap still in use: {in_use}"
+    );
+    for released in [
+        format!(
+            "{{\"kind\":\"swap\",\"path\":\"{}\",\"outcome\":\"off\"",
+            swapfile.display()
+        ),
+        format!(
+            "{{\"kind\":\"swap\",\"path\":\"{}\",\"outcome\":\"off\"",
+            swap_loop.display()
+        ),
+        format!("{{\"kind\":\"loop\",\"device\":\"{}\"", swap_loop.display()),
+        format!(
+            "{{\"kind\":\"loop\",\"device\":\"{}\"",
+            plain_loop.display()
+        ),
+    ] {
+        assert!(line.contains(&released), "{released} not in {line}");
+    }
+}
+
+/// A filesystem that can be neither unmounted nor made read-only (a file
+/// open for writing on it) is shut down with `FS_IOC_SHUTDOWN`, its log
+/// flushed, and reported so: a write then fails. Before, it was left
+/// read-write with the error of the read-only remount.
+fn all_read_only_refused_is_shut_down_by_ioctl() {
+    let s = Scratch::new("all-ioctl");
+    let dev = LoopExt4::new(&s, 64);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let mut writer = hold_open_for_writing(&m.join("log"));
+    let run = umw_all(&s.dir, &[]);
+    let write_after = fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("log"))
+        .and_then(|mut f| f.write_all(b"x"));
+    writer.release();
+    let _ = writer.holder.child.wait();
+    assert_code(&run, EXIT_FAILURE, "--all, read-only refused");
+    let line = line_of(&run, &m);
+    assert_eq!(field(line, "outcome"), Some("shut_down_by_ioctl"), "{line}");
+    assert!(run.stderr.contains("FS_IOC_SHUTDOWN"), "{}", run.stderr);
+    assert!(write_after.is_err(), "still writable after the shutdown");
+    // A shut-down filesystem still unmounts, and lets its device go.
+    rustix::mount::unmount(&m, UnmountFlags::empty()).unwrap();
+}
+
+/// `--fake --all` prints the plan in the order of the run and touches
+/// nothing: the newest first; a bind mount before its filesystem's last
+/// mount, said to go without a wait; the loop device to detach. Before,
+/// the bind mount was said to be waited for.
+fn fake_all_prints_the_order_and_touches_nothing() {
+    let s = Scratch::new("fake-all");
+    let dev = LoopExt4::new(&s, 64);
+    let data = s.dir("data");
+    dev.mount(&data);
+    fs::create_dir(data.join("x")).unwrap();
+    let bind = s.dir("bind");
+    rustix::mount::mount_bind(data.join("x"), &bind).unwrap();
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    let before = mounts_outside(Path::new("/umw-nowhere"));
+    let run = umw([
+        OsStr::new("--fake"),
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "--fake --all");
+    assert_eq!(
+        mounts_outside(Path::new("/umw-nowhere")),
+        before,
+        "--fake changed the mount table"
     );
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(field(lines[0], "target"), held.to_str(), "{}", run.stdout);
-    assert_eq!(field(lines[0], "outcome"), Some("detached_unconfirmed"));
+    let shown = |p: &Path| p.display().to_string();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
     assert!(
-        lines[0].contains(&format!("\"pid\":{}", copy.id())),
+        lines[0].starts_with(&format!("would unmount {} ", shown(&t))),
         "{}",
-        lines[0]
+        run.stdout
     );
-    assert_eq!(field(lines[1], "target"), older.to_str(), "{}", run.stdout);
-    assert_eq!(field(lines[1], "outcome"), Some("untouched"));
-    assert!(lines[1].contains("deadline reached"), "{}", lines[1]);
     assert!(
-        lines[2].contains("\"stopped\":\"deadline\""),
+        lines[1].starts_with(&format!("would unmount {} ", shown(&bind)))
+            && lines[1].contains(&format!(
+                "without a wait: its filesystem stays mounted at {}",
+                shown(&data)
+            )),
         "{}",
-        lines[2]
+        run.stdout
     );
-    assert!(is_mounted(&older));
+    assert!(
+        lines[2].starts_with(&format!("would unmount {} ", shown(&data)))
+            && lines[2].ends_with(&format!(", then detach {}", shown(&dev.device))),
+        "{}",
+        run.stdout
+    );
+    for m in [&t, &bind, &data] {
+        rustix::mount::unmount(m, UnmountFlags::empty()).unwrap();
+    }
 }
 
 fn all_refuses_bad_prefixes_untouched() {
@@ -2679,12 +3030,7 @@ fn all_many_mounts_timing() {
         };
         mount_tmpfs(&p);
     }
-    let run = umw([
-        OsStr::new("--all"),
-        OsStr::new("--include"),
-        s.dir.as_os_str(),
-        OsStr::new("--json"),
-    ]);
+    let run = umw_all(&s.dir, &[]);
     assert_code(&run, EXIT_OK, "--all over 100 tmpfs");
     let summary = run.stdout.lines().last().unwrap();
     assert!(summary.contains("\"shut_down\":100,"), "{summary}");

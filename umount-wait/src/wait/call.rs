@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::report::{detached_unconfirmed, timed_out, unmount_failed};
-use super::{Attempt, STATUS_INTERVAL};
+use super::{Attempt, Options, STATUS_INTERVAL};
 use crate::cancel::{self, Wake};
 use crate::child::{CallChild, Ended};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed};
-use crate::sys::{self, UnmountOptions};
+use crate::sys::{PreparedUnmount, UnmountOptions};
+use crate::target::Target;
 
 /// Why the wait for a child stopped before the child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +57,18 @@ pub(super) fn in_child(
 ) -> Result<Call, Errno> {
     // SAFETY: every caller passes a call of raw system calls on arguments
     // prepared before (this function's contract).
-    let mut child = unsafe { CallChild::spawn(call) }?;
+    let child = unsafe { CallChild::spawn(call) }?;
+    Ok(wait_child(attempt, report, start, deadline, child))
+}
+
+/// The wait of [`in_child`] for a child that runs.
+fn wait_child(
+    attempt: &Attempt<'_>,
+    report: &mut Report,
+    start: Instant,
+    deadline: Option<Instant>,
+    mut child: CallChild,
+) -> Call {
     let mut tick = start + STATUS_INTERVAL;
     let stopped = loop {
         let wake = deadline.map_or(tick, |d| d.min(tick));
@@ -77,13 +89,17 @@ pub(super) fn in_child(
             Wake::Failed(e) => break Some(Stopped::Failed("waiting for the child process", e)),
         }
     };
-    // Returns at once when the child has ended; else kills it and waits
-    // until it has. Only then is the mount table final: a child still
-    // inside umount2 might yet detach.
-    Ok(Call {
+    ended(child, stopped)
+}
+
+/// How `child` ended, killed first unless it has ended: returns at once
+/// when it has; else kills it and waits until it has. Only then is the
+/// mount table final: a child still inside umount2 might yet detach.
+pub(super) fn ended(mut child: CallChild, stopped: Option<Stopped>) -> Call {
+    Call {
         ended: child.kill(),
         stopped,
-    })
+    }
 }
 
 /// `umount2(target, flags)` in a child ([`in_child`]), after checking that
@@ -99,18 +115,42 @@ pub(super) fn unmount_in_child(
     start: Instant,
     deadline: Option<Instant>,
 ) -> ControlFlow<Result<Report, Error>, Report> {
-    let Attempt {
-        target, options, ..
-    } = *attempt;
-    let prepared = sys::PreparedUnmount::new(&target.path, flags)
-        .map_err(|e| Error::from_errno(&target.given, "unmounting", e));
-    let prepared = match prepared.and_then(|p| super::still_there(target).map(|()| p)) {
+    let prepared = match prepare_unmount(attempt.target, flags) {
         Ok(p) => p,
         Err(e) => return ControlFlow::Break(Err(e)),
     };
     let umount_start = Instant::now();
     let call = in_child(attempt, &mut report, start, deadline, || prepared.call());
     report.umount_time = umount_start.elapsed();
+    unmount_ended(attempt.target, attempt.options, report, call)
+}
+
+/// The `umount2` of [`unmount_in_child`], ready to be called in a child,
+/// once the path is checked to lead to the mount resolved.
+fn prepare_unmount(target: &Target, flags: UnmountOptions) -> Result<PreparedUnmount, Error> {
+    let prepared = PreparedUnmount::new(&target.path, flags)
+        .map_err(|e| Error::from_errno(&target.given, "unmounting", e))?;
+    super::still_there(target)?;
+    Ok(prepared)
+}
+
+/// [`unmount_in_child`]'s child, started and left running: for waits side
+/// by side, ended by [`ended`] and [`unmount_ended`].
+pub(super) fn spawn_unmount(target: &Target, flags: UnmountOptions) -> Result<CallChild, Error> {
+    let prepared = prepare_unmount(target, flags)?;
+    // SAFETY: the call is one raw system call on arguments prepared here.
+    unsafe { CallChild::spawn(|| prepared.call()) }
+        .map_err(|e| Error::from_errno(&target.given, "starting the unmount process", e))
+}
+
+/// What an `umount2` child's `call` left: Continue, the call returned 0;
+/// Break, the target's result ([`unmount_in_child`]).
+pub(super) fn unmount_ended(
+    target: &Target,
+    options: &Options<'_>,
+    report: Report,
+    call: Result<Call, Errno>,
+) -> ControlFlow<Result<Report, Error>, Report> {
     let Call { ended, stopped } = match call {
         Ok(call) => call,
         Err(e) => {
@@ -143,7 +183,7 @@ pub(super) fn unmount_in_child(
 
 /// Why a child that made no unmount ended early, as the error of a target
 /// left untouched: the deadline, the cancellation, or a failure (`step`).
-pub(super) fn untouched(target: &crate::target::Target, call: Call, step: &'static str) -> Error {
+pub(super) fn untouched(target: &Target, call: Call, step: &'static str) -> Error {
     let (kind, errno) = match (call.stopped, call.ended) {
         (Some(Stopped::Deadline), _) => (ErrorKind::DeadlineReached, None),
         (Some(Stopped::Cancelled), _) => (ErrorKind::Interrupted, None),

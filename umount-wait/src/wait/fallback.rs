@@ -41,6 +41,11 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// The instance, once a watch has opened it.
+    pub(super) fn instance(&self) -> Option<&Inotify> {
+        self.inotify.as_ref()
+    }
+
     fn inotify(&mut self) -> Result<&mut Inotify, Errno> {
         if self.inotify.is_none() {
             self.inotify = Some(Inotify::new()?);
@@ -53,78 +58,48 @@ impl Watcher {
 /// `IN_UNMOUNT` and `IN_IGNORED`, then the block device claim.
 pub(super) fn unmount(
     attempt: &Attempt<'_>,
-    mut report: Report,
+    report: Report,
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    let Attempt {
-        target,
-        flags,
-        options,
-        ..
-    } = *attempt;
-    report.device_nodes = device::nodes_for(&target.mount);
-    // What the kernel path refuses, refused here too, before anything
-    // changes: as umount(2)'s EBUSY.
-    if pinned_by_caller(target) {
-        return unmount_failed(target, options, report, Errno::BUSY);
+    match detach(attempt, report, watcher)? {
+        Detached::Done(report) => Ok(report),
+        Detached::Watching(watching) => wait(attempt, watching),
     }
-    // The path looked up once more, into a handle: the watch goes on what
-    // it refers to, checked to be the mount resolved.
-    let root = sys::open_path(&target.path, target.follow)
-        .map_err(|e| Error::from_errno(&target.given, "opening the mount root", e))?;
-    match sys::stat_fd(root.as_fd()) {
-        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
-        Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
-        Err(e) => {
-            return Err(Error::from_errno(
-                &target.given,
-                "inspecting the mount root",
-                e,
-            ))
-        }
-    }
-    let start = Instant::now();
-    let deadline = options.timeout.map(|t| start + t);
-    // For a filesystem that a daemon or a server answers for, and where
-    // the caller can end the wait, the steps that the filesystem can hold
-    // up are made in a child process that the deadline or the
-    // cancellation ends: a FUSE daemon or a server that does not answer
-    // must not keep this process past them. Elsewhere they are made here:
-    // a child per step costs a few milliseconds on a busy machine, which
-    // `--all` over many filesystems would pay many times.
-    let bounded =
-        (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_not_answer();
-    // Without a watch (no inotify in this kernel, the instance or watch
-    // limit reached) the unmount goes on all the same: a filesystem left
-    // mounted because of it would be worse (under `--all`, read-write at
-    // reboot).
-    let watch = watch_root(attempt, &mut report, watcher, root.as_fd(), start, bounded)?;
-    // The handle would keep the mount busy; the watch does not.
-    drop(root);
-    if bounded {
-        report = match call::unmount_in_child(attempt, report, flags, start, deadline) {
-            ControlFlow::Continue(report) => report,
-            ControlFlow::Break(result) => return result,
-        };
-    } else {
-        super::still_there(target)?;
-        let umount_start = Instant::now();
-        if let Err(errno) = sys::unmount(&target.path, flags) {
-            return unmount_failed(target, options, report, errno);
-        }
-        report.umount_time = umount_start.elapsed();
-    }
-    let wait_start = Instant::now();
-    let mut watch = match watch {
-        Ok(watch) => watch,
-        Err(errno) => {
-            return confirm_by_claims(target, options, report, deadline, wait_start, || {
-                Unconfirmed::NoWatch(errno)
-            })
-        }
-    };
-    let detached = |e: Error| e.with_state(State::Detached);
+}
 
+/// A fallback unmount after the detach: the filesystem's end is still to
+/// be seen on `watch`.
+pub(super) struct Watching<'w> {
+    pub report: Report,
+    pub watch: RootWatch<'w>,
+    /// When the attempt started, and the wait after the unmount.
+    pub start: Instant,
+    pub wait_start: Instant,
+    pub deadline: Option<Instant>,
+}
+
+/// How far [`detach`] went.
+pub(super) enum Detached<'w> {
+    /// Settled already (shut down, refused, confirmed by the claim alone).
+    Done(Report),
+    /// Unmounted; the wait for `IN_UNMOUNT` is to come.
+    Watching(Watching<'w>),
+}
+
+/// The wait on the mount root's watch, told to the observer at each
+/// status tick, until the watch ends or the deadline or the cancellation.
+fn wait(attempt: &Attempt<'_>, watching: Watching<'_>) -> Result<Report, Error> {
+    let Watching {
+        mut report,
+        mut watch,
+        start,
+        wait_start,
+        deadline,
+    } = watching;
+    let Attempt {
+        target, options, ..
+    } = *attempt;
+    let detached = |e: Error| e.with_state(State::Detached);
     let mut seen = WatchEvents::default();
     let mut tick = start + STATUS_INTERVAL;
     loop {
@@ -162,6 +137,22 @@ pub(super) fn unmount(
             }
         }
     }
+    drop(watch);
+    watch_ended(target, options, report, seen, deadline, wait_start)
+}
+
+/// The watch on the mount root ended (`seen`): what that means for the
+/// filesystem (shut down, or its root evicted), then the block device
+/// claim.
+pub(super) fn watch_ended(
+    target: &Target,
+    options: &super::Options<'_>,
+    mut report: Report,
+    seen: WatchEvents,
+    deadline: Option<Instant>,
+    wait_start: Instant,
+) -> Result<Report, Error> {
+    let detached = |e: Error| e.with_state(State::Detached);
     if seen.ignored && !seen.unmounted {
         match after_root_evicted(target) {
             RootEvicted::MountedHere(at) => {
@@ -192,6 +183,103 @@ pub(super) fn unmount(
     confirm_by_claims(target, options, report, deadline, wait_start, || {
         timed_out(options.timeout)
     })
+}
+
+/// The steps of [`unmount`] up to the wait for `IN_UNMOUNT`: the watch,
+/// the unmount. When there is no watch to wait on (none could be added),
+/// or the steps were made in a child (a filesystem that may not answer),
+/// the whole unmount.
+pub(super) fn detach<'w>(
+    attempt: &Attempt<'_>,
+    mut report: Report,
+    watcher: &'w mut Watcher,
+) -> Result<Detached<'w>, Error> {
+    let Attempt {
+        target,
+        flags,
+        options,
+        ..
+    } = *attempt;
+    report.device_nodes = device::nodes_for(&target.mount);
+    // What the kernel path refuses, refused here too, before anything
+    // changes: as umount(2)'s EBUSY.
+    if pinned_by_caller(target) {
+        return unmount_failed(target, options, report, Errno::BUSY).map(Detached::Done);
+    }
+    // The path looked up once more, into a handle: the watch goes on what
+    // it refers to, checked to be the mount resolved.
+    let root = sys::open_path(&target.path, target.follow)
+        .map_err(|e| Error::from_errno(&target.given, "opening the mount root", e))?;
+    match sys::stat_fd(root.as_fd()) {
+        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
+        Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
+        Err(e) => {
+            return Err(Error::from_errno(
+                &target.given,
+                "inspecting the mount root",
+                e,
+            ))
+        }
+    }
+    let start = Instant::now();
+    let deadline = options.timeout.map(|t| start + t);
+    // For a filesystem that a daemon or a server answers for, and where
+    // the caller can end the wait, the steps that the filesystem can hold
+    // up are made in a child process that the deadline or the
+    // cancellation ends: a FUSE daemon or a server that does not answer
+    // must not keep this process past them. Elsewhere they are made here:
+    // a child per step costs a few milliseconds on a busy machine, which
+    // `--all` over many filesystems would pay many times.
+    let bounded =
+        (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_not_answer();
+    // Without a watch (no inotify in this kernel, the instance or watch
+    // limit reached) the unmount goes on all the same: a filesystem left
+    // mounted because of it would be worse (under `--all`, read-write at
+    // reboot).
+    let watch = watch_root(attempt, &mut report, watcher, root.as_fd(), start, bounded)?;
+    // The handle would keep the mount busy; the watch does not.
+    drop(root);
+    if bounded {
+        report = match call::unmount_in_child(attempt, report, flags, start, deadline) {
+            ControlFlow::Continue(report) => report,
+            ControlFlow::Break(result) => return result.map(Detached::Done),
+        };
+    } else {
+        super::still_there(target)?;
+        let umount_start = Instant::now();
+        if let Err(errno) = sys::unmount(&target.path, flags) {
+            return unmount_failed(target, options, report, errno).map(Detached::Done);
+        }
+        report.umount_time = umount_start.elapsed();
+    }
+    let wait_start = Instant::now();
+    let watch = match watch {
+        Ok(watch) => watch,
+        Err(errno) => {
+            return confirm_by_claims(target, options, report, deadline, wait_start, || {
+                Unconfirmed::NoWatch(errno)
+            })
+            .map(Detached::Done)
+        }
+    };
+    if bounded {
+        // Made in a child so far: the wait too, with its status ticks.
+        let watching = Watching {
+            report,
+            watch,
+            start,
+            wait_start,
+            deadline,
+        };
+        return wait(attempt, watching).map(Detached::Done);
+    }
+    Ok(Detached::Watching(Watching {
+        report,
+        watch,
+        start,
+        wait_start,
+        deadline,
+    }))
 }
 
 /// The last step of the fallback: waits until no block device of the

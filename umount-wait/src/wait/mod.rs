@@ -9,6 +9,7 @@ mod kernel;
 mod read_only;
 mod recursive;
 mod report;
+mod side_by_side;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -24,6 +25,7 @@ use crate::target::Target;
 pub use fallback::{Watcher, CLAIM_GRACE};
 pub use recursive::unmount_recursive;
 pub use report::new_report;
+pub use side_by_side::{detach, wait_any, Detached, End, Pending};
 
 /// Which path to use, from `--mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct Options<'a> {
     /// that a holder's mount namespace still has
     /// ([`read_only::elsewhere`]).
     pub read_only_if_unconfirmed: bool,
+    /// `--all`: where read-only is refused (here or in a holder's
+    /// namespace), the last resort: `FS_IOC_SHUTDOWN` with a log flush.
+    pub shut_down_if_read_only_fails: bool,
     /// `-t`: bounds the whole operation on one target.
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
@@ -109,25 +114,24 @@ pub fn unmount_with(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    if options.cancel.is_cancelled() {
-        return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
-    }
-    let attempt = Attempt {
-        target,
-        flags: plain_flags(target, options),
-        options,
-        observer,
-    };
+    let attempt = Attempt::start(target, options, observer)?;
     let report = new_report(target, path);
-    let mut report = match path {
+    let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
         WaitPath::Fallback => fallback::unmount(&attempt, report, watcher),
     }?;
+    Ok(settled(options, report))
+}
+
+/// The last step of a wait that ended: a filesystem detached but not
+/// confirmed shut down is made read-only where it lives on, when
+/// `options` ask for it ([`read_only::elsewhere`]).
+fn settled(options: &Options<'_>, mut report: Report) -> Report {
     if options.read_only_if_unconfirmed && matches!(report.outcome, Outcome::DetachedUnconfirmed(_))
     {
-        report.read_only_through = read_only::elsewhere(&report.blockers);
+        read_only::elsewhere(options, &mut report);
     }
-    Ok(report)
+    report
 }
 
 /// Unmounts `target` and waits for its filesystem, unless that filesystem
@@ -212,7 +216,24 @@ struct Attempt<'a> {
     observer: &'a dyn Fn(Progress<'_>),
 }
 
-impl Attempt<'_> {
+impl<'a> Attempt<'a> {
+    /// An attempt on `target`, unless the caller has cancelled already.
+    fn start(
+        target: &'a Target,
+        options: &'a Options<'a>,
+        observer: &'a dyn Fn(Progress<'_>),
+    ) -> Result<Attempt<'a>, Error> {
+        if options.cancel.is_cancelled() {
+            return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
+        }
+        Ok(Attempt {
+            target,
+            flags: plain_flags(target, options),
+            options,
+            observer,
+        })
+    }
+
     /// A wait that lasts, at each status tick: who holds the filesystem
     /// now (when asked to look), told to the observer. Both paths use it.
     fn still_waiting(&self, report: &mut Report, start: Instant) {
@@ -255,6 +276,19 @@ pub fn unmount_shared(
         }
         Err(errno) => report::unmount_failed(target, options, report, errno),
     }
+}
+
+/// Remounts `target` read-only without unmounting it, as after a refused
+/// unmount (with `options`' last resort): `--all` at its deadline, for a
+/// mount the unmount did not reach in time. The outcome is
+/// [`Outcome::RemountedReadOnly`] with `ETIMEDOUT`.
+pub fn remount_read_only(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+) -> Result<Report, Error> {
+    let report = new_report(target, path);
+    read_only::remount_busy(target, options, report, rustix::io::Errno::TIMEDOUT)
 }
 
 fn plain_flags(target: &Target, options: &Options<'_>) -> UnmountOptions {

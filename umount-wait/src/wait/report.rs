@@ -44,7 +44,7 @@ pub(super) fn unmount_failed(
     };
     if errno == Errno::BUSY && options.read_only_on_failure {
         report.blockers = busy_blockers();
-        return read_only::remount_busy(target, report, errno);
+        return read_only::remount_busy(target, options, report, errno);
     }
     let mut error = Error::from_unmount(&target.given, errno);
     if errno == Errno::BUSY {

@@ -1,0 +1,101 @@
+//! `--all`: what keeps a filesystem busy besides its mounts and its
+//! processes, released before it is unmounted: swap files on it, swap on
+//! loop devices backed by files on it, and loop devices backed by files on
+//! it that nothing mounts (those that are mounted are filesystems of their
+//! own, unmounted first and then detached). Each release is confirmed:
+//! the swap area gone from `/proc/swaps`, the loop device unbound
+//! ([`loopdev::detach`]).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rustix::io::Errno;
+
+use crate::blockers::{self, Superblock};
+use crate::cancel::Cancel;
+use crate::loopdev::{self, LoopDetach, LoopDevice};
+use crate::mountinfo::Mount;
+use crate::sys;
+
+/// One thing released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Released {
+    /// A swap area turned off: a file on the filesystem, or a loop device
+    /// backed by one.
+    Swap {
+        path: PathBuf,
+        outcome: Result<(), Errno>,
+    },
+    /// A loop device backed by a file on the filesystem, detached.
+    Loop(LoopDetach),
+}
+
+impl Released {
+    /// Released and confirmed so.
+    pub fn done(&self) -> bool {
+        match self {
+            Released::Swap { outcome, .. } => outcome.is_ok(),
+            Released::Loop(d) => matches!(d.outcome, loopdev::LoopOutcome::Detached { .. }),
+        }
+    }
+}
+
+/// What backs onto a filesystem: swap areas to turn off (files on it,
+/// loop devices backed by files on it) and loop devices to detach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backing {
+    pub swaps: Vec<PathBuf>,
+    pub loops: Vec<LoopDevice>,
+}
+
+/// What backs onto `mount`'s filesystem (`mounts`: the mount table). A
+/// loop device that is mounted is not among them: that is a filesystem of
+/// its own, which goes first.
+pub fn backing(mount: &Mount, mounts: &[Mount]) -> Backing {
+    let sb = Superblock::in_table(mount, mounts);
+    let loops: Vec<LoopDevice> = loopdev::bound()
+        .into_iter()
+        .filter(|lo| sb.holds(&lo.backing_file) && !mounts.iter().any(|m| m.dev == lo.dev))
+        .collect();
+    let swaps = blockers::swaps()
+        .into_iter()
+        .filter(|(path, file)| match file {
+            true => sb.holds(path),
+            false => loops.iter().any(|lo| &lo.node == path),
+        })
+        .map(|(path, _)| path)
+        .collect();
+    Backing { swaps, loops }
+}
+
+/// Releases what backs onto `mount`'s filesystem ([`backing`]), swap
+/// first: a loop device with swap on it cannot be detached.
+pub fn release(
+    mount: &Mount,
+    mounts: &[Mount],
+    deadline: Instant,
+    cancel: Cancel<'_>,
+) -> Vec<Released> {
+    let Backing { swaps, loops } = backing(mount, mounts);
+    let mut released: Vec<Released> = swaps
+        .into_iter()
+        .map(|path| {
+            let outcome = sys::swap_off(&path).and_then(|()| match still_swap(&path) {
+                true => Err(Errno::BUSY),
+                false => Ok(()),
+            });
+            Released::Swap { path, outcome }
+        })
+        .collect();
+    released.extend(
+        loops
+            .iter()
+            .map(|lo| Released::Loop(loopdev::detach(lo, deadline, cancel))),
+    );
+    released
+}
+
+/// Whether `path` is still listed in `/proc/swaps`.
+fn still_swap(path: &std::path::Path) -> bool {
+    blockers::swaps().iter().any(|(p, _)| p == path)
+}

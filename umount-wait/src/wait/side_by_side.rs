@@ -1,0 +1,262 @@
+//! Waits side by side, for `--all`: [`detach`] unmounts a target and,
+//! where the filesystem's end is still to come, returns a [`Pending`] wait
+//! that goes on while the next targets are unmounted: on the kernel path
+//! its `umount2(UMOUNT_WAIT)` child keeps running, one per superblock; on
+//! the fallback path its watch stays in the run's one inotify instance.
+//! [`wait_any`] sleeps until one of them may have ended, the mount table
+//! changed, the deadline came or the caller cancelled;
+//! [`Pending::try_finish`] settles those that ended, [`Pending::stop`]
+//! those left at the deadline. A filesystem that never dies costs the
+//! others nothing.
+
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use rustix::io::Errno;
+
+use super::call::{self, Stopped};
+use super::fallback::{self, Watcher};
+use super::report::{detached_unconfirmed, timed_out};
+use super::{settled, Attempt, Options, Progress};
+use crate::cancel::{self, Cancel, Wake};
+use crate::child::CallChild;
+use crate::mountinfo::Mount;
+use crate::outcome::{Error, Report, State, Unconfirmed, WaitPath};
+use crate::sys::UnmountOptions;
+use crate::target::Target;
+
+/// How far [`detach`] went.
+pub enum Detached {
+    /// Settled already: shut down at once, refused, failed.
+    Done(Box<Report>),
+    /// Unmounted (or, on the kernel path, being unmounted); its end is to
+    /// come.
+    Pending(Pending),
+}
+
+/// A wait that goes on beside others.
+pub struct Pending(Box<Inner>);
+
+struct Inner {
+    target: Target,
+    /// The caller's options but the cancellation, which [`wait_any`] takes.
+    options: Options<'static>,
+    report: Report,
+    wait: Wait,
+}
+
+enum Wait {
+    /// The fallback: the watch `wd` in the run's instance.
+    Watch {
+        wd: i32,
+        wait_start: Instant,
+        deadline: Option<Instant>,
+    },
+    /// The kernel path: the child in `umount2(UMOUNT_WAIT)`.
+    Child {
+        child: CallChild,
+        umount_start: Instant,
+    },
+}
+
+/// Why waits are ended before they are done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Deadline,
+    Cancelled,
+}
+
+/// Unmounts `target` as [`super::unmount_with`] does, but returns as soon
+/// as the wait would block, with the wait [`Pending`].
+pub fn detach(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+    observer: &dyn Fn(Progress<'_>),
+    watcher: &mut Watcher,
+) -> Result<Detached, Error> {
+    let attempt = Attempt::start(target, options, observer)?;
+    let report = super::new_report(target, path);
+    let kept = Options {
+        force: options.force,
+        lazy: options.lazy,
+        read_only_on_failure: options.read_only_on_failure,
+        read_only_if_unconfirmed: options.read_only_if_unconfirmed,
+        shut_down_if_read_only_fails: options.shut_down_if_read_only_fails,
+        timeout: options.timeout,
+        watch_blockers: options.watch_blockers,
+        cancel: Cancel::never(),
+    };
+    let wait = match path {
+        WaitPath::Kernel => {
+            let flags = UnmountOptions {
+                wait: true,
+                ..attempt.flags
+            };
+            Wait::Child {
+                child: call::spawn_unmount(target, flags)?,
+                umount_start: Instant::now(),
+            }
+        }
+        WaitPath::Fallback => match fallback::detach(&attempt, report.clone(), watcher)? {
+            fallback::Detached::Done(report) => {
+                return Ok(Detached::Done(Box::new(settled(options, report))))
+            }
+            fallback::Detached::Watching(watching) => {
+                let wait = Wait::Watch {
+                    wd: watching.watch.keep(),
+                    wait_start: watching.wait_start,
+                    deadline: watching.deadline,
+                };
+                return Ok(Detached::Pending(Pending(Box::new(Inner {
+                    target: target.clone(),
+                    options: kept,
+                    report: watching.report,
+                    wait,
+                }))));
+            }
+        },
+    };
+    Ok(Detached::Pending(Pending(Box::new(Inner {
+        target: target.clone(),
+        options: kept,
+        report,
+        wait,
+    }))))
+}
+
+impl Pending {
+    /// The mount it unmounted.
+    pub fn mount(&self) -> &Mount {
+        &self.0.target.mount
+    }
+
+    /// The target's result if its wait has ended; else the wait, given back.
+    pub fn try_finish(self, watcher: &Watcher) -> Result<Result<Report, Error>, Pending> {
+        self.finish(watcher, None)
+    }
+
+    /// Ends the wait now: the deadline passed, or the caller cancelled.
+    /// A wait that has ended meanwhile is settled as such.
+    pub fn stop(self, watcher: &Watcher, why: End) -> Result<Report, Error> {
+        match self.finish(watcher, Some(why)) {
+            Ok(result) => result,
+            Err(_) => unreachable!("a wait that is stopped ends"),
+        }
+    }
+
+    /// The result, if the wait has ended or is to end (`stop`); else the
+    /// wait, given back.
+    fn finish(
+        mut self,
+        watcher: &Watcher,
+        stop: Option<End>,
+    ) -> Result<Result<Report, Error>, Pending> {
+        let seen = match &mut self.0.wait {
+            Wait::Watch { wd, .. } => {
+                let seen = watcher
+                    .instance()
+                    .map_or(Err(Errno::BADF), |i| i.take_events(*wd));
+                match seen {
+                    Ok(s) if !s.ignored && !s.overflow && stop.is_none() => return Err(self),
+                    seen => Some(seen),
+                }
+            }
+            Wait::Child { child, .. } => match child.try_wait() {
+                Ok(None) if stop.is_none() => return Err(self),
+                Ok(_) => None,
+                Err(e) => {
+                    return Ok(self.end_child(Some(Stopped::Failed("reaping the child process", e))))
+                }
+            },
+        };
+        let ended_child = || match stop {
+            None => None,
+            Some(End::Deadline) => Some(Stopped::Deadline),
+            Some(End::Cancelled) => Some(Stopped::Cancelled),
+        };
+        let Some(seen) = seen else {
+            return Ok(self.end_child(ended_child()));
+        };
+        let Inner {
+            target,
+            options,
+            mut report,
+            wait,
+        } = *self.0;
+        let Wait::Watch {
+            wd,
+            wait_start,
+            deadline,
+        } = wait
+        else {
+            unreachable!("a watch's wait")
+        };
+        Ok(match seen {
+            Ok(seen) if seen.ignored || seen.overflow => {
+                fallback::watch_ended(&target, &options, report, seen, deadline, wait_start)
+                    .map(|r| settled(&options, r))
+            }
+            // Stopped before its end.
+            Ok(_) => {
+                if let Some(inotify) = watcher.instance() {
+                    inotify.end_watch(wd);
+                }
+                report.wait_time = wait_start.elapsed();
+                let why = match stop {
+                    Some(End::Cancelled) => Unconfirmed::Cancelled,
+                    _ => timed_out(options.timeout),
+                };
+                Ok(settled(&options, detached_unconfirmed(report, why)))
+            }
+            Err(e) => Err(
+                Error::from_errno(&target.given, "reading inotify events", e)
+                    .with_state(State::Detached),
+            ),
+        })
+    }
+
+    /// The result of the kernel path's child, killed first unless it has
+    /// ended (`stopped`: why the wait did not go on).
+    fn end_child(self, stopped: Option<Stopped>) -> Result<Report, Error> {
+        let mut inner = *self.0;
+        let Wait::Child {
+            child,
+            umount_start,
+        } = inner.wait
+        else {
+            unreachable!("a child's wait")
+        };
+        inner.report.umount_time = umount_start.elapsed();
+        let call = call::ended(child, stopped);
+        let options = &inner.options;
+        match call::unmount_ended(&inner.target, options, inner.report, Ok(call)) {
+            std::ops::ControlFlow::Continue(report) => Ok(report),
+            std::ops::ControlFlow::Break(result) => result.map(|r| settled(options, r)),
+        }
+    }
+}
+
+/// Sleeps until one of `pending` may have ended, `mount_table` (an open
+/// `/proc/self/mountinfo`, if given) reports a change of the mount table,
+/// `until` comes or `cancel` fires. The bool: the mount table changed.
+pub fn wait_any(
+    pending: &[&Pending],
+    watcher: &Watcher,
+    mount_table: Option<BorrowedFd<'_>>,
+    cancel: Cancel<'_>,
+    until: Instant,
+) -> (Wake, bool) {
+    let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+    if pending
+        .iter()
+        .any(|p| matches!(p.0.wait, Wait::Watch { .. }))
+    {
+        fds.extend(watcher.instance().map(|i| i.fd()));
+    }
+    fds.extend(pending.iter().filter_map(|p| match &p.0.wait {
+        Wait::Child { child, .. } => Some(child.fd()),
+        Wait::Watch { .. } => None,
+    }));
+    cancel::wait_any(&fds, mount_table, cancel, until)
+}
