@@ -221,10 +221,12 @@ pub struct Cli {
     #[arg(long)]
     pub no_follow: bool,
 
-    /// Unmount the mounts below each TARGET first, deepest first
+    /// Unmount the mounts below each TARGET first
     ///
-    /// The newest first among equals; stops at the first that fails. A
-    /// TARGET inside another TARGET's tree is refused (given twice).
+    /// In umount(8)'s order: each child in mount order, the mounts below it
+    /// before it; stops at the first that fails, the TARGET then left
+    /// untouched. A TARGET inside another TARGET's tree is refused (given
+    /// twice).
     #[arg(short = 'R', long)]
     pub recursive: bool,
 

@@ -356,7 +356,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         match r {
             Ok(t) => {
                 let subs = match cli.recursive {
-                    true => mountinfo::submounts_deepest_first(&mounts, t.mount.id),
+                    true => mountinfo::submounts_children_first(&mounts, t.mount.id),
                     false => vec![],
                 };
                 for m in subs.into_iter().chain([&t.mount]) {
@@ -454,7 +454,8 @@ fn detach_loop(
 /// How long `-d` waits for the loop device to unbind without `--timeout`.
 const LOOP_DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// `-R`: the mounts below `t` first, deepest first; `t` itself only when all
+/// `-R`: the mounts below `t` first, children first in mount order (as
+/// umount(8)); `t` itself only when all
 /// of them are gone. Its code is that of the submount that stopped it, if
 /// one did.
 fn unmount_recursive(

@@ -197,6 +197,32 @@ pub fn by_id(mounts: &[Mount], id: u64) -> Option<&Mount> {
     mounts.iter().find(|m| m.id == id)
 }
 
+/// All mounts below `id` (not `id` itself) in the order umount(8) -R takes
+/// them: each child in mount order (the table's), the mounts below it
+/// before it. Stopping at the first failure then leaves what umount(8)
+/// leaves.
+pub fn submounts_children_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
+    fn visit<'a>(
+        mounts: &'a [Mount],
+        id: u64,
+        seen: &mut std::collections::HashSet<u64>,
+        order: &mut Vec<&'a Mount>,
+    ) {
+        for child in mounts.iter().filter(|m| m.parent_id == id && m.id != id) {
+            // A loop in the parent chain (impossible in a well-formed file)
+            // cannot recurse forever.
+            if seen.insert(child.id) {
+                visit(mounts, child.id, seen, order);
+                order.push(child);
+            }
+        }
+    }
+    let mut order = Vec::new();
+    let mut seen = std::collections::HashSet::from([id]);
+    visit(mounts, id, &mut seen, &mut order);
+    order
+}
+
 /// All mounts below `id` (not `id` itself), in the order to unmount them:
 /// deepest first, and among mounts of equal depth the most recent first.
 pub fn submounts_deepest_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
@@ -325,6 +351,17 @@ mod tests {
         assert!(parse_line(b"x 2 3:4 / /x rw - ext4 /dev/x rw").is_err());
         assert!(parse_line(b"1 2 34 / /x rw - ext4 /dev/x rw").is_err());
         assert!(parse_line(b"1 2 3:4 / /x rw - ext4").is_err());
+    }
+
+    #[test]
+    fn submounts_children_first_in_mount_order() {
+        let mounts = parse(SAMPLE).unwrap();
+        let order: Vec<u64> = submounts_children_first(&mounts, 30)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(order, vec![32, 31, 33]);
+        assert!(submounts_children_first(&mounts, 32).is_empty());
     }
 
     #[test]

@@ -125,11 +125,6 @@ fn cases() -> Vec<Case> {
                     mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b && \
                     echo x >m/b/f && hold m/b/f",
             args: "-R $T/m",
-            open: Some(
-                "umount-wait's `-R` stops at the first submount that fails \
-                 (the newest, m/b); umount(8) goes on with the others (m/a) \
-                 and leaves the parent; `-R` belongs to issue 14",
-            ),
             ..DEFAULT
         },
         Case {

@@ -151,8 +151,8 @@ fn main() {
             the_callers_root_is_refused_untouched,
         ),
         (
-            "recursive_unmounts_deepest_first",
-            recursive_unmounts_deepest_first,
+            "recursive_unmounts_children_first_as_umount8",
+            recursive_unmounts_children_first_as_umount8,
         ),
         (
             "a_tree_with_a_bind_of_its_own_filesystem_is_waited_for_once",
@@ -2028,7 +2028,7 @@ fn the_callers_root_is_refused_untouched() {
     assert!(is_mounted(&m));
 }
 
-fn recursive_unmounts_deepest_first() {
+fn recursive_unmounts_children_first_as_umount8() {
     let s = Scratch::new("recursive");
     let a = s.dir("a");
     mount_tmpfs(&a);
@@ -2048,7 +2048,8 @@ fn recursive_unmounts_deepest_first() {
         .lines()
         .filter_map(|l| field(l, "target"))
         .collect();
-    let expected: Vec<String> = [&c, &d, &b, &a]
+    // umount(8) -R's order: each child in mount order, its own below it first.
+    let expected: Vec<String> = [&c, &b, &d, &a]
         .iter()
         .map(|p| p.display().to_string())
         .collect();

@@ -11,7 +11,7 @@ complete -c umount-wait -l probe -d 'Print which path this kernel gets ("kernel"
 complete -c umount-wait -s l -l lazy -d 'Lazy unmount: detach now, wait for the last user (MNT_DETACH)'
 complete -c umount-wait -s f -l force -d 'Force the unmount (MNT_FORCE)'
 complete -c umount-wait -l no-follow -d 'Refuse a TARGET that is a symbolic link (UMOUNT_NOFOLLOW)'
-complete -c umount-wait -s R -l recursive -d 'Unmount the mounts below each TARGET first, deepest first'
+complete -c umount-wait -s R -l recursive -d 'Unmount the mounts below each TARGET first'
 complete -c umount-wait -s r -l read-only -d 'Remount read-only what stays busy'
 complete -c umount-wait -s A -l all-targets -d 'Unmount every mount of TARGET\'s filesystem in this namespace'
 complete -c umount-wait -s d -l detach-loop -d 'After TARGET has shut down, detach its loop device'

@@ -1,4 +1,5 @@
-//! `-R`: a mount and every mount below it, deepest first, each through
+//! `-R`: a mount and every mount below it, children first as umount(8)
+//! takes them, each through
 //! [`unmount_target`], so that a submount whose filesystem stays mounted
 //! above it (a bind of the tree's own filesystem) goes without a wait and
 //! the filesystem is waited for once, with its last mount.
@@ -12,8 +13,9 @@ use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::target::Target;
 
-/// Unmounts the mounts below `target`, deepest first (the newest first
-/// among equals, [`mountinfo::submounts_deepest_first`]), then `target`.
+/// Unmounts the mounts below `target`, each child in mount order with the
+/// mounts below it first ([`mountinfo::submounts_children_first`], the
+/// order of umount(8) -R), then `target`.
 /// Each submount's result goes to `submount_done` as it comes. The first
 /// submount that is not gone (shut down, or unmounted while its filesystem
 /// stays mounted above) stops the run: `target` is then left untouched,
@@ -30,7 +32,7 @@ pub fn unmount_recursive(
         let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
         Error::from_errno(&target.given, "reading /proc/self/mountinfo", errno)
     })?;
-    for sub in mountinfo::submounts_deepest_first(&mounts, target.mount.id) {
+    for sub in mountinfo::submounts_children_first(&mounts, target.mount.id) {
         let result = unmount_target(&Target::of_mount(sub), path, options, observer, watcher);
         submount_done(&result);
         let gone = matches!(
