@@ -36,6 +36,8 @@ pub struct CampaignOptions {
     pub boots: u32,
     /// Which parts: races, s4, shutdown-reboot.
     pub parts: Vec<String>,
+    /// Which modes of shutdown-reboot; all when empty.
+    pub modes: Vec<String>,
 }
 
 /// The parts of a campaign, in the order they run.
@@ -210,6 +212,7 @@ impl Bench {
         }
         let wants =
             |part: &str| options.parts.is_empty() || options.parts.iter().any(|p| p == part);
+        let modes = shutdown_reboot::select_modes(&options.modes)?;
         let samples = self.paths.samples();
         let _ = fs::remove_file(&samples);
         let started = std::time::Instant::now();
@@ -236,7 +239,7 @@ impl Bench {
                     initramfs,
                     options.boots,
                     false,
-                    &shutdown_reboot::MODES,
+                    &modes,
                     result,
                 )?;
             }

@@ -122,6 +122,9 @@ enum Command {
         /// Only these parts (races, s4, shutdown-reboot); all when none is given.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<String>,
+        /// Only these modes of shutdown-reboot (umount-wait, polling, umount-wait+survivor, ...); all when none is given.
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
     },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
     Demo,
@@ -221,13 +224,22 @@ fn run(cli: Cli) -> Result<bool> {
             runs,
             boots,
             parts,
+            modes,
         } => {
             let kernels = if kernels.is_empty() {
                 vec![KernelName::Unpatched, KernelName::Patched]
             } else {
                 kernels
             };
-            bench.campaign(&kernels, &flows::CampaignOptions { runs, boots, parts })
+            bench.campaign(
+                &kernels,
+                &flows::CampaignOptions {
+                    runs,
+                    boots,
+                    parts,
+                    modes,
+                },
+            )
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
