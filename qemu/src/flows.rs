@@ -262,15 +262,12 @@ impl Bench {
         fs::write(
             dir.join("command.txt"),
             format!(
-                "umw-vm campaign {} --runs {} --boots {}{}\nwall time {} s\n",
+                "umw-vm campaign {} --runs {} --boots {}{}{}\nwall time {} s\n",
                 kernels.join(" "),
                 options.runs,
                 options.boots,
-                if options.parts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" --parts {}", options.parts.join(","))
-                },
+                list_option("parts", &options.parts),
+                list_option("modes", &options.modes),
                 started.elapsed().as_secs()
             ),
         )?;
@@ -407,6 +404,15 @@ fn yes_no(flag: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "no",
         None => "unknown",
+    }
+}
+
+/// ` --NAME a,b` for a list option that was given, nothing otherwise.
+fn list_option(name: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        String::new()
+    } else {
+        format!(" --{name} {}", values.join(","))
     }
 }
 
