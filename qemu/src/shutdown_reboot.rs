@@ -220,6 +220,10 @@ struct Unmounted {
     /// Block devices still claimed at the reboot call.
     claimed: u32,
     loop_bound: bool,
+    /// Block-layer and filesystem errors the kernel logged after this line
+    /// (the reboot, device_shutdown() included): a filesystem still alive
+    /// touching a device being stopped.
+    errors_after: u64,
 }
 
 /// What the console of one boot showed.
@@ -228,14 +232,10 @@ struct Console {
     umount_wait: Option<bool>,
     files: Vec<ExpectedFile>,
     unmounted: Option<Unmounted>,
-    /// Block-layer and filesystem errors the kernel logged after the
-    /// reboot script's last line (the reboot, device_shutdown() included):
-    /// a filesystem still alive touching a device being stopped.
-    errors_after_reboot: u64,
     problems: Vec<String>,
 }
 
-/// What counts as an error in [`Console::errors_after_reboot`].
+/// What counts as an error in [`Unmounted::errors_after`].
 const REBOOT_ERRORS: [&str; 7] = [
     "I/O error",
     "EXT4-fs error",
@@ -254,8 +254,6 @@ struct DiskCheck {
     /// The files missing or wrong after the replay ("fs:/path what").
     wrong: Vec<String>,
     notes: Vec<String>,
-    /// From the console: errors logged after the reboot began.
-    errors_after_reboot: u64,
 }
 
 /// Counts of one mode over its boots.
@@ -428,14 +426,13 @@ fn one_boot(
     let dumps = run.disks.images[0].with_file_name(format!("{label}.dump"));
     let check = check_disks(bench, &run.disks.images, &console.files, &dumps);
     let _ = fs::remove_dir_all(&dumps);
-    let mut check = match check {
+    let check = match check {
         Ok(check) => check,
         Err(err) => {
             problems.push(format!("boot {n}: the host's disk check failed: {err:#}"));
             return Ok(None);
         }
     };
-    check.errors_after_reboot = console.errors_after_reboot;
     let unclean: Vec<_> = check.unclean.iter().map(|f| f.name()).collect();
     bench.sample(&serde_json::json!({
         "scenario": SCENARIO,
@@ -447,7 +444,7 @@ fn one_boot(
         "claimed_at_reboot": unmounted.claimed,
         "unclean": unclean,
         "incomplete": !check.wrong.is_empty(),
-        "console_errors_after_reboot": check.errors_after_reboot,
+        "console_errors_after_reboot": unmounted.errors_after,
     }))?;
     bench.progress.note(&format!(
         "{} kernel: {SCENARIO} {mode} boot {n}: status {}, {} ms, {} disk(s) claimed at the reboot, {} error(s) logged after it, loop {}, {}, {}{}",
@@ -455,7 +452,7 @@ fn one_boot(
         unmounted.status,
         unmounted.ms,
         unmounted.claimed,
-        check.errors_after_reboot,
+        unmounted.errors_after,
         if unmounted.loop_bound { "bound" } else { "detached" },
         if unclean.is_empty() {
             "all clean".to_string()
@@ -486,7 +483,7 @@ impl Tally {
         *count.damaged.get_or_insert(0) +=
             u64::from(!check.unclean.is_empty() || !check.wrong.is_empty());
         self.unclean_filesystems += check.unclean.len() as u64;
-        *count.console_errors.get_or_insert(0) += check.errors_after_reboot;
+        *count.console_errors.get_or_insert(0) += unmounted.errors_after;
         self.nonzero_status += u64::from(unmounted.status != 0);
         self.unexpected_status += u64::from(
             mode.expected_status
@@ -570,8 +567,12 @@ fn parse(text: &str) -> Console {
                 Some(file) => console.files.push(file),
                 None => console.problems.push(format!("malformed line: {line}")),
             }
-        } else if console.unmounted.is_some() && REBOOT_ERRORS.iter().any(|e| line.contains(e)) {
-            console.errors_after_reboot += 1;
+        } else if let Some(unmounted) = console
+            .unmounted
+            .as_mut()
+            .filter(|_| REBOOT_ERRORS.iter().any(|e| line.contains(e)))
+        {
+            unmounted.errors_after += 1;
         } else if let Some(rest) = line.strip_prefix("UMW-SHUTDOWN-UNMOUNTED ") {
             let number = |name| field(rest, name).and_then(|v| v.parse::<i64>().ok());
             match (
@@ -588,6 +589,7 @@ fn parse(text: &str) -> Console {
                         ms: ms as u64,
                         claimed: claimed as u32,
                         loop_bound: bound == "1",
+                        errors_after: 0,
                     })
                 }
                 _ => console.problems.push(format!("malformed line: {line}")),
@@ -754,7 +756,8 @@ mod tests {
                 status: 0,
                 ms: 1330,
                 claimed: 0,
-                loop_bound: false
+                loop_bound: false,
+                errors_after: 0,
             })
         );
     }
@@ -762,18 +765,19 @@ mod tests {
     #[test]
     fn errors_logged_after_the_reboot_began_are_counted() {
         let text = include_str!("../testdata/shutdown-reboot/umount-wait.log");
-        assert_eq!(parse(text).errors_after_reboot, 0);
+        let errors_after = |text: &str| parse(text).unmounted.unwrap().errors_after;
+        assert_eq!(errors_after(text), 0);
         let (before, after) = text.split_at(text.find("UMW-SHUTDOWN-UNMOUNTED").unwrap());
         let errors = "[    4.1] I/O error, dev vdc, sector 8 op 0x1:(WRITE)\n\
                       [    4.2] EXT4-fs error (device vdc): ext4_journal_check_start:84\n\
                       [    4.3] reboot: Restarting system\n";
         // Before the script's last line they are not the reboot's.
         let early = format!("{before}{errors}{after}");
-        assert_eq!(parse(&early).errors_after_reboot, 0);
+        assert_eq!(errors_after(&early), 0);
         let (line, rest) = after.split_at(after.find('\n').unwrap() + 1);
         let late = format!("{before}{line}{errors}{rest}");
         let console = parse(&late);
-        assert_eq!(console.errors_after_reboot, 2);
+        assert_eq!(console.unmounted.unwrap().errors_after, 2);
         assert_eq!(console.problems, Vec::<String>::new());
     }
 
