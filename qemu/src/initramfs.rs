@@ -26,7 +26,6 @@ use crate::context::{output_of, run_logged, Bench};
 use crate::kernel::{self, KernelImage, KernelName};
 
 const BUSYBOX: &str = "/bin/busybox";
-const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 
 pub struct Initramfs {
     common: PathBuf,
@@ -241,21 +240,9 @@ fn gen_init_cpio(bench: &Bench) -> Result<PathBuf> {
     }
     fs::create_dir_all(&tools)?;
     let source = tools.join("gen_init_cpio.c");
-    let in_tree = bench
-        .paths
-        .cache
-        .join("trees/unpatched/usr/gen_init_cpio.c");
-    if in_tree.is_file() {
-        fs::copy(&in_tree, &source)?;
-    } else {
-        let text = output_of(Command::new("tar").args([
-            "-xOf",
-            SOURCE_TARBALL,
-            "--wildcards",
-            "*/usr/gen_init_cpio.c",
-        ]))?;
-        fs::write(&source, text + "\n")?;
-    }
+    // The pristine 6.12 tree (extracted once, shared with the kernels).
+    let pristine = kernel::pristine_source(bench, kernel::Base::Lts612)?;
+    fs::copy(pristine.join("usr/gen_init_cpio.c"), &source)?;
     run_logged(
         Command::new("gcc")
             .args(["-O2", "-o"])
