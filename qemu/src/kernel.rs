@@ -224,29 +224,25 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
     if name == KernelName::Stock {
         return crate::kernel_stock::fetch(bench);
     }
-    let _lock = take_lock(bench)?;
+    // A cached image is complete (written aside, then renamed): no lock
+    // to read it, so that a run never waits behind another's build of a
+    // kernel it does not need. The lock is for building, and whoever took
+    // it after a wait looks again.
     let key = key_for(bench, name)?;
     let dir = image_dir(bench, name)?;
-    let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
-    let base = name.built_base();
-    let source = format!("{} {}", base.package(), base.source_version()?);
-    // The image as the cache directory holds it.
-    let image = |release: String| KernelImage {
-        name,
-        bzimage: dir.join("bzImage"),
-        release,
-        source: source.clone(),
-        selftest: selftest.clone(),
-        modules: Vec::new(),
-        memory_mb: if name == KernelName::Debug { 1024 } else { 512 },
-    };
-    if dir.join("bzImage").is_file() && selftest.iter().all(|s| s.is_file()) {
+    let reuse = |image: KernelImage| {
         bench.progress.note(&format!(
             "{name} kernel: reusing the cached image {} (key {key})",
             dir.display()
         ));
-        let release = fs::read_to_string(dir.join("release"))?.trim().to_string();
-        return Ok(image(release));
+        image
+    };
+    if let Some(image) = cached(bench, name)? {
+        return Ok(reuse(image));
+    }
+    let _lock = take_lock(bench)?;
+    if let Some(image) = cached(bench, name)? {
+        return Ok(reuse(image));
     }
     let tree = build_tree(bench, name, Until::Built)?;
     let staging = dir.with_extension("tmp");
@@ -270,7 +266,34 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         "{name} kernel: {release}, image cached in {} (key {key})",
         dir.display()
     ));
-    Ok(image(release))
+    cached(bench, name)?.with_context(|| format!("{} incomplete after the build", dir.display()))
+}
+
+/// The cached image of `name`, when the cache has all of it.
+fn cached(bench: &Bench, name: KernelName) -> Result<Option<KernelImage>> {
+    let dir = image_dir(bench, name)?;
+    let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
+    if !dir.join("bzImage").is_file() || !selftest.iter().all(|s| s.is_file()) {
+        return Ok(None);
+    }
+    let base = name.built_base();
+    Ok(Some(KernelImage {
+        name,
+        bzimage: dir.join("bzImage"),
+        release: fs::read_to_string(dir.join("release"))?.trim().to_string(),
+        source: format!("{} {}", base.package(), base.source_version()?),
+        selftest,
+        modules: Vec::new(),
+        memory_mb: memory_mb(name),
+    }))
+}
+
+fn memory_mb(name: KernelName) -> u32 {
+    if name == KernelName::Debug {
+        1024
+    } else {
+        512
+    }
 }
 
 /// The series' kselftest, built static from a tree that has the series
