@@ -166,17 +166,33 @@ pub struct RebootRun {
     pub timed_out: Option<String>,
 }
 
-/// Boots `image` with `suite` alone; `label` names the disks and the log
-/// (console-<label>.log), `what` the progress line.
+/// Boots `image` with `suite` alone on fresh disks (the race disk made
+/// `race`); `label` names the disks and the log (console-<label>.log),
+/// `what` the progress line.
 pub fn reboot_run(
     bench: &Bench,
     image: &KernelImage,
     initramfs: &Initramfs,
     suite: &str,
+    race: disks::Format,
     label: &str,
     what: &str,
 ) -> Result<RebootRun> {
-    let disks = disks::fresh(bench, label)?;
+    let disks = disks::fresh_with(bench, label, race)?;
+    reboot_run_on(bench, image, initramfs, suite, disks, label, what)
+}
+
+/// The same on the disks of an earlier run (the next boot, which reads
+/// what that run left).
+pub fn reboot_run_on(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    suite: &str,
+    disks: Disks,
+    label: &str,
+    what: &str,
+) -> Result<RebootRun> {
     let log = bench.log(&format!("console-{label}.log"));
     let boot = Boot::suites(vec![suite.to_string()], 1, image.name);
     let outcome = bench.progress.stage(what, Some(&log), || {

@@ -58,6 +58,13 @@ pub struct RaceCount {
     /// logged after the reboot began, summed over the boots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_errors: Option<u64>,
+    /// shutdown-reboot only: boots with at least one such error, and boots
+    /// cut short (a kernel report such as a panic or an oops, the time
+    /// limit, no verdict line): not in `runs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots_with_console_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots_failed: Option<u64>,
 }
 
 /// One run of a race scenario:

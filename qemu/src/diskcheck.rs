@@ -11,6 +11,12 @@
 //!   dump()     `debugfs` copies files out, to compare with what the guest
 //!              wrote.
 //!
+//! f2fs (/data in the shutdown-reboot test) is read the same way where the
+//! host can: `f2fs_unclean()` reads the last checkpoint (f2fs marks it
+//! "unmount" when written by ->put_super or a remount read-only) and runs
+//! `fsck.f2fs --dry-run -f`; the replay and the files are the checker
+//! boot's (shutdown_reboot.rs): the host has no f2fs driver.
+//!
 //! Everything the tools print goes to one log per scenario.
 
 use std::fs;
@@ -76,6 +82,60 @@ pub fn unclean(image: &Path, log: &Log) -> Result<Vec<String>> {
         notes.push(format!("e2fsck -fn exit {rc}"));
     }
     Ok(notes)
+}
+
+/// Why the f2fs on `image` was not shut down; empty when it was. Read
+/// only: `fsck.f2fs --dry-run -f` changes nothing.
+pub fn f2fs_unclean(image: &Path, log: &Log) -> Result<Vec<String>> {
+    log.append(&format!("== {} (f2fs)\n", image.display()));
+    let mut notes = f2fs_errors(image, log)?;
+    if let Some(why) = notes.iter().position(|n| n.starts_with("checkpoint")) {
+        notes.swap(0, why);
+    }
+    Ok(notes)
+}
+
+/// After the checker boot mounted and unmounted it: a note when the f2fs
+/// on `image` is not consistent, or its last checkpoint not an unmount's.
+pub fn f2fs_errors_left(image: &Path, log: &Log) -> Result<Option<String>> {
+    let notes = f2fs_errors(image, log)?;
+    Ok((!notes.is_empty()).then(|| format!("after the checker boot: {}", notes.join(", "))))
+}
+
+fn f2fs_errors(image: &Path, log: &Log) -> Result<Vec<String>> {
+    let fsck = Command::new("fsck.f2fs")
+        .args(["--dry-run", "-f"])
+        .arg(image)
+        .output()
+        .context("running fsck.f2fs --dry-run -f")?;
+    log.tool("fsck.f2fs --dry-run -f", &fsck);
+    let out = String::from_utf8_lossy(&fsck.stdout);
+    let mut notes = Vec::new();
+    match f2fs_checkpoint_flags(&out) {
+        None => notes.push("checkpoint state not found".to_string()),
+        Some(flags) if !flags.split_whitespace().any(|f| f == "unmount") => {
+            notes.push(format!("checkpoint not an unmount's ({})", flags.trim()))
+        }
+        Some(_) => {}
+    }
+    let failed = out.lines().filter(|l| l.contains("[Fail]")).count();
+    if failed > 0 {
+        notes.push(format!("fsck.f2fs: {failed} checks failed"));
+    }
+    let rc = fsck.status.code().unwrap_or(-1);
+    if rc != 0 {
+        notes.push(format!("fsck.f2fs --dry-run -f exit {rc}"));
+    }
+    Ok(notes)
+}
+
+/// The flags of `Info: checkpoint state = 185 :  trimmed ... unmount`.
+fn f2fs_checkpoint_flags(fsck_out: &str) -> Option<&str> {
+    fsck_out
+        .lines()
+        .find_map(|l| l.strip_prefix("Info: checkpoint state = "))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, flags)| flags)
 }
 
 /// `e2fsck -fy`, as the next boot would run it. A note when errors remain.
@@ -154,6 +214,18 @@ pub fn tool_output(command: &mut Command) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_f2fs_checkpoint_is_read() {
+        let out = "Info: CKPT version = 672e467b\n\
+                   Info: checkpoint state = 185 :  trimmed nat_bits compacted_summary unmount\n";
+        let flags = f2fs_checkpoint_flags(out).unwrap();
+        assert!(flags.split_whitespace().any(|f| f == "unmount"));
+        let out = "Info: checkpoint state = 44 :  compacted_summary sudden-power-off\n";
+        let flags = f2fs_checkpoint_flags(out).unwrap();
+        assert!(!flags.split_whitespace().any(|f| f == "unmount"));
+        assert_eq!(f2fs_checkpoint_flags("Info: Dry run\n"), None);
+    }
 
     #[test]
     fn the_note_names_three_and_counts_the_rest() {

@@ -1,7 +1,9 @@
 //! Blank ext4 images, made on the host, fresh for each boot.
 //!
 //! /dev/vda kselftest, /dev/vdb the tool's suites, /dev/vdc race scenarios,
-//! /dev/vdd spare (docs/bench-contract.md, "Disks"). Each boot gets its own
+//! /dev/vdd spare (docs/bench-contract.md, "Disks"). The race disk can be
+//! f2fs instead (Android's /data in the shutdown-reboot test), 256 MiB: f2fs
+//! keeps 64 MiB of a 64 MiB disk for itself but 15 MiB. Each boot gets its own
 //! directory (target/vm/disks/<label>-<pid>), removed after the boot, so
 //! that two benches running at once never share an image.
 
@@ -15,6 +17,14 @@ use crate::context::{run_logged, Bench};
 
 pub const ROLES: [&str; 4] = ["kselftest", "tool", "race", "spare"];
 const SIZE: &str = "64M";
+const F2FS_SIZE: u64 = 256 << 20;
+
+/// The filesystem made on the race disk.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Format {
+    Ext4,
+    F2fs,
+}
 
 /// The index of a role's image in [`Disks::images`].
 pub fn index(role: &str) -> usize {
@@ -36,8 +46,13 @@ impl Drop for Disks {
     }
 }
 
-/// Makes the four images for one boot.
+/// Makes the four images for one boot, all ext4.
 pub fn fresh(bench: &Bench, label: &str) -> Result<Disks> {
+    fresh_with(bench, label, Format::Ext4)
+}
+
+/// Makes the four images for one boot, the race disk as `race`.
+pub fn fresh_with(bench: &Bench, label: &str, race: Format) -> Result<Disks> {
     let dir = bench
         .paths
         .out
@@ -52,13 +67,23 @@ pub fn fresh(bench: &Bench, label: &str) -> Result<Disks> {
     let log = bench.log("disks.log");
     for (letter, role) in ('a'..).zip(ROLES) {
         let image = disks.dir.join(format!("vd{letter}-{role}.img"));
-        run_logged(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", &format!("umw-{role}")])
-                .arg(&image)
-                .arg(SIZE),
-            &log,
-        )?;
+        if role == "race" && race == Format::F2fs {
+            fs::File::create(&image)?.set_len(F2FS_SIZE)?;
+            run_logged(
+                Command::new("mkfs.f2fs")
+                    .args(["-q", "-f", "-l", &format!("umw-{role}")])
+                    .arg(&image),
+                &log,
+            )?;
+        } else {
+            run_logged(
+                Command::new("mkfs.ext4")
+                    .args(["-q", "-F", "-L", &format!("umw-{role}")])
+                    .arg(&image)
+                    .arg(SIZE),
+                &log,
+            )?;
+        }
         disks.images.push(image);
     }
     Ok(disks)

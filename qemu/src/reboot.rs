@@ -128,6 +128,7 @@ pub fn run(
                 image,
                 initramfs,
                 &format!("{SUITE}-{mode}"),
+                disks::Format::Ext4,
                 &label,
                 &what,
             )?;

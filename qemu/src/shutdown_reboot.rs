@@ -28,7 +28,7 @@
 //! see the damage of an unclean shutdown in this tree.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
@@ -37,7 +37,7 @@ use crate::boot;
 use crate::console::{self, field, RaceCount};
 use crate::context::Bench;
 use crate::diskcheck::{self, Log};
-use crate::disks;
+use crate::disks::{self, Format};
 use crate::initramfs::Initramfs;
 use crate::kernel::{KernelImage, KernelName};
 use crate::summary::KernelResult;
@@ -66,6 +66,8 @@ pub struct Mode {
     /// Run by `umw-vm test` (the mechanism); the others are measured by
     /// `umw-vm shutdown-reboot` and `umw-vm campaign`.
     in_test: bool,
+    /// /data's filesystem: ext4, or f2fs as on Android.
+    data: Format,
 }
 
 impl Mode {
@@ -74,7 +76,7 @@ impl Mode {
     }
 }
 
-pub const MODES: [Mode; 8] = [
+pub const MODES: [Mode; 13] = [
     Mode {
         name: "umount-wait",
         suite: "shutdown-reboot-umount-wait",
@@ -82,6 +84,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: Some(0),
         must_show_bug: false,
         in_test: true,
+        data: Format::Ext4,
     },
     Mode {
         name: "polling",
@@ -90,6 +93,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: None,
         must_show_bug: false,
         in_test: false,
+        data: Format::Ext4,
     },
     // /media stays busy: umount-wait remounts it read-only and says so
     // (64, some filesystems not unmounted); every disk must still be clean.
@@ -100,6 +104,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: Some(64),
         must_show_bug: false,
         in_test: true,
+        data: Format::Ext4,
     },
     Mode {
         name: "polling+survivor",
@@ -108,6 +113,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: None,
         must_show_bug: false,
         in_test: false,
+        data: Format::Ext4,
     },
     // /data is still mounted in a live process's own namespace: umount-wait
     // waits out its deadline (5 s here), then makes /data read-only through
@@ -119,6 +125,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: Some(64),
         must_show_bug: false,
         in_test: true,
+        data: Format::Ext4,
     },
     Mode {
         name: "polling+ns-survivor",
@@ -127,6 +134,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: None,
         must_show_bug: true,
         in_test: true,
+        data: Format::Ext4,
     },
     // The same survivor keeping /media, the first disk of --all's order: a
     // wait on it must not cost /data its shutdown; /media ends read-only
@@ -138,6 +146,7 @@ pub const MODES: [Mode; 8] = [
         expected_status: Some(64),
         must_show_bug: false,
         in_test: true,
+        data: Format::Ext4,
     },
     Mode {
         name: "polling+first-survivor",
@@ -146,6 +155,59 @@ pub const MODES: [Mode; 8] = [
         expected_status: None,
         must_show_bug: false,
         in_test: false,
+        data: Format::Ext4,
+    },
+    // /data on f2fs, as on Android; the host reads it after a checker boot.
+    Mode {
+        name: "umount-wait+f2fs",
+        suite: "shutdown-reboot-umount-wait-f2fs",
+        test: "umount_wait_f2fs_data_every_disk_clean_and_complete",
+        expected_status: Some(0),
+        must_show_bug: false,
+        in_test: true,
+        data: Format::F2fs,
+    },
+    // The 2017 report's setting: Android init's unmount, then reboot(2).
+    Mode {
+        name: "polling+f2fs",
+        suite: "shutdown-reboot-polling-f2fs",
+        test: "polling_f2fs_baseline_measured",
+        expected_status: None,
+        must_show_bug: false,
+        in_test: false,
+        data: Format::F2fs,
+    },
+    // The 2017 report's own sequence: umount(8) once on each mount, then
+    // reboot(2) at once, while the killed apps' namespaces are torn down.
+    Mode {
+        name: "plain+f2fs",
+        suite: "shutdown-reboot-plain-f2fs",
+        test: "plain_f2fs_baseline_measured",
+        expected_status: None,
+        must_show_bug: false,
+        in_test: false,
+        data: Format::F2fs,
+    },
+    // f2fs /data kept alive in a namespace of its own: read-only through
+    // that namespace at the deadline (64), its checkpoint an unmount's.
+    Mode {
+        name: "umount-wait+f2fs+ns-survivor",
+        suite: "shutdown-reboot-umount-wait-f2fs-ns-survivor",
+        test: "umount_wait_f2fs_ns_survivor_read_only_every_disk_clean",
+        expected_status: Some(64),
+        must_show_bug: false,
+        in_test: true,
+        data: Format::F2fs,
+    },
+    // ... and the baseline: f2fs alive when the reboot stops the devices.
+    Mode {
+        name: "polling+f2fs+ns-survivor",
+        suite: "shutdown-reboot-polling-f2fs-ns-survivor",
+        test: "polling_f2fs_ns_survivor_baseline_measured",
+        expected_status: None,
+        must_show_bug: false,
+        in_test: false,
+        data: Format::F2fs,
     },
 ];
 
@@ -157,7 +219,22 @@ const CONTROL: Mode = Mode {
     expected_status: None,
     must_show_bug: false,
     in_test: false,
+    data: Format::Ext4,
 };
+
+/// The same with /data on f2fs, when a mode has it.
+const CONTROL_F2FS: Mode = Mode {
+    name: "none+f2fs",
+    suite: "shutdown-reboot-none-f2fs",
+    test: "bench/shutdown-reboot-sees-damage-f2fs",
+    expected_status: None,
+    must_show_bug: false,
+    in_test: false,
+    data: Format::F2fs,
+};
+
+/// The checker boot after a boot with /data on f2fs.
+const CHECK_SUITE: &str = "shutdown-reboot-check";
 
 /// The kernels `umw-vm test` runs it on: with the series (kernel path) and
 /// without (fallback), built from the same tree.
@@ -256,6 +333,21 @@ struct DiskCheck {
     notes: Vec<String>,
 }
 
+/// /data on f2fs as the host and the checker boot read it.
+#[derive(Debug, Default)]
+struct F2fsRead {
+    /// Why it was not shut down (the host, before the checker boot).
+    unclean: Vec<String>,
+    /// What fsck.f2fs found after the checker boot.
+    errors_left: Option<String>,
+    /// path in /data -> (bytes, md5), after the checker boot's mount.
+    files: Vec<(String, u64, String)>,
+    /// The bytes of /data/inner.img the checker boot put on the tool disk.
+    image_bytes: Option<u64>,
+    /// The checker boot's own failures (mount, copy, kernel report).
+    problems: Vec<String>,
+}
+
 /// Counts of one mode over its boots.
 #[derive(Debug, Default)]
 struct Tally {
@@ -309,13 +401,16 @@ pub fn run_modes(
     modes: &[Mode],
     result: &mut KernelResult,
 ) -> Result<()> {
-    if control_boot {
-        let failure = control(bench, image, initramfs)?;
+    let controls = [CONTROL, CONTROL_F2FS]
+        .into_iter()
+        .filter(|c| control_boot && modes.iter().any(|m| m.data == c.data));
+    for control_mode in controls {
+        let failure = control(bench, image, initramfs, &control_mode)?;
         if let Some(why) = &failure {
-            eprintln!("  # {}: {why}", CONTROL.test);
+            eprintln!("  # {}: {why}", control_mode.test);
         }
         result.tests.insert(
-            CONTROL.test.into(),
+            control_mode.test.into(),
             if failure.is_none() { "pass" } else { "fail" }.into(),
         );
     }
@@ -323,6 +418,7 @@ pub fn run_modes(
         let mut tally = Tally::default();
         tally.count.unclean = Some(0);
         tally.count.console_errors = Some(0);
+        tally.count.boots_with_console_errors = Some(0);
         tally.count.incomplete = Some(0);
         tally.count.damaged = Some(0);
         for n in 1..=boots {
@@ -345,15 +441,18 @@ pub fn run_modes(
         tally.count.ms_median = times.get(times.len().saturating_sub(1) / 2).copied();
         tally.count.ms_max = times.last().copied();
         tally.count.unclean_filesystems = Some(tally.unclean_filesystems);
+        tally.count.boots_failed = Some(u64::from(boots) - tally.count.runs);
         bench.progress.note(&format!(
-            "{} kernel: {SCENARIO} {}: {} boots, {} with an unclean filesystem ({} filesystems), {} with data missing, {} errors logged after the reboot began, exit status not 0 in {}, time to finish median {} ms, max {} ms",
+            "{} kernel: {SCENARIO} {}: {} boots ({} more cut short), {} with an unclean filesystem ({} filesystems), {} with data missing, {} errors logged after the reboot began (in {} boots), exit status not 0 in {}, time to finish median {} ms, max {} ms",
             image.name,
             mode.name,
             tally.count.runs,
+            tally.count.boots_failed.unwrap_or(0),
             tally.count.unclean.unwrap_or(0),
             tally.unclean_filesystems,
             tally.count.incomplete.unwrap_or(0),
             tally.count.console_errors.unwrap_or(0),
+            tally.count.boots_with_console_errors.unwrap_or(0),
             tally.nonzero_status,
             tally.count.ms_median.unwrap_or(0),
             tally.count.ms_max.unwrap_or(0),
@@ -394,7 +493,10 @@ fn one_boot(
         "{} kernel: {SCENARIO} {}, boot {n} of {boots}",
         image.name, mode.name
     );
-    let run = boot::reboot_run(bench, image, initramfs, mode.suite, &label, &what)?;
+    let run = boot::reboot_run(
+        bench, image, initramfs, mode.suite, mode.data, &label, &what,
+    )?;
+    let data = mode.data;
     let mode = mode.name;
     let mut console = parse(&run.text);
     console.problems.splice(0..0, run.timed_out.clone());
@@ -415,6 +517,13 @@ fn one_boot(
             for problem in &console.problems {
                 problems.push(format!("boot {n}: {problem} ({})", run.log.display()));
             }
+            bench.sample(&serde_json::json!({
+                "scenario": SCENARIO,
+                "kernel": image.name.as_str(),
+                "mode": mode,
+                "boot": n,
+                "failed": console.problems,
+            }))?;
             bench.progress.note(&format!(
                 "{} kernel: {SCENARIO} {mode} boot {n} FAILED: {}",
                 image.name,
@@ -424,8 +533,40 @@ fn one_boot(
         }
     };
     let dumps = run.disks.images[0].with_file_name(format!("{label}.dump"));
-    let check = check_disks(bench, &run.disks.images, &console.files, &dumps);
+    let (disks, check) = match data {
+        Format::Ext4 => {
+            let check = check_disks(bench, &run.disks.images, &console.files, &dumps, None);
+            (run.disks, check)
+        }
+        Format::F2fs => {
+            let log = Log(bench.log(&format!("{SCENARIO}-disk-checks.log")));
+            let race = run.disks.images[disks::index("race")].clone();
+            let unclean = diskcheck::f2fs_unclean(&race, &log)?;
+            let next = boot::reboot_run_on(
+                bench,
+                image,
+                initramfs,
+                CHECK_SUITE,
+                run.disks,
+                &format!("{label}-check"),
+                &format!("{what}: checker boot"),
+            )?;
+            let mut read = parse_check(&next.text);
+            read.problems.splice(0..0, next.timed_out.clone());
+            read.unclean = unclean;
+            read.errors_left = diskcheck::f2fs_errors_left(&race, &log)?;
+            let check = check_disks(
+                bench,
+                &next.disks.images,
+                &console.files,
+                &dumps,
+                Some(&read),
+            );
+            (next.disks, check)
+        }
+    };
     let _ = fs::remove_dir_all(&dumps);
+    drop(disks);
     let check = match check {
         Ok(check) => check,
         Err(err) => {
@@ -484,6 +625,7 @@ impl Tally {
             u64::from(!check.unclean.is_empty() || !check.wrong.is_empty());
         self.unclean_filesystems += check.unclean.len() as u64;
         *count.console_errors.get_or_insert(0) += unmounted.errors_after;
+        *count.boots_with_console_errors.get_or_insert(0) += u64::from(unmounted.errors_after > 0);
         self.nonzero_status += u64::from(unmounted.status != 0);
         self.unexpected_status += u64::from(
             mode.expected_status
@@ -496,9 +638,14 @@ impl Tally {
 /// The bench's own check: with no unmount at all, the host must find every
 /// filesystem of the tree damaged (unclean, or its files missing). None when
 /// it did; why not otherwise.
-fn control(bench: &Bench, image: &KernelImage, initramfs: &Initramfs) -> Result<Option<String>> {
+fn control(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    control_mode: &Mode,
+) -> Result<Option<String>> {
     let mut problems = Vec::new();
-    let checked = one_boot(bench, image, initramfs, &CONTROL, 1, 1, &mut problems)?;
+    let checked = one_boot(bench, image, initramfs, control_mode, 1, 1, &mut problems)?;
     Ok(match checked {
         None => Some(format!("the boot failed: {}", problems.join("; "))),
         Some((_, check)) => control_verdict(&check),
@@ -614,6 +761,48 @@ fn parse(text: &str) -> Console {
     console
 }
 
+/// Reads the checker boot's console.
+fn parse_check(text: &str) -> F2fsRead {
+    let mut read = F2fsRead::default();
+    let mut done = false;
+    for line in console::lines(text, &mut read.problems) {
+        if let Some(rest) = line.strip_prefix("UMW-CHECK-FILE ") {
+            let file = field(rest, "path=")
+                .zip(field(rest, "bytes="))
+                .zip(field(rest, "md5="));
+            match file {
+                Some(((path, bytes), md5)) if bytes.parse::<u64>().is_ok() && md5.len() == 32 => {
+                    read.files.push((
+                        path.to_string(),
+                        bytes.parse().unwrap_or(0),
+                        md5.to_string(),
+                    ))
+                }
+                _ => read.problems.push(format!("malformed line: {line}")),
+            }
+        } else if let Some(rest) = line.strip_prefix("UMW-CHECK-IMAGE ") {
+            match field(rest, "bytes=").and_then(|b| b.parse().ok()) {
+                Some(bytes) => read.image_bytes = Some(bytes),
+                None => read.problems.push(format!("malformed line: {line}")),
+            }
+        } else if let Some(rest) = line.strip_prefix("UMW-CHECK-DONE ") {
+            done = true;
+            match field(rest, "status=") {
+                Some("0") => {}
+                Some(what) => read
+                    .problems
+                    .push(format!("the checker boot's {what} of /data failed")),
+                None => read.problems.push(format!("malformed line: {line}")),
+            }
+        }
+    }
+    if !done {
+        read.problems
+            .push("no UMW-CHECK-DONE: the checker boot was cut short".into());
+    }
+    read
+}
+
 /// `fs=data path=/a bytes=N md5=H` or `... byte=c`.
 fn parse_file(rest: &str) -> Option<ExpectedFile> {
     let fs = Fs::parse(field(rest, "fs=")?)?;
@@ -640,21 +829,29 @@ fn check_disks(
     images: &[std::path::PathBuf],
     files: &[ExpectedFile],
     dumps: &Path,
+    f2fs: Option<&F2fsRead>,
 ) -> Result<DiskCheck> {
     let log = Log(bench.log(&format!("{SCENARIO}-disk-checks.log")));
     let mut check = DiskCheck::default();
     let inner = dumps.join("inner.img");
     for fs in Fs::ALL {
+        if let (Fs::Data, Some(read)) = (fs, f2fs) {
+            check_f2fs_data(read, files, &mut check)?;
+            continue;
+        }
         let image = match fs {
             Fs::Data => images[disks::index("race")].clone(),
             Fs::Media => images[disks::index("spare")].clone(),
             Fs::Image => {
-                let copied = diskcheck::dump(
-                    &images[disks::index("race")],
-                    &["/inner.img"],
-                    &dumps.join("outer"),
-                    &log,
-                )?;
+                let copied = match f2fs {
+                    None => diskcheck::dump(
+                        &images[disks::index("race")],
+                        &["/inner.img"],
+                        &dumps.join("outer"),
+                        &log,
+                    )?,
+                    Some(read) => vec![copy_out_image(&images[disks::index("tool")], read, dumps)?],
+                };
                 match &copied[0] {
                     Some(copy) => fs::rename(copy, &inner)?,
                     None => {
@@ -704,6 +901,87 @@ fn check_disks(
             .push(diskcheck::wrong_files_note(&check.wrong, files.len()));
     }
     Ok(check)
+}
+
+/// /data on f2fs: unclean as the host read it, the files as the checker
+/// boot found them.
+fn check_f2fs_data(read: &F2fsRead, files: &[ExpectedFile], check: &mut DiskCheck) -> Result<()> {
+    if !read.unclean.is_empty() {
+        check.unclean.push(Fs::Data);
+        check
+            .notes
+            .push(format!("data: {}", read.unclean.join(", ")));
+    }
+    if let Some(note) = &read.errors_left {
+        check.notes.push(format!("data: {note}"));
+    }
+    if !read.problems.is_empty() {
+        check
+            .notes
+            .push(format!("data: {}", read.problems.join("; ")));
+    }
+    for file in files.iter().filter(|f| f.fs == Fs::Data) {
+        let found = read.files.iter().find(|(path, ..)| *path == file.path);
+        let what = match found {
+            None => Some("missing".to_string()),
+            Some((_, bytes, md5)) => compare_sum(file, *bytes, md5)?,
+        };
+        if let Some(what) = what {
+            check.wrong.push(format!("data:{} {what}", file.path));
+        }
+    }
+    Ok(())
+}
+
+/// The image the checker boot copied onto the tool disk, cut to its size;
+/// None when it did not copy it.
+fn copy_out_image(tool_disk: &Path, read: &F2fsRead, dumps: &Path) -> Result<Option<PathBuf>> {
+    let Some(bytes) = read.image_bytes else {
+        return Ok(None);
+    };
+    fs::create_dir_all(dumps)?;
+    let copy = dumps.join("outer-inner.img");
+    let mut from = fs::File::open(tool_disk)?;
+    let mut to = fs::File::create(&copy)?;
+    let copied = std::io::copy(&mut std::io::Read::take(&mut from, bytes), &mut to)?;
+    Ok((copied == bytes).then_some(copy))
+}
+
+/// What is wrong with a file the checker boot summed; None when right.
+fn compare_sum(file: &ExpectedFile, bytes: u64, md5: &str) -> Result<Option<String>> {
+    if bytes != file.bytes {
+        return Ok(Some(format!("{bytes} of {} bytes", file.bytes)));
+    }
+    let expected = match &file.content {
+        Content::Md5(sum) => sum.clone(),
+        Content::Byte(byte) => md5_of_bytes(*byte, file.bytes)?,
+    };
+    Ok((md5 != expected).then(|| format!("md5 {md5}, not {expected}")))
+}
+
+/// The md5 of `len` bytes of `byte` (a holder's file), by md5sum.
+fn md5_of_bytes(byte: u8, len: u64) -> Result<String> {
+    use std::io::Write as _;
+    let mut md5sum = Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = md5sum.stdin.take().expect("piped");
+    let block = vec![byte; 1 << 16];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        stdin.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    drop(stdin);
+    let out = md5sum.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// None when the copy holds what the guest wrote; what is wrong otherwise.
@@ -847,6 +1125,58 @@ mod tests {
         let wrong = compare(&file(4, Content::Md5("0".repeat(32))), Some(&copy)).unwrap();
         assert!(wrong.unwrap().starts_with("md5 74b87337"));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_checker_boot_is_read_and_its_sums_compared() {
+        let text =
+            "UMW-CHECK-FILE path=/app/dirty.0 bytes=4 md5=74b87337454200d4d33f80c4663dc5e5\n\
+                    UMW-CHECK-FILE path=/media/a bytes=4 md5=00000000000000000000000000000000\n\
+                    UMW-CHECK-IMAGE bytes=16777216\n\
+                    UMW-CHECK-DONE status=0\n";
+        let read = parse_check(text);
+        assert_eq!(read.problems, Vec::<String>::new());
+        assert_eq!(read.image_bytes, Some(16 << 20));
+        let expected = |path: &str, bytes, content| ExpectedFile {
+            fs: Fs::Data,
+            path: path.into(),
+            bytes,
+            content,
+        };
+        let files = [
+            expected("/app/dirty.0", 4, Content::Byte(b'a')),
+            expected("/media/a", 4, Content::Md5("0".repeat(32))),
+            expected("/app/dirty.1", 4, Content::Byte(b'b')),
+        ];
+        let mut check = DiskCheck::default();
+        check_f2fs_data(&read, &files, &mut check).unwrap();
+        assert_eq!(check.wrong, ["data:/app/dirty.1 missing"]);
+        assert!(check.unclean.is_empty());
+        assert_eq!(
+            compare_sum(&files[0], 4, "0".repeat(32).as_str())
+                .unwrap()
+                .unwrap(),
+            "md5 00000000000000000000000000000000, not 74b87337454200d4d33f80c4663dc5e5"
+        );
+        assert_eq!(
+            compare_sum(&files[0], 3, "x").unwrap().unwrap(),
+            "3 of 4 bytes"
+        );
+
+        let failed = parse_check("UMW-CHECK-DONE status=mount\n");
+        assert_eq!(
+            failed.problems,
+            ["the checker boot's mount of /data failed"]
+        );
+        let read = F2fsRead {
+            unclean: vec!["checkpoint not an unmount's (compacted_summary)".into()],
+            ..failed
+        };
+        let mut check = DiskCheck::default();
+        check_f2fs_data(&read, &files, &mut check).unwrap();
+        assert_eq!(check.unclean, [Fs::Data]);
+        assert_eq!(check.wrong.len(), 3);
+        assert!(parse_check("").problems[0].contains("cut short"));
     }
 
     #[test]

@@ -92,6 +92,14 @@ fn disk_counts(count: &RaceCount) -> String {
     if let (Some(median), Some(max)) = (count.ms_median, count.ms_max) {
         text.push_str(&format!(", finished in median {median} ms, max {max} ms"));
     }
+    if let (Some(errors), Some(boots)) = (count.console_errors, count.boots_with_console_errors) {
+        text.push_str(&format!(
+            ", {errors} errors after the reboot ({boots} boots)"
+        ));
+    }
+    if let Some(failed) = count.boots_failed.filter(|f| *f > 0) {
+        text.push_str(&format!(", {failed} boots cut short"));
+    }
     text
 }
 
