@@ -15,7 +15,7 @@ use crate::context::Bench;
 use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, KernelImage, KernelName};
 use crate::summary::{KernelResult, Summary};
-use crate::{disks, mutant, reboot, shutdown_reboot, suites};
+use crate::{ci_boot, disks, mutant, reboot, shutdown_reboot, suites};
 
 pub struct TestOptions {
     pub suites: Vec<String>,
@@ -100,6 +100,15 @@ impl Bench {
                     &mut result,
                 )?;
             }
+            if options.shutdown_boots > 0 && ci_boot::runs_on(image.name) {
+                ci_boot::run(
+                    self,
+                    image,
+                    &initramfs,
+                    image.name == KernelName::Patched,
+                    &mut result,
+                )?;
+            }
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;
                 result.tests.insert(
@@ -174,6 +183,15 @@ impl Bench {
         })
     }
 
+    /// `umw-vm ci-boot`: the CI boot job alone, on each kernel, its control
+    /// on the patched kernel (or the only one); writes the summary.
+    pub fn ci_boot_alone(&self, kernels: &[KernelName]) -> Result<bool> {
+        self.scenario_alone(kernels, |image, initramfs, result| {
+            let control = image.name == KernelName::Patched || kernels.len() == 1;
+            ci_boot::run(self, image, initramfs, control, result)
+        })
+    }
+
     /// `umw-vm prepare`: every stage up to, not including, the compiles, so
     /// that each cold path runs in seconds (ci/test, on an empty cache).
     pub fn prepare(&self) -> Result<bool> {
@@ -186,7 +204,7 @@ impl Bench {
         kernel::build_selftest(self, *name, patched, &selftest)?;
         let stock = crate::kernel_stock::fetch(self)?;
         initramfs::build_with(self, Some(selftest), &[&stock])?;
-        let _disks = disks::fresh(self, "prepare")?;
+        let _disks = disks::fresh_with(self, "prepare", disks::Format::F2fs)?;
         self.progress.note(&format!(
             "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks",
             trees.len(),

@@ -14,6 +14,7 @@
 
 mod boot;
 mod cache;
+mod ci_boot;
 mod console;
 mod context;
 mod diskcheck;
@@ -105,6 +106,12 @@ enum Command {
         /// Only these modes (umount-wait, polling, umount-wait+survivor, ...); all when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
+    },
+    /// Run only the CI boot job (examples/ci-boot-job.sh): a VM image booted, its tests run, umount-wait --all, the image checked clean on the host.
+    CiBoot {
+        /// Kernels to test; unpatched and patched when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
     },
     /// Statistics on demand (not a test): many runs of S1-S3 and many boots
     /// of S4 and shutdown-reboot; every sample and the summary go to
@@ -240,6 +247,14 @@ fn run(cli: Cli) -> Result<bool> {
                     modes,
                 },
             )
+        }
+        Command::CiBoot { kernels } => {
+            let kernels = if kernels.is_empty() {
+                vec![KernelName::Unpatched, KernelName::Patched]
+            } else {
+                kernels
+            };
+            bench.ci_boot_alone(&kernels)
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
