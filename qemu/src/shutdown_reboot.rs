@@ -7,15 +7,20 @@
 //!       umount-wait  examples/android-reboot.sh (umount-wait --all)
 //!       polling      what Android init does today (100 ms polling),
 //!                    qemu/guest/lib/android-init-reboot.sh
+//!       plain        the 2017 report's: umount(8) once, reboot at once
 //!     each also with a process the script does not know of left running,
 //!     its cwd on the media disk (+survivor) or in a mount namespace of its
 //!     own that has /data (+ns-survivor) or /media, the first disk of
-//!     --all's order (+first-survivor); and `reboot -n -f`
+//!     --all's order (+first-survivor); /data ext4, or f2fs as on Android
+//!     (+f2fs); and `reboot -n -f`
 //!   -> console: UMW-SHUTDOWN-FILE (what must be on the disks),
 //!      UMW-SHUTDOWN-UNMOUNTED (status, time to finish), no kernel report
 //!   -> the data disk (/dev/vdc), the media disk (/dev/vdd) and the image
 //!      /inner.img copied out of the data disk: each unclean or not
-//!      (diskcheck::unclean), then replayed and its files compared
+//!      (diskcheck::unclean), then replayed and its files compared; an f2fs
+//!      /data: its checkpoint and fsck.f2fs on the host, then a checker
+//!      boot (suite shutdown-reboot-check) mounts it as the next boot
+//!      would, sums its files and copies the image out onto /dev/vdb
 //!   -> counts per mode under races["shutdown-reboot"], a test per mode.
 //!
 //! umount-wait must leave every filesystem clean and every file complete in
@@ -25,7 +30,9 @@
 //! judged: its unclean filesystems and its time to finish are counted for
 //! the comparison (its boots must still run without a kernel report). One
 //! boot with no unmount at all (mode none) checks that the host side does
-//! see the damage of an unclean shutdown in this tree.
+//! see the damage of an unclean shutdown in this tree (none+f2fs: with /data
+//! on f2fs, run with every mode, not in `umw-vm test`, where the f2fs
+//! baseline that must leave /data unclean shows it instead).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -377,10 +384,11 @@ pub fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
         .collect())
 }
 
-/// Runs the scenario on one kernel: `boots` boots per mode, then puts the
-/// counts and the verdicts into `result`. With `control`, one more boot
-/// without any unmount checks the bench itself
-/// (`bench/shutdown-reboot-sees-damage`).
+/// Runs the scenario's `umw-vm test` modes on one kernel: `boots` boots
+/// per mode, then puts the counts and the verdicts into `result`. With
+/// `control`, one more boot without any unmount checks the bench itself
+/// (`bench/shutdown-reboot-sees-damage`, ext4; with f2fs the baseline that
+/// must leave /data unclean shows that its check is not blind).
 pub fn run(
     bench: &Bench,
     image: &KernelImage,
@@ -390,9 +398,12 @@ pub fn run(
     result: &mut KernelResult,
 ) -> Result<()> {
     let modes: Vec<Mode> = MODES.into_iter().filter(|m| m.in_test).collect();
-    run_modes(bench, image, initramfs, boots, control_boot, &modes, result)
+    let controls: &[Mode] = if control_boot { &[CONTROL] } else { &[] };
+    run_with(bench, image, initramfs, boots, controls, &modes, result)
 }
 
+/// `modes` on one kernel; with `control_boot`, the control boot of each
+/// /data filesystem they use.
 pub fn run_modes(
     bench: &Bench,
     image: &KernelImage,
@@ -402,11 +413,24 @@ pub fn run_modes(
     modes: &[Mode],
     result: &mut KernelResult,
 ) -> Result<()> {
-    let controls = [CONTROL, CONTROL_F2FS]
+    let controls: Vec<Mode> = [CONTROL, CONTROL_F2FS]
         .into_iter()
-        .filter(|c| control_boot && modes.iter().any(|m| m.data == c.data));
+        .filter(|c| control_boot && modes.iter().any(|m| m.data == c.data))
+        .collect();
+    run_with(bench, image, initramfs, boots, &controls, modes, result)
+}
+
+fn run_with(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    boots: u32,
+    controls: &[Mode],
+    modes: &[Mode],
+    result: &mut KernelResult,
+) -> Result<()> {
     for control_mode in controls {
-        let failure = control(bench, image, initramfs, &control_mode)?;
+        let failure = control(bench, image, initramfs, control_mode)?;
         if let Some(why) = &failure {
             eprintln!("  # {}: {why}", control_mode.test);
         }
