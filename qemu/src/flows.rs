@@ -177,7 +177,7 @@ impl Bench {
     ) -> Result<bool> {
         let modes = shutdown_reboot::select_modes(modes)?;
         self.scenario_alone(kernels, |image, initramfs, result| {
-            let control_boot = modes.len() == shutdown_reboot::MODES.len()
+            let control_boot = modes.len() >= shutdown_reboot::MODES.len()
                 && (image.name == KernelName::Patched || kernels.len() == 1);
             shutdown_reboot::run_modes(self, image, initramfs, boots, control_boot, &modes, result)
         })

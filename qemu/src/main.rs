@@ -103,7 +103,7 @@ enum Command {
         /// Boots per mode.
         #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
         boots: u32,
-        /// Only these modes (umount-wait, polling, umount-wait+survivor, ...); all when none is given.
+        /// Only these modes (umount-wait, polling, umount-wait+survivor, umount-wait+f2fs, plain+f2fs, ...; none and none+f2fs: the control boots); all, and the controls on the patched kernel, when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
@@ -129,7 +129,7 @@ enum Command {
         /// Only these parts (races, s4, shutdown-reboot); all when none is given.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<String>,
-        /// Only these modes of shutdown-reboot (umount-wait, polling, umount-wait+survivor, ...); all when none is given.
+        /// Only these modes of shutdown-reboot (umount-wait, polling, umount-wait+survivor, umount-wait+f2fs, plain+f2fs, ...; none and none+f2fs: the control boots); all but the controls when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },

@@ -31,8 +31,9 @@
 //! the comparison (its boots must still run without a kernel report). One
 //! boot with no unmount at all (mode none) checks that the host side does
 //! see the damage of an unclean shutdown in this tree (none+f2fs: with /data
-//! on f2fs, run with every mode, not in `umw-vm test`, where the f2fs
-//! baseline that must leave /data unclean shows it instead).
+//! on f2fs; both run by `umw-vm shutdown-reboot` with every mode or when
+//! named in --modes; in `umw-vm test` only the ext4 one: there the f2fs
+//! baseline that must leave /data unclean shows that check is not blind).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ pub const DEFAULT_BOOTS: u32 = 6;
 
 /// A way to run the test: the reboot script, with or without a process
 /// left running (variant survivor).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mode {
     /// The mode's name under `races.shutdown-reboot` and in the log.
     name: &'static str,
@@ -369,18 +370,25 @@ struct Tally {
     problems: Vec<String>,
 }
 
-/// The modes named in `names`, in their order in [`MODES`]; all of them
-/// when `names` is empty.
+/// The control boots, one per /data filesystem.
+const CONTROLS: [Mode; 2] = [CONTROL, CONTROL_F2FS];
+
+/// The modes named in `names`, in their order in [`MODES`], then the
+/// control boots named (`none`, `none+f2fs`); every mode when `names` is
+/// empty, no control (those come with `control_boot`).
 pub fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
+    let known = || MODES.iter().chain(&CONTROLS);
     for name in names {
-        if !MODES.iter().any(|m| m.name == name) {
-            let known: Vec<_> = MODES.iter().map(|m| m.name).collect();
+        if !known().any(|m| m.name == name) {
+            let known: Vec<_> = known().map(|m| m.name).collect();
             anyhow::bail!("no mode {name} (modes: {})", known.join(", "));
         }
     }
-    Ok(MODES
-        .into_iter()
-        .filter(|m| names.is_empty() || names.iter().any(|n| n == m.name))
+    Ok(known()
+        .filter(|m| {
+            names.iter().any(|n| n == m.name) || (names.is_empty() && !CONTROLS.contains(m))
+        })
+        .copied()
         .collect())
 }
 
@@ -413,11 +421,12 @@ pub fn run_modes(
     modes: &[Mode],
     result: &mut KernelResult,
 ) -> Result<()> {
-    let controls: Vec<Mode> = [CONTROL, CONTROL_F2FS]
+    let (named, modes): (Vec<Mode>, Vec<Mode>) = modes.iter().partition(|m| CONTROLS.contains(m));
+    let controls: Vec<Mode> = CONTROLS
         .into_iter()
-        .filter(|c| control_boot && modes.iter().any(|m| m.data == c.data))
+        .filter(|c| named.contains(c) || (control_boot && modes.iter().any(|m| m.data == c.data)))
         .collect();
-    run_with(bench, image, initramfs, boots, &controls, modes, result)
+    run_with(bench, image, initramfs, boots, &controls, &modes, result)
 }
 
 fn run_with(
