@@ -20,11 +20,19 @@
 #
 # Exit status, the highest that applies:
 #   0  tests passed, image clean, results in OUT
-#   1  usage, or a tool or QEMU could not run: nothing checked
-#   2  the tests failed (the image is clean: its results are in OUT)
-#   3  the VM did not shut down as it should (no CI-VM-SHUTDOWN line, the
-#      time limit, or umount-wait's status not 0 or 64)
-#   4  the image is not clean: do not cache it or boot it again
+#   1  usage, or a tool or QEMU could not start: nothing booted, nothing
+#      checked
+#   2  the tests failed or did not finish (no CI-TESTS line), or a file of
+#      CI_RESULTS is missing from the image
+#   3  the VM did not shut down as it should: QEMU failed or hit the time
+#      limit, no CI-VM-SHUTDOWN line, or umount-wait's status not 0 or 64
+#   4  the image is not clean: do not cache it or boot it again (the
+#      results in OUT were read without a journal replay: they may be
+#      stale)
+# umount-wait's 64 is accepted here because step 3 decides: with --all it
+# means the filesystems did not all end alike (each one's outcome is in the
+# report on the console), and what did not shut down was made read-only
+# where umount-wait could; an image left dirty fails step 3.
 #
 # Environment (defaults in brackets):
 #   QEMU        [qemu-system-x86_64]
@@ -47,7 +55,7 @@ for file in "$kernel" "$initrd" "$image"; do
 		exit 1
 	}
 done
-for tool in "${QEMU:-qemu-system-x86_64}" dumpe2fs e2fsck debugfs; do
+for tool in "${QEMU:-qemu-system-x86_64}" timeout dumpe2fs e2fsck debugfs; do
 	command -v "$tool" >/dev/null || {
 		echo "ci-boot-job: $tool not found; nothing was booted" >&2
 		exit 1
@@ -55,6 +63,8 @@ for tool in "${QEMU:-qemu-system-x86_64}" dumpe2fs e2fsck debugfs; do
 done
 mkdir -p "$out" || exit 1
 console=$out/console.log
+# An earlier run's console must not answer for this one.
+rm -f "$console"
 
 # The VM. -no-reboot: the VM's reboot or poweroff ends QEMU.
 timeout -s KILL "${TIMEOUT:-600}" "${QEMU:-qemu-system-x86_64}" \
@@ -72,9 +82,10 @@ qemu_rc=$?
 
 rc=0
 worst() { [ "$1" -gt $rc ] && rc=$1; }
-# The value of NAME=... on the console's last line starting with PREFIX.
+# The status=N of the console's last line starting with PREFIX (-a: a
+# serial console can carry stray bytes).
 status_of() {
-	tr -d '\r' <"$console" | grep "^$1 " | tail -n 1 | sed -n 's/.*status=\([0-9]*\).*/\1/p'
+	tr -d '\r' <"$console" | grep -a "^$1 " | tail -n 1 | sed -n 's/.*status=\([0-9]*\).*/\1/p'
 }
 
 # 1. The tests.
@@ -86,14 +97,21 @@ case $tests in
 esac
 
 # 2. The shutdown.
-if [ $qemu_rc -eq 137 ]; then
+case $qemu_rc in
+0) ;;
+137)
 	echo "ci-boot-job: the VM hit the time limit of ${TIMEOUT:-600} s"
 	worst 3
-fi
+	;;
+*)
+	echo "ci-boot-job: QEMU exited $qemu_rc ($out/qemu.log)"
+	worst 3
+	;;
+esac
 shutdown=$(status_of CI-VM-SHUTDOWN)
 case $shutdown in
 0) echo "ci-boot-job: every filesystem shut down" ;;
-64) echo "ci-boot-job: some filesystems left read-only (the report is in $console)" ;;
+64) echo "ci-boot-job: not every filesystem shut down, those left read-only where possible (the report is in $console)" ;;
 '') echo "ci-boot-job: no CI-VM-SHUTDOWN line: the VM did not shut down through umount-wait" && worst 3 ;;
 *) echo "ci-boot-job: umount-wait exited $shutdown: shutdown not confirmed" && worst 3 ;;
 esac
@@ -115,6 +133,7 @@ else
 fi
 
 # 4. The results, out of the image (debugfs reads without replaying).
+set -f
 for file in ${CI_RESULTS:-/ci/results}; do
 	copy=$out/$(basename "$file")
 	rm -f "$copy"

@@ -25,8 +25,11 @@
 #   POWEROFF     the last command [poweroff -f, or reboot -f for reboot]
 # It prints one line for the job to read on the serial console:
 #   CI-VM-SHUTDOWN status=<umount-wait's exit code>
-# 0: every filesystem shut down; 64: some were left read-only (named in the
-# report before it); anything else: the image must not be trusted.
+# 0: every filesystem shut down; 64: not all did (the report before it
+# says what happened to each: those left were made read-only where
+# possible); anything else: the image must not be trusted.
+# Run it from the VM's init or its console, not through ssh or a pipe:
+# without STOP_PIDS it signals every process but init and itself.
 
 set -u
 umw=${UMW:-umount-wait}
@@ -41,7 +44,11 @@ reboot) final=${POWEROFF:-reboot -f} ;;
 	;;
 esac
 
-# 1. Stop what the tests left running.
+# 1. Stop what the tests left running. The script itself ignores what the
+#    stop may bring it (a hangup when its session goes, SIGTERM passed on by
+#    a parent, a broken pipe), and gives the defaults back before
+#    umount-wait, which handles SIGINT and SIGTERM itself.
+trap '' HUP INT TERM PIPE
 if [ -n "${STOP_PIDS:-}" ]; then
 	# shellcheck disable=SC2086 # a list of pids
 	kill -TERM $STOP_PIDS 2>/dev/null
@@ -53,6 +60,8 @@ else
 	sleep "$grace"
 	kill -KILL -1 2>/dev/null
 fi
+
+trap - HUP INT TERM PIPE
 
 # 2. Unmount everything but the API filesystems, confirmed, under one
 #    deadline; what cannot go is made read-only, the root last. The report

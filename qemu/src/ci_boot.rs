@@ -53,7 +53,7 @@ pub fn run(
         Some(0) => artifact_check(&job.out)?,
         other => Some(format!(
             "the job exited {}, not 0 (its output: {})",
-            other.map_or("on a signal".into(), |c| c.to_string()),
+            exit_status(other),
             job.said
         )),
     };
@@ -62,13 +62,18 @@ pub fn run(
         let job = one_job(bench, image, initramfs, "ci-boot-plain")?;
         let failure = (job.status != Some(4) || !job.said.contains("IMAGE NOT CLEAN")).then(|| {
             format!(
-                "after a plain umount -a with a sandbox left, the job exited {:?}, not 4 (image not clean): {}",
-                job.status, job.said
+                "after a plain umount -a with a sandbox left, the job exited {}, not 4 (image not clean): {}",
+                exit_status(job.status),
+                job.said
             )
         });
         verdict(result, CONTROL, failure);
     }
     Ok(())
+}
+
+fn exit_status(code: Option<i32>) -> String {
+    code.map_or("on a signal".into(), |c| c.to_string())
 }
 
 struct Job {

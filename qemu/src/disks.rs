@@ -2,8 +2,8 @@
 //!
 //! /dev/vda kselftest, /dev/vdb the tool's suites, /dev/vdc race scenarios,
 //! /dev/vdd spare (docs/bench-contract.md, "Disks"). The race disk can be
-//! f2fs instead (Android's /data in the shutdown-reboot test), 256 MiB: f2fs
-//! keeps 64 MiB of a 64 MiB disk for itself but 15 MiB. Each boot gets its own
+//! f2fs instead (Android's /data in the shutdown-reboot test), 256 MiB: at
+//! 64 MiB f2fs leaves 15 MiB free. Each boot gets its own
 //! directory (target/vm/disks/<label>-<pid>), removed after the boot, so
 //! that two benches running at once never share an image.
 

@@ -237,11 +237,11 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         ));
         image
     };
-    if let Some(image) = cached(bench, name)? {
+    if let Some(image) = cached(name, &dir)? {
         return Ok(reuse(image));
     }
     let _lock = take_lock(bench)?;
-    if let Some(image) = cached(bench, name)? {
+    if let Some(image) = cached(name, &dir)? {
         return Ok(reuse(image));
     }
     let tree = build_tree(bench, name, Until::Built)?;
@@ -266,12 +266,11 @@ pub fn build(bench: &Bench, name: KernelName) -> Result<KernelImage> {
         "{name} kernel: {release}, image cached in {} (key {key})",
         dir.display()
     ));
-    cached(bench, name)?.with_context(|| format!("{} incomplete after the build", dir.display()))
+    cached(name, &dir)?.with_context(|| format!("{} incomplete after the build", dir.display()))
 }
 
-/// The cached image of `name`, when the cache has all of it.
-fn cached(bench: &Bench, name: KernelName) -> Result<Option<KernelImage>> {
-    let dir = image_dir(bench, name)?;
+/// The image of `name` in its cache directory `dir`, when all of it is there.
+fn cached(name: KernelName, dir: &Path) -> Result<Option<KernelImage>> {
     let selftest = name.has_series().then(|| dir.join("umount_wait_test"));
     if !dir.join("bzImage").is_file() || !selftest.iter().all(|s| s.is_file()) {
         return Ok(None);

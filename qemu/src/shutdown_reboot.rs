@@ -52,7 +52,8 @@ use crate::summary::KernelResult;
 
 /// The scenario's name under `races` in summary.json, and its suite.
 pub const SCENARIO: &str = "shutdown-reboot";
-/// Boots per mode and kernel in `umw-vm test` unless told otherwise.
+/// Boots per mode and kernel of `umw-vm shutdown-reboot` unless told
+/// otherwise (`umw-vm test`: --shutdown-boots, 1).
 pub const DEFAULT_BOOTS: u32 = 6;
 
 /// A way to run the test: the reboot script, with or without a process
@@ -254,7 +255,7 @@ pub fn runs_on(kernel: KernelName) -> bool {
 /// A filesystem of the tree, as the host finds it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fs {
-    /// ext4 on /dev/vdc.
+    /// /dev/vdc: ext4, or f2fs (the +f2fs modes).
     Data,
     /// ext4 on /dev/vdd.
     Media,
@@ -353,7 +354,10 @@ struct F2fsRead {
     files: Vec<(String, u64, String)>,
     /// The bytes of /data/inner.img the checker boot put on the tool disk.
     image_bytes: Option<u64>,
-    /// The checker boot's own failures (mount, copy, kernel report).
+    /// The checker boot could not mount /data: damage, its files missing.
+    mount_failed: bool,
+    /// The checker boot's own failures (a kernel report, its time limit,
+    /// the image's copy, its unmount, no verdict): the boot fails.
     problems: Vec<String>,
 }
 
@@ -587,6 +591,27 @@ fn one_boot(
             )?;
             let mut read = parse_check(&next.text);
             read.problems.splice(0..0, next.timed_out.clone());
+            if !read.problems.is_empty() {
+                for problem in &read.problems {
+                    problems.push(format!(
+                        "boot {n}: checker boot: {problem} ({})",
+                        next.log.display()
+                    ));
+                }
+                bench.progress.note(&format!(
+                    "{} kernel: {SCENARIO} {mode} boot {n} FAILED in its checker boot: {}",
+                    image.name,
+                    read.problems.join("; ")
+                ));
+                bench.sample(&serde_json::json!({
+                    "scenario": SCENARIO,
+                    "kernel": image.name.as_str(),
+                    "mode": mode,
+                    "boot": n,
+                    "failed": read.problems,
+                }))?;
+                return Ok(None);
+            }
             read.unclean = unclean;
             read.errors_left = diskcheck::f2fs_errors_left(&race, &log)?;
             let check = check_disks(
@@ -823,6 +848,7 @@ fn parse_check(text: &str) -> F2fsRead {
             done = true;
             match field(rest, "status=") {
                 Some("0") => {}
+                Some("mount") => read.mount_failed = true,
                 Some(what) => read
                     .problems
                     .push(format!("the checker boot's {what} of /data failed")),
@@ -1198,10 +1224,9 @@ mod tests {
         );
 
         let failed = parse_check("UMW-CHECK-DONE status=mount\n");
-        assert_eq!(
-            failed.problems,
-            ["the checker boot's mount of /data failed"]
-        );
+        assert!(failed.mount_failed && failed.problems.is_empty());
+        let copy = parse_check("UMW-CHECK-DONE status=copy\n");
+        assert_eq!(copy.problems, ["the checker boot's copy of /data failed"]);
         let read = F2fsRead {
             unclean: vec!["checkpoint not an unmount's (compacted_summary)".into()],
             ..failed
