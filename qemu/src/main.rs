@@ -82,7 +82,7 @@ enum Command {
         /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 2)]
         s4_boots: u32,
-        /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it; unpatched and patched kernels only, only without --suites.
+        /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it and the CI boot job; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 1)]
         shutdown_boots: u32,
     },
