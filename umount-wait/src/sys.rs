@@ -199,12 +199,16 @@ pub fn stat_fd(fd: BorrowedFd<'_>) -> Result<TargetStat, Errno> {
 }
 
 fn stat_at(dir: BorrowedFd<'_>, path: &Path, flags: AtFlags) -> Result<TargetStat, Errno> {
-    let st = rustix::fs::statx(
-        dir,
-        path,
-        flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC,
-        StatxFlags::TYPE | StatxFlags::MNT_ID,
-    )?;
+    let flags = flags | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC;
+    let st = match rustix::fs::statx(dir, path, flags, StatxFlags::TYPE | StatxFlags::MNT_ID) {
+        // A FUSE filesystem mounted without allow_other refuses every
+        // other user, root too, unless nothing is asked for: with an
+        // empty mask it still gives the device, and the mount id and the
+        // mount-root flag come from the VFS. The type is then unknown
+        // (not a symbolic link: a mount root is none).
+        Err(Errno::ACCESS) => rustix::fs::statx(dir, path, flags, StatxFlags::empty())?,
+        other => other?,
+    };
     // STATX_MNT_ID and STATX_ATTR_MOUNT_ROOT came in Linux 5.8.
     if st.stx_mask & StatxFlags::MNT_ID.bits() == 0
         || !st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
