@@ -232,8 +232,11 @@ pub struct Cli {
 
     /// Remount read-only what stays busy
     ///
-    /// If unmounting fails because the target is busy, remount it
-    /// read-only. If the wait ends unconfirmed (timeout, signal) while
+    /// If unmounting fails because the target is busy, make its filesystem
+    /// read-only (only SB_RDONLY changes: the mount keeps nosuid, nodev,
+    /// noexec and its other attributes, the filesystem its other options);
+    /// where another mount of the filesystem stays (a bind mount), this
+    /// mount alone. If the wait ends unconfirmed (timeout, signal) while
     /// another mount namespace still has the filesystem, make it read-only
     /// there.
     #[arg(short = 'r', long = "read-only")]
@@ -316,7 +319,9 @@ pub struct Cli {
     /// detached; swap and loop devices backed by files on a filesystem are
     /// released first. Nothing is left read-write at the deadline: what survives is made read-only where
     /// it lives, or shut down with FS_IOC_SHUTDOWN where read-only is
-    /// refused. API filesystems (proc, sysfs, cgroup..., anything under
+    /// refused; a filesystem also mounted where --all does not reach (a
+    /// bind of it that is not selected) is never made read-only or shut
+    /// down, only its selected mount. API filesystems (proc, sysfs, cgroup..., anything under
     /// /proc, /sys, /dev, /run but filesystems on a block device, such as
     /// USB media under /run/media) are skipped; the root is only remounted
     /// read-only, last.

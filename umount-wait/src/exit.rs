@@ -20,7 +20,9 @@ impl Exit {
         match report.outcome {
             Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
             Outcome::DetachedUnconfirmed(_) => Exit::Unconfirmed,
-            Outcome::RemountedReadOnly(_) | Outcome::ShutDownByIoctl(_) => Exit::Failure,
+            Outcome::RemountedReadOnly(_)
+            | Outcome::MountReadOnly { .. }
+            | Outcome::ShutDownByIoctl(_) => Exit::Failure,
         }
     }
 

@@ -170,6 +170,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         read_only_on_failure: cli.read_only,
         read_only_if_unconfirmed: cli.read_only,
         shut_down_if_read_only_fails: false,
+        this_mount_only: None,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),

@@ -82,6 +82,13 @@ pub enum Unconfirmed {
     /// been deleted, and the filesystem stays mounted in another namespace,
     /// whose end nothing is left to report.
     RootDeleted,
+    /// The fallback's watch ended without `IN_UNMOUNT` (the mount's root
+    /// had been deleted), no mount of the filesystem is in view, and there
+    /// is no block device whose claim could confirm the shutdown: a
+    /// holder out of view (a mount namespace this process cannot see, a
+    /// mount covered by another) may keep it alive, and nothing says
+    /// which.
+    RootDeletedUnseen,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -100,6 +107,12 @@ impl fmt::Display for Unconfirmed {
                 f,
                 "the mount's root was deleted, so the watch on it ended with it; \
                  the filesystem stays mounted in another mount namespace"
+            ),
+            Unconfirmed::RootDeletedUnseen => write!(
+                f,
+                "the mount's root was deleted, so the watch on it ended without IN_UNMOUNT; \
+                 no mount of the filesystem is in view and no block device claim can confirm \
+                 its shutdown"
             ),
             Unconfirmed::DeviceClaimed => {
                 write!(
@@ -128,6 +141,13 @@ pub enum Outcome {
     /// The unmount failed (the errno says why) and `--read-only` remounted the
     /// filesystem read-only instead.
     RemountedReadOnly(Errno),
+    /// The unmount failed (the errno says why) and `--read-only` made this
+    /// mount read-only, this mount alone: its filesystem stays mounted,
+    /// writable, at `still_mounted_at`, a mount that was not selected.
+    MountReadOnly {
+        errno: Errno,
+        still_mounted_at: PathBuf,
+    },
     /// `--all`: the mount that holds this process's root, never unmounted,
     /// remounted read-only.
     RootReadOnly,
@@ -148,6 +168,7 @@ impl Outcome {
             Outcome::ShutDown => "shut_down",
             Outcome::DetachedUnconfirmed(_) => "detached_unconfirmed",
             Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => "remounted_read_only",
+            Outcome::MountReadOnly { .. } => "mount_read_only",
             Outcome::Unmounted { .. } => "unmounted",
             Outcome::ShutDownByIoctl(_) => "shut_down_by_ioctl",
         }
@@ -157,7 +178,9 @@ impl Outcome {
         match self {
             Outcome::ShutDown => State::ShutDown,
             Outcome::DetachedUnconfirmed(_) => State::Detached,
-            Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => State::ReadOnly,
+            Outcome::RemountedReadOnly(_)
+            | Outcome::RootReadOnly
+            | Outcome::MountReadOnly { .. } => State::ReadOnly,
             Outcome::Unmounted { .. } => State::Unmounted,
             Outcome::ShutDownByIoctl(_) => State::ShutDownByIoctl,
         }

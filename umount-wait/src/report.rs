@@ -181,6 +181,17 @@ impl Printer {
                 );
                 self.blockers("held by", &report.blockers);
             }
+            Outcome::MountReadOnly {
+                errno,
+                still_mounted_at,
+            } => {
+                err!(
+                    "umount-wait: {target}: {}; this mount made read-only, its filesystem left as it is: it stays mounted at {}",
+                    unmount_refused(*errno),
+                    display(still_mounted_at)
+                );
+                self.blockers("held by", &report.blockers);
+            }
             Outcome::ShutDownByIoctl(errno) => {
                 err!(
                     "umount-wait: {target}: read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed ({timing})",
@@ -518,6 +529,14 @@ fn outcome_reason(outcome: &Outcome) -> Option<String> {
         Outcome::ShutDown => None,
         Outcome::DetachedUnconfirmed(why) => Some(reason(why)),
         Outcome::RemountedReadOnly(errno) => Some(unmount_refused(*errno)),
+        Outcome::MountReadOnly {
+            errno,
+            still_mounted_at,
+        } => Some(format!(
+            "{}; this mount made read-only, its filesystem left as it is: it stays mounted at {}",
+            unmount_refused(*errno),
+            String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
+        )),
         Outcome::ShutDownByIoctl(errno) => Some(format!(
             "read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed",
             std::io::Error::from_raw_os_error(errno.raw_os_error())

@@ -176,6 +176,22 @@ pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec
         .collect()
 }
 
+/// A mount of `mount`'s filesystem that `--all` does not take care of
+/// (not in `selected`: not selected, outside the tree, or the root): the
+/// filesystem is not the run's to stop. A busy `mount` is then made
+/// read-only alone, never its filesystem, and never shut down by ioctl: a
+/// bind of another filesystem (or of a directory of the root) under the
+/// selection must not stop that filesystem.
+pub fn unselected_mount_of<'a>(
+    mounts: &'a [Mount],
+    mount: &Mount,
+    selected: &HashSet<u64>,
+) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .find(|o| o.dev == mount.dev && o.id != mount.id && !selected.contains(&o.id))
+}
+
 /// The part of a deadline kept at its end for what survives the waits
 /// (made read-only, or shut down by ioctl): a tenth of it, at least a
 /// second, never more than the whole.
@@ -286,6 +302,13 @@ pub fn run(
             .filter(|m| !waiting.iter().any(|w| w.pending.mount().id == m.id))
             .cloned()
             .collect();
+        // What `--all` may take care of: every candidate, those waited for
+        // and those settled in earlier passes too.
+        let selected: HashSet<u64> = candidates(&mounts, root_id, &plan.filter)
+            .iter()
+            .map(|m| m.id)
+            .chain(waiting.iter().map(|w| w.pending.mount().id))
+            .collect();
         events(Event::Pass {
             number: pass,
             last,
@@ -316,12 +339,14 @@ pub fn run(
                 (Some(end), _) => Some(end - now),
                 _ => None,
             };
+            let unselected = unselected_mount_of(&mounts, m, &selected);
             let options = Options {
                 force: last && plan.force_last_pass,
                 lazy: false,
                 read_only_on_failure: last,
                 read_only_if_unconfirmed: true,
-                shut_down_if_read_only_fails: true,
+                shut_down_if_read_only_fails: unselected.is_none(),
+                this_mount_only: unselected.map(|o| o.mount_point.as_path()),
                 timeout,
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
@@ -618,7 +643,10 @@ impl Host for System<'_> {
 
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
         let start = Instant::now();
-        sys::remount_read_only(Path::new("/"))
+        // The root's filesystem, through a handle: its mount keeps its
+        // own attributes, the superblock its other flags.
+        sys::open_path(Path::new("/"), true)
+            .and_then(|root| sys::reconfigure_read_only(std::os::fd::AsFd::as_fd(&root)))
             .map_err(|e| Error::from_errno("/", "remounting the root read-only", e))?;
         let target = Target {
             given: PathBuf::from("/"),

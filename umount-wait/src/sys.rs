@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rustix::fs::{inotify, AtFlags, FileType, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
 use rustix::io::Errno;
-use rustix::mount::{FsPickFlags, MountFlags, UnmountFlags};
+use rustix::mount::{FsPickFlags, UnmountFlags};
 
 use crate::mountinfo::DevId;
 
@@ -97,18 +97,66 @@ impl PreparedUnmount {
     }
 }
 
-/// `mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL)`.
-pub fn remount_read_only(path: &Path) -> Result<(), Errno> {
-    rustix::mount::mount_remount(path, MountFlags::RDONLY, "")
+/// `struct mount_attr` (linux/mount.h), the argument of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_RDONLY` (linux/mount.h).
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `mount_setattr(mount, "", AT_EMPTY_PATH, {.attr_set = MOUNT_ATTR_RDONLY})`:
+/// the one mount that `mount` (an [`open_path`] handle on its root,
+/// checked by the caller) refers to becomes read-only. Its other
+/// attributes (nosuid, nodev, noexec, the atime mode, nosymfollow, an
+/// idmapping) stay as they are, and so does the filesystem: other mounts
+/// of it stay writable. EBUSY while a file is open for writing through
+/// this mount; EINVAL for a mount of another mount namespace.
+///
+/// There is deliberately no read-only remount by path here:
+/// `mount(2)` with `MS_REMOUNT | MS_RDONLY` resets the mount's nosuid,
+/// nodev and noexec and the superblock's other flags (a user's nosuid
+/// stick with a setuid binary on it would hand out root), and it acts on
+/// whatever the path leads to when it is looked up again.
+pub fn make_mount_read_only(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a NUL-terminated empty path and a mount_attr of the size
+    // given, both alive for the call; the kernel only reads them.
+    let ret = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_mount_setattr,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            nix::libc::AT_EMPTY_PATH,
+            std::ptr::from_ref(&attr),
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    match ret {
+        0 => Ok(()),
+        _ => Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)),
+    }
 }
 
 /// `fspick(mount)`, `fsconfig(FSCONFIG_SET_FLAG, "ro")`,
 /// `fsconfig(FSCONFIG_CMD_RECONFIGURE)`: the filesystem of the mount that
 /// `mount` (an [`open_path`] handle on its root) refers to becomes
-/// read-only. Unlike `mount(2)` with `MS_REMOUNT`, this works on a mount
-/// of another mount namespace, opened through `/proc/PID/root`; and
-/// through the handle it acts on the mount checked, not on whatever a path
-/// leads to when it is looked up again.
+/// read-only, every mount of it with it. Only `SB_RDONLY` changes: the
+/// superblock's other flags (`sync`, ...) and options, and every mount's
+/// own attributes (nosuid, nodev, noexec), stay as they are. Unlike
+/// `mount(2)` with `MS_REMOUNT`, this works on a mount of another mount
+/// namespace, opened through `/proc/PID/root`; and through the handle it
+/// acts on the mount checked, not on whatever a path leads to when it is
+/// looked up again.
 pub fn reconfigure_read_only(mount: BorrowedFd<'_>) -> Result<(), Errno> {
     let flags = FsPickFlags::FSPICK_CLOEXEC | FsPickFlags::FSPICK_EMPTY_PATH;
     let fs = rustix::mount::fspick(mount, "", flags)?;

@@ -153,7 +153,10 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
         given: given.to_path_buf(),
         path,
         mount,
-        follow,
+        // A canonical path has no symbolic link left to follow: from here
+        // on (`UMOUNT_NOFOLLOW`, `O_NOFOLLOW`), one that a user puts
+        // there is refused, not followed.
+        follow: follow && !lookup.canonicalize,
     })
 }
 

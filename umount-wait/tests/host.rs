@@ -198,6 +198,22 @@ fn main() {
             all_read_only_refused_is_shut_down_by_ioctl,
         ),
         (
+            "read_only_keeps_every_attribute_of_a_users_busy_mount",
+            read_only_keeps_every_attribute_of_a_users_busy_mount,
+        ),
+        (
+            "read_only_never_reaches_a_mount_put_in_the_targets_place",
+            read_only_never_reaches_a_mount_put_in_the_targets_place,
+        ),
+        (
+            "all_a_busy_bind_of_an_unselected_filesystem_is_never_stopped",
+            all_a_busy_bind_of_an_unselected_filesystem_is_never_stopped,
+        ),
+        (
+            "a_hidden_holder_of_a_deleted_root_is_no_shutdown",
+            a_hidden_holder_of_a_deleted_root_is_no_shutdown,
+        ),
+        (
             "fake_all_prints_the_order_and_touches_nothing",
             fake_all_prints_the_order_and_touches_nothing,
         ),
@@ -1900,7 +1916,10 @@ fn bind_of_a_deleted_directory_is_no_error() {
     );
     assert!(!is_mounted(&b) && is_mounted(&t));
 
-    // The bind is the filesystem's last mount.
+    // The bind is the filesystem's last mount in view. On tmpfs no event
+    // and no block device can tell its shutdown from a holder out of
+    // view (a_hidden_holder_of_a_deleted_root_is_no_shutdown): not
+    // confirmed, no error.
     rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
     bind_deleted();
     rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
@@ -1910,14 +1929,44 @@ fn bind_of_a_deleted_directory_is_no_error() {
         OsStr::new("--json"),
         b.as_os_str(),
     ]);
-    assert_code(&run, EXIT_OK, "bind of a deleted directory, its last mount");
+    assert_code(
+        &run,
+        EXIT_UNCONFIRMED,
+        "bind of a deleted directory, its last mount",
+    );
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("detached_unconfirmed"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&b));
+
+    // The same on ext4: its block device claim, released, confirms it.
+    let dev = LoopExt4::new(&s, 16);
+    dev.mount(&t);
+    fs::create_dir(t.join("d")).unwrap();
+    rustix::mount::mount_bind(t.join("d"), &b).unwrap();
+    fs::remove_dir(t.join("d")).unwrap();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("fallback"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    assert_code(
+        &run,
+        EXIT_OK,
+        "bind of a deleted ext4 directory, its last mount",
+    );
     assert_eq!(
         field(&run.stdout, "outcome"),
         Some("shut_down"),
         "{}",
         run.stdout
     );
-    assert!(!is_mounted(&b));
+    assert!(!is_mounted(&b) && !excl_busy(&dev.device));
 
     // Still mounted in another namespace only (made before the bind, so
     // that its copy does not hold the deleted directory): nothing is left
@@ -3041,4 +3090,315 @@ fn all_many_mounts_timing() {
         field_ms(summary, "elapsed_ms"),
         run.elapsed.as_secs_f64() * 1000.0
     );
+}
+
+// Security: an unprivileged user next to a root run. Each test does what
+// the attacker did, and failed before its fix.
+
+/// The mount's own options and its superblock's, as the mount table shows
+/// them for the mount at `at` now.
+fn options_at(at: &Path) -> (Vec<String>, Vec<String>) {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = table
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == at.to_str())
+        .unwrap_or_else(|| panic!("{} is not mounted", at.display()));
+    let fields: Vec<&str> = line.split(' ').collect();
+    let dash = fields.iter().position(|f| *f == "-").unwrap();
+    let list = |s: &str| s.split(',').map(str::to_string).collect();
+    (list(fields[5]), list(fields[dash + 3]))
+}
+
+/// The output of `path -u` run as nobody: the uid it runs with.
+fn uid_of_program_run_by_nobody(program: &Path) -> String {
+    let out = Command::new(program)
+        .arg("-u")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Item 1 (critical): a user's stick, mounted with nosuid and nodev as
+/// udisks mounts media (and each other attribute a mount can have, and
+/// the superblock's `sync`), with a setuid-root copy of `id` on it; the
+/// user keeps a working directory there. `-r` and `--all` make it
+/// read-only through a handle: every attribute of the mount and every
+/// other flag of the superblock stay, and the user's `id` still runs as
+/// the user. Before, the read-only remount by path (`MS_REMOUNT |
+/// MS_RDONLY`) reset them: the options went from `rw,nosuid,nodev` to
+/// `ro`, and nobody's `id -u` printed 0.
+fn read_only_keeps_every_attribute_of_a_users_busy_mount() {
+    let attribute_sets: &[(MountFlags, &[&str], &[&str])] = &[
+        (
+            MountFlags::NOSUID
+                .union(MountFlags::NODEV)
+                .union(MountFlags::NOSYMFOLLOW)
+                .union(MountFlags::NOATIME)
+                .union(MountFlags::SYNCHRONOUS),
+            &["nosuid", "nodev", "nosymfollow", "noatime"],
+            &["sync"],
+        ),
+        (
+            MountFlags::NOEXEC.union(MountFlags::STRICTATIME),
+            &["noexec"],
+            &[],
+        ),
+    ];
+    for how in ["-r", "--all"] {
+        for (flags, mount_options, super_options) in attribute_sets {
+            let s = Scratch::new("ro-attributes");
+            let dev = LoopExt4::new(&s, 16);
+            let stick = s.dir("stick");
+            dev.mount(&stick);
+            let id = stick.join("id");
+            fs::copy("/usr/bin/id", &id).unwrap();
+            run_ok(Command::new("chmod").arg("4755").arg(&id));
+            rustix::mount::unmount(&stick, UnmountFlags::empty()).unwrap();
+            rustix::mount::mount(&dev.device, &stick, "ext4", *flags, None).unwrap();
+            let setuid_honoured = !flags.contains(MountFlags::NOSUID);
+            let mut user = Holder::spawn(
+                Command::new("sleep")
+                    .arg("600")
+                    .current_dir(&stick)
+                    .uid(NOBODY)
+                    .gid(NOBODY),
+            );
+            let run = match how {
+                "-r" => umw([OsStr::new("-r"), OsStr::new("--json"), stick.as_os_str()]),
+                _ => umw_all(&s.dir, &[]),
+            };
+            let (mount, superblock) = options_at(&stick);
+            let id_uid = (!flags.contains(MountFlags::NOEXEC) && !setuid_honoured)
+                .then(|| uid_of_program_run_by_nobody(&id));
+            user.stop();
+            rustix::mount::unmount(&stick, UnmountFlags::empty()).unwrap();
+            let what = format!("{how} on a busy stick mounted {mount_options:?}");
+            assert_code(&run, EXIT_FAILURE, &what);
+            let line = if how == "-r" {
+                run.stdout.as_str()
+            } else {
+                line_of(&run, &stick)
+            };
+            assert_eq!(
+                field(line, "outcome"),
+                Some("remounted_read_only"),
+                "{what}: {line}"
+            );
+            assert!(
+                mount.contains(&"ro".to_string()) && superblock.contains(&"ro".to_string()),
+                "{what}: not read-only: {mount:?} {superblock:?}"
+            );
+            for o in *mount_options {
+                assert!(
+                    mount.contains(&o.to_string()),
+                    "{what}: the mount lost {o}: {mount:?}"
+                );
+            }
+            for o in *super_options {
+                assert!(
+                    superblock.contains(&o.to_string()),
+                    "{what}: the superblock lost {o}: {superblock:?}"
+                );
+            }
+            if let Some(uid) = id_uid {
+                assert_eq!(
+                    uid,
+                    NOBODY.to_string(),
+                    "{what}: the setuid-root id on the stick ran as uid {uid}"
+                );
+            }
+        }
+    }
+}
+
+/// Items 2 and 7: the read-only remount of a busy target acts on the
+/// mount resolved, through a handle checked by its mount id and its
+/// device, never on what the path leads to by then. (a) A user who owns a
+/// directory on the path exchanges it (`renameat2(RENAME_EXCHANGE)`)
+/// for one whose entry is a symbolic link to a mount that was not
+/// selected; (b) the mount resolved went, and one that was not selected
+/// was given its mount id (mount ids are reused) at its path. Before, the
+/// remount followed the path: the unselected filesystem became read-only
+/// in both cases, and the target stayed writable.
+fn read_only_never_reaches_a_mount_put_in_the_targets_place() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use umount_wait::{target, ErrorKind, WaitPath};
+    let s = Scratch::new("ro-redirect");
+    let other = s.dir("other");
+    mount_tmpfs(&other);
+    let user = s.dir("user");
+    let m = s.dir("user/m");
+    mount_tmpfs(&m);
+    let options = umount_wait::Options {
+        read_only_on_failure: true,
+        ..Default::default()
+    };
+    let writable = |dir: &Path| fs::write(dir.join("probe"), b"x").is_ok();
+
+    // (a) The exchange, made after the target was resolved.
+    let t = target::resolve(&m, true, &mountinfo::read(None).unwrap()).unwrap();
+    let evil = s.dir("evil");
+    symlink(&other, evil.join("m")).unwrap();
+    renameat_with(CWD, &user, CWD, &evil, RenameFlags::EXCHANGE).unwrap();
+    let result = umount_wait::wait::remount_read_only(&t, WaitPath::Fallback, &options);
+    renameat_with(CWD, &user, CWD, &evil, RenameFlags::EXCHANGE).unwrap();
+    assert!(
+        writable(&other),
+        "a mount behind a symbolic link was made read-only"
+    );
+    match result {
+        Err(e) => assert_eq!(e.kind, ErrorKind::Moved, "{e}"),
+        Ok(r) => panic!("acted on what the path led to: {:?}", r.outcome),
+    }
+
+    // (b) The target as resolved, its id now another filesystem's.
+    let other_mount = target::resolve(&other, true, &mountinfo::read(None).unwrap()).unwrap();
+    let reused = umount_wait::Target {
+        mount: mountinfo::Mount {
+            id: other_mount.mount.id,
+            ..t.mount.clone()
+        },
+        path: other.clone(),
+        ..t.clone()
+    };
+    let result = umount_wait::wait::remount_read_only(&reused, WaitPath::Fallback, &options);
+    assert!(
+        writable(&other),
+        "the mount with the reused id was made read-only"
+    );
+    match result {
+        Err(e) => assert_eq!(e.kind, ErrorKind::Moved, "{e}"),
+        Ok(r) => panic!("acted on the mount with a reused id: {:?}", r.outcome),
+    }
+    assert!(writable(&m));
+    for dir in [&m, &other] {
+        rustix::mount::unmount(dir, UnmountFlags::empty()).unwrap();
+    }
+}
+
+/// Item 3: a bind of `other/share` (ext4, not selected) sits under the
+/// selection, busy with a user's working directory, and then with a file
+/// open for writing too. `--all` acts on that mount alone: made read-only
+/// when it can be, else left as it is with an error; `other` stays
+/// mounted, writable, never shut down. Before, the superblock was
+/// remounted read-only, or, with the file open, shut down by
+/// `FS_IOC_SHUTDOWN` (`other` went `rw,shutdown`, EIO on writes).
+fn all_a_busy_bind_of_an_unselected_filesystem_is_never_stopped() {
+    let outside = Scratch::new("unselected");
+    let dev = LoopExt4::new(&outside, 32);
+    let other = outside.dir("other");
+    dev.mount(&other);
+    fs::create_dir(other.join("share")).unwrap();
+    let s = Scratch::new("bind-of-unselected");
+    let b = s.dir("b");
+    rustix::mount::mount_bind(other.join("share"), &b).unwrap();
+    let other_writable = || fs::write(other.join("probe"), b"x").is_ok();
+
+    let mut user = cwd_holder(&b);
+    let mut writer = hold_open_for_writing(&b.join("log"));
+    let run = umw_all(&s.dir, &[]);
+    let still_writable = other_writable();
+    writer.release();
+    let _ = writer.holder.child.wait();
+    let line = line_of(&run, &b).to_string();
+    assert!(
+        still_writable,
+        "the unselected filesystem was stopped: {line}"
+    );
+    assert_ne!(
+        field(&line, "outcome"),
+        Some("shut_down_by_ioctl"),
+        "{line}"
+    );
+    assert!(
+        !options_at(&other).1.contains(&"ro".to_string()),
+        "the unselected filesystem was made read-only"
+    );
+    // Read-only refused for this mount too (the file open for writing):
+    // left as it is, and said so.
+    assert_eq!(field(&line, "outcome"), Some("untouched"), "{line}");
+    assert!(
+        run.stderr.contains("remounting read-only") && run.stderr.contains("(untouched)"),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(run.code, EXIT_OK, "{}", run.stderr);
+
+    // Without the file open for writing: this mount alone read-only.
+    let run = umw_all(&s.dir, &[]);
+    let still_writable = other_writable();
+    user.stop();
+    let line = line_of(&run, &b).to_string();
+    assert!(
+        still_writable,
+        "the unselected filesystem was stopped: {line}"
+    );
+    assert_eq!(field(&line, "outcome"), Some("mount_read_only"), "{line}");
+    assert!(
+        run.stderr
+            .contains(&format!("stays mounted at {}", other.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        fs::write(b.join("probe"), b"x").is_err(),
+        "the bind is still writable"
+    );
+    rustix::mount::unmount(&b, UnmountFlags::empty()).unwrap();
+    rustix::mount::unmount(&other, UnmountFlags::empty()).unwrap();
+}
+
+/// Item 5: the selected bind `sel/b` of `data/sub` is the last mount of
+/// that tmpfs in view; a holder keeps a file open for writing on it
+/// through its own copy, which it detached lazily (in no mount table), and
+/// `sub` is deleted. The watch on the bind's root ends without
+/// `IN_UNMOUNT`, and nothing else can confirm a shutdown: "detached, not
+/// confirmed" (exit 3), while the holder still writes. Before: "shut
+/// down", exit 0.
+fn a_hidden_holder_of_a_deleted_root_is_no_shutdown() {
+    let s = Scratch::new("hidden-holder");
+    let data = s.dir("data");
+    mount_tmpfs(&data);
+    fs::create_dir(data.join("sub")).unwrap();
+    let b = s.dir("sel/b");
+    rustix::mount::mount_bind(data.join("sub"), &b).unwrap();
+    let mut holder = namespace_shell(&format!(
+        "exec 3>>'{data}/f' && umount -l '{b}' && umount -l '{data}' && exec sleep 600",
+        data = data.display(),
+        b = b.display()
+    ));
+    fs::remove_dir(data.join("sub")).unwrap();
+    rustix::mount::unmount(&data, UnmountFlags::empty()).unwrap();
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("fallback"),
+        OsStr::new("--timeout"),
+        OsStr::new("10s"),
+        OsStr::new("--json"),
+        b.as_os_str(),
+    ]);
+    let alive = fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/{}/fd/3", holder.id()))
+        .and_then(|mut f| f.write_all(b"x"))
+        .is_ok();
+    holder.kill();
+    assert!(
+        alive,
+        "the holder could no longer write: the test shows nothing"
+    );
+    assert_code(
+        &run,
+        EXIT_UNCONFIRMED,
+        "the last bind in view, a hidden holder",
+    );
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("detached_unconfirmed"),
+        "{}",
+        run.stdout
+    );
+    assert!(!is_mounted(&b));
 }

@@ -166,7 +166,15 @@ pub(super) fn watch_ended(
                 report.wait_time = wait_start.elapsed();
                 return Ok(detached_unconfirmed(report, Unconfirmed::RootDeleted));
             }
-            // Shutting down now: confirmed below as after IN_UNMOUNT.
+            // No event says the superblock shut down, only that its
+            // root's inode went; a holder the scan cannot see (a covered
+            // mount, a namespace out of view) may keep the filesystem
+            // alive. Only a released block device claim confirms it.
+            RootEvicted::NotMounted if report.device_nodes.is_empty() => {
+                report.wait_time = wait_start.elapsed();
+                return Ok(detached_unconfirmed(report, Unconfirmed::RootDeletedUnseen));
+            }
+            // Confirmed below by the claims, as after IN_UNMOUNT.
             RootEvicted::NotMounted => {}
         }
     } else if !seen.unmounted {
@@ -394,11 +402,12 @@ enum RootEvicted {
 /// - a mount of it in another namespace only: the wait would have gone on
 ///   until that one goes, but nothing is left to report its end:
 ///   detached, shutdown not confirmed, the holders named;
-/// - no mount anywhere: the last mount was this one (or went with the
-///   holder that let go), and `deactivate_super()` follows the `dput()` in
-///   the same `cleanup_mnt()`: shut down, confirmed by the block device
-///   claim where there is one. An internal mount that no mount table lists
-///   (an overlayfs layer) would go unseen, as it does after `IN_UNMOUNT`.
+/// - no mount anywhere in view: the last mount was this one (or went with
+///   the holder that let go), and `deactivate_super()` follows the
+///   `dput()` in the same `cleanup_mnt()`; or a holder out of view (a
+///   mount covered by another, a namespace the scan cannot reach) keeps
+///   it. Only a block device claim released tells the two apart: without
+///   one the outcome is "detached, not confirmed".
 fn after_root_evicted(target: &Target) -> RootEvicted {
     let dev = target.mount.dev;
     let here = mountinfo::read(None).ok().and_then(|mounts| {

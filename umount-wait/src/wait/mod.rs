@@ -67,6 +67,11 @@ pub struct Options<'a> {
     /// `--all`: where read-only is refused (here or in a holder's
     /// namespace), the last resort: `FS_IOC_SHUTDOWN` with a log flush.
     pub shut_down_if_read_only_fails: bool,
+    /// Another mount of the filesystem stays, there: it was not selected
+    /// (a bind mount of it, or the mount it was bound from). Then a mount
+    /// that is made read-only is made so alone, never its filesystem, and
+    /// never shut down ([`read_only::remount_busy`]).
+    pub this_mount_only: Option<&'a Path>,
     /// `-t`: bounds the whole operation on one target.
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
@@ -274,7 +279,15 @@ pub fn unmount_shared(
             };
             Ok(report)
         }
-        Err(errno) => report::unmount_failed(target, options, report, errno),
+        Err(errno) => {
+            // Its filesystem is another mount's too: never the
+            // superblock's to change.
+            let options = Options {
+                this_mount_only: Some(options.this_mount_only.unwrap_or(still_mounted_at)),
+                ..*options
+            };
+            report::unmount_failed(target, &options, report, errno)
+        }
     }
 }
 

@@ -11,53 +11,91 @@ use rustix::io::Errno;
 
 use super::Options;
 use crate::blockers::{self, Blocker};
-use crate::outcome::{Error, Outcome, Report};
+use crate::mountinfo::{DevId, Mount};
+use crate::outcome::{Error, ErrorKind, Outcome, Report};
 use crate::sys;
 use crate::target::Target;
 
-/// The unmount failed with `errno` (EBUSY): remounts the target read-only;
-/// when that is refused and `options` ask for it, shuts it down in place,
-/// unless a swap file in use lives on it (its pages could no longer be
-/// read back).
+/// The unmount failed with `errno` (EBUSY): makes the target read-only
+/// through a handle checked to be its mount ([`checked_root`]), never by
+/// path.
+///
+/// - Where another mount of the filesystem stays (`options.this_mount_only`:
+///   a bind mount that was not selected), only this mount becomes
+///   read-only (`mount_setattr(2)`): the filesystem is not ours to stop,
+///   and neither its superblock nor `FS_IOC_SHUTDOWN` is touched.
+/// - Otherwise the filesystem becomes read-only (`fspick(2)` and a
+///   reconfiguration that changes `SB_RDONLY` alone), then the mount too,
+///   its other attributes kept (nosuid, nodev, noexec). When that is
+///   refused and `options` ask for it, the filesystem is shut down in
+///   place, unless a swap file in use lives on it (its pages could no
+///   longer be read back).
 pub(super) fn remount_busy(
     target: &Target,
     options: &Options<'_>,
     mut report: Report,
     errno: Errno,
 ) -> Result<Report, Error> {
-    let refused = match sys::remount_read_only(&target.path) {
+    let refused = |e| Error::from_errno(&target.given, "remounting read-only", e);
+    let mount = match checked_root(&target.path, &target.mount) {
+        Ok(mount) => mount,
+        Err(Errno::STALE) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
+        Err(e) => return Err(refused(e)),
+    };
+    if let Some(at) = options.this_mount_only {
+        sys::make_mount_read_only(mount.as_fd()).map_err(refused)?;
+        report.outcome = Outcome::MountReadOnly {
+            errno,
+            still_mounted_at: at.to_path_buf(),
+        };
+        return Ok(report);
+    }
+    let refusal = match sys::reconfigure_read_only(mount.as_fd()) {
         Ok(()) => {
+            // The filesystem is read-only; the mount says so too. Its
+            // refusal changes nothing that matters.
+            let _ = sys::make_mount_read_only(mount.as_fd());
             report.outcome = Outcome::RemountedReadOnly(errno);
             return Ok(report);
         }
         Err(e) => e,
     };
-    let error = Error::from_errno(&target.given, "remounting read-only", refused);
     if !options.shut_down_if_read_only_fails || blockers::swap_file_on(&target.mount) {
-        return Err(error);
+        return Err(refused(refusal));
     }
-    let Ok(mount) = checked_root(&target.path, target.follow, target.mount.id) else {
-        return Err(error);
-    };
     match sys::shut_down_filesystem(mount.as_fd()) {
         Ok(()) => {
-            report.outcome = Outcome::ShutDownByIoctl(refused);
+            report.outcome = Outcome::ShutDownByIoctl(refusal);
             Ok(report)
         }
-        Err(_) => Err(error),
+        Err(_) => Err(refused(refusal)),
     }
 }
 
-/// An `O_PATH` handle on `path`, if it leads to the root of the mount
-/// `mount_id`: a mount stacked on the mount point since must not be acted
-/// on in its place.
-fn checked_root(path: &Path, follow: bool, mount_id: u64) -> Result<OwnedFd, Errno> {
-    let mount = sys::open_path(path, follow)?;
-    let st = sys::stat_fd(mount.as_fd())?;
-    if st.mount_id != mount_id || !st.is_mount_root {
+/// An `O_PATH` handle on `path` (a final symbolic link not followed), if
+/// it leads to the root of `mount` itself: the same mount id, and a
+/// filesystem with `mount`'s device. A mount stacked on the mount point
+/// since, or one a user put where the path now leads (a directory
+/// exchanged for a symbolic link), must not be acted on in its place; nor
+/// a mount that was given the id of `mount` once that one was gone (mount
+/// ids are reused). ESTALE when it is not that mount.
+fn checked_root(path: &Path, mount: &Mount) -> Result<OwnedFd, Errno> {
+    let handle = sys::open_path(path, false)?;
+    let st = sys::stat_fd(handle.as_fd())?;
+    if st.mount_id != mount.id || !st.is_mount_root || !same_filesystem(st.dev, mount) {
         return Err(Errno::STALE);
     }
-    Ok(mount)
+    Ok(handle)
+}
+
+/// Whether `statx(2)`'s device of a mount root is that of `mount`'s
+/// filesystem (its `major:minor` in the mount table). btrfs and bcachefs
+/// give each subvolume a device of its own, which the mount table does not
+/// show: for them an anonymous device passes, and the mount id alone
+/// identifies the mount.
+fn same_filesystem(dev: DevId, mount: &Mount) -> bool {
+    dev == mount.dev
+        || (matches!(mount.fstype.as_str(), "btrfs" | "bcachefs") && dev.is_anonymous())
 }
 
 /// A filesystem that outlived its wait is detached here but still mounted
@@ -90,7 +128,7 @@ pub(super) fn elsewhere(options: &Options<'_>, report: &mut Report) {
             .join(pid.to_string())
             .join("root")
             .join(inside);
-        let Ok(mount) = checked_root(&path, false, *mount_id) else {
+        let Ok(mount) = checked_root(&path, &holder_mount(&report.mount, *mount_id)) else {
             continue;
         };
         match sys::reconfigure_read_only(mount.as_fd()) {
@@ -110,5 +148,15 @@ pub(super) fn elsewhere(options: &Options<'_>, report: &mut Report) {
     {
         report.read_only_through = Some(blocker);
         report.outcome = Outcome::ShutDownByIoctl(errno);
+    }
+}
+
+/// A holder's mount `mount_id` of the filesystem `mount` describes, as
+/// [`checked_root`] checks it: the holder's own mount table listed it with
+/// this filesystem's device.
+fn holder_mount(mount: &Mount, mount_id: u64) -> Mount {
+    Mount {
+        id: mount_id,
+        ..mount.clone()
     }
 }

@@ -83,6 +83,8 @@ pub fn detach(
         read_only_on_failure: options.read_only_on_failure,
         read_only_if_unconfirmed: options.read_only_if_unconfirmed,
         shut_down_if_read_only_fails: options.shut_down_if_read_only_fails,
+        // Only a refused unmount reads it, and that is settled at once.
+        this_mount_only: None,
         timeout: options.timeout,
         watch_blockers: options.watch_blockers,
         cancel: Cancel::never(),
