@@ -93,6 +93,14 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
             );
             return Ok(Exit::System);
         }
+        if let Err((path, found)) = sys::check_kernel_views() {
+            eprintln!(
+                "umount-wait: in the mount namespace {}, {path} is not the kernel's ({found}): \
+                 its mount table cannot be trusted; nothing was unmounted",
+                mountinfo::display(&file),
+            );
+            return Ok(Exit::System);
+        }
     }
 
     // Mistakes in the call itself: report them all, unmount nothing.

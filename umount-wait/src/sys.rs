@@ -298,6 +298,34 @@ pub fn enter_mount_namespace(file: &Path) -> Result<(), Errno> {
     )
 }
 
+/// The kernel's own views a run reads its facts from: `/proc/self/mountinfo`
+/// on procfs and, where `/sys` is there, `/sys/dev/block` on sysfs. In a
+/// mount namespace entered with `-N`, whoever made it may have mounted
+/// something else there (a tmpfs with a mount table of their own
+/// writing), and the run would act on their word. Err names the path and
+/// the filesystem found there instead.
+pub fn check_kernel_views() -> Result<(), (&'static str, String)> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let views: [(&str, i64, bool); 2] = [
+        ("/proc/self/mountinfo", PROC_SUPER_MAGIC, true),
+        ("/sys/dev/block", SYSFS_MAGIC, false),
+    ];
+    for (path, magic, required) in views {
+        let st = match rustix::fs::statfs(path) {
+            Ok(st) => st,
+            Err(Errno::NOENT) if !required => continue,
+            Err(e) => return Err((path, std::io::Error::from(e).to_string())),
+        };
+        #[allow(clippy::unnecessary_cast)]
+        let found = st.f_type as i64;
+        if found != magic {
+            return Err((path, format!("a filesystem of type {found:#x}")));
+        }
+    }
+    Ok(())
+}
+
 /// `open(path, O_PATH)`, following a final symbolic link only when
 /// `follow`: a handle on the mount root that a target resolves to, which
 /// later steps can check against. It pins the mount (a plain `umount2`

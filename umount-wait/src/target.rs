@@ -149,6 +149,13 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
     let mount = mountinfo::by_id(mounts, st.mount_id)
         .cloned()
         .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None))?;
+    // The mount table and the filesystem must agree on the device: a
+    // table that says otherwise is not the kernel's (`-N` into a
+    // namespace whose /proc someone else mounted), or no longer the
+    // mount's (its id reused since the table was read).
+    if !same_filesystem(st.dev, &mount) {
+        return Err(Error::new(given, ErrorKind::Moved, None));
+    }
     Ok(Target {
         given: given.to_path_buf(),
         path,
@@ -158,6 +165,16 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
         // there is refused, not followed.
         follow: follow && !lookup.canonicalize,
     })
+}
+
+/// Whether `statx(2)`'s device of a mount root is that of `mount`'s
+/// filesystem (its `major:minor` in the mount table). btrfs and bcachefs
+/// give each subvolume a device of its own, which the mount table does not
+/// show: for them an anonymous device passes, and the mount id alone
+/// identifies the mount.
+pub fn same_filesystem(dev: mountinfo::DevId, mount: &Mount) -> bool {
+    dev == mount.dev
+        || (matches!(mount.fstype.as_str(), "btrfs" | "bcachefs") && dev.is_anonymous())
 }
 
 /// Whether `mount` is on the block device `rdev` (node `node`): by its

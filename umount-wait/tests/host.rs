@@ -214,6 +214,10 @@ fn main() {
             a_hidden_holder_of_a_deleted_root_is_no_shutdown,
         ),
         (
+            "namespace_with_a_fake_proc_is_refused",
+            namespace_with_a_fake_proc_is_refused,
+        ),
+        (
             "fake_all_prints_the_order_and_touches_nothing",
             fake_all_prints_the_order_and_touches_nothing,
         ),
@@ -3401,4 +3405,62 @@ fn a_hidden_holder_of_a_deleted_root_is_no_shutdown() {
         run.stdout
     );
     assert!(!is_mounted(&b));
+}
+
+/// Item 11: `-N PID` into a mount namespace whose owner mounted a tmpfs on
+/// /proc there, with a mount table of their writing: it says the target
+/// (a tmpfs) is a loop device's ext4, one that was never selected. `-d`
+/// must not detach that loop device, nor unmount anything: the namespace's
+/// /proc is refused, and a table whose device the filesystem contradicts
+/// would be too. Before, the target was unmounted and the unselected loop
+/// device detached.
+fn namespace_with_a_fake_proc_is_refused() {
+    let s = Scratch::new("fake-proc");
+    let dev = LoopExt4::new(&s, 16);
+    let rdev = fs::read_to_string(format!(
+        "/sys/class/block/{}/dev",
+        dev.device.file_name().unwrap().to_str().unwrap()
+    ))
+    .unwrap();
+    let t = s.dir("t");
+    let script = format!(
+        "mount -t tmpfs umw-t '{t}' && \
+         id=$(awk -v t='{t}' '$5 == t {{ print $1 }}' /proc/self/mountinfo) && \
+         root=$(awk '$5 == \"/\" {{ print $1 \" \" $2 \" \" $3 }}' /proc/self/mountinfo) && \
+         mount -t tmpfs umw-fake-proc /proc && mkdir /proc/self && \
+         printf '%s / / rw - ext4 /dev/root rw\\n%s 1 {rdev} / {t} rw - ext4 {dev} rw\\n' \
+           \"$root\" \"$id\" > /proc/self/mountinfo && exec sleep 600",
+        t = t.display(),
+        rdev = rdev.trim(),
+        dev = dev.device.display(),
+    );
+    let mut holder = namespace_shell(&script);
+    let run = umw([
+        OsStr::new("-N"),
+        OsStr::new(&holder.id().to_string()),
+        OsStr::new("-d"),
+        t.as_os_str(),
+    ]);
+    let still_mounted = fs::read_to_string(format!("/proc/{}/mountinfo", holder.id()))
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == t.to_str());
+    holder.stop();
+    let bound = umount_wait::loopdev::is_bound(umount_wait::mountinfo::DevId::from_dev_t(
+        rustix::fs::stat(&dev.device).unwrap().st_rdev,
+    ));
+    assert!(
+        bound,
+        "an unselected loop device was detached: {}",
+        run.stderr
+    );
+    assert!(still_mounted, "the target was unmounted: {}", run.stderr);
+    assert_code(&run, EXIT_SYSTEM, "-N into a namespace with a fake /proc");
+    assert!(
+        run.stderr
+            .contains("/proc/self/mountinfo is not the kernel's")
+            && run.stderr.contains("nothing was unmounted"),
+        "{}",
+        run.stderr
+    );
 }

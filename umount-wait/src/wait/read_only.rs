@@ -11,10 +11,10 @@ use rustix::io::Errno;
 
 use super::Options;
 use crate::blockers::{self, Blocker};
-use crate::mountinfo::{DevId, Mount};
+use crate::mountinfo::Mount;
 use crate::outcome::{Error, ErrorKind, Outcome, Report};
 use crate::sys;
-use crate::target::Target;
+use crate::target::{self, Target};
 
 /// The unmount failed with `errno` (EBUSY): makes the target read-only
 /// through a handle checked to be its mount ([`checked_root`]), never by
@@ -82,20 +82,10 @@ pub(super) fn remount_busy(
 fn checked_root(path: &Path, mount: &Mount) -> Result<OwnedFd, Errno> {
     let handle = sys::open_path(path, false)?;
     let st = sys::stat_fd(handle.as_fd())?;
-    if st.mount_id != mount.id || !st.is_mount_root || !same_filesystem(st.dev, mount) {
+    if st.mount_id != mount.id || !st.is_mount_root || !target::same_filesystem(st.dev, mount) {
         return Err(Errno::STALE);
     }
     Ok(handle)
-}
-
-/// Whether `statx(2)`'s device of a mount root is that of `mount`'s
-/// filesystem (its `major:minor` in the mount table). btrfs and bcachefs
-/// give each subvolume a device of its own, which the mount table does not
-/// show: for them an anonymous device passes, and the mount id alone
-/// identifies the mount.
-fn same_filesystem(dev: DevId, mount: &Mount) -> bool {
-    dev == mount.dev
-        || (matches!(mount.fstype.as_str(), "btrfs" | "bcachefs") && dev.is_anonymous())
 }
 
 /// A filesystem that outlived its wait is detached here but still mounted
