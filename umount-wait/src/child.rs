@@ -85,6 +85,18 @@ impl CallChild {
                 // Should `call` panic after all, the child must not unwind
                 // into the caller's code and go on as a second copy of it.
                 let _exit_on_unwind = ExitOnUnwind;
+                // The child's result is its exit status; it has nothing to
+                // read or say. A child that outlives its owner (stuck
+                // where SIGKILL cannot reach it: a FUSE request its daemon
+                // read and never answers) must not keep the caller's
+                // standard streams open, or a script reading the command's
+                // output (`$(umount-wait ...)`, a pipe) would wait for it
+                // past every deadline.
+                for fd in 0..=2 {
+                    // SAFETY: close(2) is async-signal-safe; these
+                    // descriptors are not used by `call`.
+                    unsafe { nix::libc::close(fd) };
+                }
                 let status = match call() {
                     Ok(()) => 0,
                     Err(errno) => errno.raw_os_error(),
@@ -226,6 +238,28 @@ mod tests {
         }
         .unwrap();
         (child, ours)
+    }
+
+    /// A child that outlives its owner keeps none of the caller's standard
+    /// streams open: a script reading the command's output would otherwise
+    /// wait for the child, past every deadline. Before, fds 0 to 2 were the
+    /// caller's.
+    #[test]
+    fn the_child_keeps_no_standard_stream_open() {
+        let (mut child, _peer) = blocked_child();
+        let open = || -> Vec<i32> {
+            (0..=2)
+                .filter(|fd| std::fs::read_link(format!("/proc/{}/fd/{fd}", child.pid())).is_ok())
+                .collect()
+        };
+        // The child closes them first thing, at its own pace.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !open().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let open = open();
+        child.kill().unwrap();
+        assert_eq!(open, Vec::<i32>::new(), "standard streams still open");
     }
 
     #[test]
