@@ -179,6 +179,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         read_only_if_unconfirmed: cli.read_only,
         shut_down_if_read_only_fails: false,
         this_mount_only: None,
+        read_only_first: false,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),

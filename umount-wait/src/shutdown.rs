@@ -340,6 +340,8 @@ pub fn run(
                 _ => None,
             };
             let unselected = unselected_mount_of(&mounts, m, &selected);
+            let elsewhere =
+                wait::stays_mounted_at(&mounts, m, &gone).map(|o| o.mount_point.clone());
             let options = Options {
                 force: last && plan.force_last_pass,
                 lazy: false,
@@ -347,6 +349,7 @@ pub fn run(
                 read_only_if_unconfirmed: true,
                 shut_down_if_read_only_fails: unselected.is_none(),
                 this_mount_only: unselected.map(|o| o.mount_point.as_path()),
+                read_only_first: elsewhere.is_none() && unselected.is_none(),
                 timeout,
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
@@ -361,8 +364,6 @@ pub fn run(
                     continue;
                 }
             };
-            let elsewhere =
-                wait::stays_mounted_at(&mounts, m, &gone).map(|o| o.mount_point.clone());
             let lo = match elsewhere {
                 None => host.loop_device(m),
                 Some(_) => None,

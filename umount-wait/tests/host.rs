@@ -218,6 +218,10 @@ fn main() {
             namespace_with_a_fake_proc_is_refused,
         ),
         (
+            "all_a_holder_out_of_reach_keeps_a_read_only_filesystem",
+            all_a_holder_out_of_reach_keeps_a_read_only_filesystem,
+        ),
+        (
             "fake_all_prints_the_order_and_touches_nothing",
             fake_all_prints_the_order_and_touches_nothing,
         ),
@@ -3463,4 +3467,54 @@ fn namespace_with_a_fake_proc_is_refused() {
         "{}",
         run.stderr
     );
+}
+
+/// Item 6: a holder in a user and mount namespace of its own covers its
+/// copy of the filesystem with a tmpfs (a directory of it kept open), so
+/// that no holder's path reaches that copy. `--all` makes a filesystem's
+/// last mount in view read-only before the unmount: the run ends
+/// "detached, not confirmed", and the filesystem, still alive in the
+/// holder, is read-only. Before, it stayed read-write.
+fn all_a_holder_out_of_reach_keeps_a_read_only_filesystem() {
+    let s = Scratch::new("out-of-reach");
+    let dev = LoopExt4::new(&s, 16);
+    let m = s.dir("m");
+    dev.mount(&m);
+    let holder = Holder::spawn(Command::new("unshare").args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &format!(
+            "exec 3<'{m}' && mount -t tmpfs umw-stacked '{m}' && exec sleep 600",
+            m = m.display()
+        ),
+    ]));
+    let comm = format!("/proc/{}/comm", holder.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the holder did not start");
+        sleep(Duration::from_millis(5));
+    }
+    let run = umw_all(&s.dir, &["--timeout", "3s"]);
+    let kept = format!("/proc/{}/fd/3", holder.id());
+    let read_only = rustix::fs::statvfs(kept.as_str())
+        .unwrap()
+        .f_flag
+        .contains(rustix::fs::StatVfsMountFlags::RDONLY);
+    drop(holder);
+    let line = line_of(&run, &m);
+    assert!(read_only, "left read-write in the holder: {line}");
+    assert_eq!(
+        field(line, "outcome"),
+        Some("detached_unconfirmed"),
+        "{line}"
+    );
+    assert_code(&run, EXIT_UNCONFIRMED, "--all, a holder out of reach");
 }

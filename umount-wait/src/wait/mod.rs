@@ -72,6 +72,12 @@ pub struct Options<'a> {
     /// that is made read-only is made so alone, never its filesystem, and
     /// never shut down ([`read_only::remount_busy`]).
     pub this_mount_only: Option<&'a Path>,
+    /// `--all`, for a filesystem's last mount in view: make the
+    /// filesystem read-only through a checked handle before the unmount
+    /// ([`read_only::before_unmount`]), so that a holder out of view (a
+    /// covered mount in a namespace of its own, a thread the scan cannot
+    /// reach) cannot keep it read-write past the run.
+    pub read_only_first: bool,
     /// `-t`: bounds the whole operation on one target.
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).

@@ -72,6 +72,24 @@ pub(super) fn remount_busy(
     }
 }
 
+/// `--all`, before the unmount of a filesystem's last mount in view:
+/// makes the filesystem read-only through a handle checked to be that
+/// mount (`SB_RDONLY` alone, as [`remount_busy`]). A holder that keeps it
+/// alive where no scan can reach (a copy covered by another mount in a
+/// user namespace of its own, a thread whose leader has exited) then keeps
+/// a read-only filesystem, which a reboot finds clean. Refused (a file open
+/// for writing, a filesystem that cannot be read-only) or not reached:
+/// the unmount goes on as before. Never for a filesystem that a daemon or
+/// a server answers for, whose sync could hang the run.
+pub(super) fn before_unmount(target: &Target) {
+    if target.mount.may_not_answer() {
+        return;
+    }
+    if let Ok(mount) = checked_root(&target.path, &target.mount) {
+        let _ = sys::reconfigure_read_only(mount.as_fd());
+    }
+}
+
 /// An `O_PATH` handle on `path` (a final symbolic link not followed), if
 /// it leads to the root of `mount` itself: the same mount id, and a
 /// filesystem with `mount`'s device. A mount stacked on the mount point

@@ -76,6 +76,9 @@ pub fn detach(
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
+    if options.read_only_first {
+        super::read_only::before_unmount(target);
+    }
     let report = super::new_report(target, path);
     let kept = Options {
         force: options.force,
@@ -85,6 +88,7 @@ pub fn detach(
         shut_down_if_read_only_fails: options.shut_down_if_read_only_fails,
         // Only a refused unmount reads it, and that is settled at once.
         this_mount_only: None,
+        read_only_first: options.read_only_first,
         timeout: options.timeout,
         watch_blockers: options.watch_blockers,
         cancel: Cancel::never(),
