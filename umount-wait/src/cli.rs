@@ -314,7 +314,8 @@ pub struct Cli {
     /// Unmount every real filesystem (no TARGET)
     ///
     /// Deepest and newest first, in passes while a pass makes progress,
-    /// each confirmed shut down, the waits side by side; what stays busy is
+    /// each confirmed shut down (each filesystem made read-only right
+    /// before its last unmount), the waits side by side; what stays busy is
     /// remounted read-only, loop devices under what was unmounted are
     /// detached; swap and loop devices backed by files on a filesystem are
     /// released first. Nothing is left read-write at the deadline: what survives is made read-only where
