@@ -69,25 +69,101 @@ impl UnmountOptions {
 
 /// `umount2(path, flags)`.
 pub fn unmount(path: &Path, options: UnmountOptions) -> Result<(), Errno> {
-    rustix::mount::unmount(path, UnmountFlags::from_bits_retain(options.bits()))
+    let reach = Reach::new(path)?;
+    rustix::mount::unmount(
+        reach.whole(),
+        UnmountFlags::from_bits_retain(options.bits()),
+    )
+}
+
+/// A path as the kernel can take it, whatever its length: the path itself,
+/// or, from `PATH_MAX` on, its last component under a handle on its parent
+/// directory. A user who renames a directory above a mount point can move
+/// the mount deeper than `PATH_MAX`, where every call that takes the
+/// whole path fails (ENAMETOOLONG) and the mount would be left as it is.
+/// The parent is reached one component at a time (`openat(2)`,
+/// `O_PATH | O_NOFOLLOW`): no symbolic link is followed on the way.
+pub struct Reach {
+    /// The parent directory, for a long path.
+    dir: Option<OwnedFd>,
+    /// The whole path, or the last component under `dir`.
+    name: std::path::PathBuf,
+}
+
+impl Reach {
+    pub fn new(path: &Path) -> Result<Reach, Errno> {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.len() < nix::libc::PATH_MAX as usize {
+            return Ok(Reach {
+                dir: None,
+                name: path.to_path_buf(),
+            });
+        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Errno::NAMETOOLONG);
+        };
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut dir = rustix::fs::open("/", flags, Mode::empty())?;
+        for part in parent.components() {
+            if let std::path::Component::Normal(part) = part {
+                dir = rustix::fs::openat(&dir, part, flags, Mode::empty())?;
+            } else if part == std::path::Component::ParentDir {
+                dir = rustix::fs::openat(&dir, "..", flags, Mode::empty())?;
+            }
+        }
+        Ok(Reach {
+            dir: Some(dir),
+            name: std::path::PathBuf::from(name),
+        })
+    }
+
+    /// The directory `name` is looked up in.
+    fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_ref().map_or(CWD, AsFd::as_fd)
+    }
+
+    /// A path that leads to the same place in one lookup, for calls that
+    /// take no directory descriptor (`umount2`): through
+    /// `/proc/self/fd/N` for a long path. Valid while `self` lives.
+    pub fn whole(&self) -> std::path::PathBuf {
+        match &self.dir {
+            None => self.name.clone(),
+            Some(dir) => Path::new("/proc/self/fd")
+                .join(dir.as_raw_fd().to_string())
+                .join(&self.name),
+        }
+    }
 }
 
 /// `umount2(path, flags)` with its arguments made ready beforehand, so that
 /// [`PreparedUnmount::call`] allocates nothing: it can run in a child forked
 /// from a threaded process ([`crate::child`]).
-#[derive(Debug)]
 pub struct PreparedUnmount {
     path: CString,
     flags: UnmountFlags,
+    /// Keeps the parent directory of a long path open for `path`.
+    _reach: Reach,
+}
+
+impl std::fmt::Debug for PreparedUnmount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedUnmount")
+            .field("path", &self.path)
+            .field("flags", &self.flags)
+            .finish()
+    }
 }
 
 impl PreparedUnmount {
     /// EINVAL for a path with a NUL byte, which no system call can take.
     pub fn new(path: &Path, options: UnmountOptions) -> Result<Self, Errno> {
-        let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+        let reach = Reach::new(path)?;
+        let whole = reach.whole();
+        let path = CString::new(whole.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
         Ok(PreparedUnmount {
             path,
             flags: UnmountFlags::from_bits_retain(options.bits()),
+            _reach: reach,
         })
     }
 
@@ -238,7 +314,8 @@ pub fn stat_target(path: &Path, follow: bool) -> Result<TargetStat, Errno> {
     } else {
         AtFlags::SYMLINK_NOFOLLOW
     };
-    stat_at(CWD, path, flags)
+    let reach = Reach::new(path)?;
+    stat_at(reach.dir(), &reach.name, flags)
 }
 
 /// [`stat_target`] of what an `O_PATH` descriptor ([`open_path`]) refers to.
@@ -335,7 +412,8 @@ pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    rustix::fs::open(path, flags, Mode::empty())
+    let reach = Reach::new(path)?;
+    rustix::fs::openat(reach.dir(), &reach.name, flags, Mode::empty())
 }
 
 /// The mount ids of this process's root and working directory

@@ -222,6 +222,10 @@ fn main() {
             all_a_holder_out_of_reach_keeps_a_read_only_filesystem,
         ),
         (
+            "all_a_mount_moved_deeper_than_path_max_is_unmounted",
+            all_a_mount_moved_deeper_than_path_max_is_unmounted,
+        ),
+        (
             "fake_all_prints_the_order_and_touches_nothing",
             fake_all_prints_the_order_and_touches_nothing,
         ),
@@ -3517,4 +3521,51 @@ fn all_a_holder_out_of_reach_keeps_a_read_only_filesystem() {
         "{line}"
     );
     assert_code(&run, EXIT_UNCONFIRMED, "--all, a holder out of reach");
+}
+
+/// Item 10: a user renames a directory above a mount that root made, so
+/// that its mount point lies deeper than PATH_MAX. `--all` still unmounts
+/// it and confirms its shutdown (the path reached one component at a
+/// time). Before: "File name too long", the mount left read-write.
+fn all_a_mount_moved_deeper_than_path_max_is_unmounted() {
+    use rustix::fs::{mkdirat, openat, renameat, Mode, OFlags};
+    let s = Scratch::new("deep");
+    let short = s.dir("short");
+    let m = s.dir("short/m");
+    mount_tmpfs(&m);
+    // A tree deeper than PATH_MAX, made one component at a time.
+    let part = "d".repeat(200);
+    let flags = OFlags::PATH | OFlags::DIRECTORY;
+    let mut dir = rustix::fs::open(&s.dir, flags, Mode::empty()).unwrap();
+    let mut deep = s.dir.clone();
+    for _ in 0..22 {
+        mkdirat(&dir, part.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        dir = openat(&dir, part.as_str(), flags, Mode::empty()).unwrap();
+        deep.push(&part);
+    }
+    renameat(rustix::fs::CWD, &short, &dir, "short").unwrap();
+    let moved = deep.join("short/m");
+    assert!(moved.as_os_str().len() > 4096);
+    assert!(is_mounted(&moved), "the mount did not move along");
+    let run = umw_all(&s.dir, &[]);
+    let left = is_mounted(&moved);
+    if left {
+        let dir_fd = openat(&dir, "short", flags, Mode::empty()).unwrap();
+        let _ = rustix::mount::unmount(
+            format!(
+                "/proc/self/fd/{}/m",
+                std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+            )
+            .as_str(),
+            UnmountFlags::DETACH,
+        );
+    }
+    assert!(!left, "left mounted: {}{}", run.stdout, run.stderr);
+    assert_code(&run, EXIT_OK, "--all over a mount deeper than PATH_MAX");
+    assert_eq!(
+        field(line_of(&run, &moved), "outcome"),
+        Some("shut_down"),
+        "{}",
+        run.stdout
+    );
 }
