@@ -10,6 +10,8 @@
 //! slash is left). The same mount may not be named twice, even through
 //! different paths.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::mountinfo::{self, Mount};
@@ -114,6 +116,17 @@ pub fn resolve(given: &Path, follow: bool, mounts: &[Mount]) -> Result<Target, E
 
 /// [`resolve`], with umount(8)'s `-c` among the choices.
 pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Target, Error> {
+    if let Some(tag) = Tag::parse(given) {
+        let node = tag
+            .device()
+            .ok_or_else(|| Error::new(given, ErrorKind::NotFound, None))?;
+        return match sys::stat_dev(&node) {
+            Ok((_, Some(rdev))) => by_source(given, mounts, |m| on_device(m, rdev, &node))
+                .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None)),
+            Ok(_) => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
+            Err(e) => Err(Error::from_errno(given, "inspecting the tagged device", e)),
+        };
+    }
     let follow = lookup.follow;
     let normal = absolute(given)?;
     let fail = |errno| Error::from_errno(given, "inspecting the target", errno);
@@ -165,6 +178,80 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
         // there is refused, not followed.
         follow: follow && !lookup.canonicalize,
     })
+}
+
+/// A filesystem named as umount(8) takes it by a tag: `LABEL=`, `UUID=`,
+/// `PARTLABEL=`, `PARTUUID=`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// `LABEL`, `UUID`, `PARTLABEL` or `PARTUUID`.
+    pub name: &'static str,
+    pub value: &'a [u8],
+}
+
+impl<'a> Tag<'a> {
+    /// The tag `given` is, if it is one (with a value).
+    pub fn parse(given: &'a Path) -> Option<Tag<'a>> {
+        let bytes = given.as_os_str().as_bytes();
+        ["LABEL", "UUID", "PARTLABEL", "PARTUUID"]
+            .into_iter()
+            .find_map(|name| {
+                let value = bytes.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+                (!value.is_empty()).then_some(Tag { name, value })
+            })
+    }
+
+    /// The device node that carries the tag: udev's link under
+    /// `/dev/disk/by-label/` (and so on), or, where udev made none (an
+    /// initramfs, a container), the first device `blkid(8)` finds with it
+    /// (probed, not from its cache).
+    pub fn device(&self) -> Option<std::path::PathBuf> {
+        let dir = format!("/dev/disk/by-{}", self.name.to_ascii_lowercase());
+        let link = Path::new(&dir).join(OsStr::from_bytes(&udev_encode(self.value)));
+        if let Ok(node) = std::fs::canonicalize(link) {
+            return Some(node);
+        }
+        let mut tag = format!("{}=", self.name).into_bytes();
+        tag.extend_from_slice(self.value);
+        let out = std::process::Command::new("blkid")
+            .args(["-c", "/dev/null", "-l", "-o", "device", "-t"])
+            .arg(OsStr::from_bytes(&tag))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let node = out.stdout.strip_suffix(b"\n")?;
+        (out.status.success() && node.starts_with(b"/dev/"))
+            .then(|| std::path::PathBuf::from(OsStr::from_bytes(node)))
+    }
+}
+
+/// udev's encoding of a tag's value in a `/dev/disk/by-*` link name
+/// (`udev_util_encode_string`): bytes outside `[A-Za-z0-9#+-.:=@_]` and
+/// UTF-8 become `\xNN`.
+fn udev_encode(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(&b) = rest.first() {
+        let len = match std::str::from_utf8(&rest[..rest.len().min(4)]) {
+            _ if b < 0x80 => 1,
+            Ok(s) => s.chars().next().map_or(1, char::len_utf8),
+            Err(e) if e.valid_up_to() > 0 => std::str::from_utf8(&rest[..e.valid_up_to()])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .map_or(1, char::len_utf8),
+            Err(_) => 1,
+        };
+        if len > 1 {
+            out.extend_from_slice(&rest[..len]);
+        } else if b.is_ascii_alphanumeric() || b"#+-.:=@_".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// Whether `statx(2)`'s device of a mount root is that of `mount`'s
@@ -308,6 +395,33 @@ pub fn textual_duplicates(given: &[PathBuf]) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_as_umount8_takes_them() {
+        let tag = |s: &'static str| Tag::parse(Path::new(s)).map(|t| (t.name, t.value));
+        assert_eq!(tag("LABEL=data"), Some(("LABEL", &b"data"[..])));
+        assert_eq!(tag("PARTUUID=1-2"), Some(("PARTUUID", &b"1-2"[..])));
+        assert_eq!(tag("PARTLABEL=x=y"), Some(("PARTLABEL", &b"x=y"[..])));
+        assert_eq!(tag("UUID=ab"), Some(("UUID", &b"ab"[..])));
+        assert_eq!(tag("LABEL="), None);
+        assert_eq!(tag("LABELS=x"), None);
+        assert_eq!(tag("/mnt/LABEL=x"), None);
+        assert_eq!(tag("label=x"), None);
+    }
+
+    #[test]
+    fn tag_values_encoded_as_udev_names_its_links() {
+        assert_eq!(udev_encode(b"my data/1"), b"my\\x20data\\x2f1".to_vec());
+        assert_eq!(
+            udev_encode(b"a#b+c-d.e:f=g@h_i"),
+            b"a#b+c-d.e:f=g@h_i".to_vec()
+        );
+        assert_eq!(
+            udev_encode("d\u{e9}j\u{e0}".as_bytes()),
+            "d\u{e9}j\u{e0}".as_bytes().to_vec()
+        );
+        assert_eq!(udev_encode(b"\xff!"), b"\\xff\\x21".to_vec());
+    }
 
     #[test]
     fn normalizes_slashes_and_dots() {

@@ -185,6 +185,13 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "`LABEL=`, a labelled ext4 on a loop device",
+            setup:
+                "mkdir m && image d && e2label $T/d.img umw-compat-lbl && attach d && mount $dev m",
+            args: "LABEL=umw-compat-lbl",
+            ..DEFAULT
+        },
+        Case {
             name: "relative target",
             setup: TMPFS_M,
             args: "m",
