@@ -30,7 +30,8 @@ superblock is gone and, for a block device, when the device is no longer
 claimed.
 
 On kernels with UMOUNT_WAIT the kernel waits, in a child process that is
-killed when --timeout expires or on SIGINT/SIGTERM. Elsewhere an inotify
+killed when --timeout expires or on SIGINT/SIGTERM (unless the caller
+ignores them: trap '' TERM keeps SIGTERM ignored). Elsewhere an inotify
 watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
 device claim is checked. A target whose filesystem stays mounted elsewhere
 in this namespace is unmounted without a wait (it cannot shut down), and

@@ -106,6 +106,10 @@ fn main() {
             sigint_during_wait_is_detached_unconfirmed,
         ),
         (
+            "a_signal_the_caller_ignores_stays_ignored",
+            a_signal_the_caller_ignores_stays_ignored,
+        ),
+        (
             "status_line_on_a_terminal_and_progress_with_verbose",
             status_line_on_a_terminal_and_progress_with_verbose,
         ),
@@ -1423,6 +1427,62 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     assert!(
         run.stderr.contains("interrupted by SIGINT")
             && run.stderr.contains("detached, shutdown not confirmed"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `sh -c "trap '' SIG; exec umount-wait -v ARGS M"` on `m`, kept alive by a
+/// copy in another namespace; `send` once it says that it waits. Its run.
+fn wait_with_ignored(ignored: &str, send: rustix::process::Signal, args: &[&str], m: &Path) -> Run {
+    let mut holder = namespace_holder(m, "f", 0);
+    let script = format!("trap '' {ignored}; exec \"$0\" -v \"$@\"");
+    let mut cmd = Background::spawn(
+        Command::new("sh")
+            .args(["-c", &script, BIN])
+            .args(args)
+            .arg(m),
+        Watch::Stderr,
+    );
+    let waiting = cmd.wait_for(": waiting ");
+    assert!(waiting, "no waiting line: {}", cmd.said());
+    cmd.signal(send);
+    let run = cmd.finish();
+    holder.stop();
+    run
+}
+
+/// A caller that ignores SIGTERM or SIGINT (`trap '' TERM`, as init scripts
+/// shield themselves; a shell's background job ignores SIGINT) keeps it
+/// ignored: the wait goes on to its --timeout. The other signal still ends
+/// it.
+fn a_signal_the_caller_ignores_stays_ignored() {
+    use rustix::process::Signal;
+    let s = Scratch::new("ignored");
+    let m = s.dir("m");
+    for (ignored, signal, name) in [
+        ("TERM", Signal::TERM, "SIGTERM"),
+        ("INT", Signal::INT, "SIGINT"),
+    ] {
+        mount_tmpfs(&m);
+        let run = wait_with_ignored(ignored, signal, &["--timeout", "3s"], &m);
+        assert_code(
+            &run,
+            EXIT_UNCONFIRMED,
+            &format!("{name} ignored, then sent"),
+        );
+        assert!(
+            run.stderr.contains("timed out after 3s") && !run.stderr.contains("interrupted"),
+            "{name} ignored by the caller ended the wait:\n{}",
+            run.stderr
+        );
+    }
+    // SIGTERM ignored, SIGINT not: SIGINT ends the wait as documented.
+    mount_tmpfs(&m);
+    let run = wait_with_ignored("TERM", Signal::INT, &["--timeout", "60s"], &m);
+    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT with SIGTERM ignored");
+    assert!(
+        run.stderr.contains("interrupted by SIGINT"),
         "{}",
         run.stderr
     );
