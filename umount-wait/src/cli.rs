@@ -247,8 +247,9 @@ pub struct Cli {
     ///
     /// It bounds every step: the watch and umount2 on a FUSE or network
     /// filesystem too, made in a child process killed at the deadline. A
-    /// bare number is seconds. With --all, one deadline for the whole
-    /// run, whose last tenth (at least 1 s) is kept to make what survives
+    /// bare number is seconds; one too long for the clock to count to
+    /// (3000000000000000h) never expires. With --all, one deadline for the
+    /// whole run, whose last tenth (at least 1 s) is kept to make what survives
     /// read-only. (-t was this option before; it is --types now, as in
     /// umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]

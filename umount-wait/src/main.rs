@@ -448,8 +448,10 @@ fn detach_loop(
 ) -> Exit {
     match lo {
         Some(lo) if code == Exit::Success => {
-            let deadline =
-                std::time::Instant::now() + options.timeout.unwrap_or(LOOP_DETACH_TIMEOUT);
+            let deadline = umount_wait::duration::deadline(
+                std::time::Instant::now(),
+                options.timeout.unwrap_or(LOOP_DETACH_TIMEOUT),
+            );
             let detach = umount_wait::loopdev::detach(&lo, deadline, options.cancel);
             printer.loop_detach(&detach);
             match detach.outcome {

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
 use crate::cancel::Wake;
+use crate::duration;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
@@ -267,9 +268,11 @@ pub fn run(
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Summary> {
     let start = Instant::now();
-    let deadline = plan.timeout.map(|t| start + t);
+    let deadline = plan.timeout.map(|t| duration::deadline(start, t));
     // The waits end at the reserve; then one last pass over what is left.
-    let waits_end = plan.timeout.map(|t| start + t - reserve(t));
+    let waits_end = plan
+        .timeout
+        .map(|t| duration::deadline(start, t - reserve(t)));
     let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
     let root_id = host.root_mount_id()?;
     let mut run = Settle {

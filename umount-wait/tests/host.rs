@@ -167,6 +167,10 @@ fn main() {
             "bad_inputs_leave_everything_mounted",
             bad_inputs_leave_everything_mounted,
         ),
+        (
+            "a_timeout_past_the_clock_is_no_overflow",
+            a_timeout_past_the_clock_is_no_overflow,
+        ),
         ("odd_names_and_symlinks", odd_names_and_symlinks),
         (
             "permission_denied_for_unprivileged_user",
@@ -2346,6 +2350,57 @@ fn bad_inputs_leave_everything_mounted() {
     let run = umw([m.as_os_str(), plain_dir.as_os_str()]);
     assert_code(&run, 64, "one good and one bad target");
     assert!(!is_mounted(&m));
+}
+
+/// A --timeout too long for the monotonic clock (3e15 hours: more seconds
+/// than an i64 holds) is a deadline that never comes, not a panic: for a
+/// target, for a target whose wait lasts (released once the command says
+/// it waits), for -d's loop device, and for --all.
+fn a_timeout_past_the_clock_is_no_overflow() {
+    let far = "3000000000000000h";
+    let s = Scratch::new("far-timeout");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let run = umw([OsStr::new("--timeout"), OsStr::new(far), m.as_os_str()]);
+    assert_code(&run, EXIT_OK, "--timeout 3000000000000000h");
+    assert!(!is_mounted(&m));
+
+    mount_tmpfs(&m);
+    fs::write(m.join("f"), b"data").unwrap();
+    let mut holder = hold_open(&m.join("f"));
+    let mut cmd = Background::spawn(
+        Command::new(BIN)
+            .args(["-l", "-v", "--timeout", far])
+            .arg(&m),
+        Watch::Stderr,
+    );
+    let waiting = cmd.wait_for(": waiting ");
+    holder.release();
+    let run = cmd.finish();
+    assert!(waiting, "no waiting line: {}", run.stderr);
+    assert_code(&run, EXIT_OK, "-l --timeout 3000000000000000h");
+    holder.assert_released();
+
+    let lo = LoopExt4::new(&s, 16);
+    lo.mount(&m);
+    let run = umw([
+        OsStr::new("-d"),
+        OsStr::new("--timeout"),
+        OsStr::new(far),
+        m.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "-d --timeout 3000000000000000h");
+    assert!(
+        !loop_bound(&lo.device),
+        "{} still bound",
+        lo.device.display()
+    );
+
+    let sub = s.dir("all/a");
+    mount_tmpfs(&sub);
+    let run = umw_all(&s.path("all"), &["--timeout", far]);
+    assert_code(&run, EXIT_OK, "--all --timeout 3000000000000000h");
+    assert!(!is_mounted(&sub));
 }
 
 fn odd_names_and_symlinks() {
