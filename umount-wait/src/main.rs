@@ -296,7 +296,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
             mountinfo::display(&m.mount_point),
             mountinfo::display_bytes(&m.source),
             m.dev,
-            m.fstype
+            mountinfo::display_bytes(m.fstype.as_ref())
         )
     };
     let loop_note = |m: &mountinfo::Mount| match umount_wait::loopdev::of(
@@ -411,7 +411,7 @@ fn unmount_one(
         mountinfo::display(&t.path),
         mountinfo::display_bytes(&t.mount.source),
         t.mount.dev,
-        t.mount.fstype,
+        mountinfo::display_bytes(t.mount.fstype.as_ref()),
         path.name()
     ));
     let result = wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher);
