@@ -1413,6 +1413,23 @@ fn read_only_through_other_namespace_never_a_mount_stacked_on_it() {
     );
 }
 
+/// `cmd` with SIGINT and SIGTERM at their default action, whatever the test
+/// runner inherited: started in the background by a non-interactive shell,
+/// it ignores SIGINT, which the command (and a shell, which cannot trap a
+/// signal ignored on entry) would then keep ignored.
+fn stop_signals_default(cmd: &mut Command) -> &mut Command {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: sigaction is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [Signal::SIGINT, Signal::SIGTERM] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 fn sigint_during_wait_is_detached_unconfirmed() {
     let s = Scratch::new("sigint");
     let m = s.dir("m");
@@ -1421,7 +1438,7 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     // -t: a SIGINT that does not end the wait fails the test as "timed
     // out" instead of hanging it.
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m),
+        stop_signals_default(Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m)),
         Watch::Stderr,
     );
     // Sent once the command says it waits: the mount is detached by then,
@@ -1446,10 +1463,12 @@ fn wait_with_ignored(ignored: &str, send: rustix::process::Signal, args: &[&str]
     let mut holder = namespace_holder(m, "f", 0);
     let script = format!("trap '' {ignored}; exec \"$0\" -v \"$@\"");
     let mut cmd = Background::spawn(
-        Command::new("sh")
-            .args(["-c", &script, BIN])
-            .args(args)
-            .arg(m),
+        stop_signals_default(
+            Command::new("sh")
+                .args(["-c", &script, BIN])
+                .args(args)
+                .arg(m),
+        ),
         Watch::Stderr,
     );
     let waiting = cmd.wait_for(": waiting ");
