@@ -1953,7 +1953,7 @@ fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
     mount_tmpfs(&m);
     let mut holder = namespace_holder(&m, "f", 0);
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["--timeout", "60s"]).arg(&m),
+        stop_signals_default(Command::new(BIN).args(["--timeout", "60s"]).arg(&m)),
         Watch::Stderr,
     );
     let named = format!("pid {})", holder.id());
