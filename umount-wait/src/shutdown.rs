@@ -232,7 +232,7 @@ impl Settle<'_> {
             Some(lo) if shut_down => {
                 let until = self
                     .deadline
-                    .unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
                 Some(host.detach_loop(&lo, until, self.cancel))
             }
             _ => None,
@@ -374,7 +374,8 @@ pub fn run(
             // Its last mount: first what backs onto it (swap, loop
             // devices), once.
             if elsewhere.is_none() && !run.released.contains_key(&m.id) {
-                let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                let until =
+                    deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
                 let released = host.release(m, &mounts, until, plan.cancel);
                 run.released.insert(m.id, released);
             }
@@ -430,7 +431,7 @@ pub fn run(
                 true => deadline,
                 false => waits_end,
             };
-            let until = until.unwrap_or_else(|| Instant::now() + FOREVER);
+            let until = until.unwrap_or_else(|| duration::deadline(Instant::now(), FOREVER));
             let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
             let retry = !last && !failures.is_empty();
             let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);

@@ -311,7 +311,8 @@ fn confirm_by_claims(
         report.wait_time = wait_start.elapsed();
         return Ok(detached_unconfirmed(report, expired()));
     }
-    let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+    let claim_deadline =
+        deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
     let claim = wait_for_claims(
         &report.device_nodes,
         options.cancel,
