@@ -173,10 +173,6 @@ fn main() {
         ),
         ("odd_names_and_symlinks", odd_names_and_symlinks),
         (
-            "names_that_would_read_as_others_are_escaped",
-            names_that_would_read_as_others_are_escaped,
-        ),
-        (
             "permission_denied_for_unprivileged_user",
             permission_denied_for_unprivileged_user,
         ),
@@ -236,6 +232,10 @@ fn main() {
         (
             "all_a_mount_moved_deeper_than_path_max_is_unmounted",
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
+        ),
+        (
+            "names_that_would_read_as_others_are_escaped",
+            names_that_would_read_as_others_are_escaped,
         ),
         (
             "fake_all_prints_the_order_and_touches_nothing",
@@ -2485,80 +2485,6 @@ fn odd_names_and_symlinks() {
     assert!(!is_mounted(&m));
 }
 
-/// A mount point or a process named with a right-to-left override shows
-/// the override as `\u{202e}`, never raw (it would make the name read as
-/// another's); two mount points whose names differ only in bytes that are
-/// not UTF-8 stay two in --json (the arrays of their bytes).
-fn names_that_would_read_as_others_are_escaped() {
-    let s = Scratch::new("spoof");
-    let m = s.dir("a\u{202e}fdp.txt");
-    mount_tmpfs(&m);
-    // A holder whose command name (its program's) has the override too.
-    let program = s.path("x\u{202e}y");
-    fs::copy("/bin/sleep", &program).unwrap();
-    let mut holder = Holder::spawn(Command::new(&program).arg("600").current_dir(&m));
-    let run = umw([
-        OsStr::new("-l"),
-        OsStr::new("--timeout"),
-        OsStr::new("2s"),
-        m.as_os_str(),
-    ]);
-    holder.stop();
-    assert_code(&run, EXIT_UNCONFIRMED, "-l with a holder");
-    assert!(
-        !run.stderr.contains('\u{202e}'),
-        "printed raw:\n{}",
-        run.stderr
-    );
-    let shown = format!("'{}/a\\u{{202e}}fdp.txt'", s.dir.display());
-    assert!(
-        run.stderr
-            .contains(&format!("umount-wait: {shown}: detached"))
-            && run
-                .stderr
-                .contains(&format!("pid {} ('x\\u{{202e}}y'): cwd", holder.id())),
-        "{}",
-        run.stderr
-    );
-
-    let ff = s.dir(OsStr::from_bytes(b"n\xff"));
-    let fe = s.dir(OsStr::from_bytes(b"n\xfe"));
-    mount_tmpfs(&ff);
-    mount_tmpfs(&fe);
-    let run = umw([
-        OsStr::new("--json"),
-        OsStr::new("-v"),
-        ff.as_os_str(),
-        fe.as_os_str(),
-    ]);
-    assert_code(&run, EXIT_OK, "two names not UTF-8");
-    let bytes = |p: &Path| {
-        let list: Vec<String> = p.as_os_str().as_bytes().iter().map(u8::to_string).collect();
-        format!("[{}]", list.join(","))
-    };
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", run.stdout);
-    for (line, m) in lines.iter().zip([&ff, &fe]) {
-        assert!(
-            line.starts_with(&format!(
-                "{{\"target\":{},\"mount_point\":{},",
-                bytes(m),
-                bytes(m)
-            )),
-            "{line}"
-        );
-    }
-    assert_ne!(
-        lines[0].split(",\"source\"").next(),
-        lines[1].split(",\"source\"").next()
-    );
-    assert!(
-        run.stderr.contains("/n\\xff': unmounting") && run.stderr.contains("/n\\xfe': unmounting"),
-        "{}",
-        run.stderr
-    );
-}
-
 fn permission_denied_for_unprivileged_user() {
     let s = Scratch::new("perm");
     let m = s.dir("m");
@@ -3779,5 +3705,79 @@ fn all_a_mount_moved_deeper_than_path_max_is_unmounted() {
         Some("shut_down"),
         "{}",
         run.stdout
+    );
+}
+
+/// A mount point or a process named with a right-to-left override shows
+/// the override as `\u{202e}`, never raw (it would make the name read as
+/// another's); two mount points whose names differ only in bytes that are
+/// not UTF-8 stay two in --json (the arrays of their bytes).
+fn names_that_would_read_as_others_are_escaped() {
+    let s = Scratch::new("spoof");
+    let m = s.dir("a\u{202e}fdp.txt");
+    mount_tmpfs(&m);
+    // A holder whose command name (its program's) has the override too.
+    let program = s.path("x\u{202e}y");
+    fs::copy("/bin/sleep", &program).unwrap();
+    let mut holder = Holder::spawn(Command::new(&program).arg("600").current_dir(&m));
+    let run = umw([
+        OsStr::new("-l"),
+        OsStr::new("--timeout"),
+        OsStr::new("2s"),
+        m.as_os_str(),
+    ]);
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "-l with a holder");
+    assert!(
+        !run.stderr.contains('\u{202e}'),
+        "printed raw:\n{}",
+        run.stderr
+    );
+    let shown = format!("'{}/a\\u{{202e}}fdp.txt'", s.dir.display());
+    assert!(
+        run.stderr
+            .contains(&format!("umount-wait: {shown}: detached"))
+            && run
+                .stderr
+                .contains(&format!("pid {} ('x\\u{{202e}}y'): cwd", holder.id())),
+        "{}",
+        run.stderr
+    );
+
+    let ff = s.dir(OsStr::from_bytes(b"n\xff"));
+    let fe = s.dir(OsStr::from_bytes(b"n\xfe"));
+    mount_tmpfs(&ff);
+    mount_tmpfs(&fe);
+    let run = umw([
+        OsStr::new("--json"),
+        OsStr::new("-v"),
+        ff.as_os_str(),
+        fe.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "two names not UTF-8");
+    let bytes = |p: &Path| {
+        let list: Vec<String> = p.as_os_str().as_bytes().iter().map(u8::to_string).collect();
+        format!("[{}]", list.join(","))
+    };
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for (line, m) in lines.iter().zip([&ff, &fe]) {
+        assert!(
+            line.starts_with(&format!(
+                "{{\"target\":{},\"mount_point\":{},",
+                bytes(m),
+                bytes(m)
+            )),
+            "{line}"
+        );
+    }
+    assert_ne!(
+        lines[0].split(",\"source\"").next(),
+        lines[1].split(",\"source\"").next()
+    );
+    assert!(
+        run.stderr.contains("/n\\xff': unmounting") && run.stderr.contains("/n\\xfe': unmounting"),
+        "{}",
+        run.stderr
     );
 }
