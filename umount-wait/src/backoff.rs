@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cancel::{self, Cancel, Wake};
+use crate::duration;
 
 /// The first pause between two attempts.
 pub const START: Duration = Duration::from_micros(500);
@@ -50,7 +51,7 @@ pub fn retry<T, E>(
         if now >= deadline {
             return Err(Stopped::Expired);
         }
-        match cancel::wait_readable(None, cancel, (now + pause).min(deadline)) {
+        match cancel::wait_readable(None, cancel, duration::deadline(now, pause).min(deadline)) {
             Wake::Readable | Wake::Deadline => {}
             Wake::Cancelled => return Err(Stopped::Cancelled),
             Wake::Failed(e) => return Err(Stopped::Failed(from_poll(e))),

@@ -87,6 +87,8 @@ impl fmt::Display for Blocker {
                 mountinfo::display(mount_point)
             ),
             Blocker::Process { pid, command, uses } => {
+                // Its name is its user's to choose (prctl(PR_SET_NAME)).
+                let command = mountinfo::display_bytes(command.as_ref());
                 write!(f, "pid {pid} ({command}):")?;
                 for (i, u) in uses.iter().enumerate() {
                     write!(f, "{}{u}", if i == 0 { " " } else { ", " })?;

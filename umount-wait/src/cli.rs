@@ -30,7 +30,8 @@ superblock is gone and, for a block device, when the device is no longer
 claimed.
 
 On kernels with UMOUNT_WAIT the kernel waits, in a child process that is
-killed when --timeout expires or on SIGINT/SIGTERM. Elsewhere an inotify
+killed when --timeout expires or on SIGINT/SIGTERM (unless the caller
+ignores them: trap '' TERM keeps SIGTERM ignored). Elsewhere an inotify
 watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
 device claim is checked. A target whose filesystem stays mounted elsewhere
 in this namespace is unmounted without a wait (it cannot shut down), and
@@ -246,8 +247,9 @@ pub struct Cli {
     ///
     /// It bounds every step: the watch and umount2 on a FUSE or network
     /// filesystem too, made in a child process killed at the deadline. A
-    /// bare number is seconds. With --all, one deadline for the whole
-    /// run, whose last tenth (at least 1 s) is kept to make what survives
+    /// bare number is seconds; one too long for the clock to count to
+    /// (3000000000000000h) never expires. With --all, one deadline for the
+    /// whole run, whose last tenth (at least 1 s) is kept to make what survives
     /// read-only. (-t was this option before; it is --types now, as in
     /// umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]

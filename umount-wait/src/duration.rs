@@ -1,9 +1,13 @@
-//! Durations on the command line: `500ms`, `30s`, `2m`, `1h`, `1.5s`.
+//! Durations on the command line: `500ms`, `30s`, `2m`, `1h`, `1.5s`, and
+//! the deadlines they make.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Parses a duration written as a number followed by a unit (`ms`, `s`, `m`,
-/// `h`). A bare number means seconds. Fractions are allowed (`1.5s`).
+/// `h`). A bare number means seconds. Fractions are allowed (`1.5s`). One
+/// longer than a `Duration` holds (some 585 billion years) is the longest
+/// one: like those the clock cannot count to ([`deadline`]), it never
+/// expires.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -33,7 +37,24 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if seconds == 0.0 {
         return Err(format!("'{text}': a timeout must be longer than zero"));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}': duration out of range"))
+    // Digits only: no NaN, nothing negative; what fails is too long.
+    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
+}
+
+/// The instant `timeout` after `start`: every deadline is made here. A
+/// timeout too long for the monotonic clock (past some 292 billion years,
+/// `--timeout 3000000000000000h`) gives the farthest instant it can count
+/// to within half the way, a deadline that never comes in effect, instead
+/// of the overflow panic of `start + timeout`.
+pub fn deadline(start: Instant, timeout: Duration) -> Instant {
+    let mut reach = timeout;
+    loop {
+        match start.checked_add(reach) {
+            Some(deadline) => return deadline,
+            // Ends: `start + 0` is `start`.
+            None => reach /= 2,
+        }
+    }
 }
 
 /// Shows a duration the way the command line takes it (`2s`, `500ms`, `1.5s`).
@@ -50,8 +71,27 @@ pub fn show(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
-    use std::time::Duration;
+    use super::{deadline, parse};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn deadlines_past_the_clock_do_not_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(30)),
+            now + Duration::from_secs(30)
+        );
+        assert_eq!(deadline(now, Duration::ZERO), now);
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        for far in [
+            parse("3000000000000000h").unwrap(),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            assert!(now.checked_add(far).is_none(), "{far:?} fits the clock");
+            assert!(deadline(now, far) > now + century, "{far:?}");
+        }
+    }
 
     #[test]
     fn units() {
@@ -66,21 +106,20 @@ mod tests {
     #[test]
     fn malformed() {
         for bad in [
-            "",
-            "s",
-            "ms",
-            "-1s",
-            "1.s",
-            ".5s",
-            "5x",
-            "5 s",
-            "1e3s",
-            "0s",
-            "0",
-            "1..2s",
-            "99999999999999999999h",
+            "", "s", "ms", "-1s", "1.s", ".5s", "5x", "5 s", "1e3s", "0s", "0", "1..2s",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn too_long_for_a_duration_is_the_longest() {
+        for far in ["99999999999999999999h", &"9".repeat(400)] {
+            assert_eq!(parse(far), Ok(Duration::MAX), "{far}");
+        }
+        assert_eq!(
+            parse("3000000000000000h"),
+            Ok(Duration::from_secs(3_000_000_000_000_000 * 3600))
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! summary of `--all`, serialized by serde_json. The field names and their
 //! order are the interface scripts read (README.md, "JSON").
 
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,13 +16,13 @@ use umount_wait::shutdown::Entry;
 /// A target's object, whether it was unmounted or failed.
 #[derive(Serialize)]
 pub struct Target<'a> {
-    target: String,
-    mount_point: Option<String>,
-    source: Option<String>,
+    target: Name,
+    mount_point: Option<Name>,
+    source: Option<Name>,
     fstype: Option<&'a str>,
     device: Option<String>,
-    device_node: Option<String>,
-    device_nodes: Vec<String>,
+    device_node: Option<Name>,
+    device_nodes: Vec<Name>,
     path: Option<&'static str>,
     outcome: &'static str,
     reason: Option<String>,
@@ -53,7 +53,7 @@ pub struct AllEntry<'a> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Release {
     Swap {
-        path: String,
+        path: Name,
         outcome: &'static str,
         errno: Option<i32>,
     },
@@ -62,8 +62,8 @@ enum Release {
 
 #[derive(Serialize)]
 struct LoopDevice {
-    device: String,
-    backing_file: String,
+    device: Name,
+    backing_file: Name,
     outcome: &'static str,
     autoclear: bool,
     errno: Option<i32>,
@@ -78,7 +78,7 @@ enum Holder<'a> {
     Mount {
         mnt_ns: u64,
         pid: i32,
-        mount_point: String,
+        mount_point: Name,
     },
     Process {
         pid: i32,
@@ -86,11 +86,11 @@ enum Holder<'a> {
         uses: Vec<Using>,
     },
     Swap {
-        path: String,
+        path: Name,
     },
     Loop {
-        device: String,
-        backing_file: String,
+        device: Name,
+        backing_file: Name,
     },
 }
 
@@ -99,8 +99,8 @@ enum Holder<'a> {
 #[serde(untagged)]
 enum Using {
     Named(&'static str),
-    Fd { fd: u32, path: String },
-    Mapped { mapped: String },
+    Fd { fd: u32, path: Name },
+    Mapped { mapped: Name },
 }
 
 /// `{"summary":{...}}`, the last line of `--all --json`.
@@ -133,9 +133,23 @@ pub fn line(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("JSON of plain structs")
 }
 
-/// A path as JSON text: bytes that are not UTF-8 become U+FFFD.
-fn text(path: &Path) -> String {
-    String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
+/// A name (a path, a mount source) as JSON: the string when it is UTF-8,
+/// else the array of its bytes, as `journalctl -o json` gives a field that
+/// is not UTF-8. Never lossy: two names that differ only in bytes that are
+/// not UTF-8 (which U+FFFD would make one) stay two.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Name {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+fn name(name: impl AsRef<OsStr>) -> Name {
+    let bytes = name.as_ref().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Name::Text(text.to_owned()),
+        Err(_) => Name::Bytes(bytes.to_vec()),
+    }
 }
 
 /// Milliseconds, to the microsecond.
@@ -153,7 +167,7 @@ fn holder(blocker: &Blocker) -> Holder<'_> {
         } => Holder::Mount {
             mnt_ns: *mnt_ns,
             pid: *pid,
-            mount_point: text(mount_point),
+            mount_point: name(mount_point),
         },
         Blocker::Process { pid, command, uses } => Holder::Process {
             pid: *pid,
@@ -163,21 +177,21 @@ fn holder(blocker: &Blocker) -> Holder<'_> {
                 .map(|u| match u {
                     Use::Fd(fd, path) => Using::Fd {
                         fd: *fd,
-                        path: text(path),
+                        path: name(path),
                     },
                     Use::Cwd => Using::Named("cwd"),
                     Use::Root => Using::Named("root"),
-                    Use::Mapped(path) => Using::Mapped { mapped: text(path) },
+                    Use::Mapped(path) => Using::Mapped { mapped: name(path) },
                 })
                 .collect(),
         },
-        Blocker::Swap { path } => Holder::Swap { path: text(path) },
+        Blocker::Swap { path } => Holder::Swap { path: name(path) },
         Blocker::Loop {
             device,
             backing_file,
         } => Holder::Loop {
-            device: text(device),
-            backing_file: text(backing_file),
+            device: name(device),
+            backing_file: name(backing_file),
         },
     }
 }
@@ -190,13 +204,13 @@ fn holders(blockers: &[Blocker]) -> Vec<Holder<'_>> {
 /// `reason` is why it was not confirmed, in the words of the text output.
 pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
     Target {
-        target: text(&r.target),
-        mount_point: Some(text(&r.mount.mount_point)),
-        source: Some(String::from_utf8_lossy(r.mount.source.as_bytes()).into_owned()),
+        target: name(&r.target),
+        mount_point: Some(name(&r.mount.mount_point)),
+        source: Some(name(&r.mount.source)),
         fstype: Some(&r.mount.fstype),
         device: Some(r.mount.dev.to_string()),
-        device_node: r.device_nodes.first().map(|n| text(n)),
-        device_nodes: r.device_nodes.iter().map(|n| text(n)).collect(),
+        device_node: r.device_nodes.first().map(name),
+        device_nodes: r.device_nodes.iter().map(name).collect(),
         path: Some(r.path.name()),
         outcome: r.outcome.name(),
         reason,
@@ -214,7 +228,7 @@ pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
 /// The object of a target that failed: no mount fields, no times.
 pub fn error(e: &Error, path: Option<WaitPath>) -> Target<'_> {
     Target {
-        target: text(&e.target),
+        target: name(&e.target),
         mount_point: None,
         source: None,
         fstype: None,
@@ -246,7 +260,7 @@ pub fn entry<'a>(entry: &'a Entry, target: Target<'a>) -> AllEntry<'a> {
             .iter()
             .map(|r| match r {
                 Released::Swap { path, outcome } => Release::Swap {
-                    path: text(path),
+                    path: name(path),
                     outcome: if outcome.is_ok() { "off" } else { "failed" },
                     errno: outcome.err().map(|e| e.raw_os_error()),
                 },
@@ -258,8 +272,8 @@ pub fn entry<'a>(entry: &'a Entry, target: Target<'a>) -> AllEntry<'a> {
 
 fn loop_device(d: &LoopDetach) -> LoopDevice {
     LoopDevice {
-        device: text(&d.device.node),
-        backing_file: text(&d.device.backing_file),
+        device: name(&d.device.node),
+        backing_file: name(&d.device.backing_file),
         outcome: d.outcome.name(),
         autoclear: matches!(d.outcome, LoopOutcome::Detached { autoclear: true }),
         errno: match d.outcome {

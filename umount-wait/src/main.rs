@@ -296,7 +296,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
             mountinfo::display(&m.mount_point),
             mountinfo::display_bytes(&m.source),
             m.dev,
-            m.fstype
+            mountinfo::display_bytes(m.fstype.as_ref())
         )
     };
     let loop_note = |m: &mountinfo::Mount| match umount_wait::loopdev::of(
@@ -411,7 +411,7 @@ fn unmount_one(
         mountinfo::display(&t.path),
         mountinfo::display_bytes(&t.mount.source),
         t.mount.dev,
-        t.mount.fstype,
+        mountinfo::display_bytes(t.mount.fstype.as_ref()),
         path.name()
     ));
     let result = wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher);
@@ -448,8 +448,10 @@ fn detach_loop(
 ) -> Exit {
     match lo {
         Some(lo) if code == Exit::Success => {
-            let deadline =
-                std::time::Instant::now() + options.timeout.unwrap_or(LOOP_DETACH_TIMEOUT);
+            let deadline = umount_wait::duration::deadline(
+                std::time::Instant::now(),
+                options.timeout.unwrap_or(LOOP_DETACH_TIMEOUT),
+            );
             let detach = umount_wait::loopdev::detach(&lo, deadline, options.cancel);
             printer.loop_detach(&detach);
             match detach.outcome {

@@ -252,7 +252,12 @@ pub fn submounts_deepest_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
 }
 
 /// Shows a path for a person: as it is when printable, otherwise quoted with
-/// control characters and bytes that are not UTF-8 escaped (`\n`, `\xff`).
+/// control characters and bytes that are not UTF-8 escaped (`\n`, `\xff`),
+/// and the characters that would make it show as another name (bidi
+/// overrides, zero-width characters: [`is_hidden`]) named by their code
+/// point (`\u{202e}`), as rustc's lint against Trojan Source shows them.
+/// Every path a message prints goes through it; two names never show the
+/// same.
 pub fn display(path: &Path) -> String {
     display_bytes(path.as_os_str())
 }
@@ -263,7 +268,7 @@ pub fn display_bytes(text: &OsStr) -> String {
     let mut escaped = false;
     for chunk in text.as_bytes().utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() || c == '\'' || c == '\\' {
+            if c.is_control() || is_hidden(c) || c == '\'' || c == '\\' {
                 escaped = true;
                 out.extend(c.escape_default());
             } else {
@@ -280,6 +285,39 @@ pub fn display_bytes(text: &OsStr) -> String {
     } else {
         out
     }
+}
+
+/// Characters a terminal does not show as themselves: Unicode's format
+/// characters (category Cf: the bidirectional embeddings, overrides and
+/// isolates U+202A..U+202E and U+2066..U+2069, the marks U+200E, U+200F
+/// and U+061C, the zero-width U+200B..U+200D, U+2060 and U+FEFF, the soft
+/// hyphen, the tags U+E0020..U+E007F) and the line and paragraph
+/// separators U+2028, U+2029. With them a name can read as another's.
+fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
 }
 
 #[cfg(test)]
@@ -383,5 +421,64 @@ mod tests {
         assert_eq!(display(Path::new("/mnt/a\nb")), "'/mnt/a\\nb'");
         let raw = Path::new(OsStr::from_bytes(b"/mnt/\xffz"));
         assert_eq!(display(raw), "'/mnt/\\xffz'");
+    }
+
+    /// A name that would show as another's (Trojan Source, CVE-2021-42574):
+    /// bidirectional overrides and isolates, zero-width and other invisible
+    /// format characters, line separators. Each is named by its code point.
+    #[test]
+    fn display_escapes_what_would_show_as_another_name() {
+        assert_eq!(display(Path::new("/mnt/a\u{202e}b")), "'/mnt/a\\u{202e}b'");
+        let hidden = [
+            '\u{202a}',
+            '\u{202b}',
+            '\u{202c}',
+            '\u{202d}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{feff}',
+            '\u{61c}',
+            '\u{ad}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{2060}',
+            '\u{e0041}',
+            '\u{85}',
+        ];
+        for c in hidden {
+            let shown = display(Path::new(&format!("/mnt/x{c}y")));
+            assert_eq!(
+                shown,
+                format!("'/mnt/x\\u{{{:x}}}y'", c as u32),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // Letters of any script are printed as they are.
+        assert_eq!(
+            display(Path::new("/mnt/été/日本/Ωμέγα")),
+            "/mnt/été/日本/Ωμέγα"
+        );
+        // Distinct names stay distinct, the escape's own text included.
+        let names: [&[u8]; 5] = [
+            "/mnt/a\u{202e}".as_bytes(),
+            b"/mnt/a\\u{202e}",
+            b"/mnt/a\xff",
+            b"/mnt/a\\xff",
+            b"/mnt/a\xfe",
+        ];
+        let shown: std::collections::HashSet<String> = names
+            .iter()
+            .map(|n| display(Path::new(OsStr::from_bytes(n))))
+            .collect();
+        assert_eq!(shown.len(), names.len(), "{shown:?}");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -535,7 +534,7 @@ fn outcome_reason(outcome: &Outcome) -> Option<String> {
         } => Some(format!(
             "{}; this mount made read-only, its filesystem left as it is: it stays mounted at {}",
             unmount_refused(*errno),
-            String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
+            display(still_mounted_at)
         )),
         Outcome::ShutDownByIoctl(errno) => Some(format!(
             "read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed",
@@ -544,7 +543,7 @@ fn outcome_reason(outcome: &Outcome) -> Option<String> {
         Outcome::RootReadOnly => Some("the root of this process, never unmounted".into()),
         Outcome::Unmounted { still_mounted_at } => Some(format!(
             "its filesystem stays mounted at {}",
-            String::from_utf8_lossy(still_mounted_at.as_os_str().as_bytes())
+            display(still_mounted_at)
         )),
     }
 }
@@ -720,12 +719,55 @@ mod tests {
         );
     }
 
+    /// A name that is not UTF-8 is the array of its bytes, wherever it is:
+    /// two that differ only there never print the same (README.md, "JSON").
     #[test]
-    fn json_non_utf8_paths_become_replacement_characters() {
+    fn json_non_utf8_names_are_their_bytes() {
+        use std::ffi::OsString;
         use std::os::unix::ffi::OsStringExt;
-        let mut r = report(Outcome::ShutDown);
-        r.target = std::ffi::OsString::from_vec(b"/mnt/\xff".to_vec()).into();
-        assert_eq!(parse(&json_report(&r))["target"], "/mnt/\u{fffd}");
+        let raw =
+            |bytes: &[u8]| -> std::path::PathBuf { OsString::from_vec(bytes.to_vec()).into() };
+        let object = |name: &[u8]| {
+            let mut r = report(Outcome::ShutDown);
+            r.target = raw(name);
+            r.mount.mount_point = raw(name);
+            r.mount.source = raw(name).into_os_string();
+            r.device_nodes = vec![raw(name)];
+            r.blockers = vec![
+                Blocker::Swap { path: raw(name) },
+                Blocker::Process {
+                    pid: 7,
+                    command: "sh".into(),
+                    uses: vec![Use::Fd(3, raw(name)), Use::Mapped(raw(name))],
+                },
+            ];
+            parse(&json_report(&r))
+        };
+        let (ff, fe) = (object(b"/mnt/\xff"), object(b"/mnt/\xfe"));
+        assert_ne!(ff, fe);
+        let bytes = json!([47, 109, 110, 116, 47, 255]);
+        for name in [
+            &ff["target"],
+            &ff["mount_point"],
+            &ff["source"],
+            &ff["device_node"],
+            &ff["device_nodes"][0],
+            &ff["blockers"][0]["path"],
+            &ff["blockers"][1]["uses"][0]["path"],
+            &ff["blockers"][1]["uses"][1]["mapped"],
+        ] {
+            assert_eq!(name, &bytes, "{ff}");
+        }
+        // UTF-8, whatever it holds: a string, as it is.
+        let odd = object("/mnt/a\u{202e}b\\xff".as_bytes());
+        assert_eq!(odd["target"], "/mnt/a\u{202e}b\\xff");
+        let e = Error::new(raw(b"/mnt/\xff"), ErrorKind::NotFound, None);
+        let j = parse(&json_error(&e, None));
+        assert_eq!(j["target"], bytes);
+        assert_eq!(
+            j["error"],
+            "'/mnt/\\xff': no such file or directory (untouched)"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
 use crate::cancel::Wake;
+use crate::duration;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
@@ -231,7 +232,7 @@ impl Settle<'_> {
             Some(lo) if shut_down => {
                 let until = self
                     .deadline
-                    .unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
                 Some(host.detach_loop(&lo, until, self.cancel))
             }
             _ => None,
@@ -267,9 +268,11 @@ pub fn run(
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Summary> {
     let start = Instant::now();
-    let deadline = plan.timeout.map(|t| start + t);
+    let deadline = plan.timeout.map(|t| duration::deadline(start, t));
     // The waits end at the reserve; then one last pass over what is left.
-    let waits_end = plan.timeout.map(|t| start + t - reserve(t));
+    let waits_end = plan
+        .timeout
+        .map(|t| duration::deadline(start, t - reserve(t)));
     let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
     let root_id = host.root_mount_id()?;
     let mut run = Settle {
@@ -371,7 +374,8 @@ pub fn run(
             // Its last mount: first what backs onto it (swap, loop
             // devices), once.
             if elsewhere.is_none() && !run.released.contains_key(&m.id) {
-                let until = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+                let until =
+                    deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
                 let released = host.release(m, &mounts, until, plan.cancel);
                 run.released.insert(m.id, released);
             }
@@ -427,7 +431,7 @@ pub fn run(
                 true => deadline,
                 false => waits_end,
             };
-            let until = until.unwrap_or_else(|| Instant::now() + FOREVER);
+            let until = until.unwrap_or_else(|| duration::deadline(Instant::now(), FOREVER));
             let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
             let retry = !last && !failures.is_empty();
             let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);

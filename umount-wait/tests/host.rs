@@ -106,6 +106,10 @@ fn main() {
             sigint_during_wait_is_detached_unconfirmed,
         ),
         (
+            "a_signal_the_caller_ignores_stays_ignored",
+            a_signal_the_caller_ignores_stays_ignored,
+        ),
+        (
             "status_line_on_a_terminal_and_progress_with_verbose",
             status_line_on_a_terminal_and_progress_with_verbose,
         ),
@@ -162,6 +166,10 @@ fn main() {
         (
             "bad_inputs_leave_everything_mounted",
             bad_inputs_leave_everything_mounted,
+        ),
+        (
+            "a_timeout_past_the_clock_is_no_overflow",
+            a_timeout_past_the_clock_is_no_overflow,
         ),
         ("odd_names_and_symlinks", odd_names_and_symlinks),
         (
@@ -224,6 +232,10 @@ fn main() {
         (
             "all_a_mount_moved_deeper_than_path_max_is_unmounted",
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
+        ),
+        (
+            "names_that_would_read_as_others_are_escaped",
+            names_that_would_read_as_others_are_escaped,
         ),
         (
             "fake_all_prints_the_order_and_touches_nothing",
@@ -1401,6 +1413,23 @@ fn read_only_through_other_namespace_never_a_mount_stacked_on_it() {
     );
 }
 
+/// `cmd` with SIGINT and SIGTERM at their default action, whatever the test
+/// runner inherited: started in the background by a non-interactive shell,
+/// it ignores SIGINT, which the command (and a shell, which cannot trap a
+/// signal ignored on entry) would then keep ignored.
+fn stop_signals_default(cmd: &mut Command) -> &mut Command {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: sigaction is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [Signal::SIGINT, Signal::SIGTERM] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 fn sigint_during_wait_is_detached_unconfirmed() {
     let s = Scratch::new("sigint");
     let m = s.dir("m");
@@ -1409,7 +1438,7 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     // -t: a SIGINT that does not end the wait fails the test as "timed
     // out" instead of hanging it.
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m),
+        stop_signals_default(Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m)),
         Watch::Stderr,
     );
     // Sent once the command says it waits: the mount is detached by then,
@@ -1423,6 +1452,64 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     assert!(
         run.stderr.contains("interrupted by SIGINT")
             && run.stderr.contains("detached, shutdown not confirmed"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `sh -c "trap '' SIG; exec umount-wait -v ARGS M"` on `m`, kept alive by a
+/// copy in another namespace; `send` once it says that it waits. Its run.
+fn wait_with_ignored(ignored: &str, send: rustix::process::Signal, args: &[&str], m: &Path) -> Run {
+    let mut holder = namespace_holder(m, "f", 0);
+    let script = format!("trap '' {ignored}; exec \"$0\" -v \"$@\"");
+    let mut cmd = Background::spawn(
+        stop_signals_default(
+            Command::new("sh")
+                .args(["-c", &script, BIN])
+                .args(args)
+                .arg(m),
+        ),
+        Watch::Stderr,
+    );
+    let waiting = cmd.wait_for(": waiting ");
+    assert!(waiting, "no waiting line: {}", cmd.said());
+    cmd.signal(send);
+    let run = cmd.finish();
+    holder.stop();
+    run
+}
+
+/// A caller that ignores SIGTERM or SIGINT (`trap '' TERM`, as init scripts
+/// shield themselves; a shell's background job ignores SIGINT) keeps it
+/// ignored: the wait goes on to its --timeout. The other signal still ends
+/// it.
+fn a_signal_the_caller_ignores_stays_ignored() {
+    use rustix::process::Signal;
+    let s = Scratch::new("ignored");
+    let m = s.dir("m");
+    for (ignored, signal, name) in [
+        ("TERM", Signal::TERM, "SIGTERM"),
+        ("INT", Signal::INT, "SIGINT"),
+    ] {
+        mount_tmpfs(&m);
+        let run = wait_with_ignored(ignored, signal, &["--timeout", "3s"], &m);
+        assert_code(
+            &run,
+            EXIT_UNCONFIRMED,
+            &format!("{name} ignored, then sent"),
+        );
+        assert!(
+            run.stderr.contains("timed out after 3s") && !run.stderr.contains("interrupted"),
+            "{name} ignored by the caller ended the wait:\n{}",
+            run.stderr
+        );
+    }
+    // SIGTERM ignored, SIGINT not: SIGINT ends the wait as documented.
+    mount_tmpfs(&m);
+    let run = wait_with_ignored("TERM", Signal::INT, &["--timeout", "60s"], &m);
+    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT with SIGTERM ignored");
+    assert!(
+        run.stderr.contains("interrupted by SIGINT"),
         "{}",
         run.stderr
     );
@@ -1866,7 +1953,7 @@ fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
     mount_tmpfs(&m);
     let mut holder = namespace_holder(&m, "f", 0);
     let mut cmd = Background::spawn(
-        Command::new(BIN).args(["--timeout", "60s"]).arg(&m),
+        stop_signals_default(Command::new(BIN).args(["--timeout", "60s"]).arg(&m)),
         Watch::Stderr,
     );
     let named = format!("pid {})", holder.id());
@@ -2286,6 +2373,57 @@ fn bad_inputs_leave_everything_mounted() {
     let run = umw([m.as_os_str(), plain_dir.as_os_str()]);
     assert_code(&run, 64, "one good and one bad target");
     assert!(!is_mounted(&m));
+}
+
+/// A --timeout too long for the monotonic clock (3e15 hours: more seconds
+/// than an i64 holds) is a deadline that never comes, not a panic: for a
+/// target, for a target whose wait lasts (released once the command says
+/// it waits), for -d's loop device, and for --all.
+fn a_timeout_past_the_clock_is_no_overflow() {
+    let far = "3000000000000000h";
+    let s = Scratch::new("far-timeout");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let run = umw([OsStr::new("--timeout"), OsStr::new(far), m.as_os_str()]);
+    assert_code(&run, EXIT_OK, "--timeout 3000000000000000h");
+    assert!(!is_mounted(&m));
+
+    mount_tmpfs(&m);
+    fs::write(m.join("f"), b"data").unwrap();
+    let mut holder = hold_open(&m.join("f"));
+    let mut cmd = Background::spawn(
+        Command::new(BIN)
+            .args(["-l", "-v", "--timeout", far])
+            .arg(&m),
+        Watch::Stderr,
+    );
+    let waiting = cmd.wait_for(": waiting ");
+    holder.release();
+    let run = cmd.finish();
+    assert!(waiting, "no waiting line: {}", run.stderr);
+    assert_code(&run, EXIT_OK, "-l --timeout 3000000000000000h");
+    holder.assert_released();
+
+    let lo = LoopExt4::new(&s, 16);
+    lo.mount(&m);
+    let run = umw([
+        OsStr::new("-d"),
+        OsStr::new("--timeout"),
+        OsStr::new(far),
+        m.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "-d --timeout 3000000000000000h");
+    assert!(
+        !loop_bound(&lo.device),
+        "{} still bound",
+        lo.device.display()
+    );
+
+    let sub = s.dir("all/a");
+    mount_tmpfs(&sub);
+    let run = umw_all(&s.path("all"), &["--timeout", far]);
+    assert_code(&run, EXIT_OK, "--all --timeout 3000000000000000h");
+    assert!(!is_mounted(&sub));
 }
 
 fn odd_names_and_symlinks() {
@@ -3567,5 +3705,79 @@ fn all_a_mount_moved_deeper_than_path_max_is_unmounted() {
         Some("shut_down"),
         "{}",
         run.stdout
+    );
+}
+
+/// A mount point or a process named with a right-to-left override shows
+/// the override as `\u{202e}`, never raw (it would make the name read as
+/// another's); two mount points whose names differ only in bytes that are
+/// not UTF-8 stay two in --json (the arrays of their bytes).
+fn names_that_would_read_as_others_are_escaped() {
+    let s = Scratch::new("spoof");
+    let m = s.dir("a\u{202e}fdp.txt");
+    mount_tmpfs(&m);
+    // A holder whose command name (its program's) has the override too.
+    let program = s.path("x\u{202e}y");
+    fs::copy("/bin/sleep", &program).unwrap();
+    let mut holder = Holder::spawn(Command::new(&program).arg("600").current_dir(&m));
+    let run = umw([
+        OsStr::new("-l"),
+        OsStr::new("--timeout"),
+        OsStr::new("2s"),
+        m.as_os_str(),
+    ]);
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "-l with a holder");
+    assert!(
+        !run.stderr.contains('\u{202e}'),
+        "printed raw:\n{}",
+        run.stderr
+    );
+    let shown = format!("'{}/a\\u{{202e}}fdp.txt'", s.dir.display());
+    assert!(
+        run.stderr
+            .contains(&format!("umount-wait: {shown}: detached"))
+            && run
+                .stderr
+                .contains(&format!("pid {} ('x\\u{{202e}}y'): cwd", holder.id())),
+        "{}",
+        run.stderr
+    );
+
+    let ff = s.dir(OsStr::from_bytes(b"n\xff"));
+    let fe = s.dir(OsStr::from_bytes(b"n\xfe"));
+    mount_tmpfs(&ff);
+    mount_tmpfs(&fe);
+    let run = umw([
+        OsStr::new("--json"),
+        OsStr::new("-v"),
+        ff.as_os_str(),
+        fe.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "two names not UTF-8");
+    let bytes = |p: &Path| {
+        let list: Vec<String> = p.as_os_str().as_bytes().iter().map(u8::to_string).collect();
+        format!("[{}]", list.join(","))
+    };
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    for (line, m) in lines.iter().zip([&ff, &fe]) {
+        assert!(
+            line.starts_with(&format!(
+                "{{\"target\":{},\"mount_point\":{},",
+                bytes(m),
+                bytes(m)
+            )),
+            "{line}"
+        );
+    }
+    assert_ne!(
+        lines[0].split(",\"source\"").next(),
+        lines[1].split(",\"source\"").next()
+    );
+    assert!(
+        run.stderr.contains("/n\\xff': unmounting") && run.stderr.contains("/n\\xfe': unmounting"),
+        "{}",
+        run.stderr
     );
 }

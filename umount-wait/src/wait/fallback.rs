@@ -19,6 +19,7 @@ use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
 use crate::child::Ended;
 use crate::device;
+use crate::duration;
 use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
 use crate::sys::{self, Inotify, RootWatch, WatchEvents};
@@ -230,7 +231,7 @@ pub(super) fn detach<'w>(
         }
     }
     let start = Instant::now();
-    let deadline = options.timeout.map(|t| start + t);
+    let deadline = options.timeout.map(|t| duration::deadline(start, t));
     // For a filesystem that a daemon or a server answers for, and where
     // the caller can end the wait, the steps that the filesystem can hold
     // up are made in a child process that the deadline or the
@@ -310,7 +311,8 @@ fn confirm_by_claims(
         report.wait_time = wait_start.elapsed();
         return Ok(detached_unconfirmed(report, expired()));
     }
-    let claim_deadline = deadline.unwrap_or_else(|| Instant::now() + CLAIM_GRACE);
+    let claim_deadline =
+        deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
     let claim = wait_for_claims(
         &report.device_nodes,
         options.cancel,
@@ -360,7 +362,10 @@ fn watch_root<'w>(
     // The child tells the watch descriptor through a socket.
     let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
     let prepared = inotify.prepare_watch(root).map_err(fail)?;
-    let deadline = attempt.options.timeout.map(|t| start + t);
+    let deadline = attempt
+        .options
+        .timeout
+        .map(|t| duration::deadline(start, t));
     let call = call::in_child(attempt, report, start, deadline, || {
         let wd = prepared.call()?;
         rustix::io::write(&theirs, &wd.to_ne_bytes()).map(|_| ())

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use super::{call, Attempt};
+use crate::duration;
 use crate::outcome::{Error, Report};
 use crate::sys::UnmountOptions;
 
@@ -22,7 +23,10 @@ pub(super) fn unmount(attempt: &Attempt<'_>, report: Report) -> Result<Report, E
         ..attempt.flags
     };
     let start = Instant::now();
-    let deadline = attempt.options.timeout.map(|t| start + t);
+    let deadline = attempt
+        .options
+        .timeout
+        .map(|t| duration::deadline(start, t));
     match call::unmount_in_child(attempt, report, flags, start, deadline) {
         ControlFlow::Continue(report) => Ok(report),
         ControlFlow::Break(result) => result,

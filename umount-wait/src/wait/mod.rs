@@ -78,7 +78,9 @@ pub struct Options<'a> {
     /// covered mount in a namespace of its own, a thread the scan cannot
     /// reach) cannot keep it read-write past the run.
     pub read_only_first: bool,
-    /// `-t`: bounds the whole operation on one target.
+    /// `--timeout`: bounds the whole operation on one target. One too long
+    /// for the clock ends at the farthest instant it can count to
+    /// ([`crate::duration::deadline`]).
     pub timeout: Option<Duration>,
     /// Look for blockers during the wait (every [`STATUS_INTERVAL`]).
     pub watch_blockers: bool,
