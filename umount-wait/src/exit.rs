@@ -35,7 +35,8 @@ impl Exit {
             | ErrorKind::NotAbsolute
             | ErrorKind::Duplicate { .. }
             | ErrorKind::InsideTree { .. }
-            | ErrorKind::PermissionDenied => Exit::Usage,
+            | ErrorKind::PermissionDenied
+            | ErrorKind::NotSuperuser => Exit::Usage,
             ErrorKind::NoKernelSupport | ErrorKind::System(_) => Exit::System,
             ErrorKind::NotFound
             | ErrorKind::NotMountPoint

@@ -237,6 +237,9 @@ pub enum ErrorKind {
     /// A symbolic link with `--no-follow`.
     Symlink,
     PermissionDenied,
+    /// `umount2(2)` refused the caller (EPERM): umount(8)'s "must be
+    /// superuser to unmount".
+    NotSuperuser,
     /// The kernel refused to unmount: still in use.
     Busy,
     /// `--mode kernel` on a kernel without `UMOUNT_WAIT`.
@@ -297,6 +300,7 @@ impl Error {
     pub fn from_unmount(target: impl Into<PathBuf>, errno: Errno) -> Self {
         let kind = match errno {
             Errno::BUSY => ErrorKind::Busy,
+            Errno::PERM => ErrorKind::NotSuperuser,
             // The path is not (any more) a mount point.
             Errno::INVAL => ErrorKind::NotMountPoint,
             _ => return Error::from_errno(target, "unmounting", errno),
@@ -327,9 +331,11 @@ impl fmt::Display for Error {
                 mountinfo::display(tree)
             )?,
             ErrorKind::NotFound => write!(f, "no such file or directory")?,
-            ErrorKind::NotMountPoint => write!(f, "not a mount point")?,
+            // umount(8)'s words, which scripts look for.
+            ErrorKind::NotMountPoint => write!(f, "not mounted")?,
             ErrorKind::Symlink => write!(f, "is a symbolic link, not followed (--no-follow)")?,
             ErrorKind::PermissionDenied => write!(f, "permission denied")?,
+            ErrorKind::NotSuperuser => write!(f, "must be superuser to unmount")?,
             ErrorKind::Busy => write!(f, "target is busy")?,
             ErrorKind::NoKernelSupport => {
                 write!(f, "--mode kernel: this kernel has no UMOUNT_WAIT")?
@@ -370,7 +376,7 @@ mod tests {
     #[test]
     fn messages_name_target_and_state() {
         let e = Error::new("/mnt/a\nb", ErrorKind::NotMountPoint, Some(Errno::INVAL));
-        assert_eq!(e.to_string(), "'/mnt/a\\nb': not a mount point (untouched)");
+        assert_eq!(e.to_string(), "'/mnt/a\\nb': not mounted (untouched)");
         let e = Error::from_errno("/mnt/x", "reading the inotify watch", Errno::IO)
             .with_state(State::Detached);
         assert!(e

@@ -161,7 +161,8 @@ impl Printer {
         match &report.outcome {
             Outcome::ShutDown => {
                 if always {
-                    err!("umount-wait: {target}: shut down ({timing})");
+                    // umount(8) -v says "umount: /mnt unmounted".
+                    err!("umount-wait: {target} unmounted; shut down ({timing})");
                     self.blockers("held until then by", &report.blockers);
                 }
             }
@@ -209,12 +210,15 @@ impl Printer {
                     );
                 }
             }
-            // Said even when all went well: no shutdown was confirmed.
+            // Said even when all went well (no shutdown was confirmed), but
+            // not with -q.
             Outcome::Unmounted { still_mounted_at } => {
-                err!(
-                    "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
-                    display(still_mounted_at)
-                );
+                if !self.quiet {
+                    err!(
+                        "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
+                        display(still_mounted_at)
+                    );
+                }
             }
         }
     }

@@ -1643,6 +1643,31 @@ fn quiet_hides_not_mounted() {
     let run = umw([OsStr::new("-q"), plain.as_os_str()]);
     assert_code(&run, EXIT_FAILURE, "-q on a directory that is not mounted");
     assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert!(
+        umw([plain.as_os_str()])
+            .stderr
+            .contains(": not mounted (untouched)"),
+        "umount(8)'s words"
+    );
+
+    // A bind mount whose filesystem stays: nothing said with -q (before:
+    // "unmounted; its filesystem stays mounted at ..."), and with -v
+    // umount(8)'s "X unmounted" line for the last one.
+    let m = s.dir("m");
+    let b = s.dir("b");
+    mount_tmpfs(&m);
+    rustix::mount::mount_bind(&m, &b).unwrap();
+    let run = umw([OsStr::new("-q"), b.as_os_str()]);
+    assert_code(&run, EXIT_OK, "-q on a bind mount");
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let run = umw([OsStr::new("-v"), m.as_os_str()]);
+    assert_code(&run, EXIT_OK, "-v");
+    assert!(
+        run.stderr
+            .contains(&format!("umount-wait: {} unmounted", m.display())),
+        "{}",
+        run.stderr
+    );
 }
 
 fn busy_target_is_untouched_and_names_holder() {
@@ -2311,7 +2336,7 @@ fn bad_inputs_leave_everything_mounted() {
         (
             vec![plain_dir.display().to_string()],
             EXIT_FAILURE,
-            "not a mount point (untouched)",
+            "not mounted (untouched)",
         ),
         // Relative targets are taken from the working directory, as by
         // umount(8).
@@ -2485,19 +2510,30 @@ fn odd_names_and_symlinks() {
     assert!(!is_mounted(&m));
 }
 
+/// umount(8)'s words for a caller who may not unmount: "must be
+/// superuser to unmount", on a mount and on `/` alike (before: "permission
+/// denied", and for `/` "target is busy", the root's own refusal coming
+/// before the privilege check that umount(2) makes first).
 fn permission_denied_for_unprivileged_user() {
     let s = Scratch::new("perm");
     let m = s.dir("m");
     mount_tmpfs(&m);
-    let out = Command::new(BIN)
-        .arg(&m)
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
-    assert!(stderr.contains("permission denied (untouched)"), "{stderr}");
+    for target in [m.as_path(), Path::new("/")] {
+        let out = Command::new(BIN)
+            .args(["--mode", "fallback"])
+            .arg(target)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+        assert!(
+            stderr.contains("must be superuser to unmount (untouched)"),
+            "{}: {stderr}",
+            target.display()
+        );
+    }
     assert!(is_mounted(&m));
 }
 

@@ -213,7 +213,12 @@ pub(super) fn detach<'w>(
     // What the kernel path refuses, refused here too, before anything
     // changes: as umount(2)'s EBUSY.
     if pinned_by_caller(target) {
-        return unmount_failed(target, options, report, Errno::BUSY).map(Detached::Done);
+        // umount(2) checks the caller's privilege first: as it would.
+        let errno = match rustix::process::geteuid().is_root() {
+            true => Errno::BUSY,
+            false => Errno::PERM,
+        };
+        return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
     // The path looked up once more, into a handle: the watch goes on what
     // it refers to, checked to be the mount resolved.
