@@ -287,8 +287,10 @@ pub struct Cli {
     ///
     /// As umount(8) -N: the namespace is entered before anything else
     /// (relative TARGETs are made absolute first, against the current
-    /// directory); paths are then looked up in that namespace.
-    #[arg(short = 'N', long, value_name = "PID|PATH")]
+    /// directory); paths are then looked up in that namespace. Not with
+    /// --all: a namespace's mounts may be binds of the host's filesystems,
+    /// which --all would make read-only or shut down (run --all inside).
+    #[arg(short = 'N', long, value_name = "PID|PATH", conflicts_with = "all")]
     pub namespace: Option<PathBuf>,
 
     /// Accepted for umount(8) compatibility: /etc/mtab is never written
@@ -570,6 +572,9 @@ mod tests {
         assert!(cli.no_mtab && cli.internal_only && cli.no_canonicalize && cli.fake);
         assert!(cli.detach_loop && cli.all_targets);
         assert_eq!(cli.namespace, Some(PathBuf::from("1")));
+        // A namespace's mounts may be binds of the host's filesystems,
+        // which --all would make read-only or shut down.
+        assert!(parse(&["--all", "-N", "1"]).is_err());
         let cli = parse(&[
             "--no-mtab",
             "--internal-only",

@@ -142,11 +142,13 @@ pub enum Outcome {
     /// filesystem read-only instead.
     RemountedReadOnly(Errno),
     /// The unmount failed (the errno says why) and `--read-only` made this
-    /// mount read-only, this mount alone: its filesystem stays mounted,
-    /// writable, at `still_mounted_at`, a mount that was not selected.
+    /// mount read-only, this mount alone: its filesystem stays writable,
+    /// mounted at `still_mounted_at`, a mount that was not selected; or
+    /// (`None`) a daemon or a server answers for the filesystem, whose
+    /// sync on a read-only reconfiguration could hang the run.
     MountReadOnly {
         errno: Errno,
-        still_mounted_at: PathBuf,
+        still_mounted_at: Option<PathBuf>,
     },
     /// `--all`: the mount that holds this process's root, never unmounted,
     /// remounted read-only.
@@ -272,6 +274,10 @@ pub struct Error {
     pub state: State,
     /// What held the filesystem, when that is known (a busy unmount).
     pub blockers: Vec<Blocker>,
+    /// `--all`: the filesystem was made read-only before this unmount was
+    /// tried ([`crate::Options::read_only_first`]); "untouched" then means
+    /// still mounted, read-only.
+    pub made_read_only: bool,
 }
 
 impl Error {
@@ -282,6 +288,7 @@ impl Error {
             errno,
             state: State::Untouched,
             blockers: Vec::new(),
+            made_read_only: false,
         }
     }
 
@@ -363,7 +370,13 @@ impl fmt::Display for Error {
                 }
             }
         }
-        write!(f, " ({})", self.state.describe())
+        match self.state {
+            State::Untouched if self.made_read_only => write!(
+                f,
+                " (still mounted, made read-only before the unmount was tried)"
+            ),
+            state => write!(f, " ({})", state.describe()),
+        }
     }
 }
 

@@ -186,9 +186,8 @@ impl Printer {
                 still_mounted_at,
             } => {
                 err!(
-                    "umount-wait: {target}: {}; this mount made read-only, its filesystem left as it is: it stays mounted at {}",
-                    unmount_refused(*errno),
-                    display(still_mounted_at)
+                    "umount-wait: {target}: {}",
+                    mount_read_only(*errno, still_mounted_at.as_deref())
                 );
                 self.blockers("held by", &report.blockers);
             }
@@ -525,6 +524,19 @@ fn unmount_refused(errno: rustix::io::Errno) -> String {
     std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
 }
 
+/// What [`Outcome::MountReadOnly`] says: why the unmount did not go, and
+/// why the filesystem was left as it is.
+fn mount_read_only(errno: rustix::io::Errno, still_mounted_at: Option<&Path>) -> String {
+    let why = match still_mounted_at {
+        Some(at) => format!("it stays mounted at {}", display(at)),
+        None => "a daemon or a server answers for it, and its sync could hang".into(),
+    };
+    format!(
+        "{}; this mount made read-only, its filesystem left as it is: {why}",
+        unmount_refused(errno)
+    )
+}
+
 /// The `reason` of a report: why its filesystem was not confirmed shut
 /// down, or `None`.
 fn outcome_reason(outcome: &Outcome) -> Option<String> {
@@ -535,11 +547,7 @@ fn outcome_reason(outcome: &Outcome) -> Option<String> {
         Outcome::MountReadOnly {
             errno,
             still_mounted_at,
-        } => Some(format!(
-            "{}; this mount made read-only, its filesystem left as it is: it stays mounted at {}",
-            unmount_refused(*errno),
-            display(still_mounted_at)
-        )),
+        } => Some(mount_read_only(*errno, still_mounted_at.as_deref())),
         Outcome::ShutDownByIoctl(errno) => Some(format!(
             "read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed",
             std::io::Error::from_raw_os_error(errno.raw_os_error())

@@ -67,15 +67,6 @@ impl UnmountOptions {
     }
 }
 
-/// `umount2(path, flags)`.
-pub fn unmount(path: &Path, options: UnmountOptions) -> Result<(), Errno> {
-    let reach = Reach::new(path)?;
-    rustix::mount::unmount(
-        reach.whole(),
-        UnmountFlags::from_bits_retain(options.bits()),
-    )
-}
-
 /// A path as the kernel can take it, whatever its length: the path itself,
 /// or, from `PATH_MAX` on, its last component under a handle on its parent
 /// directory. A user who renames a directory above a mount point can move
@@ -99,8 +90,19 @@ impl Reach {
                 name: path.to_path_buf(),
             });
         }
+        Reach::walk(path)
+    }
+
+    /// The parent directory reached one component at a time, whatever the
+    /// length: a user who exchanges a directory on the way for a symbolic
+    /// link (`renameat2(RENAME_EXCHANGE)`) makes the walk fail instead of
+    /// leading it elsewhere. `/` itself is taken as it is.
+    pub fn walk(path: &Path) -> Result<Reach, Errno> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(Errno::NAMETOOLONG);
+            return Ok(Reach {
+                dir: None,
+                name: path.to_path_buf(),
+            });
         };
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut dir = rustix::fs::open("/", flags, Mode::empty())?;
@@ -135,6 +137,57 @@ impl Reach {
     }
 }
 
+/// A mount point looked up once: a handle on its parent directory, reached
+/// one component at a time without following a symbolic link ([`Reach`];
+/// as given, following them, for `follow`: umount(8)'s `-c`), and its
+/// name there. It is checked ([`MountPoint::stat`]) and unmounted
+/// ([`MountPoint::unmount`], [`MountPoint::prepare`]) through that same
+/// handle, so that a directory exchanged on the path in between cannot
+/// lead the unmount to another mount. What is left is the last component:
+/// `UMOUNT_NOFOLLOW` refuses a symbolic link put there.
+pub struct MountPoint {
+    reach: Reach,
+    follow: bool,
+}
+
+impl MountPoint {
+    pub fn open(path: &Path, follow: bool) -> Result<MountPoint, Errno> {
+        let reach = match follow {
+            true => Reach::new(path)?,
+            false => Reach::walk(path)?,
+        };
+        Ok(MountPoint { reach, follow })
+    }
+
+    /// What the name leads to now ([`stat_target`]).
+    pub fn stat(&self) -> Result<TargetStat, Errno> {
+        let flags = match self.follow {
+            true => AtFlags::empty(),
+            false => AtFlags::SYMLINK_NOFOLLOW,
+        };
+        stat_at(self.reach.dir(), &self.reach.name, flags)
+    }
+
+    /// `umount2(2)` of the name, in its parent directory.
+    pub fn unmount(&self, options: UnmountOptions) -> Result<(), Errno> {
+        rustix::mount::unmount(
+            self.reach.whole(),
+            UnmountFlags::from_bits_retain(options.bits()),
+        )
+    }
+
+    /// [`MountPoint::unmount`], made ready for a child process.
+    pub fn prepare(self, options: UnmountOptions) -> Result<PreparedUnmount, Errno> {
+        let whole = self.reach.whole();
+        let path = CString::new(whole.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+        Ok(PreparedUnmount {
+            path,
+            flags: UnmountFlags::from_bits_retain(options.bits()),
+            _reach: self.reach,
+        })
+    }
+}
+
 /// `umount2(path, flags)` with its arguments made ready beforehand, so that
 /// [`PreparedUnmount::call`] allocates nothing: it can run in a child forked
 /// from a threaded process ([`crate::child`]).
@@ -155,18 +208,6 @@ impl std::fmt::Debug for PreparedUnmount {
 }
 
 impl PreparedUnmount {
-    /// EINVAL for a path with a NUL byte, which no system call can take.
-    pub fn new(path: &Path, options: UnmountOptions) -> Result<Self, Errno> {
-        let reach = Reach::new(path)?;
-        let whole = reach.whole();
-        let path = CString::new(whole.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
-        Ok(PreparedUnmount {
-            path,
-            flags: UnmountFlags::from_bits_retain(options.bits()),
-            _reach: reach,
-        })
-    }
-
     /// The system call itself; async-signal-safe.
     pub fn call(&self) -> Result<(), Errno> {
         rustix::mount::unmount(self.path.as_c_str(), self.flags)

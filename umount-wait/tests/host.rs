@@ -234,6 +234,18 @@ fn main() {
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
         ),
         (
+            "an_exchange_between_check_and_unmount_cannot_redirect_it",
+            an_exchange_between_check_and_unmount_cannot_redirect_it,
+        ),
+        (
+            "read_only_of_a_fuse_mount_needs_no_answer_from_its_daemon",
+            read_only_of_a_fuse_mount_needs_no_answer_from_its_daemon,
+        ),
+        (
+            "all_a_retry_says_the_filesystem_was_made_read_only",
+            all_a_retry_says_the_filesystem_was_made_read_only,
+        ),
+        (
             "names_that_would_read_as_others_are_escaped",
             names_that_would_read_as_others_are_escaped,
         ),
@@ -3815,5 +3827,124 @@ fn names_that_would_read_as_others_are_escaped() {
         run.stderr.contains("/n\\xff': unmounting") && run.stderr.contains("/n\\xfe': unmounting"),
         "{}",
         run.stderr
+    );
+}
+
+/// Finding of the review of items 2 and 7: `umount2(2)` takes a path, and
+/// a user who owns a directory on it can exchange that directory for a
+/// symbolic link between the check and the call
+/// (`renameat2(RENAME_EXCHANGE)`): by path, the call then unmounts a mount
+/// nobody selected (shown here first, by path, as the command did it).
+/// Through `sys::MountPoint` (the parent reached one component at a time,
+/// then checked and unmounted through that handle) the exchange changes
+/// nothing: the mount checked is the one unmounted.
+fn an_exchange_between_check_and_unmount_cannot_redirect_it() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use umount_wait::sys::{MountPoint, UnmountOptions};
+    let s = Scratch::new("exchange");
+    let other = s.dir("other");
+    let other_boot = s.dir("other/boot");
+    let target = s.dir("d/boot");
+    let d = s.dir("d");
+    let link = s.path("evil");
+    symlink(&other, &link).unwrap();
+    let no_follow = UnmountOptions {
+        no_follow: true,
+        ..Default::default()
+    };
+    for by_handle in [false, true] {
+        mount_tmpfs(&other_boot);
+        mount_tmpfs(&target);
+        let mount_point = MountPoint::open(&target, false).unwrap();
+        let st = mount_point.stat().unwrap();
+        assert!(st.is_mount_root);
+        // The user's exchange, after the check.
+        renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+        let result = match by_handle {
+            true => mount_point.unmount(no_follow),
+            false => rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW),
+        };
+        renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+        let (selected_left, other_left) = (is_mounted(&target), is_mounted(&other_boot));
+        for m in [&target, &other_boot] {
+            let _ = rustix::mount::unmount(m, UnmountFlags::empty());
+        }
+        result.unwrap();
+        if by_handle {
+            assert!(other_left, "the unselected mount was unmounted");
+            assert!(!selected_left, "the mount checked is still mounted");
+        } else {
+            assert!(
+                !other_left && selected_left,
+                "by path, the exchange did not redirect the unmount: the test shows nothing"
+            );
+        }
+    }
+}
+
+/// Review finding: `-r` on a busy FUSE mount reconfigured its superblock
+/// read-only, which syncs through the daemon: one that does not answer
+/// (a user's) would hold a root run for ever. Now this mount alone is
+/// made read-only (`mount_setattr(2)`, no sync): outcome
+/// `mount_read_only`, the superblock left as it is. Before:
+/// `remounted_read_only`, through the daemon.
+fn read_only_of_a_fuse_mount_needs_no_answer_from_its_daemon() {
+    let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
+    if Command::new("bindfs").arg("--version").output().is_err() {
+        assert!(!required, "bindfs is not installed (ci/setup installs it)");
+        eprintln!("    bindfs not installed: not checked");
+        return;
+    }
+    let s = Scratch::new("fuse-read-only");
+    let src = s.dir("src");
+    let m = s.dir("m");
+    let _daemon = Holder::spawn(Command::new("bindfs").arg("-f").arg(&src).arg(&m));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(&m) {
+        assert!(Instant::now() < deadline, "bindfs did not mount");
+        sleep(Duration::from_millis(5));
+    }
+    let mut user = cwd_holder(&m);
+    let run = umw([OsStr::new("-r"), OsStr::new("--json"), m.as_os_str()]);
+    let (mount, superblock) = options_at(&m);
+    user.stop();
+    let _ = rustix::mount::unmount(&m, UnmountFlags::DETACH);
+    assert_code(&run, EXIT_FAILURE, "-r on a busy FUSE mount");
+    assert_eq!(
+        field(&run.stdout, "outcome"),
+        Some("mount_read_only"),
+        "{}",
+        run.stdout
+    );
+    assert!(mount.contains(&"ro".to_string()), "{mount:?}");
+    assert!(superblock.contains(&"rw".to_string()), "{superblock:?}");
+    assert!(
+        run.stderr.contains("a daemon or a server answers for it"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Review finding: `--all` makes a filesystem read-only before its
+/// unmount; when that unmount then fails (busy), the retry said
+/// "untouched" of a filesystem now read-only. It says so now.
+fn all_a_retry_says_the_filesystem_was_made_read_only() {
+    let s = Scratch::new("retry-read-only");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut user = cwd_holder(&m);
+    let run = umw_all(&s.dir, &["-v"]);
+    user.stop();
+    assert!(
+        run.stderr
+            .contains("(still mounted, made read-only before the unmount was tried)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        field(line_of(&run, &m), "outcome"),
+        Some("remounted_read_only"),
+        "{}",
+        run.stdout
     );
 }

@@ -128,10 +128,9 @@ pub(super) fn unmount_in_child(
 /// The `umount2` of [`unmount_in_child`], ready to be called in a child,
 /// once the path is checked to lead to the mount resolved.
 fn prepare_unmount(target: &Target, flags: UnmountOptions) -> Result<PreparedUnmount, Error> {
-    let prepared = PreparedUnmount::new(&target.path, flags)
-        .map_err(|e| Error::from_errno(&target.given, "unmounting", e))?;
-    super::still_there(target)?;
-    Ok(prepared)
+    super::still_there(target)?
+        .prepare(flags)
+        .map_err(|e| Error::from_errno(&target.given, "unmounting", e))
 }
 
 /// [`unmount_in_child`]'s child, started and left running: for waits side

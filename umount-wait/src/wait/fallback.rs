@@ -259,9 +259,9 @@ pub(super) fn detach<'w>(
             ControlFlow::Break(result) => return result.map(Detached::Done),
         };
     } else {
-        super::still_there(target)?;
+        let mount_point = super::still_there(target)?;
         let umount_start = Instant::now();
-        if let Err(errno) = sys::unmount(&target.path, flags) {
+        if let Err(errno) = mount_point.unmount(flags) {
             return unmount_failed(target, options, report, errno).map(Detached::Done);
         }
         report.umount_time = umount_start.elapsed();

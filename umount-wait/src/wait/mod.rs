@@ -206,17 +206,26 @@ pub fn stays_mounted_at<'a>(
         .find(|o| o.dev == mount.dev && o.id != mount.id && !going.contains(&o.id))
 }
 
-/// Checks, right before `umount2(path)`, that the path still leads to the
-/// root of the mount resolved (same mount id): `umount2` takes a path, and
-/// a mount moved or replaced since would otherwise be unmounted in its
-/// place. (An `O_PATH` descriptor cannot be unmounted through: the
-/// descriptor itself keeps the mount busy.) What is left is the time
-/// between this `statx` and the `umount2`.
-fn still_there(target: &Target) -> Result<(), Error> {
-    match sys::stat_target(&target.path, target.follow) {
-        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => Ok(()),
+/// Checks, right before `umount2(2)`, that the path still leads to the
+/// root of the mount resolved (same mount id, same filesystem): `umount2`
+/// takes a path, and a mount moved or replaced since would otherwise be
+/// unmounted in its place. (An `O_PATH` descriptor cannot be unmounted
+/// through: the descriptor itself keeps the mount busy.) The path is
+/// looked up once, into a handle on its parent directory, through which
+/// the unmount goes ([`sys::MountPoint`]).
+fn still_there(target: &Target) -> Result<sys::MountPoint, Error> {
+    let fail = |e| Error::from_errno(&target.given, "inspecting the target", e);
+    let mount_point = sys::MountPoint::open(&target.path, target.follow).map_err(fail)?;
+    match mount_point.stat() {
+        Ok(st)
+            if st.mount_id == target.mount.id
+                && st.is_mount_root
+                && crate::target::same_filesystem(st.dev, &target.mount) =>
+        {
+            Ok(mount_point)
+        }
         Ok(_) => Err(Error::new(&target.given, ErrorKind::Moved, None)),
-        Err(e) => Err(Error::from_errno(&target.given, "inspecting the target", e)),
+        Err(e) => Err(fail(e)),
     }
 }
 
@@ -276,9 +285,9 @@ pub fn unmount_shared(
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
     let mut report = new_report(target, path);
-    still_there(target)?;
+    let mount_point = still_there(target)?;
     let start = Instant::now();
-    let result = sys::unmount(&target.path, plain_flags(target, options));
+    let result = mount_point.unmount(plain_flags(target, options));
     report.umount_time = start.elapsed();
     match result {
         Ok(()) => {

@@ -42,11 +42,14 @@ pub(super) fn remount_busy(
         Err(Errno::STALE) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
         Err(e) => return Err(refused(e)),
     };
-    if let Some(at) = options.this_mount_only {
+    // A filesystem a daemon or a server answers for (FUSE, NFS): its
+    // reconfiguration syncs, and a daemon that does not answer would hold
+    // the run for ever; this mount alone, which needs no sync.
+    if options.this_mount_only.is_some() || target.mount.may_not_answer() {
         sys::make_mount_read_only(mount.as_fd()).map_err(refused)?;
         report.outcome = Outcome::MountReadOnly {
             errno,
-            still_mounted_at: at.to_path_buf(),
+            still_mounted_at: options.this_mount_only.map(Path::to_path_buf),
         };
         return Ok(report);
     }
@@ -81,13 +84,14 @@ pub(super) fn remount_busy(
 /// for writing, a filesystem that cannot be read-only) or not reached:
 /// the unmount goes on as before. Never for a filesystem that a daemon or
 /// a server answers for, whose sync could hang the run.
-pub(super) fn before_unmount(target: &Target) {
+/// Whether it was made read-only.
+pub(super) fn before_unmount(target: &Target) -> bool {
     if target.mount.may_not_answer() {
-        return;
+        return false;
     }
-    if let Ok(mount) = checked_root(&target.path, &target.mount) {
-        let _ = sys::reconfigure_read_only(mount.as_fd());
-    }
+    checked_root(&target.path, &target.mount)
+        .and_then(|mount| sys::reconfigure_read_only(mount.as_fd()))
+        .is_ok()
 }
 
 /// An `O_PATH` handle on `path` (a final symbolic link not followed), if

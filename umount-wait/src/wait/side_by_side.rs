@@ -76,9 +76,22 @@ pub fn detach(
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
-    if options.read_only_first {
-        super::read_only::before_unmount(target);
-    }
+    let made_read_only = options.read_only_first && super::read_only::before_unmount(target);
+    detach_started(&attempt, path, watcher).map_err(|mut e| {
+        e.made_read_only |= made_read_only && e.state == State::Untouched;
+        e
+    })
+}
+
+/// [`detach`], once the attempt has started.
+fn detach_started(
+    attempt: &Attempt<'_>,
+    path: WaitPath,
+    watcher: &mut Watcher,
+) -> Result<Detached, Error> {
+    let Attempt {
+        target, options, ..
+    } = *attempt;
     let report = super::new_report(target, path);
     let kept = Options {
         force: options.force,
