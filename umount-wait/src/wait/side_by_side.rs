@@ -117,7 +117,7 @@ fn detach_started(
                 umount_start: Instant::now(),
             }
         }
-        WaitPath::Fallback => match fallback::detach(&attempt, report.clone(), watcher)? {
+        WaitPath::Fallback => match fallback::detach(attempt, report.clone(), watcher)? {
             fallback::Detached::Done(report) => {
                 return Ok(Detached::Done(Box::new(settled(options, report))))
             }
