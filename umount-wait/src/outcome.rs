@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn errno_classification() {
         let kind = |errno| Error::from_unmount("/x", errno).kind;
-        assert_eq!(kind(Errno::PERM), ErrorKind::PermissionDenied);
+        assert_eq!(kind(Errno::PERM), ErrorKind::NotSuperuser);
         assert_eq!(kind(Errno::BUSY), ErrorKind::Busy);
         assert_eq!(kind(Errno::INVAL), ErrorKind::NotMountPoint);
         assert_eq!(kind(Errno::NOENT), ErrorKind::NotFound);
