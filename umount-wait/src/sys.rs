@@ -580,6 +580,17 @@ impl Inotify {
         Ok(seen)
     }
 
+    /// Whether a kept watch has ended by what was read so far, without
+    /// reading: events read for another watch are kept here, and the
+    /// descriptor no longer polls readable for them. A watch no longer
+    /// kept has ended.
+    pub fn ended_already(&self, wd: i32) -> bool {
+        self.kept
+            .borrow()
+            .get(&wd)
+            .is_none_or(|s| s.ignored || s.overflow)
+    }
+
     /// Removes a kept watch that is given up.
     pub fn end_watch(&self, wd: i32) {
         let ended = self
@@ -771,6 +782,37 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("umw-sys-{}-{name}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         dir
+    }
+
+    /// Events read for one kept watch end another: that one is seen to
+    /// have ended without a read, though the descriptor polls nothing any
+    /// more. Before, a wait for it polled the descriptor and slept to its
+    /// deadline (`--all`: a tmpfs settled only at the reserve).
+    #[test]
+    fn a_watch_ended_by_events_read_for_another_is_seen_so() {
+        let first = scratch_dir("kept-first");
+        let second = scratch_dir("kept-second");
+        let mut inotify = Inotify::new().unwrap();
+        let first_fd = open_path(&first, false).unwrap();
+        let first_wd = inotify.watch_root(first_fd.as_fd()).unwrap().keep();
+        let second_fd = open_path(&second, false).unwrap();
+        let second_wd = inotify.watch_root(second_fd.as_fd()).unwrap().keep();
+        drop((first_fd, second_fd));
+        std::fs::remove_dir(&second).unwrap();
+        // The first watch's read takes the second's IN_IGNORED along.
+        assert!(!inotify.take_events(first_wd).unwrap().ignored);
+        let mut fds = [nix::poll::PollFd::new(
+            inotify.fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        assert_eq!(
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap(),
+            0
+        );
+        assert!(inotify.ended_already(second_wd));
+        assert!(!inotify.ended_already(first_wd));
+        inotify.end_watch(first_wd);
+        std::fs::remove_dir(&first).unwrap();
     }
 
     #[test]

@@ -266,6 +266,15 @@ pub fn wait_any(
     cancel: Cancel<'_>,
     until: Instant,
 ) -> (Wake, bool) {
+    // Events already read for a watch (by another's read of the shared
+    // instance) wake nobody through the descriptor: such a wait has ended.
+    let ended = pending.iter().any(|p| match &p.0.wait {
+        Wait::Watch { wd, .. } => watcher.instance().is_none_or(|i| i.ended_already(*wd)),
+        Wait::Child { .. } => false,
+    });
+    if ended {
+        return (Wake::Readable, false);
+    }
     let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
     if pending
         .iter()
