@@ -2789,15 +2789,18 @@ fn all_shuts_down_a_tree_and_detaches_loops() {
         .find(|m| m.mount_point == img)
         .map(|m| PathBuf::from(&m.source))
         .unwrap();
+    // An "app" alone in its own mount namespace wrote 4 MiB to the data
+    // disk and is killed right before the run: its copy of the mount dies
+    // asynchronously. Its namespace is made before t, so that its copies
+    // hold the disks only: a copy of t/sub, dying as late as the app,
+    // would settle t/sub after the others (the lines come in the order
+    // filesystems are settled), which is not what this test is about.
+    let mut app = namespace_holder(&img, "app", 4);
     let t = s.dir("t");
     mount_tmpfs(&t);
     let sub = t.join("sub");
     fs::create_dir(&sub).unwrap();
     mount_tmpfs(&sub);
-    // An "app" alone in its own mount namespace wrote 4 MiB to the data
-    // disk and is killed right before the run: its copy of the mount dies
-    // asynchronously.
-    let mut app = namespace_holder(&img, "app", 4);
     let outside = mounts_outside(&s.dir);
     app.kill();
     let run = umw_all(&s.dir, &["--timeout", "30s"]);
