@@ -11,7 +11,9 @@
 //! (a btrfs subvolume's). `statx` is asked not to sync
 //! (`AT_STATX_DONT_SYNC`), so that a file on a network or FUSE filesystem
 //! that does not answer does not stop the scan. Mappings are read from
-//! `/proc/PID/maps`, which gives the superblock's device.
+//! `/proc/PID/maps`, which gives the superblock's device. A loop device's
+//! backing file is told by the device and inode the loop driver has open
+//! ([`loopdev::backing_files`]), never by looking its path up.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -19,6 +21,7 @@ use std::fmt;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::loopdev;
 use crate::mountinfo::{self, DevId, Mount};
@@ -160,13 +163,34 @@ impl Superblock {
     /// subvolume's, never the one mountinfo shows), one of its mounts.
     pub(crate) fn holds(&self, path: &Path) -> bool {
         match sys::stat_file(path) {
-            Ok((dev, mount_id)) => {
-                dev == self.dev || (dev.is_anonymous() && self.mount_ids.contains(&mount_id))
-            }
+            Ok((dev, mount_id)) => self.holds_file(dev, Some(mount_id)),
             Err(_) => false,
         }
     }
+
+    /// [`Superblock::holds`] for a loop device's backing file.
+    pub(crate) fn holds_backing(&self, file: &loopdev::BackingFile) -> bool {
+        self.holds_file(file.dev, file.mount_id)
+    }
+
+    fn holds_file(&self, dev: DevId, mount_id: Option<u64>) -> bool {
+        dev == self.dev
+            || (dev.is_anonymous() && mount_id.is_some_and(|id| self.mount_ids.contains(&id)))
+    }
 }
+
+/// The deadline of a scan for a caller whose own deadline is `timeout`
+/// from now (None: it has none): no later than that, nor than
+/// [`SCAN_LIMIT`] from now.
+pub fn deadline_in(timeout: Option<Duration>) -> Instant {
+    let budget = timeout.map_or(SCAN_LIMIT, |t| t.min(SCAN_LIMIT));
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
+}
+
+/// The longest a scan may take: its list is a report, never worth more of
+/// a shutdown than this.
+pub const SCAN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Lists what holds the superblock of `mount` (best effort: processes
 /// that exit or that this process may not inspect are skipped).
@@ -220,11 +244,19 @@ pub fn find(mount: &Mount, exclude: Option<Exclude>) -> Vec<Blocker> {
             .filter(|path| sb.holds(path))
             .map(|path| Blocker::Swap { path }),
     );
+    let loops = loopdev::bound();
+    let mounted: HashSet<DevId> = mountinfo::read(None)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.dev)
+        .collect();
+    let files = loopdev::backing_files(&loops, &mounted, deadline_in(None));
     blockers.extend(
-        loopdev::bound()
+        loops
             .into_iter()
-            .filter(|lo| sb.holds(&lo.backing_file))
-            .map(|lo| Blocker::Loop {
+            .zip(files)
+            .filter(|(_, file)| file.is_some_and(|f| sb.holds_backing(&f)))
+            .map(|(lo, _)| Blocker::Loop {
                 device: lo.node,
                 backing_file: lo.backing_file,
             }),

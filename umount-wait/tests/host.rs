@@ -113,6 +113,14 @@ fn main() {
             "timeout_bounds_a_filesystem_that_does_not_answer",
             timeout_bounds_a_filesystem_that_does_not_answer,
         ),
+        (
+            "a_silent_fuse_daemon_does_not_outlast_the_timeout",
+            a_silent_fuse_daemon_does_not_outlast_the_timeout,
+        ),
+        (
+            "a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all",
+            a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all,
+        ),
         ("quiet_hides_not_mounted", quiet_hides_not_mounted),
         (
             "busy_target_is_untouched_and_names_holder",
@@ -3040,5 +3048,196 @@ fn all_many_mounts_timing() {
         "    --all over {n} tmpfs mounts: {:.1} ms inside the command, {:.1} ms with the process",
         field_ms(summary, "elapsed_ms"),
         run.elapsed.as_secs_f64() * 1000.0
+    );
+}
+
+/// A FUSE filesystem whose daemon (this process, through the descriptor it
+/// keeps) answers `FUSE_INIT` and nothing after: every request that needs
+/// an answer (a lookup under its root, a `stat()` that does not come from
+/// the cache) sleeps until the connection is aborted, as under a user's
+/// daemon that stopped answering. Mounted `allow_other`, as a user's
+/// `fusermount -o allow_other` does, with `source` as its source (the
+/// `fsname` a user chooses). On drop the connection is aborted (the
+/// descriptor closed) and the mount detached: nothing waits on it any more.
+struct HungFuse {
+    at: PathBuf,
+    device: Option<std::os::fd::OwnedFd>,
+}
+
+impl HungFuse {
+    fn mount(at: &Path, source: &Path) -> HungFuse {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::fd::AsRawFd;
+        let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
+        let options = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            device.as_raw_fd()
+        );
+        rustix::mount::mount(
+            source,
+            at,
+            "fuse",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            std::ffi::CString::new(options).unwrap().as_c_str(),
+        )
+        .unwrap_or_else(|e| panic!("mounting FUSE on {}: {e}", at.display()));
+        let fuse = HungFuse {
+            at: at.to_path_buf(),
+            device: Some(device),
+        };
+        fuse.answer_init();
+        fuse
+    }
+
+    /// Reads `FUSE_INIT` (the first request, queued by the mount) and
+    /// answers it: protocol 7.31, nothing else offered.
+    fn answer_init(&self) {
+        const FUSE_INIT: u32 = 26;
+        let device = self.device.as_ref().unwrap();
+        // The kernel refuses reads into less than FUSE_MIN_READ_BUFFER.
+        let mut request = vec![0u8; 1 << 17];
+        let n = rustix::io::read(device, &mut request).expect("reading FUSE_INIT");
+        assert!(n >= 40, "short FUSE request: {n} bytes");
+        let opcode = u32::from_ne_bytes(request[4..8].try_into().unwrap());
+        assert_eq!(opcode, FUSE_INIT, "the first FUSE request");
+        let unique = &request[8..16];
+        // fuse_out_header, then fuse_init_out (64 bytes).
+        let mut reply = Vec::with_capacity(16 + 64);
+        reply.extend_from_slice(&(16u32 + 64).to_ne_bytes());
+        reply.extend_from_slice(&0i32.to_ne_bytes());
+        reply.extend_from_slice(unique);
+        let mut init = [0u8; 64];
+        init[0..4].copy_from_slice(&7u32.to_ne_bytes()); // major
+        init[4..8].copy_from_slice(&31u32.to_ne_bytes()); // minor
+        init[20..24].copy_from_slice(&4096u32.to_ne_bytes()); // max_write
+        init[24..28].copy_from_slice(&1u32.to_ne_bytes()); // time_gran
+        reply.extend_from_slice(&init);
+        rustix::io::write(device, &reply).expect("answering FUSE_INIT");
+    }
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        // Closing the daemon's only descriptor aborts the connection:
+        // whatever still waits for an answer gets ENOTCONN.
+        self.device = None;
+        let _ = rustix::mount::unmount(&self.at, UnmountFlags::DETACH);
+    }
+}
+
+/// The command with `args`, killed (SIGKILL) after `bound`: a command that
+/// hangs fails the test instead of hanging it.
+fn umw_bounded(args: &[&OsStr], bound: Duration) -> Run {
+    run_command(
+        Command::new("timeout")
+            .args(["-s", "KILL"])
+            .arg(bound.as_secs().to_string())
+            .arg(BIN)
+            .args(args),
+    )
+}
+
+/// How long a run over a filesystem that does not answer may take beyond
+/// its `--timeout`: the children killed and reaped, the report written.
+const HUNG_GRACE: Duration = Duration::from_secs(5);
+/// When such a run is killed: it hung.
+const HUNG_KILL: Duration = Duration::from_secs(20);
+
+fn assert_within(run: &Run, timeout: Duration, what: &str) {
+    assert!(
+        run.code != 128 + 9 && run.elapsed < timeout + HUNG_GRACE,
+        "{what}: exit {} after {:.1} s, --timeout {} s (killed at {} s: it hung)\nstdout: {}\nstderr: {}",
+        run.code,
+        run.elapsed.as_secs_f64(),
+        timeout.as_secs(),
+        HUNG_KILL.as_secs(),
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// A user's FUSE filesystem whose daemon answers nothing after `FUSE_INIT`,
+/// with a source (`fsname`) that leads into itself: `--all --timeout 3`
+/// over it, and the single-target form with `--timeout 3`, return within
+/// their deadline. Before, both hung for ever in `stat()` of the source
+/// (`request_wait_answer`), before anything was unmounted.
+fn a_silent_fuse_daemon_does_not_outlast_the_timeout() {
+    let timeout = Duration::from_secs(3);
+    let mut failed = Vec::new();
+    for form in ["--all", "single"] {
+        let s = Scratch::new(&format!("fuse-silent-{}", form.trim_start_matches('-')));
+        let m = s.dir("m");
+        let _fuse = HungFuse::mount(&m, &m.join("dev/sdz"));
+        let mut args = match form {
+            "--all" => vec![
+                OsStr::new("--all"),
+                OsStr::new("--include"),
+                s.dir.as_os_str(),
+            ],
+            _ => vec![m.as_os_str()],
+        };
+        args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+        let run = umw_bounded(&args, HUNG_KILL);
+        eprintln!(
+            "    {form} --timeout 3s, FUSE source inside itself: exit {} in {:.2} s",
+            run.code,
+            run.elapsed.as_secs_f64()
+        );
+        let what = format!("{form} on a silent FUSE mount");
+        if catch_unwind(AssertUnwindSafe(|| assert_within(&run, timeout, &what))).is_err() {
+            failed.push(form);
+        }
+    }
+    assert!(failed.is_empty(), "outlasted the timeout: {failed:?}");
+}
+
+/// A loop device whose backing file's path now leads through a silent
+/// FUSE mount (mounted over the directory that holds the image, which
+/// the loop device keeps using): `--all --timeout 3` over an unrelated
+/// tmpfs returns within its deadline, and the tmpfs is shut down. Before,
+/// every scan for loop devices looked the path up and hung for ever.
+fn a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all() {
+    let timeout = Duration::from_secs(3);
+    let s = Scratch::new("fuse-silent-loop");
+    let images = s.dir("outside/images");
+    mount_tmpfs(&images);
+    let dir = images.join("dir");
+    fs::create_dir(&dir).unwrap();
+    let image = dir.join("disk.img");
+    fs::File::create(&image).unwrap().set_len(4 << 20).unwrap();
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    let _fuse = HungFuse::mount(&dir, Path::new("user-fuse"));
+    let all = s.dir("all");
+    let t = s.dir("all/t");
+    mount_tmpfs(&t);
+    let mut args = vec![
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        all.as_os_str(),
+    ];
+    args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+    let run = umw_bounded(&args, HUNG_KILL);
+    assert_within(
+        &run,
+        timeout,
+        "--all over a tmpfs, a loop device's backing path through a silent FUSE mount",
+    );
+    assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
+    assert!(!is_mounted(&t), "the tmpfs is still mounted");
+    assert!(
+        loop_bound(&lo.device),
+        "the unrelated loop device was detached"
+    );
+    eprintln!(
+        "    --all --timeout 3s, a loop backing path through silent FUSE: {:.2} s",
+        run.elapsed.as_secs_f64()
     );
 }
