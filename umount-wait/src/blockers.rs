@@ -14,6 +14,11 @@
 //! `/proc/PID/maps`, which gives the superblock's device. A loop device's
 //! backing file is told by the device and inode the loop driver has open
 //! ([`loopdev::backing_files`]), never by looking its path up.
+//!
+//! A scan costs what it reads, once: sets, never a search of a list, for
+//! what was seen. It ends at its deadline, and then says that the list is
+//! incomplete ([`Blocker::Incomplete`]): a user with many processes, many
+//! mappings or many mount namespaces must not stretch a shutdown.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -52,10 +57,13 @@ pub enum Blocker {
         device: PathBuf,
         backing_file: PathBuf,
     },
+    /// Not a holder: the scan reached its deadline before it had looked
+    /// everywhere, and there may be more than those listed.
+    Incomplete,
 }
 
 /// How a process uses the filesystem.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Use {
     Fd(u32, PathBuf),
     Cwd,
@@ -106,6 +114,7 @@ impl fmt::Display for Blocker {
                 mountinfo::display(device),
                 mountinfo::display(backing_file)
             ),
+            Blocker::Incomplete => write!(f, "maybe more: the scan stopped at its deadline"),
         }
     }
 }
@@ -179,6 +188,30 @@ impl Superblock {
     }
 }
 
+/// Lists what holds the superblock of `mount` (best effort: processes
+/// that exit or that this process may not inspect are skipped), looking
+/// until `deadline`: a scan that reaches it ends with
+/// [`Blocker::Incomplete`].
+pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<Blocker> {
+    let mut scan = Scan {
+        sb: Superblock {
+            dev: mount.dev,
+            mount_ids: HashSet::from([mount.id]),
+        },
+        deadline,
+        stopped: false,
+    };
+    let pids = pids();
+    let mut blockers = scan.mounts(&pids, exclude);
+    blockers.extend(scan.processes(&pids));
+    blockers.extend(scan.swaps());
+    blockers.extend(scan.loops());
+    if scan.stopped {
+        blockers.push(Blocker::Incomplete);
+    }
+    blockers
+}
+
 /// The deadline of a scan for a caller whose own deadline is `timeout`
 /// from now (None: it has none): no later than that, nor than
 /// [`SCAN_LIMIT`] from now.
@@ -192,110 +225,166 @@ pub fn deadline_in(timeout: Option<Duration>) -> Instant {
 /// a shutdown than this.
 pub const SCAN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Lists what holds the superblock of `mount` (best effort: processes
-/// that exit or that this process may not inspect are skipped).
-pub fn find(mount: &Mount, exclude: Option<Exclude>) -> Vec<Blocker> {
-    let dev = mount.dev;
-    let me = std::process::id() as i32;
-    let my_ns = namespace_of("self");
-    let mut blockers = Vec::new();
-    let mut seen_ns = HashSet::new();
-    let mut sb = Superblock {
-        dev,
-        mount_ids: HashSet::from([mount.id]),
-    };
-    let all = pids();
-    for &pid in &all {
-        let Some(ns) = namespace_of(&pid.to_string()) else {
-            continue;
-        };
-        if !seen_ns.insert(ns) {
-            continue;
-        }
-        let Ok(mounts) = mountinfo::read(Some(pid)) else {
-            seen_ns.remove(&ns);
-            continue;
-        };
-        for m in mounts.iter().filter(|m| m.dev == dev) {
-            sb.mount_ids.insert(m.id);
-            if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
-                continue;
-            }
-            blockers.push(Blocker::Mount {
-                mnt_ns: ns,
-                pid,
-                mount_id: m.id,
-                mount_point: m.mount_point.clone(),
-            });
-        }
-    }
-    for &pid in all.iter().filter(|&&p| p != me) {
-        let uses = uses_of(pid, &sb);
-        if !uses.is_empty() {
-            let command = fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim_end().to_string())
-                .unwrap_or_default();
-            blockers.push(Blocker::Process { pid, command, uses });
-        }
-    }
-    blockers.extend(
-        swap_files()
-            .into_iter()
-            .filter(|path| sb.holds(path))
-            .map(|path| Blocker::Swap { path }),
-    );
-    let loops = loopdev::bound();
-    let mounted: HashSet<DevId> = mountinfo::read(None)
-        .unwrap_or_default()
-        .iter()
-        .map(|m| m.dev)
-        .collect();
-    let files = loopdev::backing_files(&loops, &mounted, deadline_in(None));
-    blockers.extend(
-        loops
-            .into_iter()
-            .zip(files)
-            .filter(|(_, file)| file.is_some_and(|f| sb.holds_backing(&f)))
-            .map(|(lo, _)| Blocker::Loop {
-                device: lo.node,
-                backing_file: lo.backing_file,
-            }),
-    );
-    blockers
+/// One scan for the holders of a superblock, until its deadline.
+struct Scan {
+    sb: Superblock,
+    deadline: Instant,
+    /// The deadline came before the scan had looked everywhere.
+    stopped: bool,
 }
 
-fn uses_of(pid: i32, sb: &Superblock) -> Vec<Use> {
-    let base = PathBuf::from(format!("/proc/{pid}"));
-    let mut uses = Vec::new();
-    if sb.holds(&base.join("cwd")) {
-        uses.push(Use::Cwd);
+impl Scan {
+    /// Whether the deadline has come (and the scan must stop).
+    fn expired(&mut self) -> bool {
+        self.stopped = self.stopped || Instant::now() >= self.deadline;
+        self.stopped
     }
-    if sb.holds(&base.join("root")) {
-        uses.push(Use::Root);
+
+    /// The mounts of the superblock in every mount namespace, one
+    /// `mountinfo` read per namespace (told apart by the inode of
+    /// `ns/mnt`). Their ids join the superblock's.
+    fn mounts(&mut self, pids: &[i32], exclude: Option<Exclude>) -> Vec<Blocker> {
+        let dev = self.sb.dev;
+        let field = dev.to_string();
+        let my_ns = namespace_of("self");
+        let mut blockers = Vec::new();
+        let mut seen_ns = HashSet::new();
+        for &pid in pids {
+            if self.expired() {
+                break;
+            }
+            let Some(ns) = namespace_of(&pid.to_string()) else {
+                continue;
+            };
+            if seen_ns.contains(&ns) {
+                continue;
+            }
+            let Ok(text) = fs::read(format!("/proc/{pid}/mountinfo")) else {
+                continue;
+            };
+            seen_ns.insert(ns);
+            for m in mounts_on(&text, &field).filter(|m| m.dev == dev) {
+                self.sb.mount_ids.insert(m.id);
+                if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
+                    continue;
+                }
+                blockers.push(Blocker::Mount {
+                    mnt_ns: ns,
+                    pid,
+                    mount_id: m.id,
+                    mount_point: m.mount_point,
+                });
+            }
+        }
+        blockers
     }
-    let mut open = Vec::new();
-    if let Ok(fds) = fs::read_dir(base.join("fd")) {
-        let mut numbered: Vec<(u32, PathBuf)> = fds
-            .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+
+    /// The processes that use a file there.
+    fn processes(&mut self, pids: &[i32]) -> Vec<Blocker> {
+        let me = std::process::id() as i32;
+        let mut blockers = Vec::new();
+        for &pid in pids.iter().filter(|&&p| p != me) {
+            if self.expired() {
+                break;
+            }
+            let uses = self.uses_of_task(Path::new(&format!("/proc/{pid}")));
+            if !uses.is_empty() {
+                let command = fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default();
+                blockers.push(Blocker::Process { pid, command, uses });
+            }
+        }
+        blockers
+    }
+
+    /// What the task whose proc directory is `base` uses there.
+    fn uses_of_task(&mut self, base: &Path) -> Vec<Use> {
+        let sb = &self.sb;
+        let mut uses = Vec::new();
+        if sb.holds(&base.join("cwd")) {
+            uses.push(Use::Cwd);
+        }
+        if sb.holds(&base.join("root")) {
+            uses.push(Use::Root);
+        }
+        let mut open = HashSet::new();
+        if let Ok(fds) = fs::read_dir(base.join("fd")) {
+            let mut numbered: Vec<(u32, PathBuf)> = fds
+                .flatten()
+                .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+                .collect();
+            numbered.sort();
+            for (n, link) in numbered {
+                if Instant::now() >= self.deadline {
+                    self.stopped = true;
+                    return uses;
+                }
+                if self.sb.holds(&link) {
+                    let shown = fs::read_link(&link).unwrap_or_default();
+                    open.insert(shown.clone());
+                    uses.push(Use::Fd(n, shown));
+                }
+            }
+        }
+        if let Ok(maps) = fs::read(base.join("maps")) {
+            for path in mapped_files(&maps, self.sb.dev) {
+                if !open.contains(&path) {
+                    uses.push(Use::Mapped(path));
+                }
+            }
+        }
+        uses
+    }
+
+    /// The swap files there.
+    fn swaps(&mut self) -> Vec<Blocker> {
+        if self.expired() {
+            return Vec::new();
+        }
+        swap_files()
+            .into_iter()
+            .filter(|path| self.sb.holds(path))
+            .map(|path| Blocker::Swap { path })
+            .collect()
+    }
+
+    /// The loop devices over files there, told by the files the loop
+    /// driver has open ([`loopdev::backing_files`], until the deadline);
+    /// one not told in time makes the scan incomplete.
+    fn loops(&mut self) -> Vec<Blocker> {
+        if self.expired() {
+            return Vec::new();
+        }
+        let loops = loopdev::bound();
+        let mounted: HashSet<DevId> = mountinfo::read(None)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.dev)
             .collect();
-        numbered.sort();
-        for (n, link) in numbered {
-            if sb.holds(&link) {
-                let shown = fs::read_link(&link).unwrap_or_default();
-                open.push(shown.clone());
-                uses.push(Use::Fd(n, shown));
+        let files = loopdev::backing_files(&loops, &mounted, self.deadline);
+        let mut blockers = Vec::new();
+        for (lo, file) in loops.into_iter().zip(files) {
+            match file {
+                Some(file) if self.sb.holds_backing(&file) => blockers.push(Blocker::Loop {
+                    device: lo.node,
+                    backing_file: lo.backing_file,
+                }),
+                Some(_) => {}
+                None => self.stopped = true,
             }
         }
+        blockers
     }
-    if let Ok(maps) = fs::read(base.join("maps")) {
-        for path in mapped_files(&maps, sb.dev) {
-            if !open.contains(&path) {
-                uses.push(Use::Mapped(path));
-            }
-        }
-    }
-    uses
+}
+
+/// The mounts in a `mountinfo` text whose device field is `dev` (as
+/// `major:minor`): only those lines are parsed, so that a namespace of
+/// many mounts costs a split of each line, not a parse.
+fn mounts_on<'a>(text: &'a [u8], dev: &'a str) -> impl Iterator<Item = Mount> + 'a {
+    text.split(|b| *b == b'\n')
+        .filter(move |line| line.split(|b| *b == b' ').nth(2) == Some(dev.as_bytes()))
+        .filter_map(|line| mountinfo::parse_line(line).ok())
 }
 
 /// The files of `dev` that a `/proc/PID/maps` maps, each once, in order.
@@ -303,6 +392,7 @@ fn uses_of(pid: i32, sb: &Superblock) -> Vec<Use> {
 /// hex: the superblock's, even where `stat(2)` gives a file another).
 pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
     let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for line in maps.split(|b| *b == b'\n') {
         let mut fields = line.splitn(6, |b| *b == b' ');
         let Some(device) = fields.nth(3) else {
@@ -321,7 +411,7 @@ pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
             == Some(dev);
         if on_dev && path.starts_with(b"/") {
             let path = PathBuf::from(OsString::from_vec(mountinfo::unescape(path)));
-            if !files.contains(&path) {
+            if seen.insert(path.clone()) {
                 files.push(path);
             }
         }
@@ -396,6 +486,47 @@ mod tests {
             mapped_files(maps, hex),
             [PathBuf::from("/usr/lib/libc.so.6")]
         );
+    }
+
+    /// 10 000 files mapped twice each (hard links of one file, say), among
+    /// mappings of another device: each named once, in the order of the
+    /// maps. A search of the list for each line made this quadratic.
+    #[test]
+    fn ten_thousand_mappings_each_once() {
+        let mut maps = Vec::new();
+        for round in 0..2 {
+            for i in 0..10_000u64 {
+                let start = (round * 10_000 + i) << 12;
+                maps.extend_from_slice(
+                    format!(
+                        "{start:x}-{:x} r--s 00000000 07:02 12   /m/link{i}\n",
+                        start + 0x1000
+                    )
+                    .as_bytes(),
+                );
+                maps.extend_from_slice(
+                    b"7f0000000000-7f0000001000 r--p 00000000 fe:01 9   /usr/lib/x\n",
+                );
+            }
+        }
+        let files = mapped_files(&maps, DevId { major: 7, minor: 2 });
+        assert_eq!(files.len(), 10_000);
+        assert!(files
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.as_os_str() == format!("/m/link{i}").as_str()));
+    }
+
+    #[test]
+    fn mount_lines_of_one_device() {
+        let text = b"\
+22 1 0:21 / /proc rw - proc proc rw
+30 22 7:2 / /m rw - ext4 /dev/loop2 rw
+31 22 7:20 / /n rw - ext4 /dev/loop20 rw
+32 30 7:2 /sub /m2 rw - ext4 /dev/loop2 rw
+";
+        let ids: Vec<u64> = mounts_on(text, "7:2").map(|m| m.id).collect();
+        assert_eq!(ids, [30, 32]);
     }
 
     #[test]

@@ -121,6 +121,10 @@ fn main() {
             "a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all",
             a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all,
         ),
+        (
+            "a_scan_past_its_deadline_says_it_is_incomplete",
+            a_scan_past_its_deadline_says_it_is_incomplete,
+        ),
         ("quiet_hides_not_mounted", quiet_hides_not_mounted),
         (
             "busy_target_is_untouched_and_names_holder",
@@ -3239,5 +3243,36 @@ fn a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all() {
     eprintln!(
         "    --all --timeout 3s, a loop backing path through silent FUSE: {:.2} s",
         run.elapsed.as_secs_f64()
+    );
+}
+
+/// A scan given a deadline that has passed returns at once, and says that
+/// its list is incomplete (the last entry), though a holder is there: a
+/// user's many processes, mappings or namespaces cannot stretch the
+/// deadline of a shutdown. With time, the same scan names the holder.
+fn a_scan_past_its_deadline_says_it_is_incomplete() {
+    use umount_wait::blockers::{self, Blocker};
+    let s = Scratch::new("scan-deadline");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = cwd_holder(&m);
+    let mount = mountinfo::read(None)
+        .unwrap()
+        .into_iter()
+        .find(|mt| mt.mount_point == m)
+        .unwrap();
+    let late = blockers::find(&mount, None, Instant::now());
+    let full = blockers::find(&mount, None, Instant::now() + Duration::from_secs(60));
+    holder.stop();
+    assert_eq!(late.last(), Some(&Blocker::Incomplete), "{late:?}");
+    let named = |list: &[Blocker]| {
+        list.iter()
+            .any(|b| matches!(b, Blocker::Process { pid, .. } if *pid == holder.id() as i32))
+    };
+    assert!(named(&full), "{full:?}");
+    assert!(!full.contains(&Blocker::Incomplete), "{full:?}");
+    assert_eq!(
+        Blocker::Incomplete.to_string(),
+        "maybe more: the scan stopped at its deadline"
     );
 }
