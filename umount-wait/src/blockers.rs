@@ -15,6 +15,12 @@
 //! backing file is told by the device and inode the loop driver has open
 //! ([`loopdev::backing_files`]), never by looking its path up.
 //!
+//! Every thread is looked at (`/proc/PID/task/TID`), not only the thread
+//! group's leader: a leader that has exited (`pthread_exit()` in `main`)
+//! has no files, working directory, mappings or mount namespace left to
+//! show, while its other threads keep theirs. Threads that share them with
+//! one already looked at (`kcmp(2)`) are skipped.
+//!
 //! A scan costs what it reads, once: sets, never a search of a list, for
 //! what was seen. It ends at its deadline, and then says that the list is
 //! incomplete ([`Blocker::Incomplete`]): a user with many processes, many
@@ -126,7 +132,9 @@ pub struct Exclude {
     pub mount_id: u64,
 }
 
-fn pids() -> Vec<i32> {
+/// The processes, each with its threads (`/proc/PID/task`), the leader
+/// first; a process whose threads cannot be listed has its leader alone.
+fn processes() -> Vec<(i32, Vec<i32>)> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -135,14 +143,36 @@ fn pids() -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
         .collect();
     pids.sort_unstable();
-    pids
+    pids.into_iter()
+        .map(|pid| {
+            let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|dir| {
+                    dir.flatten()
+                        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                        .filter(|&tid| tid != pid)
+                        .collect()
+                })
+                .unwrap_or_default();
+            tids.sort_unstable();
+            tids.insert(0, pid);
+            (pid, tids)
+        })
+        .collect()
+}
+
+/// Where the proc files of thread `tid` of process `pid` are.
+fn task_dir(pid: i32, tid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/task/{tid}"))
 }
 
 fn namespace_of(pid: &str) -> Option<u64> {
+    namespace_in(Path::new(&format!("/proc/{pid}")))
+}
+
+/// The mount namespace of the task whose proc directory is `dir`.
+fn namespace_in(dir: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino())
+    fs::metadata(dir.join("ns/mnt")).ok().map(|m| m.ino())
 }
 
 /// The superblock looked for: its device, and the ids of the mounts of
@@ -201,9 +231,9 @@ pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<B
         deadline,
         stopped: false,
     };
-    let pids = pids();
-    let mut blockers = scan.mounts(&pids, exclude);
-    blockers.extend(scan.processes(&pids));
+    let processes = processes();
+    let mut blockers = scan.mounts(&processes, exclude);
+    blockers.extend(scan.processes(&processes));
     blockers.extend(scan.swaps());
     blockers.extend(scan.loops());
     if scan.stopped {
@@ -242,60 +272,98 @@ impl Scan {
 
     /// The mounts of the superblock in every mount namespace, one
     /// `mountinfo` read per namespace (told apart by the inode of
-    /// `ns/mnt`). Their ids join the superblock's.
-    fn mounts(&mut self, pids: &[i32], exclude: Option<Exclude>) -> Vec<Blocker> {
+    /// `ns/mnt`, of any thread: a thread may have a namespace of its own,
+    /// and an exited leader has none). Their ids join the superblock's.
+    fn mounts(&mut self, processes: &[(i32, Vec<i32>)], exclude: Option<Exclude>) -> Vec<Blocker> {
         let dev = self.sb.dev;
         let field = dev.to_string();
         let my_ns = namespace_of("self");
         let mut blockers = Vec::new();
         let mut seen_ns = HashSet::new();
-        for &pid in pids {
+        for (pid, tids) in processes {
             if self.expired() {
                 break;
             }
-            let Some(ns) = namespace_of(&pid.to_string()) else {
-                continue;
-            };
-            if seen_ns.contains(&ns) {
-                continue;
-            }
-            let Ok(text) = fs::read(format!("/proc/{pid}/mountinfo")) else {
-                continue;
-            };
-            seen_ns.insert(ns);
-            for m in mounts_on(&text, &field).filter(|m| m.dev == dev) {
-                self.sb.mount_ids.insert(m.id);
-                if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
+            for &tid in tids {
+                let dir = task_dir(*pid, tid);
+                let Some(ns) = namespace_in(&dir) else {
+                    continue;
+                };
+                if seen_ns.contains(&ns) {
                     continue;
                 }
-                blockers.push(Blocker::Mount {
-                    mnt_ns: ns,
-                    pid,
-                    mount_id: m.id,
-                    mount_point: m.mount_point,
+                let Ok(text) = fs::read(dir.join("mountinfo")) else {
+                    continue;
+                };
+                seen_ns.insert(ns);
+                for m in mounts_on(&text, &field).filter(|m| m.dev == dev) {
+                    self.sb.mount_ids.insert(m.id);
+                    if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
+                        continue;
+                    }
+                    blockers.push(Blocker::Mount {
+                        mnt_ns: ns,
+                        pid: *pid,
+                        mount_id: m.id,
+                        mount_point: m.mount_point,
+                    });
+                }
+            }
+        }
+        blockers
+    }
+
+    /// The processes that use a file there, through any of their threads.
+    fn processes(&mut self, processes: &[(i32, Vec<i32>)]) -> Vec<Blocker> {
+        let me = std::process::id() as i32;
+        let mut blockers = Vec::new();
+        for (pid, tids) in processes.iter().filter(|(p, _)| *p != me) {
+            if self.expired() {
+                break;
+            }
+            let uses = self.uses_of(*pid, tids);
+            if !uses.is_empty() {
+                let command = fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default();
+                blockers.push(Blocker::Process {
+                    pid: *pid,
+                    command,
+                    uses,
                 });
             }
         }
         blockers
     }
 
-    /// The processes that use a file there.
-    fn processes(&mut self, pids: &[i32]) -> Vec<Blocker> {
-        let me = std::process::id() as i32;
-        let mut blockers = Vec::new();
-        for &pid in pids.iter().filter(|&&p| p != me) {
+    /// What the threads `tids` of `pid` use there, each use once. A thread
+    /// that shares its descriptors, its directories and its memory with
+    /// one already looked at (`kcmp(2)`: all the threads of most
+    /// processes) has nothing more to show and is skipped.
+    fn uses_of(&mut self, pid: i32, tids: &[i32]) -> Vec<Use> {
+        let mut looked_at: Vec<i32> = Vec::new();
+        let mut uses = Vec::new();
+        let mut seen = HashSet::new();
+        for &tid in tids {
+            let shared = |&other: &i32| {
+                [sys::Shared::Files, sys::Shared::Fs, sys::Shared::Vm]
+                    .into_iter()
+                    .all(|what| sys::tasks_share(other, tid, what))
+            };
+            if looked_at.iter().any(shared) {
+                continue;
+            }
             if self.expired() {
                 break;
             }
-            let uses = self.uses_of_task(Path::new(&format!("/proc/{pid}")));
-            if !uses.is_empty() {
-                let command = fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim_end().to_string())
-                    .unwrap_or_default();
-                blockers.push(Blocker::Process { pid, command, uses });
+            looked_at.push(tid);
+            for u in self.uses_of_task(&task_dir(pid, tid)) {
+                if seen.insert(u.clone()) {
+                    uses.push(u);
+                }
             }
         }
-        blockers
+        uses
     }
 
     /// What the task whose proc directory is `base` uses there.

@@ -403,6 +403,26 @@ pub fn stat_file_id(path: &std::ffi::CStr) -> Result<(DevId, u64, u64), Errno> {
     Ok((dev, st.stx_ino, st.stx_mnt_id))
 }
 
+/// What `kcmp(2)` compares between two tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shared {
+    /// The descriptor table (`KCMP_FILES`).
+    Files = 2,
+    /// The root and working directory (`KCMP_FS`).
+    Fs = 3,
+    /// The address space (`KCMP_VM`).
+    Vm = 1,
+}
+
+/// Whether the tasks `a` and `b` share `what` (`kcmp(2)`): false when they
+/// do not, or when this cannot be told (no kcmp in the kernel, a task gone
+/// or without it, as a thread-group leader that has exited).
+pub fn tasks_share(a: i32, b: i32, what: Shared) -> bool {
+    // SAFETY: kcmp with integer arguments only; it reads no memory of ours.
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_kcmp, a, b, what as i32, 0, 0) };
+    r == 0
+}
+
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),
 /// and gives the claim back at once. EBUSY while a filesystem (or anything
 /// else) still holds it.

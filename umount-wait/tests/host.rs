@@ -122,6 +122,10 @@ fn main() {
             a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all,
         ),
         (
+            "busy_target_names_a_holder_whose_leader_has_exited",
+            busy_target_names_a_holder_whose_leader_has_exited,
+        ),
+        (
             "a_scan_past_its_deadline_says_it_is_incomplete",
             a_scan_past_its_deadline_says_it_is_incomplete,
         ),
@@ -3244,6 +3248,84 @@ fn a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all() {
         "    --all --timeout 3s, a loop backing path through silent FUSE: {:.2} s",
         run.elapsed.as_secs_f64()
     );
+}
+
+/// A program whose main thread calls `pthread_exit()` once its working
+/// directory is `argv[1]`, while a second thread keeps `argv[2]` open and
+/// lives on: the thread group's leader is then a zombie, whose
+/// `/proc/PID/cwd` and `/proc/PID/fd` show nothing.
+const ZOMBIE_LEADER_C: &str = r#"
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+static void *hold(void *path) {
+    if (open(path, O_RDONLY) < 0) return 0;
+    write(1, "ready\n", 6);
+    for (;;) pause();
+}
+int main(int argc, char **argv) {
+    pthread_t t;
+    if (argc < 3 || chdir(argv[1]) != 0) return 1;
+    if (pthread_create(&t, 0, hold, argv[2]) != 0) return 1;
+    pthread_exit(0);
+}
+"#;
+
+/// A holder run as `NOBODY` whose thread-group leader has exited while
+/// another thread keeps the target busy (its working directory and a file
+/// open there): the busy target's report names the process. Before, only
+/// `/proc/PID` was read, which shows nothing for an exited leader, and the
+/// holder went unnamed.
+fn busy_target_names_a_holder_whose_leader_has_exited() {
+    let s = Scratch::new("busy-zombie-leader");
+    let source = s.path("zombie-leader.c");
+    fs::write(&source, ZOMBIE_LEADER_C).unwrap();
+    let program = s.path("zombie-leader");
+    run_ok(
+        Command::new("cc")
+            .args(["-O", "-pthread", "-o"])
+            .arg(&program)
+            .arg(&source),
+    );
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"data").unwrap();
+    let mut holder = Holder::spawn(
+        Command::new(&program)
+            .arg(&m)
+            .arg(&file)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdout(Stdio::piped()),
+    );
+    let mut ready = [0u8; 6];
+    holder
+        .child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut ready)
+        .expect("the holder did not start");
+    let pid = holder.id();
+    let leader = format!("/proc/{pid}/task/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The leader is a zombie once pthread_exit() has run: `State` Z.
+    while !fs::read_to_string(&leader)
+        .unwrap_or_default()
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    {
+        assert!(Instant::now() < deadline, "the leader did not exit");
+        sleep(Duration::from_millis(5));
+    }
+    assert_busy_names(
+        &m,
+        &format!("pid {pid} (zombie-leader): cwd, fd "),
+        "a holder whose leader exited",
+    );
+    holder.stop();
 }
 
 /// A scan given a deadline that has passed returns at once, and says that
