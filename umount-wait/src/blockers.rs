@@ -19,7 +19,7 @@
 //! group's leader: a leader that has exited (`pthread_exit()` in `main`)
 //! has no files, working directory, mappings or mount namespace left to
 //! show, while its other threads keep theirs. Threads that share them with
-//! one already looked at (`kcmp(2)`) are skipped.
+//! one already looked at (`kcmp(2)`) are skipped ([`distinct_tasks`]).
 //!
 //! A scan costs what it reads, once: sets, never a search of a list, for
 //! what was seen. It ends at its deadline, and then says that the list is
@@ -132,9 +132,7 @@ pub struct Exclude {
     pub mount_id: u64,
 }
 
-/// The processes, each with its threads (`/proc/PID/task`), the leader
-/// first; a process whose threads cannot be listed has its leader alone.
-fn processes() -> Vec<(i32, Vec<i32>)> {
+fn pids() -> Vec<i32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -143,21 +141,47 @@ fn processes() -> Vec<(i32, Vec<i32>)> {
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
         .collect();
     pids.sort_unstable();
-    pids.into_iter()
-        .map(|pid| {
-            let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
-                .map(|dir| {
-                    dir.flatten()
-                        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-                        .filter(|&tid| tid != pid)
-                        .collect()
-                })
-                .unwrap_or_default();
-            tids.sort_unstable();
-            tids.insert(0, pid);
-            (pid, tids)
+    pids
+}
+
+/// The threads of `pid` (`/proc/PID/task`), the leader first, that can
+/// show something no thread before them does ([`distinct_tasks`]); the
+/// leader alone when they cannot be listed.
+fn tasks_of(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .filter(|&tid| tid != pid)
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    tids.sort_unstable();
+    tids.insert(0, pid);
+    distinct_tasks(tids)
+}
+
+/// Of the tasks `tids`, those that do not share their descriptor table,
+/// their `fs_struct` (root and working directory) and their address
+/// space with one kept before them (`kcmp(2)`): of most processes, the
+/// leader alone. A kept task covers the mount namespace of those it
+/// stands for too: a thread changes its namespace only with an
+/// `fs_struct` of its own (`unshare(CLONE_NEWNS)` implies `CLONE_FS`,
+/// `setns()` requires it). Where kcmp cannot tell (a task without one
+/// of them, as an exited leader, or no kcmp), the task is kept.
+fn distinct_tasks(tids: Vec<i32>) -> Vec<i32> {
+    let mut kept: Vec<i32> = Vec::new();
+    for tid in tids {
+        let shares_all = |&other: &i32| {
+            [sys::Shared::Files, sys::Shared::Fs, sys::Shared::Vm]
+                .into_iter()
+                .all(|what| sys::tasks_share(other, tid, what))
+        };
+        if !kept.iter().any(shares_all) {
+            kept.push(tid);
+        }
+    }
+    kept
 }
 
 /// Where the proc files of thread `tid` of process `pid` are.
@@ -231,7 +255,7 @@ pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<B
         deadline,
         stopped: false,
     };
-    let processes = processes();
+    let processes = scan.processes_and_tasks();
     let mut blockers = scan.mounts(&processes, exclude);
     blockers.extend(scan.processes(&processes));
     blockers.extend(scan.swaps());
@@ -268,6 +292,18 @@ impl Scan {
     fn expired(&mut self) -> bool {
         self.stopped = self.stopped || Instant::now() >= self.deadline;
         self.stopped
+    }
+
+    /// Every process, with the threads to look at ([`tasks_of`]).
+    fn processes_and_tasks(&mut self) -> Vec<(i32, Vec<i32>)> {
+        let mut processes = Vec::new();
+        for pid in pids() {
+            if self.expired() {
+                break;
+            }
+            processes.push((pid, tasks_of(pid)));
+        }
+        processes
     }
 
     /// The mounts of the superblock in every mount namespace, one
@@ -336,27 +372,14 @@ impl Scan {
         blockers
     }
 
-    /// What the threads `tids` of `pid` use there, each use once. A thread
-    /// that shares its descriptors, its directories and its memory with
-    /// one already looked at (`kcmp(2)`: all the threads of most
-    /// processes) has nothing more to show and is skipped.
+    /// What the threads `tids` of `pid` use there, each use once.
     fn uses_of(&mut self, pid: i32, tids: &[i32]) -> Vec<Use> {
-        let mut looked_at: Vec<i32> = Vec::new();
         let mut uses = Vec::new();
         let mut seen = HashSet::new();
         for &tid in tids {
-            let shared = |&other: &i32| {
-                [sys::Shared::Files, sys::Shared::Fs, sys::Shared::Vm]
-                    .into_iter()
-                    .all(|what| sys::tasks_share(other, tid, what))
-            };
-            if looked_at.iter().any(shared) {
-                continue;
-            }
             if self.expired() {
                 break;
             }
-            looked_at.push(tid);
             for u in self.uses_of_task(&task_dir(pid, tid)) {
                 if seen.insert(u.clone()) {
                     uses.push(u);
