@@ -34,7 +34,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::loopdev;
+use crate::loopdev::{self, Told};
 use crate::mountinfo::{self, DevId, Mount};
 use crate::sys;
 
@@ -457,12 +457,12 @@ impl Scan {
         let mut blockers = Vec::new();
         for (lo, file) in loops.into_iter().zip(files) {
             match file {
-                Some(file) if self.sb.holds_backing(&file) => blockers.push(Blocker::Loop {
+                Told::File(file) if self.sb.holds_backing(&file) => blockers.push(Blocker::Loop {
                     device: lo.node,
                     backing_file: lo.backing_file,
                 }),
-                Some(_) => {}
-                None => self.stopped = true,
+                Told::File(_) | Told::Failed => {}
+                Told::Late => self.stopped = true,
             }
         }
         blockers

@@ -133,12 +133,24 @@ pub struct BackingFile {
     pub mount_id: Option<u64>,
 }
 
+/// What [`backing_files`] told of one loop device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Told {
+    /// Its backing file.
+    File(BackingFile),
+    /// Nothing: the driver refused (the device no longer bound, say).
+    Failed,
+    /// Nothing: the deadline came first.
+    Late,
+}
+
 /// One result written by the child of [`backing_files`] into memory it
 /// shares with its parent.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    /// 1 once the rest is written.
+    /// [`SLOT_TOLD`] once the rest is written, [`SLOT_FAILED`] when the
+    /// driver refused; 0 (as mapped) until then.
     done: u32,
     major: u32,
     minor: u32,
@@ -146,6 +158,9 @@ struct Slot {
     ino: u64,
     mount_id: u64,
 }
+
+const SLOT_TOLD: u32 = 1;
+const SLOT_FAILED: u32 = 2;
 
 /// An anonymous shared mapping of `len` slots: what a child writes there,
 /// its parent reads.
@@ -202,8 +217,12 @@ impl Drop for SharedSlots {
     }
 }
 
-/// The backing file of each of `loops` ([`BackingFile`]), in order; None
-/// where it could not be told before `deadline`. The driver asks the
+/// How long a killed child of [`backing_files`] is waited for before it
+/// is given up.
+const ABANDON_GRACE: Duration = Duration::from_millis(100);
+
+/// The backing file of each of `loops` ([`BackingFile`]), in order, or why
+/// it could not be told ([`Told`]). The driver asks the
 /// backing file's own filesystem (`vfs_getattr()`), and the path of a
 /// file with an anonymous device that no superblock in `mounted` has (a
 /// btrfs subvolume's) is looked up to find its mount: both can wait for
@@ -213,12 +232,12 @@ pub fn backing_files(
     loops: &[LoopDevice],
     mounted: &HashSet<DevId>,
     deadline: Instant,
-) -> Vec<Option<BackingFile>> {
+) -> Vec<Told> {
     if loops.is_empty() {
         return Vec::new();
     }
     let Ok(slots) = SharedSlots::new(loops.len()) else {
-        return vec![None; loops.len()];
+        return vec![Told::Late; loops.len()];
     };
     let c_path = |p: &Path| CString::new(p.as_os_str().as_bytes()).ok();
     let paths: Vec<(Option<CString>, Option<CString>)> = loops
@@ -232,6 +251,13 @@ pub fn backing_files(
             for (i, (node, backing)) in paths.iter().enumerate() {
                 let Some(node) = node else { continue };
                 let Ok((dev, ino)) = sys::loop_backing_file(node) else {
+                    slots.set(
+                        i,
+                        Slot {
+                            done: SLOT_FAILED,
+                            ..Slot::default()
+                        },
+                    );
                     continue;
                 };
                 let mount_id = match backing {
@@ -246,7 +272,7 @@ pub fn backing_files(
                 slots.set(
                     i,
                     Slot {
-                        done: 1,
+                        done: SLOT_TOLD,
                         major: dev.major,
                         minor: dev.minor,
                         has_mount_id: u32::from(mount_id.is_some()),
@@ -259,7 +285,7 @@ pub fn backing_files(
         })
     };
     let Ok(mut child) = child else {
-        return vec![None; loops.len()];
+        return vec![Told::Late; loops.len()];
     };
     while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
         match cancel::wait_readable(Some(child.fd()), Cancel::never(), deadline) {
@@ -267,19 +293,27 @@ pub fn backing_files(
             Wake::Deadline | Wake::Cancelled | Wake::Failed(_) => break,
         }
     }
-    // Only once it has ended (killed, if it still runs) are the slots final.
-    let _ = child.kill();
+    // Only once it has ended (killed, if it still runs) are the slots
+    // final. A child asleep on a FUSE request that its daemon has read
+    // cannot be killed until the daemon answers: it is given up, and the
+    // slots it wrote are read all the same (it can write no more: a
+    // fatal signal is pending, it dies as soon as it wakes).
+    let _ = child.abandon(ABANDON_GRACE);
     (0..loops.len())
         .map(|i| {
             let slot = slots.get(i);
-            (slot.done == 1).then_some(BackingFile {
-                dev: DevId {
-                    major: slot.major,
-                    minor: slot.minor,
-                },
-                ino: slot.ino,
-                mount_id: (slot.has_mount_id == 1).then_some(slot.mount_id),
-            })
+            match slot.done {
+                SLOT_TOLD => Told::File(BackingFile {
+                    dev: DevId {
+                        major: slot.major,
+                        minor: slot.minor,
+                    },
+                    ino: slot.ino,
+                    mount_id: (slot.has_mount_id == 1).then_some(slot.mount_id),
+                }),
+                SLOT_FAILED => Told::Failed,
+                _ => Told::Late,
+            }
         })
         .collect()
 }

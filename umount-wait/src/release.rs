@@ -14,7 +14,7 @@ use rustix::io::Errno;
 
 use crate::blockers::{self, Superblock};
 use crate::cancel::Cancel;
-use crate::loopdev::{self, LoopDetach, LoopDevice};
+use crate::loopdev::{self, LoopDetach, LoopDevice, Told};
 use crate::mountinfo::{DevId, Mount};
 use crate::sys;
 
@@ -66,7 +66,7 @@ pub fn backing(mount: &Mount, mounts: &[Mount], deadline: Instant) -> Backing {
     let loops: Vec<LoopDevice> = bound
         .into_iter()
         .zip(files)
-        .filter(|(_, file)| file.is_some_and(|f| sb.holds_backing(&f)))
+        .filter(|(_, file)| matches!(file, Told::File(f) if sb.holds_backing(f)))
         .map(|(lo, _)| lo)
         .collect();
     let swaps = blockers::swaps()

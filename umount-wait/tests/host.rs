@@ -122,6 +122,10 @@ fn main() {
             a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all,
         ),
         (
+            "a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers",
+            a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -3146,6 +3150,42 @@ fn umw_bounded(args: &[&OsStr], bound: Duration) -> Run {
     )
 }
 
+/// The command with `args`, its output in files of `s`: when it has not
+/// ended after `bound`, `rescue` runs (it must end whatever the command
+/// waits for uninterruptibly), then the command is killed. The time is
+/// that of its end, or the bound.
+fn umw_rescued(s: &Scratch, args: &[&OsStr], bound: Duration, rescue: impl FnOnce()) -> Run {
+    let (out, err) = (s.path("rescued.stdout"), s.path("rescued.stderr"));
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    while status.is_none() && start.elapsed() < bound {
+        sleep(Duration::from_millis(20));
+        status = child.try_wait().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let code = match status {
+        Some(status) => status.code().unwrap_or(-1),
+        None => {
+            rescue();
+            let _ = child.kill();
+            let _ = child.wait();
+            -1
+        }
+    };
+    Run {
+        code,
+        stdout: fs::read_to_string(&out).unwrap_or_default(),
+        stderr: fs::read_to_string(&err).unwrap_or_default(),
+        elapsed,
+    }
+}
+
 /// How long a run over a filesystem that does not answer may take beyond
 /// its `--timeout`: the children killed and reaped, the report written.
 const HUNG_GRACE: Duration = Duration::from_secs(5);
@@ -3357,4 +3397,229 @@ fn a_scan_past_its_deadline_says_it_is_incomplete() {
         Blocker::Incomplete.to_string(),
         "maybe more: the scan stopped at its deadline"
     );
+}
+
+/// A FUSE filesystem with one file, `disk.img` (4 MiB of zeros, read
+/// only), served by a forked daemon that answers until [`ReadingFuse::go_silent`],
+/// and from then on reads every request and answers none: a request it
+/// has read is waited for uninterruptibly, so even SIGKILL does not end
+/// the wait. Attributes are never cached (`attr_valid` 0): every `stat()`
+/// asks the daemon. On drop the daemon is killed, which aborts the
+/// connection, and the mount detached.
+struct ReadingFuse {
+    at: PathBuf,
+    daemon: nix::unistd::Pid,
+    /// A byte written here makes the daemon go silent.
+    silence: std::os::unix::net::UnixStream,
+}
+
+const FUSE_IMAGE_SIZE: u64 = 4 << 20;
+
+impl ReadingFuse {
+    fn mount(at: &Path) -> ReadingFuse {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::fd::AsRawFd;
+        let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
+        let options = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            device.as_raw_fd()
+        );
+        rustix::mount::mount(
+            "user-fuse",
+            at,
+            "fuse",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            std::ffi::CString::new(options).unwrap().as_c_str(),
+        )
+        .unwrap_or_else(|e| panic!("mounting FUSE on {}: {e}", at.display()));
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // SAFETY: this process is single-threaded (see main); the child
+        // serves and ends with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                fuse_serve(&device, &theirs);
+                // SAFETY: ends the child without running the parent's code.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => ReadingFuse {
+                at: at.to_path_buf(),
+                daemon: child,
+                silence: ours,
+            },
+        }
+    }
+
+    fn go_silent(&mut self) {
+        self.silence.write_all(b"s").unwrap();
+        // The daemon answers what it has read, then nothing: a request
+        // answered after this is no matter.
+    }
+}
+
+impl Drop for ReadingFuse {
+    fn drop(&mut self) {
+        // The daemon's descriptor was the last: its death aborts the
+        // connection, and whatever waits for an answer gets ENOTCONN.
+        let _ = nix::sys::signal::kill(self.daemon, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.daemon, None);
+        let _ = rustix::mount::unmount(&self.at, UnmountFlags::DETACH);
+    }
+}
+
+/// The daemon of [`ReadingFuse`]: answers on `device` until a byte comes
+/// on `silence`, then reads and drops every request.
+fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixStream) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut silent = false;
+    let mut buf = vec![0u8; 1 << 17];
+    loop {
+        if !silent {
+            let mut fds = [
+                PollFd::new(device.as_fd(), PollFlags::POLLIN),
+                PollFd::new(silence.as_fd(), PollFlags::POLLIN),
+            ];
+            if nix::poll::poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                silent = true;
+            }
+        }
+        let n = match rustix::io::read(device, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::INTR | Errno::AGAIN | Errno::NOENT) => continue,
+            Err(_) => return,
+        };
+        if silent || n < 40 {
+            continue;
+        }
+        let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());
+        let long = |at: usize| u64::from_ne_bytes(buf[at..at + 8].try_into().unwrap());
+        let (opcode, unique, nodeid) = (word(4), long(8), long(16));
+        let attr = |node: u64| {
+            // struct fuse_attr (88 bytes).
+            let mut a = [0u8; 88];
+            let (mode, size, nlink) = match node {
+                1 => (0o040755u32, 0u64, 2u32),
+                _ => (0o100644, FUSE_IMAGE_SIZE, 1),
+            };
+            a[0..8].copy_from_slice(&node.to_ne_bytes());
+            a[8..16].copy_from_slice(&size.to_ne_bytes());
+            a[16..24].copy_from_slice(&(size / 512).to_ne_bytes());
+            a[60..64].copy_from_slice(&mode.to_ne_bytes());
+            a[64..68].copy_from_slice(&nlink.to_ne_bytes());
+            a[80..84].copy_from_slice(&4096u32.to_ne_bytes());
+            a
+        };
+        let body: Result<Vec<u8>, i32> = match opcode {
+            // FORGET, BATCH_FORGET, INTERRUPT: no answer.
+            2 | 42 | 36 => continue,
+            // INIT: 7.31, nothing offered.
+            26 => {
+                let mut init = [0u8; 64];
+                init[0..4].copy_from_slice(&7u32.to_ne_bytes());
+                init[4..8].copy_from_slice(&31u32.to_ne_bytes());
+                init[20..24].copy_from_slice(&4096u32.to_ne_bytes());
+                init[24..28].copy_from_slice(&1u32.to_ne_bytes());
+                Ok(init.to_vec())
+            }
+            // LOOKUP of disk.img in the root: fuse_entry_out, nothing cached.
+            1 if nodeid == 1 && buf[40..n].starts_with(b"disk.img\0") => {
+                let mut e = vec![0u8; 40];
+                e[0..8].copy_from_slice(&2u64.to_ne_bytes());
+                e.extend_from_slice(&attr(2));
+                Ok(e)
+            }
+            1 => Err(nix::libc::ENOENT),
+            // GETATTR: fuse_attr_out, nothing cached.
+            3 => {
+                let mut a = vec![0u8; 16];
+                a.extend_from_slice(&attr(nodeid));
+                Ok(a)
+            }
+            // OPEN, OPENDIR: fuse_open_out.
+            14 | 27 => Ok(vec![0u8; 16]),
+            // READ: zeros up to the end of the file.
+            15 => {
+                let (offset, size) = (long(48), u64::from(word(56)));
+                let len = FUSE_IMAGE_SIZE.saturating_sub(offset).min(size);
+                Ok(vec![0u8; len as usize])
+            }
+            // FLUSH, RELEASE, RELEASEDIR.
+            25 | 18 | 29 => Ok(Vec::new()),
+            _ => Err(nix::libc::ENOSYS),
+        };
+        let (error, body) = match body {
+            Ok(body) => (0i32, body),
+            Err(errno) => (-errno, Vec::new()),
+        };
+        let mut reply = Vec::with_capacity(16 + body.len());
+        reply.extend_from_slice(&(16 + body.len() as u32).to_ne_bytes());
+        reply.extend_from_slice(&error.to_ne_bytes());
+        reply.extend_from_slice(&unique.to_ne_bytes());
+        reply.extend_from_slice(&body);
+        let _ = rustix::io::write(device, &reply);
+    }
+}
+
+/// A loop device over a file on a user's FUSE filesystem whose daemon
+/// then reads every request and answers none (the loop driver asks it for
+/// the file's attributes, and that wait SIGKILL does not end): `--all
+/// --timeout 3` over an unrelated tmpfs returns within its deadline, the
+/// tmpfs shut down. Before, the scan for loop devices looked the backing
+/// file up by its path and hung for ever in the lookup.
+fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
+    let timeout = Duration::from_secs(3);
+    let s = Scratch::new("fuse-reading-loop");
+    let fuse_at = s.dir("outside/fuse");
+    let mut fuse = ReadingFuse::mount(&fuse_at);
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(fuse_at.join("disk.img")),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    fuse.go_silent();
+    let all = s.dir("all");
+    let t = s.dir("all/t");
+    mount_tmpfs(&t);
+    let mut args = vec![
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        all.as_os_str(),
+    ];
+    args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+    // SIGKILL does not end a wait for an answer the daemon has read: at
+    // the bound, the daemon is killed, which aborts the connection.
+    let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
+    eprintln!(
+        "    --all --timeout 3s, a loop over a file of a FUSE daemon that reads and never answers: exit {} in {:.2} s",
+        run.code,
+        run.elapsed.as_secs_f64()
+    );
+    // The daemon is gone (the connection aborted); a child of the command
+    // given up on it may hold the loop device a moment longer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while loop_bound(&lo.device) && Instant::now() < deadline {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&lo.device)
+            .stderr(Stdio::null())
+            .status();
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !loop_bound(&lo.device),
+        "{} left bound",
+        lo.device.display()
+    );
+    drop(lo);
+    assert_within(&run, timeout, "--all beside a loop over a silent FUSE file");
+    assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
+    assert!(!is_mounted(&t), "the tmpfs is still mounted");
 }
