@@ -130,6 +130,10 @@ fn main() {
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
         (
+            "a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited",
+            a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited,
+        ),
+        (
             "a_scan_past_its_deadline_says_it_is_incomplete",
             a_scan_past_its_deadline_says_it_is_incomplete,
         ),
@@ -3293,10 +3297,15 @@ fn a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all() {
 /// A program whose main thread calls `pthread_exit()` once its working
 /// directory is `argv[1]`, while a second thread keeps `argv[2]` open and
 /// lives on: the thread group's leader is then a zombie, whose
-/// `/proc/PID/cwd` and `/proc/PID/fd` show nothing.
+/// `/proc/PID/cwd`, `/proc/PID/fd` and `/proc/PID/ns/mnt` show nothing.
+/// With a third argument it first moves to a mount namespace of its own
+/// (a copy of the caller's, private), which the thread keeps alive.
 const ZOMBIE_LEADER_C: &str = r#"
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
 static void *hold(void *path) {
     if (open(path, O_RDONLY) < 0) return 0;
@@ -3305,19 +3314,18 @@ static void *hold(void *path) {
 }
 int main(int argc, char **argv) {
     pthread_t t;
+    if (argc > 3 && (unshare(CLONE_NEWNS) != 0
+                     || mount(0, "/", 0, MS_REC | MS_PRIVATE, 0) != 0))
+        return 1;
     if (argc < 3 || chdir(argv[1]) != 0) return 1;
     if (pthread_create(&t, 0, hold, argv[2]) != 0) return 1;
     pthread_exit(0);
 }
 "#;
 
-/// A holder run as `NOBODY` whose thread-group leader has exited while
-/// another thread keeps the target busy (its working directory and a file
-/// open there): the busy target's report names the process. Before, only
-/// `/proc/PID` was read, which shows nothing for an exited leader, and the
-/// holder went unnamed.
-fn busy_target_names_a_holder_whose_leader_has_exited() {
-    let s = Scratch::new("busy-zombie-leader");
+/// [`ZOMBIE_LEADER_C`] compiled in `s`, started with `args` (as `uid`
+/// when given), returned once its leader is a zombie.
+fn zombie_leader(s: &Scratch, args: &[&OsStr], uid: Option<u32>) -> Holder {
     let source = s.path("zombie-leader.c");
     fs::write(&source, ZOMBIE_LEADER_C).unwrap();
     let program = s.path("zombie-leader");
@@ -3327,18 +3335,12 @@ fn busy_target_names_a_holder_whose_leader_has_exited() {
             .arg(&program)
             .arg(&source),
     );
-    let m = s.dir("m");
-    mount_tmpfs(&m);
-    let file = m.join("held");
-    fs::write(&file, b"data").unwrap();
-    let mut holder = Holder::spawn(
-        Command::new(&program)
-            .arg(&m)
-            .arg(&file)
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .stdout(Stdio::piped()),
-    );
+    let mut cmd = Command::new(&program);
+    cmd.args(args).stdout(Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut holder = Holder::spawn(&mut cmd);
     let mut ready = [0u8; 6];
     holder
         .child
@@ -3360,12 +3362,61 @@ fn busy_target_names_a_holder_whose_leader_has_exited() {
         assert!(Instant::now() < deadline, "the leader did not exit");
         sleep(Duration::from_millis(5));
     }
+    holder
+}
+
+/// A holder run as `NOBODY` whose thread-group leader has exited while
+/// another thread keeps the target busy (its working directory and a file
+/// open there): the busy target's report names the process. Before, only
+/// `/proc/PID` was read, which shows nothing for an exited leader, and the
+/// holder went unnamed.
+fn busy_target_names_a_holder_whose_leader_has_exited() {
+    let s = Scratch::new("busy-zombie-leader");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"data").unwrap();
+    let mut holder = zombie_leader(&s, &[m.as_os_str(), file.as_os_str()], Some(NOBODY));
+    let pid = holder.id();
     assert_busy_names(
         &m,
         &format!("pid {pid} (zombie-leader): cwd, fd "),
         "a holder whose leader exited",
     );
     holder.stop();
+}
+
+/// A mount namespace whose only process has an exited leader and a
+/// thread that lives on keeps a copy of the target: the wait, which the
+/// copy makes last until `--timeout`, names it (the namespace, through
+/// the process). Before, `/proc/PID/ns/mnt` of the leader was all that
+/// was read, and nothing was named.
+fn a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited() {
+    let s = Scratch::new("ns-zombie-leader");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"data").unwrap();
+    // Its working directory and the file are the copy's, in its namespace.
+    let mut holder = zombie_leader(
+        &s,
+        &[m.as_os_str(), file.as_os_str(), OsStr::new("ns")],
+        None,
+    );
+    let run = umw([
+        OsStr::new("--timeout"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "a copy kept by a thread");
+    let pid = format!("\"pid\":{}", holder.id());
+    assert!(
+        run.stdout.contains("\"kind\":\"mount\"") && run.stdout.contains(&pid),
+        "the namespace not named: {}",
+        run.stdout
+    );
 }
 
 /// A scan given a deadline that has passed returns at once, and says that
