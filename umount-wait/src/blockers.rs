@@ -11,7 +11,20 @@
 //! (a btrfs subvolume's). `statx` is asked not to sync
 //! (`AT_STATX_DONT_SYNC`), so that a file on a network or FUSE filesystem
 //! that does not answer does not stop the scan. Mappings are read from
-//! `/proc/PID/maps`, which gives the superblock's device.
+//! `/proc/PID/maps`, which gives the superblock's device. A loop device's
+//! backing file is told by the device and inode the loop driver has open
+//! ([`loopdev::backing_files`]), never by looking its path up.
+//!
+//! Every thread is looked at (`/proc/PID/task/TID`), not only the thread
+//! group's leader: a leader that has exited (`pthread_exit()` in `main`)
+//! has no files, working directory, mappings or mount namespace left to
+//! show, while its other threads keep theirs. Threads that share them with
+//! one already looked at (`kcmp(2)`) are skipped ([`distinct_tasks`]).
+//!
+//! A scan costs what it reads, once: sets, never a search of a list, for
+//! what was seen. It ends at its deadline, and then says that the list is
+//! incomplete ([`Blocker::Incomplete`]): a user with many processes, many
+//! mappings or many mount namespaces must not stretch a shutdown.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -19,8 +32,9 @@ use std::fmt;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::loopdev;
+use crate::loopdev::{self, Told};
 use crate::mountinfo::{self, DevId, Mount};
 use crate::sys;
 
@@ -49,10 +63,13 @@ pub enum Blocker {
         device: PathBuf,
         backing_file: PathBuf,
     },
+    /// Not a holder: the scan reached its deadline before it had looked
+    /// everywhere, and there may be more than those listed.
+    Incomplete,
 }
 
 /// How a process uses the filesystem.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Use {
     Fd(u32, PathBuf),
     Cwd,
@@ -105,6 +122,7 @@ impl fmt::Display for Blocker {
                 mountinfo::display(device),
                 mountinfo::display(backing_file)
             ),
+            Blocker::Incomplete => write!(f, "maybe more: the scan stopped at its deadline"),
         }
     }
 }
@@ -128,11 +146,59 @@ fn pids() -> Vec<i32> {
     pids
 }
 
+/// The threads of `pid` (`/proc/PID/task`), the leader first, that can
+/// show something no thread before them does ([`distinct_tasks`]); the
+/// leader alone when they cannot be listed.
+fn tasks_of(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .filter(|&tid| tid != pid)
+                .collect()
+        })
+        .unwrap_or_default();
+    tids.sort_unstable();
+    tids.insert(0, pid);
+    distinct_tasks(tids)
+}
+
+/// Of the tasks `tids`, those that do not share their descriptor table,
+/// their `fs_struct` (root and working directory) and their address
+/// space with one kept before them (`kcmp(2)`): of most processes, the
+/// leader alone. A kept task covers the mount namespace of those it
+/// stands for too: a thread changes its namespace only with an
+/// `fs_struct` of its own (`unshare(CLONE_NEWNS)` implies `CLONE_FS`,
+/// `setns()` requires it). Where kcmp cannot tell (a task without one
+/// of them, as an exited leader, or no kcmp), the task is kept.
+fn distinct_tasks(tids: Vec<i32>) -> Vec<i32> {
+    let mut kept: Vec<i32> = Vec::new();
+    for tid in tids {
+        let shares_all = |&other: &i32| {
+            [sys::Shared::Files, sys::Shared::Fs, sys::Shared::Vm]
+                .into_iter()
+                .all(|what| sys::tasks_share(other, tid, what))
+        };
+        if !kept.iter().any(shares_all) {
+            kept.push(tid);
+        }
+    }
+    kept
+}
+
+/// Where the proc files of thread `tid` of process `pid` are.
+fn task_dir(pid: i32, tid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/task/{tid}"))
+}
+
 fn namespace_of(pid: &str) -> Option<u64> {
+    namespace_in(Path::new(&format!("/proc/{pid}")))
+}
+
+/// The mount namespace of the task whose proc directory is `dir`.
+fn namespace_in(dir: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|m| m.ino())
+    fs::metadata(dir.join("ns/mnt")).ok().map(|m| m.ino())
 }
 
 /// The superblock looked for: its device, and the ids of the mounts of
@@ -162,110 +228,256 @@ impl Superblock {
     /// subvolume's, never the one mountinfo shows), one of its mounts.
     pub(crate) fn holds(&self, path: &Path) -> bool {
         match sys::stat_file(path) {
-            Ok((dev, mount_id)) => {
-                dev == self.dev || (dev.is_anonymous() && self.mount_ids.contains(&mount_id))
-            }
+            Ok((dev, mount_id)) => self.holds_file(dev, Some(mount_id)),
             Err(_) => false,
         }
+    }
+
+    /// [`Superblock::holds`] for a loop device's backing file.
+    pub(crate) fn holds_backing(&self, file: &loopdev::BackingFile) -> bool {
+        self.holds_file(file.dev, file.mount_id)
+    }
+
+    fn holds_file(&self, dev: DevId, mount_id: Option<u64>) -> bool {
+        dev == self.dev
+            || (dev.is_anonymous() && mount_id.is_some_and(|id| self.mount_ids.contains(&id)))
     }
 }
 
 /// Lists what holds the superblock of `mount` (best effort: processes
-/// that exit or that this process may not inspect are skipped).
-pub fn find(mount: &Mount, exclude: Option<Exclude>) -> Vec<Blocker> {
-    let dev = mount.dev;
-    let me = std::process::id() as i32;
-    let my_ns = namespace_of("self");
-    let mut blockers = Vec::new();
-    let mut seen_ns = HashSet::new();
-    let mut sb = Superblock {
-        dev,
-        mount_ids: HashSet::from([mount.id]),
+/// that exit or that this process may not inspect are skipped), looking
+/// until `deadline`: a scan that reaches it ends with
+/// [`Blocker::Incomplete`].
+pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<Blocker> {
+    let mut scan = Scan {
+        sb: Superblock {
+            dev: mount.dev,
+            mount_ids: HashSet::from([mount.id]),
+        },
+        deadline,
+        stopped: false,
     };
-    let all = pids();
-    for &pid in &all {
-        let Some(ns) = namespace_of(&pid.to_string()) else {
-            continue;
-        };
-        if !seen_ns.insert(ns) {
-            continue;
-        }
-        let Ok(mounts) = mountinfo::read(Some(pid)) else {
-            seen_ns.remove(&ns);
-            continue;
-        };
-        for m in mounts.iter().filter(|m| m.dev == dev) {
-            sb.mount_ids.insert(m.id);
-            if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
-                continue;
-            }
-            blockers.push(Blocker::Mount {
-                mnt_ns: ns,
-                pid,
-                mount_id: m.id,
-                mount_point: m.mount_point.clone(),
-            });
-        }
+    let processes = scan.processes_and_tasks();
+    let mut blockers = scan.mounts(&processes, exclude);
+    blockers.extend(scan.processes(&processes));
+    blockers.extend(scan.swaps());
+    blockers.extend(scan.loops());
+    if scan.stopped {
+        blockers.push(Blocker::Incomplete);
     }
-    for &pid in all.iter().filter(|&&p| p != me) {
-        let uses = uses_of(pid, &sb);
-        if !uses.is_empty() {
-            let command = fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim_end().to_string())
-                .unwrap_or_default();
-            blockers.push(Blocker::Process { pid, command, uses });
-        }
-    }
-    blockers.extend(
-        swap_files()
-            .into_iter()
-            .filter(|path| sb.holds(path))
-            .map(|path| Blocker::Swap { path }),
-    );
-    blockers.extend(
-        loopdev::bound()
-            .into_iter()
-            .filter(|lo| sb.holds(&lo.backing_file))
-            .map(|lo| Blocker::Loop {
-                device: lo.node,
-                backing_file: lo.backing_file,
-            }),
-    );
     blockers
 }
 
-fn uses_of(pid: i32, sb: &Superblock) -> Vec<Use> {
-    let base = PathBuf::from(format!("/proc/{pid}"));
-    let mut uses = Vec::new();
-    if sb.holds(&base.join("cwd")) {
-        uses.push(Use::Cwd);
+/// The deadline of a scan for a caller whose own deadline is `timeout`
+/// from now (None: it has none): no later than that, nor than
+/// [`SCAN_LIMIT`] from now.
+pub fn deadline_in(timeout: Option<Duration>) -> Instant {
+    let budget = timeout.map_or(SCAN_LIMIT, |t| t.min(SCAN_LIMIT));
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
+}
+
+/// The longest a scan may take: its list is a report, never worth more of
+/// a shutdown than this.
+pub const SCAN_LIMIT: Duration = Duration::from_secs(5);
+
+/// One scan for the holders of a superblock, until its deadline.
+struct Scan {
+    sb: Superblock,
+    deadline: Instant,
+    /// The deadline came before the scan had looked everywhere.
+    stopped: bool,
+}
+
+impl Scan {
+    /// Whether the deadline has come (and the scan must stop).
+    fn expired(&mut self) -> bool {
+        self.stopped = self.stopped || Instant::now() >= self.deadline;
+        self.stopped
     }
-    if sb.holds(&base.join("root")) {
-        uses.push(Use::Root);
+
+    /// Every process, with the threads to look at ([`tasks_of`]).
+    fn processes_and_tasks(&mut self) -> Vec<(i32, Vec<i32>)> {
+        let mut processes = Vec::new();
+        for pid in pids() {
+            if self.expired() {
+                break;
+            }
+            processes.push((pid, tasks_of(pid)));
+        }
+        processes
     }
-    let mut open = Vec::new();
-    if let Ok(fds) = fs::read_dir(base.join("fd")) {
-        let mut numbered: Vec<(u32, PathBuf)> = fds
-            .flatten()
-            .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+
+    /// The mounts of the superblock in every mount namespace, one
+    /// `mountinfo` read per namespace (told apart by the inode of
+    /// `ns/mnt`, of any thread: a thread may have a namespace of its own,
+    /// and an exited leader has none). Their ids join the superblock's.
+    fn mounts(&mut self, processes: &[(i32, Vec<i32>)], exclude: Option<Exclude>) -> Vec<Blocker> {
+        let dev = self.sb.dev;
+        let field = dev.to_string();
+        let my_ns = namespace_of("self");
+        let mut blockers = Vec::new();
+        let mut seen_ns = HashSet::new();
+        for (pid, tids) in processes {
+            if self.expired() {
+                break;
+            }
+            for &tid in tids {
+                let dir = task_dir(*pid, tid);
+                let Some(ns) = namespace_in(&dir) else {
+                    continue;
+                };
+                if seen_ns.contains(&ns) {
+                    continue;
+                }
+                let Ok(text) = fs::read(dir.join("mountinfo")) else {
+                    continue;
+                };
+                seen_ns.insert(ns);
+                for m in mounts_on(&text, &field).filter(|m| m.dev == dev) {
+                    self.sb.mount_ids.insert(m.id);
+                    if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
+                        continue;
+                    }
+                    blockers.push(Blocker::Mount {
+                        mnt_ns: ns,
+                        pid: *pid,
+                        mount_id: m.id,
+                        mount_point: m.mount_point,
+                    });
+                }
+            }
+        }
+        blockers
+    }
+
+    /// The processes that use a file there, through any of their threads.
+    fn processes(&mut self, processes: &[(i32, Vec<i32>)]) -> Vec<Blocker> {
+        let me = std::process::id() as i32;
+        let mut blockers = Vec::new();
+        for (pid, tids) in processes.iter().filter(|(p, _)| *p != me) {
+            if self.expired() {
+                break;
+            }
+            let uses = self.uses_of(*pid, tids);
+            if !uses.is_empty() {
+                let command = fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_default();
+                blockers.push(Blocker::Process {
+                    pid: *pid,
+                    command,
+                    uses,
+                });
+            }
+        }
+        blockers
+    }
+
+    /// What the threads `tids` of `pid` use there, each use once.
+    fn uses_of(&mut self, pid: i32, tids: &[i32]) -> Vec<Use> {
+        let mut uses = Vec::new();
+        let mut seen = HashSet::new();
+        for &tid in tids {
+            if self.expired() {
+                break;
+            }
+            for u in self.uses_of_task(&task_dir(pid, tid)) {
+                if seen.insert(u.clone()) {
+                    uses.push(u);
+                }
+            }
+        }
+        uses
+    }
+
+    /// What the task whose proc directory is `base` uses there.
+    fn uses_of_task(&mut self, base: &Path) -> Vec<Use> {
+        let sb = &self.sb;
+        let mut uses = Vec::new();
+        if sb.holds(&base.join("cwd")) {
+            uses.push(Use::Cwd);
+        }
+        if sb.holds(&base.join("root")) {
+            uses.push(Use::Root);
+        }
+        let mut open = HashSet::new();
+        if let Ok(fds) = fs::read_dir(base.join("fd")) {
+            let mut numbered: Vec<(u32, PathBuf)> = fds
+                .flatten()
+                .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+                .collect();
+            numbered.sort();
+            for (n, link) in numbered {
+                if Instant::now() >= self.deadline {
+                    self.stopped = true;
+                    return uses;
+                }
+                if self.sb.holds(&link) {
+                    let shown = fs::read_link(&link).unwrap_or_default();
+                    open.insert(shown.clone());
+                    uses.push(Use::Fd(n, shown));
+                }
+            }
+        }
+        if let Ok(maps) = fs::read(base.join("maps")) {
+            for path in mapped_files(&maps, self.sb.dev) {
+                if !open.contains(&path) {
+                    uses.push(Use::Mapped(path));
+                }
+            }
+        }
+        uses
+    }
+
+    /// The swap files there.
+    fn swaps(&mut self) -> Vec<Blocker> {
+        if self.expired() {
+            return Vec::new();
+        }
+        swap_files()
+            .into_iter()
+            .filter(|path| self.sb.holds(path))
+            .map(|path| Blocker::Swap { path })
+            .collect()
+    }
+
+    /// The loop devices over files there, told by the files the loop
+    /// driver has open ([`loopdev::backing_files`], until the deadline);
+    /// one not told in time makes the scan incomplete.
+    fn loops(&mut self) -> Vec<Blocker> {
+        if self.expired() {
+            return Vec::new();
+        }
+        let loops = loopdev::bound();
+        let mounted: HashSet<DevId> = mountinfo::read(None)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.dev)
             .collect();
-        numbered.sort();
-        for (n, link) in numbered {
-            if sb.holds(&link) {
-                let shown = fs::read_link(&link).unwrap_or_default();
-                open.push(shown.clone());
-                uses.push(Use::Fd(n, shown));
+        let files = loopdev::backing_files(&loops, &mounted, self.deadline);
+        let mut blockers = Vec::new();
+        for (lo, file) in loops.into_iter().zip(files) {
+            match file {
+                Told::File(file) if self.sb.holds_backing(&file) => blockers.push(Blocker::Loop {
+                    device: lo.node,
+                    backing_file: lo.backing_file,
+                }),
+                Told::File(_) | Told::Failed => {}
+                Told::Late => self.stopped = true,
             }
         }
+        blockers
     }
-    if let Ok(maps) = fs::read(base.join("maps")) {
-        for path in mapped_files(&maps, sb.dev) {
-            if !open.contains(&path) {
-                uses.push(Use::Mapped(path));
-            }
-        }
-    }
-    uses
+}
+
+/// The mounts in a `mountinfo` text whose device field is `dev` (as
+/// `major:minor`): only those lines are parsed, so that a namespace of
+/// many mounts costs a split of each line, not a parse.
+fn mounts_on<'a>(text: &'a [u8], dev: &'a str) -> impl Iterator<Item = Mount> + 'a {
+    text.split(|b| *b == b'\n')
+        .filter(move |line| line.split(|b| *b == b' ').nth(2) == Some(dev.as_bytes()))
+        .filter_map(|line| mountinfo::parse_line(line).ok())
 }
 
 /// The files of `dev` that a `/proc/PID/maps` maps, each once, in order.
@@ -273,6 +485,7 @@ fn uses_of(pid: i32, sb: &Superblock) -> Vec<Use> {
 /// hex: the superblock's, even where `stat(2)` gives a file another).
 pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
     let mut files = Vec::new();
+    let mut seen = HashSet::new();
     for line in maps.split(|b| *b == b'\n') {
         let mut fields = line.splitn(6, |b| *b == b' ');
         let Some(device) = fields.nth(3) else {
@@ -291,7 +504,7 @@ pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
             == Some(dev);
         if on_dev && path.starts_with(b"/") {
             let path = PathBuf::from(OsString::from_vec(mountinfo::unescape(path)));
-            if !files.contains(&path) {
+            if seen.insert(path.clone()) {
                 files.push(path);
             }
         }
@@ -366,6 +579,47 @@ mod tests {
             mapped_files(maps, hex),
             [PathBuf::from("/usr/lib/libc.so.6")]
         );
+    }
+
+    /// 10 000 files mapped twice each (hard links of one file, say), among
+    /// mappings of another device: each named once, in the order of the
+    /// maps. A search of the list for each line made this quadratic.
+    #[test]
+    fn ten_thousand_mappings_each_once() {
+        let mut maps = Vec::new();
+        for round in 0..2 {
+            for i in 0..10_000u64 {
+                let start = (round * 10_000 + i) << 12;
+                maps.extend_from_slice(
+                    format!(
+                        "{start:x}-{:x} r--s 00000000 07:02 12   /m/link{i}\n",
+                        start + 0x1000
+                    )
+                    .as_bytes(),
+                );
+                maps.extend_from_slice(
+                    b"7f0000000000-7f0000001000 r--p 00000000 fe:01 9   /usr/lib/x\n",
+                );
+            }
+        }
+        let files = mapped_files(&maps, DevId { major: 7, minor: 2 });
+        assert_eq!(files.len(), 10_000);
+        assert!(files
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.as_os_str() == format!("/m/link{i}").as_str()));
+    }
+
+    #[test]
+    fn mount_lines_of_one_device() {
+        let text = b"\
+22 1 0:21 / /proc rw - proc proc rw
+30 22 7:2 / /m rw - ext4 /dev/loop2 rw
+31 22 7:20 / /n rw - ext4 /dev/loop20 rw
+32 30 7:2 /sub /m2 rw - ext4 /dev/loop2 rw
+";
+        let ids: Vec<u64> = mounts_on(text, "7:2").map(|m| m.id).collect();
+        assert_eq!(ids, [30, 32]);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! (SIGCHLD) or thread is needed.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 use nix::unistd::ForkResult;
@@ -46,13 +47,15 @@ pub struct CallChild {
     pid: Pid,
     pidfd: OwnedFd,
     ended: Option<Ended>,
+    /// Given up by [`CallChild::abandon`]: not waited for when dropped.
+    abandoned: bool,
 }
 
 impl CallChild {
     /// Forks a child that makes `call` and exits with its result.
     ///
     /// The child shares the caller's mount namespace, working directory and
-    /// root. Every signal that can be blocked is blocked in it from its
+    /// root, but not its standard input, output and error (closed). Every signal that can be blocked is blocked in it from its
     /// first instruction (the calling thread's mask is changed around the
     /// fork and restored at once): a Ctrl-C sent to the process group, a
     /// SIGTERM, a SIGALRM cannot interrupt or end the call; only SIGKILL
@@ -114,6 +117,7 @@ impl CallChild {
                         pid,
                         pidfd,
                         ended: None,
+                        abandoned: false,
                     }),
                     Err(errno) => {
                         let _ = rustix::process::kill_process(pid, Signal::KILL);
@@ -167,6 +171,29 @@ impl CallChild {
         Ok(ended)
     }
 
+    /// Ends the child with SIGKILL, unless it has ended already, waits
+    /// until `grace` for it to be gone, and gives it up if it is not: how
+    /// it ended, or None. SIGKILL does not end every sleep: a FUSE request
+    /// that the daemon has read is waited for uninterruptibly until it is
+    /// answered, which [`CallChild::kill`] would wait out, for ever if the
+    /// daemon never answers. A child given up ends when its sleep does,
+    /// and is reaped by whoever inherits it once the caller has exited.
+    pub fn abandon(mut self, grace: Duration) -> Option<Ended> {
+        if self.ended.is_none()
+            && rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL).is_ok()
+        {
+            let deadline = Instant::now() + grace;
+            let _ = crate::cancel::wait_readable(
+                Some(self.pidfd.as_fd()),
+                crate::cancel::Cancel::never(),
+                deadline,
+            );
+        }
+        let ended = self.try_wait().ok().flatten();
+        self.abandoned = ended.is_none();
+        ended
+    }
+
     fn reap(&self, options: WaitIdOptions) -> Result<Option<Ended>, Errno> {
         loop {
             match rustix::process::waitid(
@@ -193,7 +220,9 @@ fn ended_as(status: WaitIdStatus) -> Ended {
 
 impl Drop for CallChild {
     fn drop(&mut self) {
-        let _ = self.kill();
+        if !self.abandoned {
+            let _ = self.kill();
+        }
     }
 }
 
@@ -210,7 +239,6 @@ impl Drop for ExitOnUnwind {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;
-    use std::time::Duration;
 
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     use rustix::fs::Access;
@@ -329,6 +357,17 @@ mod tests {
             child.try_wait().unwrap(),
             Some(Ended::Killed(Signal::KILL.as_raw()))
         );
+    }
+
+    #[test]
+    fn an_abandoned_child_that_dies_is_reaped_and_reported() {
+        let (child, _peer) = blocked_child();
+        let pid = child.pid();
+        assert_eq!(
+            child.abandon(Duration::from_secs(60)),
+            Some(Ended::Killed(Signal::KILL.as_raw()))
+        );
+        assert!(gone(pid));
     }
 
     #[test]

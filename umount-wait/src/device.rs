@@ -4,8 +4,11 @@
 //!
 //! Where the node lives differs: udev makes `/dev/block/M:m`, a busybox
 //! initramfs with devtmpfs has `/dev/NAME` (NAME from sysfs `uevent`), and
-//! the mount source usually names it too. Each candidate is checked with
-//! `stat(2)`: it must be a block device with the same `st_rdev`.
+//! the mount source usually names it too. Each candidate is checked to be
+//! a block device with the same `st_rdev`, and looked up only inside `/dev`
+//! ([`sys::block_device_in_dev`]): a mount source is whatever its mounter
+//! chose (a FUSE `fsname`), and a path that leads into a filesystem whose
+//! daemon does not answer would hang the lookup for ever.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -51,15 +54,11 @@ pub fn nodes_for(mount: &Mount) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The device a block device node names.
-fn block_device_of(node: &Path) -> Option<DevId> {
-    if !node.is_absolute() {
-        return None;
-    }
-    match sys::stat_dev(node) {
-        Ok((_, Some(rdev))) => Some(rdev),
-        _ => None,
-    }
+/// The device a block device node under `/dev` names
+/// ([`sys::block_device_in_dev`]); None for any other path, which is not
+/// looked up.
+pub fn block_device_of(node: &Path) -> Option<DevId> {
+    sys::block_device_in_dev(node)
 }
 
 /// The member devices of the btrfs filesystem that has `member` among
@@ -115,12 +114,12 @@ pub fn node_for(dev: DevId, source: &Path) -> Option<PathBuf> {
         std::fs::read(sysfs)
             .ok()
             .and_then(|u| devname_from_uevent(&u)),
-        source.is_absolute().then(|| source.to_path_buf()),
+        source.starts_with("/dev").then(|| source.to_path_buf()),
     ];
     candidates
         .into_iter()
         .flatten()
-        .find(|node| matches!(sys::stat_dev(node), Ok((_, Some(rdev))) if rdev == dev))
+        .find(|node| block_device_of(node) == Some(dev))
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ struct LoopDevice {
 }
 
 /// A blocker: `{"kind":"mount",...}`, `{"kind":"process",...}`,
-/// `{"kind":"swap","path":...}` or `{"kind":"loop","device":...,"backing_file":...}`.
+/// `{"kind":"swap","path":...}`, `{"kind":"loop","device":...,"backing_file":...}`,
+/// or, last, `{"kind":"incomplete"}`: the scan stopped at its deadline.
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Holder<'a> {
@@ -92,6 +93,7 @@ enum Holder<'a> {
         device: Name,
         backing_file: Name,
     },
+    Incomplete,
 }
 
 /// `"cwd"`, `"root"`, `{"fd":N,"path":"..."}` or `{"mapped":"..."}`.
@@ -193,6 +195,7 @@ fn holder(blocker: &Blocker) -> Holder<'_> {
             device: name(device),
             backing_file: name(backing_file),
         },
+        Blocker::Incomplete => Holder::Incomplete,
     }
 }
 

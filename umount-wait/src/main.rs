@@ -319,7 +319,8 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         for m in shutdown::candidates(&mounts, root_id, &filter) {
             let stays = wait::stays_mounted_at(&mounts, m, &gone);
             if stays.is_none() {
-                let backing = umount_wait::release::backing(m, &mounts);
+                let deadline = umount_wait::blockers::deadline_in(None);
+                let backing = umount_wait::release::backing(m, &mounts, deadline);
                 for swap in &backing.swaps {
                     printer.plan(&format!(
                         "would turn swap off on {}",

@@ -6,6 +6,7 @@
 //! the swap area gone from `/proc/swaps`, the loop device unbound
 //! ([`loopdev::detach`]).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,8 +14,8 @@ use rustix::io::Errno;
 
 use crate::blockers::{self, Superblock};
 use crate::cancel::Cancel;
-use crate::loopdev::{self, LoopDetach, LoopDevice};
-use crate::mountinfo::Mount;
+use crate::loopdev::{self, LoopDetach, LoopDevice, Told};
+use crate::mountinfo::{DevId, Mount};
 use crate::sys;
 
 /// One thing released.
@@ -50,12 +51,23 @@ pub struct Backing {
 
 /// What backs onto `mount`'s filesystem (`mounts`: the mount table). A
 /// loop device that is mounted is not among them: that is a filesystem of
-/// its own, which goes first.
-pub fn backing(mount: &Mount, mounts: &[Mount]) -> Backing {
+/// its own, which goes first. A loop device's backing file is told by
+/// what the loop driver has open, never by its path
+/// ([`loopdev::backing_files`], until `deadline`): one not told in time
+/// is left alone.
+pub fn backing(mount: &Mount, mounts: &[Mount], deadline: Instant) -> Backing {
     let sb = Superblock::in_table(mount, mounts);
-    let loops: Vec<LoopDevice> = loopdev::bound()
+    let mounted: HashSet<DevId> = mounts.iter().map(|m| m.dev).collect();
+    let bound: Vec<LoopDevice> = loopdev::bound()
         .into_iter()
-        .filter(|lo| sb.holds(&lo.backing_file) && !mounts.iter().any(|m| m.dev == lo.dev))
+        .filter(|lo| !mounted.contains(&lo.dev))
+        .collect();
+    let files = loopdev::backing_files(&bound, &mounted, deadline);
+    let loops: Vec<LoopDevice> = bound
+        .into_iter()
+        .zip(files)
+        .filter(|(_, file)| matches!(file, Told::File(f) if sb.holds_backing(f)))
+        .map(|(lo, _)| lo)
         .collect();
     let swaps = blockers::swaps()
         .into_iter()
@@ -76,7 +88,7 @@ pub fn release(
     deadline: Instant,
     cancel: Cancel<'_>,
 ) -> Vec<Released> {
-    let Backing { swaps, loops } = backing(mount, mounts);
+    let Backing { swaps, loops } = backing(mount, mounts, deadline);
     let mut released: Vec<Released> = swaps
         .into_iter()
         .map(|path| {

@@ -8,7 +8,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{inotify, AtFlags, FileType, Mode, OFlags, StatxAttributes, StatxFlags, CWD};
+use rustix::fs::{
+    inotify, AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxAttributes, StatxFlags, CWD,
+};
 use rustix::io::Errno;
 use rustix::mount::{FsPickFlags, UnmountFlags};
 
@@ -506,6 +508,118 @@ pub fn stat_file(path: &Path) -> Result<(DevId, u64), Errno> {
         minor: st.stx_dev_minor,
     };
     Ok((dev, st.stx_mnt_id))
+}
+
+/// The block device that the node `path` names, looked up only inside
+/// `/dev` and only on the mount of `/dev` itself (`openat2(2)` with
+/// `RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS`, relative
+/// symbolic links such as udev's followed): a path that leaves it, or
+/// crosses into a mount below it (a user's FUSE mount in `/dev/shm`, whose
+/// daemon might never answer the lookup), is not looked up at all (None).
+/// None too for a file that is no block device, or on a kernel without
+/// `openat2` (before 5.6).
+pub fn block_device_in_dev(path: &Path) -> Option<DevId> {
+    let relative = path.strip_prefix("/dev").ok()?;
+    if relative.as_os_str().is_empty() {
+        return None;
+    }
+    let dev = rustix::fs::open(
+        "/dev",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let node = rustix::fs::openat2(
+        &dev,
+        relative,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&node).ok()?;
+    (FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice)
+        .then(|| DevId::from_dev_t(st.st_rdev))
+}
+
+/// `LOOP_GET_STATUS64` (linux/loop.h).
+const LOOP_GET_STATUS64: rustix::ioctl::Opcode = 0x4C05;
+
+/// `struct loop_info64` (linux/loop.h).
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+/// The backing file of the bound loop device `node`, as the loop driver
+/// has it open: its device and inode (`LOOP_GET_STATUS64`), with no path
+/// looked up. The driver asks the backing file's filesystem for them
+/// (`vfs_getattr()`): on a FUSE or network filesystem that does not answer
+/// this sleeps, killably, so a caller that must not hang makes it in a
+/// child process. Nothing is allocated (safe to call there).
+pub fn loop_backing_file(node: &std::ffi::CStr) -> Result<(DevId, u64), Errno> {
+    let fd = rustix::fs::open(
+        node,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    // SAFETY: LOOP_GET_STATUS64 fills a struct loop_info64.
+    let info = unsafe {
+        rustix::ioctl::ioctl(
+            &fd,
+            rustix::ioctl::Getter::<LOOP_GET_STATUS64, LoopInfo64>::new(),
+        )
+    }?;
+    Ok((DevId::from_dev_t(info.lo_device), info.lo_inode))
+}
+
+/// `statx(path)` as [`stat_file`], for a path prepared before a fork: the
+/// device, inode and mount id of the file it leads to. Nothing is
+/// allocated (safe to call in a child process).
+pub fn stat_file_id(path: &std::ffi::CStr) -> Result<(DevId, u64, u64), Errno> {
+    let st = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::STATX_DONT_SYNC | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::INO | StatxFlags::MNT_ID,
+    )?;
+    let dev = DevId {
+        major: st.stx_dev_major,
+        minor: st.stx_dev_minor,
+    };
+    Ok((dev, st.stx_ino, st.stx_mnt_id))
+}
+
+/// What `kcmp(2)` compares between two tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shared {
+    /// The descriptor table (`KCMP_FILES`).
+    Files = 2,
+    /// The root and working directory (`KCMP_FS`).
+    Fs = 3,
+    /// The address space (`KCMP_VM`).
+    Vm = 1,
+}
+
+/// Whether the tasks `a` and `b` share `what` (`kcmp(2)`): false when they
+/// do not, or when this cannot be told (no kcmp in the kernel, a task gone
+/// or without it, as a thread-group leader that has exited).
+pub fn tasks_share(a: i32, b: i32, what: Shared) -> bool {
+    // SAFETY: kcmp with integer arguments only; it reads no memory of ours.
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_kcmp, a, b, what as i32, 0, 0) };
+    r == 0
 }
 
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),

@@ -121,7 +121,7 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
             .device()
             .ok_or_else(|| Error::new(given, ErrorKind::NotFound, None))?;
         return match sys::stat_dev(&node) {
-            Ok((_, Some(rdev))) => by_source(given, mounts, |m| on_device(m, rdev, &node))
+            Ok((_, Some(rdev))) => by_source(given, mounts, |m| on_device(m, rdev))
                 .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None)),
             Ok(_) => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
             Err(e) => Err(Error::from_errno(given, "inspecting the tagged device", e)),
@@ -145,7 +145,7 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
     if !st.is_mount_root {
         // A block device: its most recent mount.
         if let Ok((_, Some(rdev))) = sys::stat_dev(&normal) {
-            return by_source(given, mounts, |m| on_device(m, rdev, &normal))
+            return by_source(given, mounts, |m| on_device(m, rdev))
                 .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None));
         }
         return Err(Error::new(given, ErrorKind::NotMountPoint, None));
@@ -264,13 +264,14 @@ pub fn same_filesystem(dev: mountinfo::DevId, mount: &Mount) -> bool {
         || (matches!(mount.fstype.as_str(), "btrfs" | "bcachefs") && dev.is_anonymous())
 }
 
-/// Whether `mount` is on the block device `rdev` (node `node`): by its
-/// `major:minor`, or, for a filesystem with an anonymous one (btrfs), by
-/// its source.
-fn on_device(mount: &Mount, rdev: mountinfo::DevId, node: &Path) -> bool {
+/// Whether `mount` is on the block device `rdev`: by its `major:minor`,
+/// or, for a filesystem with an anonymous one (btrfs), by the device its
+/// source names, looked up only under `/dev` (a FUSE mount's source is
+/// its user's choice, and may lead into a filesystem that does not answer).
+fn on_device(mount: &Mount, rdev: mountinfo::DevId) -> bool {
     mount.dev == rdev
         || (mount.dev.is_anonymous()
-            && std::fs::canonicalize(&mount.source).is_ok_and(|source| source == node))
+            && crate::device::block_device_of(Path::new(&mount.source)) == Some(rdev))
 }
 
 /// The most recent mount that `is_it` picks (the last in the table), as a

@@ -117,6 +117,30 @@ fn main() {
             "timeout_bounds_a_filesystem_that_does_not_answer",
             timeout_bounds_a_filesystem_that_does_not_answer,
         ),
+        (
+            "a_silent_fuse_daemon_does_not_outlast_the_timeout",
+            a_silent_fuse_daemon_does_not_outlast_the_timeout,
+        ),
+        (
+            "a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all",
+            a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all,
+        ),
+        (
+            "a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers",
+            a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers,
+        ),
+        (
+            "busy_target_names_a_holder_whose_leader_has_exited",
+            busy_target_names_a_holder_whose_leader_has_exited,
+        ),
+        (
+            "a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited",
+            a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited,
+        ),
+        (
+            "a_scan_past_its_deadline_says_it_is_incomplete",
+            a_scan_past_its_deadline_says_it_is_incomplete,
+        ),
         ("quiet_hides_not_mounted", quiet_hides_not_mounted),
         (
             "busy_target_is_untouched_and_names_holder",
@@ -3950,4 +3974,611 @@ fn all_a_retry_says_the_filesystem_was_made_read_only() {
         "{}",
         run.stdout
     );
+}
+/// A FUSE filesystem whose daemon (this process, through the descriptor it
+/// keeps) answers `FUSE_INIT` and nothing after: every request that needs
+/// an answer (a lookup under its root, a `stat()` that does not come from
+/// the cache) sleeps until the connection is aborted, as under a user's
+/// daemon that stopped answering. Mounted `allow_other`, as a user's
+/// `fusermount -o allow_other` does, with `source` as its source (the
+/// `fsname` a user chooses). On drop the connection is aborted (the
+/// descriptor closed) and the mount detached: nothing waits on it any more.
+struct HungFuse {
+    at: PathBuf,
+    device: Option<std::os::fd::OwnedFd>,
+}
+
+impl HungFuse {
+    fn mount(at: &Path, source: &Path) -> HungFuse {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::fd::AsRawFd;
+        let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
+        let options = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            device.as_raw_fd()
+        );
+        rustix::mount::mount(
+            source,
+            at,
+            "fuse",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            std::ffi::CString::new(options).unwrap().as_c_str(),
+        )
+        .unwrap_or_else(|e| panic!("mounting FUSE on {}: {e}", at.display()));
+        let fuse = HungFuse {
+            at: at.to_path_buf(),
+            device: Some(device),
+        };
+        fuse.answer_init();
+        fuse
+    }
+
+    /// Reads `FUSE_INIT` (the first request, queued by the mount) and
+    /// answers it: protocol 7.31, nothing else offered.
+    fn answer_init(&self) {
+        const FUSE_INIT: u32 = 26;
+        let device = self.device.as_ref().unwrap();
+        // The kernel refuses reads into less than FUSE_MIN_READ_BUFFER.
+        let mut request = vec![0u8; 1 << 17];
+        let n = rustix::io::read(device, &mut request).expect("reading FUSE_INIT");
+        assert!(n >= 40, "short FUSE request: {n} bytes");
+        let opcode = u32::from_ne_bytes(request[4..8].try_into().unwrap());
+        assert_eq!(opcode, FUSE_INIT, "the first FUSE request");
+        let unique = &request[8..16];
+        // fuse_out_header, then fuse_init_out (64 bytes).
+        let mut reply = Vec::with_capacity(16 + 64);
+        reply.extend_from_slice(&(16u32 + 64).to_ne_bytes());
+        reply.extend_from_slice(&0i32.to_ne_bytes());
+        reply.extend_from_slice(unique);
+        let mut init = [0u8; 64];
+        init[0..4].copy_from_slice(&7u32.to_ne_bytes()); // major
+        init[4..8].copy_from_slice(&31u32.to_ne_bytes()); // minor
+        init[20..24].copy_from_slice(&4096u32.to_ne_bytes()); // max_write
+        init[24..28].copy_from_slice(&1u32.to_ne_bytes()); // time_gran
+        reply.extend_from_slice(&init);
+        rustix::io::write(device, &reply).expect("answering FUSE_INIT");
+    }
+}
+
+impl Drop for HungFuse {
+    fn drop(&mut self) {
+        // Closing the daemon's only descriptor aborts the connection:
+        // whatever still waits for an answer gets ENOTCONN.
+        self.device = None;
+        let _ = rustix::mount::unmount(&self.at, UnmountFlags::DETACH);
+    }
+}
+
+/// The command with `args`, killed (SIGKILL) after `bound`: a command that
+/// hangs fails the test instead of hanging it.
+fn umw_bounded(args: &[&OsStr], bound: Duration) -> Run {
+    run_command(
+        Command::new("timeout")
+            .args(["-s", "KILL"])
+            .arg(bound.as_secs().to_string())
+            .arg(BIN)
+            .args(args),
+    )
+}
+
+/// The command with `args`, its output in files of `s`: when it has not
+/// ended after `bound`, `rescue` runs (it must end whatever the command
+/// waits for uninterruptibly), then the command is killed. The time is
+/// that of its end, or the bound.
+fn umw_rescued(s: &Scratch, args: &[&OsStr], bound: Duration, rescue: impl FnOnce()) -> Run {
+    let (out, err) = (s.path("rescued.stdout"), s.path("rescued.stderr"));
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    while status.is_none() && start.elapsed() < bound {
+        sleep(Duration::from_millis(20));
+        status = child.try_wait().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let code = match status {
+        Some(status) => status.code().unwrap_or(-1),
+        None => {
+            rescue();
+            let _ = child.kill();
+            let _ = child.wait();
+            -1
+        }
+    };
+    Run {
+        code,
+        stdout: fs::read_to_string(&out).unwrap_or_default(),
+        stderr: fs::read_to_string(&err).unwrap_or_default(),
+        elapsed,
+    }
+}
+
+/// How long a run over a filesystem that does not answer may take beyond
+/// its `--timeout`: the children killed and reaped, the report written.
+const HUNG_GRACE: Duration = Duration::from_secs(5);
+/// When such a run is killed: it hung.
+const HUNG_KILL: Duration = Duration::from_secs(20);
+
+fn assert_within(run: &Run, timeout: Duration, what: &str) {
+    assert!(
+        run.code != 128 + 9 && run.elapsed < timeout + HUNG_GRACE,
+        "{what}: exit {} after {:.1} s, --timeout {} s (killed at {} s: it hung)\nstdout: {}\nstderr: {}",
+        run.code,
+        run.elapsed.as_secs_f64(),
+        timeout.as_secs(),
+        HUNG_KILL.as_secs(),
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// A user's FUSE filesystem whose daemon answers nothing after `FUSE_INIT`,
+/// with a source (`fsname`) that leads into itself: `--all --timeout 3`
+/// over it, and the single-target form with `--timeout 3`, return within
+/// their deadline. Before, both hung for ever in `stat()` of the source
+/// (`request_wait_answer`), before anything was unmounted.
+fn a_silent_fuse_daemon_does_not_outlast_the_timeout() {
+    let timeout = Duration::from_secs(3);
+    let mut failed = Vec::new();
+    for form in ["--all", "single"] {
+        let s = Scratch::new(&format!("fuse-silent-{}", form.trim_start_matches('-')));
+        let m = s.dir("m");
+        let _fuse = HungFuse::mount(&m, &m.join("dev/sdz"));
+        let mut args = match form {
+            "--all" => vec![
+                OsStr::new("--all"),
+                OsStr::new("--include"),
+                s.dir.as_os_str(),
+            ],
+            _ => vec![m.as_os_str()],
+        };
+        args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+        let run = umw_bounded(&args, HUNG_KILL);
+        eprintln!(
+            "    {form} --timeout 3s, FUSE source inside itself: exit {} in {:.2} s",
+            run.code,
+            run.elapsed.as_secs_f64()
+        );
+        let what = format!("{form} on a silent FUSE mount");
+        if catch_unwind(AssertUnwindSafe(|| assert_within(&run, timeout, &what))).is_err() {
+            failed.push(form);
+        }
+    }
+    assert!(failed.is_empty(), "outlasted the timeout: {failed:?}");
+}
+
+/// A loop device whose backing file's path now leads through a silent
+/// FUSE mount (mounted over the directory that holds the image, which
+/// the loop device keeps using): `--all --timeout 3` over an unrelated
+/// tmpfs returns within its deadline, and the tmpfs is shut down. Before,
+/// every scan for loop devices looked the path up and hung for ever.
+fn a_loop_backing_path_through_a_silent_fuse_mount_does_not_hang_all() {
+    let timeout = Duration::from_secs(3);
+    let s = Scratch::new("fuse-silent-loop");
+    let images = s.dir("outside/images");
+    mount_tmpfs(&images);
+    let dir = images.join("dir");
+    fs::create_dir(&dir).unwrap();
+    let image = dir.join("disk.img");
+    fs::File::create(&image).unwrap().set_len(4 << 20).unwrap();
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    let _fuse = HungFuse::mount(&dir, Path::new("user-fuse"));
+    let all = s.dir("all");
+    let t = s.dir("all/t");
+    mount_tmpfs(&t);
+    let mut args = vec![
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        all.as_os_str(),
+    ];
+    args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+    let run = umw_bounded(&args, HUNG_KILL);
+    assert_within(
+        &run,
+        timeout,
+        "--all over a tmpfs, a loop device's backing path through a silent FUSE mount",
+    );
+    assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
+    assert!(!is_mounted(&t), "the tmpfs is still mounted");
+    assert!(
+        loop_bound(&lo.device),
+        "the unrelated loop device was detached"
+    );
+    eprintln!(
+        "    --all --timeout 3s, a loop backing path through silent FUSE: {:.2} s",
+        run.elapsed.as_secs_f64()
+    );
+}
+
+/// A program whose main thread calls `pthread_exit()` once its working
+/// directory is `argv[1]`, while a second thread keeps `argv[2]` open and
+/// lives on: the thread group's leader is then a zombie, whose
+/// `/proc/PID/cwd`, `/proc/PID/fd` and `/proc/PID/ns/mnt` show nothing.
+/// With a third argument it first moves to a mount namespace of its own
+/// (a copy of the caller's, private), which the thread keeps alive.
+const ZOMBIE_LEADER_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <unistd.h>
+static void *hold(void *path) {
+    if (open(path, O_RDONLY) < 0) return 0;
+    write(1, "ready\n", 6);
+    for (;;) pause();
+}
+int main(int argc, char **argv) {
+    pthread_t t;
+    if (argc > 3 && (unshare(CLONE_NEWNS) != 0
+                     || mount(0, "/", 0, MS_REC | MS_PRIVATE, 0) != 0))
+        return 1;
+    if (argc < 3 || chdir(argv[1]) != 0) return 1;
+    if (pthread_create(&t, 0, hold, argv[2]) != 0) return 1;
+    pthread_exit(0);
+}
+"#;
+
+/// [`ZOMBIE_LEADER_C`] compiled in `s`, started with `args` (as `uid`
+/// when given), returned once its leader is a zombie.
+fn zombie_leader(s: &Scratch, args: &[&OsStr], uid: Option<u32>) -> Holder {
+    let source = s.path("zombie-leader.c");
+    fs::write(&source, ZOMBIE_LEADER_C).unwrap();
+    let program = s.path("zombie-leader");
+    run_ok(
+        Command::new("cc")
+            .args(["-O", "-pthread", "-o"])
+            .arg(&program)
+            .arg(&source),
+    );
+    let mut cmd = Command::new(&program);
+    cmd.args(args).stdout(Stdio::piped());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let mut holder = Holder::spawn(&mut cmd);
+    let mut ready = [0u8; 6];
+    holder
+        .child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut ready)
+        .expect("the holder did not start");
+    let pid = holder.id();
+    let leader = format!("/proc/{pid}/task/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The leader is a zombie once pthread_exit() has run: `State` Z.
+    while !fs::read_to_string(&leader)
+        .unwrap_or_default()
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    {
+        assert!(Instant::now() < deadline, "the leader did not exit");
+        sleep(Duration::from_millis(5));
+    }
+    holder
+}
+
+/// A holder run as `NOBODY` whose thread-group leader has exited while
+/// another thread keeps the target busy (its working directory and a file
+/// open there): the busy target's report names the process. Before, only
+/// `/proc/PID` was read, which shows nothing for an exited leader, and the
+/// holder went unnamed.
+fn busy_target_names_a_holder_whose_leader_has_exited() {
+    let s = Scratch::new("busy-zombie-leader");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"data").unwrap();
+    let mut holder = zombie_leader(&s, &[m.as_os_str(), file.as_os_str()], Some(NOBODY));
+    let pid = holder.id();
+    assert_busy_names(
+        &m,
+        &format!("pid {pid} (zombie-leader): cwd, fd "),
+        "a holder whose leader exited",
+    );
+    holder.stop();
+}
+
+/// A mount namespace whose only process has an exited leader and a
+/// thread that lives on keeps a copy of the target: the wait, which the
+/// copy makes last until `--timeout`, names it (the namespace, through
+/// the process). Before, `/proc/PID/ns/mnt` of the leader was all that
+/// was read, and nothing was named.
+fn a_wait_names_a_namespace_kept_by_a_thread_whose_leader_has_exited() {
+    let s = Scratch::new("ns-zombie-leader");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"data").unwrap();
+    // Its working directory and the file are the copy's, in its namespace.
+    let mut holder = zombie_leader(
+        &s,
+        &[m.as_os_str(), file.as_os_str(), OsStr::new("ns")],
+        None,
+    );
+    let run = umw([
+        OsStr::new("--timeout"),
+        OsStr::new("500ms"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    holder.stop();
+    assert_code(&run, EXIT_UNCONFIRMED, "a copy kept by a thread");
+    let pid = format!("\"pid\":{}", holder.id());
+    assert!(
+        run.stdout.contains("\"kind\":\"mount\"") && run.stdout.contains(&pid),
+        "the namespace not named: {}",
+        run.stdout
+    );
+}
+
+/// A scan given a deadline that has passed returns at once, and says that
+/// its list is incomplete (the last entry), though a holder is there: a
+/// user's many processes, mappings or namespaces cannot stretch the
+/// deadline of a shutdown. With time, the same scan names the holder.
+fn a_scan_past_its_deadline_says_it_is_incomplete() {
+    use umount_wait::blockers::{self, Blocker};
+    let s = Scratch::new("scan-deadline");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = cwd_holder(&m);
+    let mount = mountinfo::read(None)
+        .unwrap()
+        .into_iter()
+        .find(|mt| mt.mount_point == m)
+        .unwrap();
+    let late = blockers::find(&mount, None, Instant::now());
+    let full = blockers::find(&mount, None, Instant::now() + Duration::from_secs(60));
+    holder.stop();
+    assert_eq!(late.last(), Some(&Blocker::Incomplete), "{late:?}");
+    let named = |list: &[Blocker]| {
+        list.iter()
+            .any(|b| matches!(b, Blocker::Process { pid, .. } if *pid == holder.id() as i32))
+    };
+    assert!(named(&full), "{full:?}");
+    assert!(!full.contains(&Blocker::Incomplete), "{full:?}");
+    assert_eq!(
+        Blocker::Incomplete.to_string(),
+        "maybe more: the scan stopped at its deadline"
+    );
+}
+
+/// A FUSE filesystem with one file, `disk.img` (4 MiB of zeros, read
+/// only), served by a forked daemon that answers until [`ReadingFuse::go_silent`],
+/// and from then on reads every request and answers none: a request it
+/// has read is waited for uninterruptibly, so even SIGKILL does not end
+/// the wait. Attributes are never cached (`attr_valid` 0): every `stat()`
+/// asks the daemon. On drop the daemon is killed, which aborts the
+/// connection, and the mount detached.
+struct ReadingFuse {
+    at: PathBuf,
+    daemon: nix::unistd::Pid,
+    /// A byte written here makes the daemon go silent.
+    silence: std::os::unix::net::UnixStream,
+}
+
+const FUSE_IMAGE_SIZE: u64 = 4 << 20;
+
+impl ReadingFuse {
+    fn mount(at: &Path) -> ReadingFuse {
+        use rustix::fs::{Mode, OFlags};
+        use std::os::fd::AsRawFd;
+        let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
+        let options = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            device.as_raw_fd()
+        );
+        rustix::mount::mount(
+            "user-fuse",
+            at,
+            "fuse",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            std::ffi::CString::new(options).unwrap().as_c_str(),
+        )
+        .unwrap_or_else(|e| panic!("mounting FUSE on {}: {e}", at.display()));
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // SAFETY: this process is single-threaded (see main); the child
+        // serves and ends with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                fuse_serve(&device, &theirs);
+                // SAFETY: ends the child without running the parent's code.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => ReadingFuse {
+                at: at.to_path_buf(),
+                daemon: child,
+                silence: ours,
+            },
+        }
+    }
+
+    fn go_silent(&mut self) {
+        self.silence.write_all(b"s").unwrap();
+        // The daemon answers what it has read, then nothing: a request
+        // answered after this is no matter.
+    }
+}
+
+impl Drop for ReadingFuse {
+    fn drop(&mut self) {
+        // The daemon's descriptor was the last: its death aborts the
+        // connection, and whatever waits for an answer gets ENOTCONN.
+        let _ = nix::sys::signal::kill(self.daemon, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.daemon, None);
+        let _ = rustix::mount::unmount(&self.at, UnmountFlags::DETACH);
+    }
+}
+
+/// The daemon of [`ReadingFuse`]: answers on `device` until a byte comes
+/// on `silence`, then reads and drops every request.
+fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixStream) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut silent = false;
+    let mut buf = vec![0u8; 1 << 17];
+    loop {
+        if !silent {
+            let mut fds = [
+                PollFd::new(device.as_fd(), PollFlags::POLLIN),
+                PollFd::new(silence.as_fd(), PollFlags::POLLIN),
+            ];
+            if nix::poll::poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                silent = true;
+            }
+        }
+        let n = match rustix::io::read(device, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::INTR | Errno::AGAIN | Errno::NOENT) => continue,
+            Err(_) => return,
+        };
+        if silent || n < 40 {
+            continue;
+        }
+        let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());
+        let long = |at: usize| u64::from_ne_bytes(buf[at..at + 8].try_into().unwrap());
+        let (opcode, unique, nodeid) = (word(4), long(8), long(16));
+        let attr = |node: u64| {
+            // struct fuse_attr (88 bytes).
+            let mut a = [0u8; 88];
+            let (mode, size, nlink) = match node {
+                1 => (0o040755u32, 0u64, 2u32),
+                _ => (0o100644, FUSE_IMAGE_SIZE, 1),
+            };
+            a[0..8].copy_from_slice(&node.to_ne_bytes());
+            a[8..16].copy_from_slice(&size.to_ne_bytes());
+            a[16..24].copy_from_slice(&(size / 512).to_ne_bytes());
+            a[60..64].copy_from_slice(&mode.to_ne_bytes());
+            a[64..68].copy_from_slice(&nlink.to_ne_bytes());
+            a[80..84].copy_from_slice(&4096u32.to_ne_bytes());
+            a
+        };
+        let body: Result<Vec<u8>, i32> = match opcode {
+            // FORGET, BATCH_FORGET, INTERRUPT: no answer.
+            2 | 42 | 36 => continue,
+            // INIT: 7.31, nothing offered.
+            26 => {
+                let mut init = [0u8; 64];
+                init[0..4].copy_from_slice(&7u32.to_ne_bytes());
+                init[4..8].copy_from_slice(&31u32.to_ne_bytes());
+                init[20..24].copy_from_slice(&4096u32.to_ne_bytes());
+                init[24..28].copy_from_slice(&1u32.to_ne_bytes());
+                Ok(init.to_vec())
+            }
+            // LOOKUP of disk.img in the root: fuse_entry_out, nothing cached.
+            1 if nodeid == 1 && buf[40..n].starts_with(b"disk.img\0") => {
+                let mut e = vec![0u8; 40];
+                e[0..8].copy_from_slice(&2u64.to_ne_bytes());
+                e.extend_from_slice(&attr(2));
+                Ok(e)
+            }
+            1 => Err(nix::libc::ENOENT),
+            // GETATTR: fuse_attr_out, nothing cached.
+            3 => {
+                let mut a = vec![0u8; 16];
+                a.extend_from_slice(&attr(nodeid));
+                Ok(a)
+            }
+            // OPEN, OPENDIR: fuse_open_out.
+            14 | 27 => Ok(vec![0u8; 16]),
+            // READ: zeros up to the end of the file.
+            15 => {
+                let (offset, size) = (long(48), u64::from(word(56)));
+                let len = FUSE_IMAGE_SIZE.saturating_sub(offset).min(size);
+                Ok(vec![0u8; len as usize])
+            }
+            // FLUSH, RELEASE, RELEASEDIR.
+            25 | 18 | 29 => Ok(Vec::new()),
+            _ => Err(nix::libc::ENOSYS),
+        };
+        let (error, body) = match body {
+            Ok(body) => (0i32, body),
+            Err(errno) => (-errno, Vec::new()),
+        };
+        let mut reply = Vec::with_capacity(16 + body.len());
+        reply.extend_from_slice(&(16 + body.len() as u32).to_ne_bytes());
+        reply.extend_from_slice(&error.to_ne_bytes());
+        reply.extend_from_slice(&unique.to_ne_bytes());
+        reply.extend_from_slice(&body);
+        let _ = rustix::io::write(device, &reply);
+    }
+}
+
+/// A loop device over a file on a user's FUSE filesystem whose daemon
+/// then reads every request and answers none (the loop driver asks it for
+/// the file's attributes, and that wait SIGKILL does not end): `--all
+/// --timeout 3` over an unrelated tmpfs returns within its deadline, the
+/// tmpfs shut down. Before, the scan for loop devices looked the backing
+/// file up by its path and hung for ever in the lookup.
+fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
+    let timeout = Duration::from_secs(3);
+    let s = Scratch::new("fuse-reading-loop");
+    let fuse_at = s.dir("outside/fuse");
+    let mut fuse = ReadingFuse::mount(&fuse_at);
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(fuse_at.join("disk.img")),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    fuse.go_silent();
+    let all = s.dir("all");
+    let t = s.dir("all/t");
+    mount_tmpfs(&t);
+    let mut args = vec![
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        all.as_os_str(),
+    ];
+    args.extend(["--timeout", "3s", "--json"].map(OsStr::new));
+    // SIGKILL does not end a wait for an answer the daemon has read: at
+    // the bound, the daemon is killed, which aborts the connection.
+    let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
+    eprintln!(
+        "    --all --timeout 3s, a loop over a file of a FUSE daemon that reads and never answers: exit {} in {:.2} s",
+        run.code,
+        run.elapsed.as_secs_f64()
+    );
+    // The daemon is gone (the connection aborted); a child of the command
+    // given up on it may hold the loop device a moment longer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while loop_bound(&lo.device) && Instant::now() < deadline {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&lo.device)
+            .stderr(Stdio::null())
+            .status();
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !loop_bound(&lo.device),
+        "{} left bound",
+        lo.device.display()
+    );
+    drop(lo);
+    assert_within(&run, timeout, "--all beside a loop over a silent FUSE file");
+    assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
+    assert!(!is_mounted(&t), "the tmpfs is still mounted");
 }

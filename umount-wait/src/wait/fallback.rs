@@ -429,7 +429,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
     if let Some(at) = here {
         return RootEvicted::MountedHere(at);
     }
-    let elsewhere = blockers::find(&target.mount, None)
+    let elsewhere = blockers::find(&target.mount, None, blockers::deadline_in(None))
         .iter()
         .any(|b| matches!(b, Blocker::Mount { .. }));
     if elsewhere {

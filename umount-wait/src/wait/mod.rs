@@ -260,7 +260,9 @@ impl<'a> Attempt<'a> {
     /// now (when asked to look), told to the observer. Both paths use it.
     fn still_waiting(&self, report: &mut Report, start: Instant) {
         if self.options.watch_blockers {
-            report.blockers = crate::blockers::find(&self.target.mount, None);
+            // A scan never delays the wait by more than a tick.
+            let deadline = crate::blockers::deadline_in(Some(STATUS_INTERVAL));
+            report.blockers = crate::blockers::find(&self.target.mount, None, deadline);
         }
         (self.observer)(Progress::Waiting {
             target: &self.target.given,

@@ -40,6 +40,7 @@ pub(super) fn unmount_failed(
             Some(Exclude {
                 mount_id: target.mount.id,
             }),
+            blockers::deadline_in(options.timeout),
         )
     };
     if errno == Errno::BUSY && options.read_only_on_failure {
@@ -54,9 +55,10 @@ pub(super) fn unmount_failed(
 }
 
 /// The mount is gone and the wait ended before the shutdown was seen:
-/// says why, and what holds the filesystem now.
+/// says why, and what holds the filesystem now (a scan of its own
+/// [`blockers::SCAN_LIMIT`] at most: the deadline may have passed).
 pub(super) fn detached_unconfirmed(mut report: Report, why: Unconfirmed) -> Report {
-    report.blockers = blockers::find(&report.mount, None);
+    report.blockers = blockers::find(&report.mount, None, blockers::deadline_in(None));
     report.outcome = Outcome::DetachedUnconfirmed(why);
     report
 }
