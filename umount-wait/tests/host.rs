@@ -270,6 +270,10 @@ fn main() {
             all_a_retry_says_the_filesystem_was_made_read_only,
         ),
         (
+            "a_users_fuse_mount_without_allow_other_is_unmounted_by_root",
+            a_users_fuse_mount_without_allow_other_is_unmounted_by_root,
+        ),
+        (
             "names_that_would_read_as_others_are_escaped",
             names_that_would_read_as_others_are_escaped,
         ),
@@ -3990,14 +3994,27 @@ struct HungFuse {
 
 impl HungFuse {
     fn mount(at: &Path, source: &Path) -> HungFuse {
+        HungFuse::mount_for(at, source, None)
+    }
+
+    /// [`HungFuse::mount`]; with `owner`, that user's mount without
+    /// `allow_other`, as a plain `fusermount` makes it: the kernel then
+    /// refuses every other user, root too.
+    fn mount_for(at: &Path, source: &Path, owner: Option<u32>) -> HungFuse {
         use rustix::fs::{Mode, OFlags};
         use std::os::fd::AsRawFd;
         let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
             .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
-        let options = format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
-            device.as_raw_fd()
-        );
+        let options = match owner {
+            None => format!(
+                "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+                device.as_raw_fd()
+            ),
+            Some(uid) => format!(
+                "fd={},rootmode=40000,user_id={uid},group_id={uid}",
+                device.as_raw_fd()
+            ),
+        };
         rustix::mount::mount(
             source,
             at,
@@ -4581,4 +4598,51 @@ fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
     assert_within(&run, timeout, "--all beside a loop over a silent FUSE file");
     assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
     assert!(!is_mounted(&t), "the tmpfs is still mounted");
+}
+
+/// Item 9: a user's FUSE mount without `allow_other` (a plain
+/// `fusermount`) refuses root: `statx` with a type and mount id mask got
+/// EACCES, so a single target was "permission denied" and `--all` left it
+/// mounted (and made its parent read-only). umount(8) removes it. Now
+/// root unmounts it too: statx is asked again with an empty mask, which
+/// FUSE answers for anyone.
+fn a_users_fuse_mount_without_allow_other_is_unmounted_by_root() {
+    for all in [false, true] {
+        let s = Scratch::new("fuse-private");
+        let m = s.dir("m");
+        let fuse = HungFuse::mount_for(&m, Path::new("umw-private"), Some(NOBODY));
+        let run = match all {
+            false => umw_bounded(
+                &[
+                    OsStr::new("--timeout"),
+                    OsStr::new("3s"),
+                    OsStr::new("--json"),
+                    m.as_os_str(),
+                ],
+                Duration::from_secs(20),
+            ),
+            true => umw_bounded(
+                &[
+                    OsStr::new("--all"),
+                    OsStr::new("--include"),
+                    s.dir.as_os_str(),
+                    OsStr::new("--timeout"),
+                    OsStr::new("3s"),
+                    OsStr::new("--json"),
+                ],
+                Duration::from_secs(20),
+            ),
+        };
+        let left = is_mounted(&m);
+        drop(fuse);
+        let what = if all { "--all" } else { "a single target" };
+        assert!(!left, "{what}: left mounted: {}{}", run.stdout, run.stderr);
+        assert!(
+            [EXIT_OK, EXIT_UNCONFIRMED].contains(&run.code),
+            "{what}: exit {}: {}{}",
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+    }
 }
