@@ -491,6 +491,16 @@ pub fn stat_dev(path: &Path) -> Result<(DevId, Option<DevId>), Errno> {
     ))
 }
 
+/// The device and inode of `path` when it is a regular file (a final
+/// symbolic link followed); `None` for anything else.
+pub fn regular_file_id(path: &Path) -> Result<Option<(DevId, u64)>, Errno> {
+    let st = rustix::fs::stat(path)?;
+    Ok(
+        (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            .then(|| (DevId::from_dev_t(st.st_dev), st.st_ino)),
+    )
+}
+
 /// `statx(path)` without syncing (`AT_STATX_DONT_SYNC`: a network or FUSE
 /// filesystem answers from its cache, or not at all, instead of asking a
 /// server or daemon that may not answer), a final link followed: the

@@ -148,6 +148,13 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
             return by_source(given, mounts, |m| on_device(m, rdev))
                 .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None));
         }
+        // A loop image's file: the most recent mount of a loop device
+        // backed by that very file.
+        if let Ok(Some(file)) = sys::regular_file_id(&normal) {
+            let over = loops_over(file, mounts);
+            return by_source(given, mounts, |m| over.contains(&m.dev))
+                .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None));
+        }
         return Err(Error::new(given, ErrorKind::NotMountPoint, None));
     }
     let path = if follow && lookup.canonicalize {
@@ -252,6 +259,27 @@ fn udev_encode(value: &[u8]) -> Vec<u8> {
         rest = &rest[len..];
     }
     out
+}
+
+/// How long telling the loop devices' backing files may take
+/// ([`loopdev::backing_files`]: a backing file on a FUSE mount whose
+/// daemon does not answer never tells).
+const LOOP_LOOKUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The loop devices backed by the file `(device, inode)`, as umount(8)
+/// takes a loop image's path: told by the driver (`LOOP_GET_STATUS64`),
+/// not by the path sysfs shows, which may lead elsewhere since.
+fn loops_over(file: (mountinfo::DevId, u64), mounts: &[Mount]) -> Vec<mountinfo::DevId> {
+    let loops = crate::loopdev::bound();
+    let mounted = mounts.iter().map(|m| m.dev).collect();
+    let deadline = crate::duration::deadline(std::time::Instant::now(), LOOP_LOOKUP_LIMIT);
+    let told = crate::loopdev::backing_files(&loops, &mounted, deadline);
+    loops
+        .iter()
+        .zip(told)
+        .filter(|(_, told)| matches!(told, crate::loopdev::Told::File(f) if (f.dev, f.ino) == file))
+        .map(|(lo, _)| lo.dev)
+        .collect()
 }
 
 /// Whether `statx(2)`'s device of a mount root is that of `mount`'s

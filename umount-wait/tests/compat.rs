@@ -192,6 +192,12 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "a loop image's file path, its ext4 mounted",
+            setup: "mkdir m && image d && attach d && mount $dev m",
+            args: "$T/d.img",
+            ..DEFAULT
+        },
+        Case {
             name: "relative target",
             setup: TMPFS_M,
             args: "m",
