@@ -383,9 +383,9 @@ pub struct Cli {
     #[arg(long, help_heading = ALL_HEADING, conflicts_with = "targets")]
     pub include_api: bool,
 
-    /// Mount points to unmount; or a block device, a LABEL=/UUID=/PARTLABEL=/
-    /// PARTUUID= tag, a loop image's file or a mount's source, which names
-    /// its most recent mount
+    /// Mount points to unmount; or a block device, a tag (LABEL=, UUID=,
+    /// PARTLABEL=, PARTUUID=), a loop image's file or a mount's source,
+    /// which names its most recent mount
     #[arg(value_name = "TARGET", required_unless_present_any = ["probe", "all"])]
     pub targets: Vec<PathBuf>,
 }
