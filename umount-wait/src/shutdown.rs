@@ -188,9 +188,8 @@ pub fn unselected_mount_of<'a>(
     mount: &Mount,
     selected: &HashSet<u64>,
 ) -> Option<&'a Mount> {
-    mounts
-        .iter()
-        .find(|o| o.dev == mount.dev && o.id != mount.id && !selected.contains(&o.id))
+    // Another mount of it that stays, when every selected one goes.
+    wait::stays_mounted_at(mounts, mount, selected)
 }
 
 /// The part of a deadline kept at its end for what survives the waits
