@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+/// The longest duration taken: 100 years of 365 days, far beyond any wait,
+/// and short enough that a deadline (`Instant::now() + d`) cannot
+/// overflow.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Parses a duration written as a number followed by a unit (`ms`, `s`, `m`,
 /// `h`). A bare number means seconds. Fractions are allowed (`1.5s`).
+/// Longer than [`MAX`] is refused.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -33,7 +39,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if seconds == 0.0 {
         return Err(format!("'{text}': a timeout must be longer than zero"));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}': duration out of range"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d <= MAX => Ok(d),
+        _ => Err(format!(
+            "'{text}': duration out of range (at most {}h, 100 years)",
+            MAX.as_secs() / 3600
+        )),
+    }
 }
 
 /// Shows a duration the way the command line takes it (`2s`, `500ms`, `1.5s`).
@@ -82,5 +94,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    /// A duration taken makes a deadline: `Instant::now() + d` overflowed
+    /// (a panic) for 3000000000000000h, which the fuzzer found.
+    #[test]
+    fn at_most_a_hundred_years() {
+        assert_eq!(parse("876000h"), Ok(super::MAX));
+        for huge in ["876000.001h", "3000000000000000h", "18446744073709551615s"] {
+            let e = parse(huge).unwrap_err();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+        let d = parse("876000h").unwrap();
+        assert!(std::time::Instant::now().checked_add(d).is_some());
     }
 }
