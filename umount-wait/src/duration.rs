@@ -35,11 +35,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    let seconds = value * scale;
-    if seconds == 0.0 {
-        return Err(format!("'{text}': a timeout must be longer than zero"));
-    }
-    match Duration::try_from_secs_f64(seconds) {
+    match Duration::try_from_secs_f64(value * scale) {
+        // Zero, or less than a nanosecond, which rounds to zero.
+        Ok(d) if d.is_zero() => Err(format!("'{text}': a timeout must be longer than zero")),
         Ok(d) if d <= MAX => Ok(d),
         _ => Err(format!(
             "'{text}': duration out of range (at most {}h, 100 years)",
@@ -94,6 +92,17 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    /// Less than a nanosecond was taken as a timeout of zero, which the
+    /// fuzzer found.
+    #[test]
+    fn less_than_a_nanosecond_is_zero() {
+        for tiny in ["0.0000000001s", "0.0000001ms", "000.0000000000000001"] {
+            let e = parse(tiny).unwrap_err();
+            assert!(e.contains("longer than zero"), "{tiny}: {e}");
+        }
+        assert_eq!(parse("0.000001ms"), Ok(Duration::from_nanos(1)));
     }
 
     /// A duration taken makes a deadline: `Instant::now() + d` overflowed
