@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::select::{OptionList, TypeList};
-use crate::Mode;
+use crate::outcome::{Error, ErrorKind};
+use crate::select::{Filter, OptionList, TypeList};
+use crate::{target, Mode};
 
 /// The three forms, for the usage line and the man page's synopsis.
 const USAGE: &str = "\
@@ -388,6 +389,53 @@ pub struct Cli {
     /// which names its most recent mount
     #[arg(value_name = "TARGET", required_unless_present_any = ["probe", "all"])]
     pub targets: Vec<PathBuf>,
+}
+
+impl Cli {
+    /// Mistakes in the call itself, found before anything is looked up:
+    /// a TARGET or a PREFIX that is empty or not absolute (a relative
+    /// TARGET is made absolute against the working directory), a TARGET
+    /// given twice. Nothing should be unmounted when there is one.
+    pub fn usage_errors(&self) -> Vec<Error> {
+        let mut usage: Vec<Error> = self
+            .targets
+            .iter()
+            .filter_map(|t| target::absolute(t).err())
+            .chain(
+                self.include
+                    .iter()
+                    .chain(&self.exclude)
+                    .filter_map(|p| target::normalize(p).err()),
+            )
+            .collect();
+        for (first, again) in target::textual_duplicates(&self.targets) {
+            usage.push(Error::new(
+                &self.targets[again],
+                ErrorKind::Duplicate {
+                    first: self.targets[first].clone(),
+                },
+                None,
+            ));
+        }
+        usage
+    }
+
+    /// What `--all` selects, the prefixes normalized.
+    pub fn filter(&self) -> Filter {
+        let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
+            prefixes
+                .iter()
+                .filter_map(|p| target::normalize(p).ok())
+                .collect()
+        };
+        Filter {
+            include: normal(&self.include),
+            exclude: normal(&self.exclude),
+            types: self.types.clone(),
+            options: self.test_opts.clone(),
+            include_api: self.include_api,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

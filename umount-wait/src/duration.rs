@@ -33,12 +33,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    let seconds = value * scale;
-    if seconds == 0.0 {
-        return Err(format!("'{text}': a timeout must be longer than zero"));
+    match Duration::try_from_secs_f64(value * scale) {
+        // Zero, or less than a nanosecond, which rounds to zero.
+        Ok(d) if d.is_zero() => Err(format!("'{text}': a timeout must be longer than zero")),
+        Ok(d) => Ok(d),
+        // Digits only: no NaN, nothing negative; what fails is too long.
+        Err(_) => Ok(Duration::MAX),
     }
-    // Digits only: no NaN, nothing negative; what fails is too long.
-    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 /// The instant `timeout` after `start`: every deadline is made here. A
@@ -121,5 +122,16 @@ mod tests {
             parse("3000000000000000h"),
             Ok(Duration::from_secs(3_000_000_000_000_000 * 3600))
         );
+    }
+
+    /// Less than a nanosecond was taken as a timeout of zero, which the
+    /// fuzzer found.
+    #[test]
+    fn less_than_a_nanosecond_is_zero() {
+        for tiny in ["0.0000000001s", "0.0000001ms", "000.0000000000000001"] {
+            let e = parse(tiny).unwrap_err();
+            assert!(e.contains("longer than zero"), "{tiny}: {e}");
+        }
+        assert_eq!(parse("0.000001ms"), Ok(Duration::from_nanos(1)));
     }
 }

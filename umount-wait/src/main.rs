@@ -10,8 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use umount_wait::outcome::{Error, ErrorKind, Report};
-use umount_wait::select::Filter;
+use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
 use umount_wait::target::{self, Target};
@@ -104,26 +103,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     }
 
     // Mistakes in the call itself: report them all, unmount nothing.
-    let mut usage: Vec<Error> = cli
-        .targets
-        .iter()
-        .filter_map(|t| target::absolute(t).err())
-        .chain(
-            cli.include
-                .iter()
-                .chain(&cli.exclude)
-                .filter_map(|p| target::normalize(p).err()),
-        )
-        .collect();
-    for (first, again) in target::textual_duplicates(&cli.targets) {
-        usage.push(Error::new(
-            &cli.targets[again],
-            ErrorKind::Duplicate {
-                first: cli.targets[first].clone(),
-            },
-            None,
-        ));
-    }
+    let usage = cli.usage_errors();
     if !usage.is_empty() {
         return Ok(refuse_all(&printer, &usage));
     }
@@ -207,23 +187,6 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     Ok(Exit::combine(&codes))
 }
 
-/// What `--all` selects.
-fn all_filter(cli: &Cli) -> Filter {
-    let normal = |prefixes: &[PathBuf]| -> Vec<PathBuf> {
-        prefixes
-            .iter()
-            .filter_map(|p| target::normalize(p).ok())
-            .collect()
-    };
-    Filter {
-        include: normal(&cli.include),
-        exclude: normal(&cli.exclude),
-        types: cli.types.clone(),
-        options: cli.test_opts.clone(),
-        include_api: cli.include_api,
-    }
-}
-
 /// `--all`: every selected filesystem, one deadline, one summary.
 fn unmount_all(
     cli: &Cli,
@@ -232,7 +195,7 @@ fn unmount_all(
     signals: &StopSignals,
 ) -> anyhow::Result<Exit> {
     let plan = Plan {
-        filter: all_filter(cli),
+        filter: cli.filter(),
         force_last_pass: cli.force,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
@@ -308,7 +271,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
     };
     let how = path.name();
     if cli.all {
-        let filter = all_filter(cli);
+        let filter = cli.filter();
         let root_id = sys::stat_target(std::path::Path::new("/"), true)
             .map(|st| st.mount_id)
             .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))

@@ -138,7 +138,8 @@ pub fn parse_line(line: &[u8]) -> Result<Mount, ParseError> {
         .iter()
         .position(|f| *f == b"-")
         .ok_or_else(|| bad("no '-' separator"))?;
-    if separator < 6 || fields.len() < separator + 3 {
+    // After the separator: the type, the source and the superblock's options.
+    if separator < 6 || fields.len() < separator + 4 {
         return Err(bad("too few fields"));
     }
     let number = |field: &[u8], what| -> Result<u64, ParseError> {
@@ -389,6 +390,9 @@ mod tests {
         assert!(parse_line(b"x 2 3:4 / /x rw - ext4 /dev/x rw").is_err());
         assert!(parse_line(b"1 2 34 / /x rw - ext4 /dev/x rw").is_err());
         assert!(parse_line(b"1 2 3:4 / /x rw - ext4").is_err());
+        // No superblock options: refused, not an index out of bounds.
+        assert!(parse_line(b"1 2 3:4 / /x rw - ext4 /dev/x").is_err());
+        assert!(parse(b"2 1 0:2  2  -  ").is_err());
     }
 
     #[test]
