@@ -267,7 +267,9 @@ pub struct Cli {
     /// After TARGET has shut down, detach its loop device
     ///
     /// LOOP_CLR_FD, then the unbind confirmed (as --all does). For a
-    /// TARGET that is not on a loop device, nothing more is done.
+    /// TARGET that is not on a loop device, nothing more is done. With -R,
+    /// the loop devices under the mounts below TARGET too; with -A, once
+    /// the filesystem's last mount is gone (not while another uses it).
     #[arg(short = 'd', long = "detach-loop")]
     pub detach_loop: bool,
 

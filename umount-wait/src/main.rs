@@ -170,12 +170,15 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let mut watcher = Watcher::default();
     for r in resolved {
         let code = match r {
-            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer, &mut watcher),
             Ok(t) if cli.detach_loop => {
-                let lo = loop_under(&t);
-                let code = unmount_one(&t, path, &options, &printer, &mut watcher);
-                detach_loop(lo, code, &options, &printer)
+                let loops = loops_under(&t, cli.recursive);
+                let code = match cli.recursive {
+                    true => unmount_recursive(&t, path, &options, &printer, &mut watcher),
+                    false => unmount_one(&t, path, &options, &printer, &mut watcher),
+                };
+                detach_loops(loops, code, &options, &printer)
             }
+            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer, &mut watcher),
             Ok(t) => unmount_one(&t, path, &options, &printer, &mut watcher),
             Err(e) => {
                 printer.error(&e, Some(path));
@@ -396,10 +399,54 @@ fn print_result(result: &Result<Report, Error>, path: WaitPath, printer: &Printe
     }
 }
 
-/// `-d`: the loop device under `t`, looked up before the unmount (one set
-/// up with autoclear unbinds itself, and then nothing says it was one).
-fn loop_under(t: &Target) -> Option<umount_wait::loopdev::LoopDevice> {
-    umount_wait::loopdev::of(t.mount.dev, std::path::Path::new(&t.mount.source))
+/// `-d`: the loop devices under `t` (with `recursive`, under the mounts
+/// below it too, as umount(8) -R -d), looked up before the unmount (one
+/// set up with autoclear unbinds itself, and then nothing says it was
+/// one).
+fn loops_under(t: &Target, recursive: bool) -> Vec<umount_wait::loopdev::LoopDevice> {
+    let mut mounts = vec![t.mount.clone()];
+    if recursive {
+        if let Ok(table) = mountinfo::read(None) {
+            mounts.extend(
+                mountinfo::submounts_children_first(&table, t.mount.id)
+                    .into_iter()
+                    .cloned(),
+            );
+        }
+    }
+    let mut loops: Vec<umount_wait::loopdev::LoopDevice> = Vec::new();
+    for m in mounts {
+        if let Some(lo) = umount_wait::loopdev::of(m.dev, std::path::Path::new(&m.source)) {
+            if !loops.iter().any(|l| l.dev == lo.dev) {
+                loops.push(lo);
+            }
+        }
+    }
+    loops
+}
+
+/// `-d`, once the unmount ended with `code`: each loop device whose
+/// filesystem is mounted nowhere in this namespace any more is detached
+/// (with `-A`, the filesystem's other mounts still use it until the last
+/// one goes: it is detached then, not before); a device left bound makes
+/// it a failure.
+fn detach_loops(
+    loops: Vec<umount_wait::loopdev::LoopDevice>,
+    code: Exit,
+    options: &Options<'_>,
+    printer: &Printer,
+) -> Exit {
+    let table = mountinfo::read(None).unwrap_or_default();
+    let mut worst = code;
+    for lo in loops {
+        if table.iter().any(|m| m.dev == lo.dev) {
+            continue;
+        }
+        if detach_loop(Some(lo), code, options, printer) != code {
+            worst = Exit::Failure;
+        }
+    }
+    worst
 }
 
 /// `-d`, once the target's unmount ended with `code`: its loop device

@@ -198,6 +198,24 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "`-R -d`, ext4 on a loop device with a tmpfs below",
+            setup: "mkdir m && image d && attach d && mount $dev m && mkdir m/sub \
+                    && mount -t tmpfs umw-compat m/sub",
+            args: "-R -d $T/m",
+            intended: Some(
+                "umount(8) (util-linux 2.38.1) unmounts the tree and leaves the loop device \
+                 bound; umount-wait carries -d through -R, as the page says of -d: \
+                 the loop device freed once its filesystem is shut down",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-A -d`, ext4 on a loop device mounted twice",
+            setup: "mkdir m n && image d && attach d && mount $dev m && mount $dev n",
+            args: "-A -d $T/m",
+            ..DEFAULT
+        },
+        Case {
             name: "relative target",
             setup: TMPFS_M,
             args: "m",
