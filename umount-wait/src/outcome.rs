@@ -89,6 +89,11 @@ pub enum Unconfirmed {
     /// mount covered by another) may keep it alive, and nothing says
     /// which.
     RootDeletedUnseen,
+    /// No `--timeout`, and for [`crate::wait::OUT_OF_VIEW_GRACE`] nothing
+    /// that holds the filesystem was visible from here: another pid
+    /// namespace (a container's host), a mount namespace out of reach, or
+    /// the kernel itself keeps it.
+    HeldOutOfView,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -113,6 +118,13 @@ impl fmt::Display for Unconfirmed {
                 "the mount's root was deleted, so the watch on it ended without IN_UNMOUNT; \
                  no mount of the filesystem is in view and no block device claim can confirm \
                  its shutdown"
+            ),
+            Unconfirmed::HeldOutOfView => write!(
+                f,
+                "held where this process cannot see (another pid namespace, the host of a \
+                 container, or the kernel): nothing that holds it was visible for {}; \
+                 --timeout waits longer",
+                crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
             ),
             Unconfirmed::DeviceClaimed => {
                 write!(

@@ -274,6 +274,10 @@ fn main() {
             a_users_fuse_mount_without_allow_other_is_unmounted_by_root,
         ),
         (
+            "a_filesystem_held_out_of_view_is_not_waited_for_for_ever",
+            a_filesystem_held_out_of_view_is_not_waited_for_for_ever,
+        ),
+        (
             "names_that_would_read_as_others_are_escaped",
             names_that_would_read_as_others_are_escaped,
         ),
@@ -4647,4 +4651,61 @@ fn a_users_fuse_mount_without_allow_other_is_unmounted_by_root() {
             run.stderr
         );
     }
+}
+
+/// Issue 25 item 2: what holds the filesystem is not visible from where
+/// the command runs. In a container (a new mount and pid namespace, /proc
+/// remounted) a tmpfs volume whose filesystem stays mounted outside; and
+/// `/proc` itself in a private mount namespace (the proc superblock lives
+/// on in the parent namespace, and nothing is visible any more). Without
+/// `--timeout` the wait ends after a grace, "detached, not confirmed:
+/// held where this process cannot see" (exit 3). Before, both waited for
+/// ever (killed at 20 s here).
+fn a_filesystem_held_out_of_view_is_not_waited_for_for_ever() {
+    let s = Scratch::new("out-of-view");
+    let vol = s.dir("vol");
+    mount_tmpfs(&vol);
+    let in_container = format!("{BIN} {vol}; echo rc=$?", vol = vol.display());
+    let in_private_namespace = format!("{BIN} /proc; echo rc=$?");
+    for (what, unshare, script) in [
+        (
+            "a container's volume",
+            &[
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+            ][..],
+            in_container,
+        ),
+        (
+            "/proc",
+            &["--mount", "--propagation", "private"][..],
+            in_private_namespace,
+        ),
+    ] {
+        let run = run_command(
+            Command::new("timeout")
+                .args(["-s", "KILL", "20", "unshare"])
+                .args(unshare)
+                .args(["sh", "-c", &script]),
+        );
+        assert!(
+            run.stdout.contains("rc=3"),
+            "{what}: {} after {:.1} s: {}{}",
+            run.code,
+            run.elapsed.as_secs_f64(),
+            run.stdout,
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("held where this process cannot see"),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+    assert!(is_mounted(&vol), "the volume outside was unmounted");
+    rustix::mount::unmount(&vol, UnmountFlags::empty()).unwrap();
 }

@@ -26,6 +26,8 @@ pub(super) enum Stopped {
     Deadline,
     /// The caller's cancellation handle.
     Cancelled,
+    /// No holder visible for the grace ([`super::OUT_OF_VIEW_GRACE`]).
+    OutOfView,
     /// Waiting itself failed (`poll`, `waitid`).
     Failed(&'static str, Errno),
 }
@@ -83,6 +85,9 @@ fn wait_child(
             }
             Wake::Deadline => {
                 attempt.still_waiting(report, start);
+                if attempt.held_out_of_view() {
+                    break Some(Stopped::OutOfView);
+                }
                 tick += STATUS_INTERVAL;
             }
             Wake::Cancelled => break Some(Stopped::Cancelled),
@@ -184,7 +189,7 @@ pub(super) fn unmount_ended(
 /// left untouched: the deadline, the cancellation, or a failure (`step`).
 pub(super) fn untouched(target: &Target, call: Call, step: &'static str) -> Error {
     let (kind, errno) = match (call.stopped, call.ended) {
-        (Some(Stopped::Deadline), _) => (ErrorKind::DeadlineReached, None),
+        (Some(Stopped::Deadline | Stopped::OutOfView), _) => (ErrorKind::DeadlineReached, None),
         (Some(Stopped::Cancelled), _) => (ErrorKind::Interrupted, None),
         (Some(Stopped::Failed(step, e)), _) => (ErrorKind::System(step), Some(e)),
         (None, Err(e)) => (ErrorKind::System(step), Some(e)),
@@ -236,7 +241,9 @@ fn call_end(
     };
     if mounted() {
         return match (stopped, errno) {
-            (Some(Stopped::Deadline), _) => CallEnd::Untouched(ErrorKind::DeadlineReached, None),
+            (Some(Stopped::Deadline | Stopped::OutOfView), _) => {
+                CallEnd::Untouched(ErrorKind::DeadlineReached, None)
+            }
             (Some(Stopped::Cancelled), _) => CallEnd::Untouched(ErrorKind::Interrupted, None),
             (_, Some(errno)) => CallEnd::Failed(errno),
             (Some(Stopped::Failed(step, e)), None) => {
@@ -253,6 +260,7 @@ fn call_end(
     };
     match stopped {
         Some(Stopped::Deadline) => CallEnd::Detached(timed_out(timeout)),
+        Some(Stopped::OutOfView) => CallEnd::Detached(Unconfirmed::HeldOutOfView),
         Some(Stopped::Cancelled) => CallEnd::Detached(Unconfirmed::Cancelled),
         Some(Stopped::Failed(step, e)) => CallEnd::DetachedError(step, e),
         None => CallEnd::Detached(Unconfirmed::Signal(killed_by)),

@@ -123,6 +123,10 @@ fn wait(attempt: &Attempt<'_>, watching: Watching<'_>) -> Result<Report, Error> 
             }
             Wake::Deadline => {
                 attempt.still_waiting(&mut report, start);
+                if attempt.held_out_of_view() {
+                    report.wait_time = wait_start.elapsed();
+                    return Ok(detached_unconfirmed(report, Unconfirmed::HeldOutOfView));
+                }
                 tick += STATUS_INTERVAL;
             }
             Wake::Cancelled => {

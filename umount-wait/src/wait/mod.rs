@@ -229,9 +229,19 @@ fn still_there(target: &Target) -> Result<sys::MountPoint, Error> {
     }
 }
 
+/// How long a wait without `--timeout` goes on while nothing that holds
+/// the filesystem is visible from here (held in another pid namespace, by
+/// the host of a container, by a mount namespace this process cannot
+/// see, or inside the kernel): what cannot be seen cannot be waited out
+/// for ever. The wait then ends "detached, not confirmed"
+/// ([`Unconfirmed::HeldOutOfView`]); `--timeout` asks for longer.
+pub const OUT_OF_VIEW_GRACE: Duration = Duration::from_secs(5);
+
 /// One target on its way through the kernel or the fallback path.
 struct Attempt<'a> {
     target: &'a Target,
+    /// Since when the status ticks have seen no holder ([`OUT_OF_VIEW_GRACE`]).
+    unseen_since: std::cell::Cell<Option<Instant>>,
     /// The `umount2(2)` flags without `UMOUNT_WAIT`.
     flags: UnmountOptions,
     options: &'a Options<'a>,
@@ -250,6 +260,7 @@ impl<'a> Attempt<'a> {
         }
         Ok(Attempt {
             target,
+            unseen_since: std::cell::Cell::new(None),
             flags: plain_flags(target, options),
             options,
             observer,
@@ -263,12 +274,28 @@ impl<'a> Attempt<'a> {
             // A scan never delays the wait by more than a tick.
             let deadline = crate::blockers::deadline_in(Some(STATUS_INTERVAL));
             report.blockers = crate::blockers::find(&self.target.mount, None, deadline);
+            let mut unseen = self.unseen_since.get();
+            match report.blockers.is_empty() {
+                true => unseen = unseen.or(Some(Instant::now())),
+                false => unseen = None,
+            }
+            self.unseen_since.set(unseen);
         }
         (self.observer)(Progress::Waiting {
             target: &self.target.given,
             elapsed: start.elapsed(),
             blockers: &report.blockers,
         });
+    }
+
+    /// Whether the wait, without a `--timeout`, has seen no holder for
+    /// [`OUT_OF_VIEW_GRACE`]: it is to end, not confirmed.
+    fn held_out_of_view(&self) -> bool {
+        self.options.timeout.is_none()
+            && self
+                .unseen_since
+                .get()
+                .is_some_and(|t| t.elapsed() >= OUT_OF_VIEW_GRACE)
     }
 }
 
