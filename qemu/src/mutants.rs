@@ -877,4 +877,29 @@ make[3]: *** [scripts/Makefile.build:229: fs/super.o] Error 1\n";
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["bases"][0]["mutants"][1]["verdict"], "stillborn");
     }
+
+    #[test]
+    fn the_list_in_the_repository_parses_and_names_files_of_the_series() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let list = load(&root.join(super::LIST), &BASES).unwrap();
+        assert!(!list.is_empty());
+        let series: String = [
+            root.join("kernel-patches"),
+            root.join("kernel-patches/6.12"),
+        ]
+        .iter()
+        .flat_map(|dir| fs::read_dir(dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .map(|p| fs::read_to_string(p).unwrap())
+        .collect();
+        for mutant in &list {
+            assert!(
+                series.contains(&format!("+++ b/{}\n", mutant.file)),
+                "mutant {}: the series does not touch {}",
+                mutant.name,
+                mutant.file
+            );
+        }
+    }
 }
