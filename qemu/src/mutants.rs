@@ -372,7 +372,7 @@ impl Watch {
                 "RUN" => self.note = None,
                 "OK" | "FAIL" | "SKIP" | "PASSED:" | "FAILED:" | "Totals:" => {}
                 _ if self.note.is_none() && !comment.is_empty() => {
-                    self.note = Some(comment.to_string())
+                    self.note = Some(without_directory(comment).to_string())
                 }
                 _ => {}
             }
@@ -395,6 +395,17 @@ impl Watch {
             Some(note) => format!("{test} ({})", shorten(note, 110)),
             None => test.to_string(),
         })
+    }
+}
+
+/// A harness note without the directory of its source file (the harness
+/// prints `__FILE__`, the path in the tree it was built from).
+fn without_directory(note: &str) -> &str {
+    match note.split_once(':') {
+        Some((file, _)) if file.contains('/') && !file.contains(' ') => {
+            &note[file.rfind('/').map_or(0, |slash| slash + 1)..]
+        }
+        _ => note,
     }
 }
 
@@ -763,7 +774,7 @@ to:\n";
             "ok 2 flags.other # SKIP no userns",
             "not ok 3 flags.skipped # SKIP not here",
             "#  RUN           umount_wait.tmpfs.dead_on_return ...",
-            "# umount_wait_test.c:950:dead_on_return:Expected busy (1) == 0 (0)\r",
+            "# /root/trees/patched/tools/testing/selftests/filesystems/umount_wait/umount_wait_test.c:950:dead_on_return:Expected busy (1) == 0 (0)\r",
             "# dead_on_return: Test terminated by assertion",
             "#          FAIL  umount_wait.tmpfs.dead_on_return",
         ];
