@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -75,6 +75,8 @@ impl Boot {
 
 pub struct Outcome {
     pub timed_out: bool,
+    /// Set when the watch of [`run_watched`] stopped the boot: what it saw.
+    pub stopped: Option<String>,
 }
 
 pub fn run(
@@ -85,31 +87,7 @@ pub fn run(
     boot: &Boot,
     log: &Path,
 ) -> Result<Outcome> {
-    let mut command = Command::new("timeout");
-    command.args(["--kill-after=10", &format!("{}s", boot.timeout.as_secs())]);
-    command.arg("qemu-system-x86_64");
-    if bench.kvm {
-        command.args(["-accel", "kvm", "-cpu", "host"]);
-    } else {
-        command.args(["-accel", "tcg"]);
-    }
-    command.args([
-        "-smp",
-        "2",
-        "-m",
-        &image.memory_mb.to_string(),
-        "-no-reboot",
-        "-display",
-        "none",
-    ]);
-    command.arg("-kernel").arg(&image.bzimage);
-    command.arg("-initrd").arg(initramfs.for_kernel(image));
-    command.arg("-append").arg(cmdline(image, boot));
-    for disk in disks {
-        command
-            .arg("-drive")
-            .arg(format!("file={},if=virtio,format=raw", disk.display()));
-    }
+    let mut command = qemu(bench, image, initramfs, disks, boot);
     let status = if boot.interactive {
         command.args([
             "-chardev",
@@ -135,9 +113,115 @@ pub fn run(
             .status()
     }
     .context("running qemu-system-x86_64 (run ci/setup)")?;
-    // timeout(1) exits 124 when the limit was hit (137 after --kill-after).
-    let timed_out = matches!(status.code(), Some(124) | Some(137));
-    Ok(Outcome { timed_out })
+    Ok(Outcome {
+        timed_out: timed_out(status),
+        stopped: None,
+    })
+}
+
+/// A boot whose console is read while it runs: `watch` gets each line as it
+/// comes, and the first time it returns something the VM is stopped (the
+/// mutation tool stops at the first failing test). Not interactive.
+pub fn run_watched(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    disks: &[PathBuf],
+    boot: &Boot,
+    log: &Path,
+    mut watch: impl FnMut(&str) -> Option<String>,
+) -> Result<Outcome> {
+    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+    use std::io::Read;
+
+    let mut command = qemu(bench, image, initramfs, disks, boot);
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    command.args(["-monitor", "none", "-serial", "stdio"]);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .context("running qemu-system-x86_64 (run ci/setup)")?;
+    let pid = Pid::from_child(&child);
+    let mut console = File::open(log).with_context(|| format!("reading {}", log.display()))?;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut stopped: Option<(String, Instant)> = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        match &stopped {
+            None => {
+                console.read_to_end(&mut pending)?;
+                let mut start = 0;
+                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                    let line = String::from_utf8_lossy(&pending[start..start + end]).into_owned();
+                    start += end + 1;
+                    if let Some(what) = watch(&line) {
+                        // timeout(1) passes SIGTERM on to qemu, which quits.
+                        let _ = kill_process(pid, Signal::TERM);
+                        stopped = Some((what, Instant::now()));
+                        break;
+                    }
+                }
+                pending.drain(..start);
+            }
+            // timeout(1) runs qemu in its own process group: if qemu has
+            // not quit 10 s after SIGTERM, the group is killed.
+            Some((_, since)) if since.elapsed() > Duration::from_secs(10) => {
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+            Some(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    Ok(Outcome {
+        timed_out: stopped.is_none() && timed_out(status),
+        stopped: stopped.map(|(what, _)| what),
+    })
+}
+
+/// timeout(1) exits 124 when the limit was hit (137 after --kill-after).
+fn timed_out(status: std::process::ExitStatus) -> bool {
+    matches!(status.code(), Some(124) | Some(137))
+}
+
+/// The `timeout ... qemu-system-x86_64 ...` command of a boot, without its
+/// console's options.
+fn qemu(
+    bench: &Bench,
+    image: &KernelImage,
+    initramfs: &Initramfs,
+    disks: &[PathBuf],
+    boot: &Boot,
+) -> Command {
+    let mut command = Command::new("timeout");
+    command.args(["--kill-after=10", &format!("{}s", boot.timeout.as_secs())]);
+    command.arg("qemu-system-x86_64");
+    if bench.kvm {
+        command.args(["-accel", "kvm", "-cpu", "host"]);
+    } else {
+        command.args(["-accel", "tcg"]);
+    }
+    command.args([
+        "-smp",
+        "2",
+        "-m",
+        &image.memory_mb.to_string(),
+        "-no-reboot",
+        "-display",
+        "none",
+    ]);
+    command.arg("-kernel").arg(&image.bzimage);
+    command.arg("-initrd").arg(initramfs.for_kernel(image));
+    command.arg("-append").arg(cmdline(image, boot));
+    for disk in disks {
+        command
+            .arg("-drive")
+            .arg(format!("file={},if=virtio,format=raw", disk.display()));
+    }
+    command
 }
 
 fn cmdline(image: &KernelImage, boot: &Boot) -> String {

@@ -1,4 +1,5 @@
-//! The flows: test, the scenarios run alone, demo, shell, prepare. Each one
+//! The flows: test, the scenarios run alone, demo, shell, prepare, campaign,
+//! mutants. Each one
 //! strings the stages together in the order the data flows (kernel ->
 //! initramfs -> disks -> boot -> console -> verdict -> summary); no stage
 //! imports this file.
@@ -13,7 +14,8 @@ use crate::boot::{self, Boot};
 use crate::console::{self, Verdict};
 use crate::context::Bench;
 use crate::initramfs::{self, Initramfs};
-use crate::kernel::{self, KernelImage, KernelName};
+use crate::kernel::{self, Base, KernelImage, KernelName};
+use crate::mutants::{self, BaseReport, Fate, Mutant, Report};
 use crate::summary::{KernelResult, Summary};
 use crate::{ci_boot, disks, mutant, reboot, shutdown_reboot, suites};
 
@@ -40,8 +42,20 @@ pub struct CampaignOptions {
     pub modes: Vec<String>,
 }
 
-/// The parts of a campaign, in the order they run.
-pub const CAMPAIGN_PARTS: [&str; 3] = ["races", "s4", "shutdown-reboot"];
+/// The parts of a campaign, in the order they run. All but `mutants` run
+/// when none is named; `mutants` runs the mutation tool (not statistics) on
+/// the bases of the campaign's kernels.
+pub const CAMPAIGN_PARTS: [&str; 4] = ["races", "s4", "shutdown-reboot", "mutants"];
+
+/// What `umw-vm mutants` runs.
+pub struct MutantsOptions {
+    /// The bases, in order.
+    pub bases: Vec<Base>,
+    /// Only the mutants of these names; all when empty.
+    pub only: Vec<String>,
+    /// The command line, for the report.
+    pub command: String,
+}
 
 impl Bench {
     /// Builds the kernels, boots each with its suites, writes the summary.
@@ -218,7 +232,9 @@ impl Bench {
     /// samples and the summary are copied to bench/results/campaign-<UTC time>/
     /// and the table is printed. The verdicts are the tests' own: a
     /// baseline that never reproduced or a umount-wait mode that was ever
-    /// busy or unclean fails here too.
+    /// busy or unclean fails here too. The part `mutants` (only when named)
+    /// runs [`Bench::mutants`] on the bases of `kernels`, with its own
+    /// results directory.
     pub fn campaign(&self, kernels: &[KernelName], options: &CampaignOptions) -> Result<bool> {
         for part in &options.parts {
             if !CAMPAIGN_PARTS.contains(&part.as_str()) {
@@ -228,8 +244,38 @@ impl Bench {
                 );
             }
         }
-        let wants =
-            |part: &str| options.parts.is_empty() || options.parts.iter().any(|p| p == part);
+        let wants = |part: &str| {
+            (options.parts.is_empty() && part != "mutants")
+                || options.parts.iter().any(|p| p == part)
+        };
+        let mut ok = true;
+        if ["races", "s4", "shutdown-reboot"].iter().any(|p| wants(p)) {
+            ok = self.campaign_scenarios(kernels, options, &wants)?;
+        }
+        if wants("mutants") {
+            let mut bases: Vec<Base> = Vec::new();
+            for base in kernels.iter().filter_map(|k| k.base()) {
+                if !bases.contains(&base) {
+                    bases.push(base);
+                }
+            }
+            let kernels: Vec<&str> = kernels.iter().map(|k| k.as_str()).collect();
+            ok &= self.mutants(&MutantsOptions {
+                bases,
+                only: Vec::new(),
+                command: format!("umw-vm campaign {} --parts mutants", kernels.join(" ")),
+            })?;
+        }
+        Ok(ok)
+    }
+
+    /// The statistical parts of a campaign (races, s4, shutdown-reboot).
+    fn campaign_scenarios(
+        &self,
+        kernels: &[KernelName],
+        options: &CampaignOptions,
+        wants: &dyn Fn(&str) -> bool,
+    ) -> Result<bool> {
         let modes = shutdown_reboot::select_modes(&options.modes)?;
         let samples = self.paths.samples();
         let _ = fs::remove_file(&samples);
@@ -291,6 +337,178 @@ impl Bench {
         )?;
         println!("campaign: samples and summary in {}", dir.display());
         Ok(ok)
+    }
+
+    /// `umw-vm mutants`: for each base, the built patched tree copied once
+    /// (kernel::mutants_tree), then each mutant of qemu/mutants.txt applied,
+    /// `make bzImage` (incremental), one boot with the kselftest alone,
+    /// stopped at the first failing test, and the file put back. Writes
+    /// results.json and results.md to bench/results/mutants-<UTC time>/ and
+    /// prints the tables. Returns whether every mutant was killed.
+    pub fn mutants(&self, options: &MutantsOptions) -> Result<bool> {
+        let started = std::time::Instant::now();
+        let versions: Vec<&str> = Base::ALL.iter().map(|b| b.version()).collect();
+        let list = mutants::load(&self.paths.repo.join(mutants::LIST), &versions)?;
+        for name in &options.only {
+            if !list.iter().any(|m| &m.name == name) {
+                anyhow::bail!("no mutant {name} in {}", mutants::LIST);
+            }
+        }
+        let mut report = Report {
+            command: options.command.clone(),
+            wall_s: 0,
+            bases: Vec::new(),
+        };
+        for &base in &options.bases {
+            let chosen: Vec<&Mutant> = list
+                .iter()
+                .filter(|m| options.only.is_empty() || options.only.contains(&m.name))
+                .filter(|m| m.applies_to(base.version()))
+                .collect();
+            if chosen.is_empty() {
+                self.progress.note(&format!(
+                    "mutants: none of those chosen is for base {}",
+                    base.version()
+                ));
+                continue;
+            }
+            let image = kernel::build(self, base.patched())?;
+            let tree = kernel::mutants_tree(self, base)?;
+            if let Some(file) = mutants::recover(&tree)? {
+                self.progress.note(&format!(
+                    "mutants: {file} in {} was left changed by a run cut short: restored",
+                    tree.display()
+                ));
+            }
+            mutants::check(&tree, &chosen, base.version())?;
+            let initramfs = initramfs::build(self, &[&image])?;
+            let mut part = BaseReport {
+                base: base.version().into(),
+                release: image.release.clone(),
+                source: image.source.clone(),
+                tree: tree.display().to_string(),
+                mutants: Vec::new(),
+            };
+            for mutant in chosen {
+                let outcome = self.mutant(base, &image, &initramfs, &tree, mutant)?;
+                self.progress.note(&format!(
+                    "mutant {} ({}): {}: {}",
+                    mutant.name,
+                    base.version(),
+                    outcome.verdict.label(),
+                    outcome.detail
+                ));
+                part.mutants.push(outcome);
+            }
+            report.bases.push(part);
+        }
+        report.wall_s = started.elapsed().as_secs();
+        let date = crate::context::output_of(
+            std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H%MZ"]),
+        )?;
+        let dir = self
+            .paths
+            .repo
+            .join("bench/results")
+            .join(format!("mutants-{date}"));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::write(
+            dir.join("results.json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
+        let table = report.markdown();
+        fs::write(
+            dir.join("results.md"),
+            format!(
+                "# Mutants\n\n`{}`, {} s. Killed: a kselftest test failed (the first \
+                 one is named, with the harness's note), or the boot panicked or hit \
+                 its time limit. SURVIVED: every test passed. Stillborn: did not \
+                 compile.\n\n{table}",
+                report.command, report.wall_s
+            ),
+        )?;
+        println!();
+        print!("{table}");
+        println!("mutants: results in {}", dir.display());
+        Ok(report.all_killed())
+    }
+
+    /// One mutant: applied, built, booted with the kselftest, put back.
+    fn mutant(
+        &self,
+        base: Base,
+        image: &KernelImage,
+        initramfs: &Initramfs,
+        tree: &std::path::Path,
+        mutant: &Mutant,
+    ) -> Result<mutants::Outcome> {
+        let label = format!("mutant-{}-{}", base.version(), mutant.name);
+        let what = format!("mutant {} ({})", mutant.name, base.version());
+        let make_log = self.log(&format!("{label}-make.log"));
+        let _ = fs::remove_file(&make_log);
+        let applied = mutants::apply(tree, mutant)
+            .with_context(|| format!("mutant {} on base {}", mutant.name, base.version()))?;
+        let (made, build_time) = kernel::make_bzimage(self, tree, &what, &make_log)?;
+        let mut outcome = mutants::Outcome {
+            name: mutant.name.clone(),
+            base: base.version().into(),
+            file: mutant.file.clone(),
+            why: mutant.why.clone(),
+            verdict: Fate::Stillborn,
+            detail: String::new(),
+            build_s: round(build_time),
+            boot_s: 0.0,
+        };
+        let bzimage = match made {
+            Ok(bzimage) => bzimage,
+            Err(_) => {
+                let log = fs::read_to_string(&make_log).unwrap_or_default();
+                outcome.detail = mutants::first_error(&log);
+                applied.restore()?;
+                return Ok(outcome);
+            }
+        };
+        let booted = KernelImage {
+            name: image.name,
+            bzimage,
+            release: image.release.clone(),
+            source: image.source.clone(),
+            selftest: image.selftest.clone(),
+            modules: Vec::new(),
+            memory_mb: image.memory_mb,
+        };
+        let boot = Boot::suites(vec![mutants::SUITE.into()], 1, image.name);
+        let disks = disks::fresh(self, &label)?;
+        let log = self.log(&format!("console-{label}.log"));
+        let boot_started = std::time::Instant::now();
+        let mut watch = mutants::Watch::default();
+        let ran = self.progress.stage(
+            &format!("{what}: boot, kselftest (stops at the first failure)"),
+            Some(&log),
+            || {
+                boot::run_watched(
+                    self,
+                    &booted,
+                    initramfs,
+                    &disks.images,
+                    &boot,
+                    &log,
+                    |line| watch.line(line),
+                )
+            },
+        )?;
+        outcome.boot_s = round(boot_started.elapsed());
+        applied.restore()?;
+        let text = fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+        let verdict = console::parse(&String::from_utf8_lossy(&text), &boot.suites);
+        let (fate, detail) = mutants::judge(
+            ran.stopped.as_deref(),
+            ran.timed_out.then_some(boot.timeout.as_secs()),
+            &verdict,
+        );
+        outcome.verdict = fate;
+        outcome.detail = detail;
+        Ok(outcome)
     }
 
     /// Boots one kernel with its suites and reads the verdict from the console.
@@ -423,6 +641,11 @@ fn yes_no(flag: Option<bool>) -> &'static str {
         Some(false) => "no",
         None => "unknown",
     }
+}
+
+/// A duration in seconds, to a tenth.
+fn round(time: Duration) -> f64 {
+    (time.as_secs_f64() * 10.0).round() / 10.0
 }
 
 /// ` --NAME a,b` for a list option that was given, nothing otherwise.

@@ -18,6 +18,9 @@
 //!   trees/patched-7.3    its copy with the primary series, rebuilt
 //!   trees/debug          a copy of the patched-7.3 tree + qemu/kernel-debug.config
 //!                        (lockdep, sleep-in-atomic, hung task), rebuilt
+//!   trees/mutants-VERSION a copy of the built patched tree of a base, where
+//!                        `umw-vm mutants` applies each mutant of
+//!                        qemu/mutants.txt in turn (mutants_tree)
 //!
 //! `prepare` runs every step but the compiles (extraction, copies, config
 //! merge and its check, series apply): ci/test runs it on an empty cache on
@@ -55,6 +58,19 @@ impl Base {
         match self {
             Base::Lts612 => "6.12",
             Base::Mainline73 => "7.3",
+        }
+    }
+
+    /// The base of a version as written on the command line ("7.3", "6.12").
+    pub fn parse(version: &str) -> Option<Base> {
+        Base::ALL.into_iter().find(|b| b.version() == version)
+    }
+
+    /// The kernel with this base's series.
+    pub fn patched(self) -> KernelName {
+        match self {
+            Base::Lts612 => KernelName::Patched,
+            Base::Mainline73 => KernelName::Patched73,
         }
     }
 
@@ -574,6 +590,70 @@ fn build_tree(bench: &Bench, name: KernelName, until: Until) -> Result<PathBuf> 
     )?;
     set_stamp(&tree, "built", &key)?;
     Ok(tree)
+}
+
+/// The tree the mutation tool changes for one base (`umw-vm mutants`):
+/// trees/mutants-VERSION, a copy of the built patched tree (timestamps kept,
+/// so that a mutant's build recompiles one file and links), made again only
+/// when the patched tree's key changed (`.umw-copy-of`). The patched tree is
+/// built first if it is not: the cache does the work.
+pub fn mutants_tree(bench: &Bench, base: Base) -> Result<PathBuf> {
+    let _lock = take_lock(bench)?;
+    let name = base.patched();
+    let patched = build_tree(bench, name, Until::Built)?;
+    let key = key_for(bench, name)?;
+    let tree = bench
+        .paths
+        .cache
+        .join("trees")
+        .join(format!("mutants-{}", base.version()));
+    if stamp(&tree, "copy-of").as_deref() != Some(key.as_str()) {
+        bench.progress.stage(
+            &format!(
+                "mutants ({}): copying the built {name} tree",
+                base.version()
+            ),
+            None,
+            || copy_tree(&patched, &tree),
+        )?;
+        set_stamp(&tree, "copy-of", &key)?;
+    } else {
+        bench.progress.note(&format!(
+            "mutants ({}): reusing {} (a copy of the {name} tree, key {key})",
+            base.version(),
+            tree.display()
+        ));
+    }
+    Ok(tree)
+}
+
+/// `make -j<jobs> bzImage` in a tree under the kernels' lock, its output
+/// to `log`. Returns make's outcome (the image, or why it failed) and the
+/// time it took, without the wait for the lock; the error outside is the
+/// lock's.
+pub fn make_bzimage(
+    bench: &Bench,
+    tree: &Path,
+    what: &str,
+    log: &Path,
+) -> Result<(Result<PathBuf>, std::time::Duration)> {
+    let _lock = take_lock(bench)?;
+    let started = std::time::Instant::now();
+    let jobs = bench.jobs.to_string();
+    let made = bench
+        .progress
+        .stage(&format!("{what}: make -j{jobs} bzImage"), Some(log), || {
+            run_logged(
+                Command::new("make")
+                    .args(["-j", &jobs, "bzImage"])
+                    .current_dir(tree),
+                log,
+            )
+        });
+    Ok((
+        made.map(|()| tree.join("arch/x86/boot/bzImage")),
+        started.elapsed(),
+    ))
 }
 
 /// `git apply [-R] PATCH` in a tree that is not a git repository (and never

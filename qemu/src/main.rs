@@ -24,6 +24,7 @@ mod initramfs;
 mod kernel;
 mod kernel_stock;
 mod mutant;
+mod mutants;
 mod progress;
 mod reboot;
 mod shutdown_reboot;
@@ -126,12 +127,25 @@ enum Command {
         /// Boots per mode of S4 and shutdown-reboot.
         #[arg(long, default_value_t = 30)]
         boots: u32,
-        /// Only these parts (races, s4, shutdown-reboot); all when none is given.
+        /// Only these parts (races, s4, shutdown-reboot, mutants); all but mutants when none is given. mutants: `umw-vm mutants` on the bases of the kernels.
         #[arg(long, value_delimiter = ',')]
         parts: Vec<String>,
         /// Only these modes of shutdown-reboot (umount-wait, polling, umount-wait+survivor, umount-wait+f2fs, plain+f2fs, ...; none and none+f2fs: the control boots); all but the controls when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
+    },
+    /// The mutation tool: each mutant of qemu/mutants.txt applied to a copy
+    /// of the built patched tree, rebuilt (seconds), booted with the
+    /// kselftest until its first failure; killed, SURVIVED or stillborn.
+    /// Results in bench/results/mutants-<UTC time>/; fails when one survived
+    /// or was stillborn.
+    Mutants {
+        /// Bases (7.3, 6.12); both, 7.3 first, when none is given.
+        #[arg(long, value_delimiter = ',', value_name = "VERSION")]
+        base: Vec<String>,
+        /// Only the mutants of these names.
+        #[arg(long, value_delimiter = ',', value_name = "NAME")]
+        only: Vec<String>,
     },
     /// Boot the patched kernel and show umount-wait against plain umount on real scenarios.
     Demo,
@@ -255,6 +269,32 @@ fn run(cli: Cli) -> Result<bool> {
                 kernels
             };
             bench.ci_boot_alone(&kernels)
+        }
+        Command::Mutants { base, only } => {
+            let mut bases = Vec::new();
+            for version in &base {
+                let Some(b) = kernel::Base::parse(version) else {
+                    anyhow::bail!("no base {version} (bases: 7.3, 6.12)");
+                };
+                if !bases.contains(&b) {
+                    bases.push(b);
+                }
+            }
+            if bases.is_empty() {
+                bases = kernel::Base::ALL.to_vec();
+            }
+            let mut command = "umw-vm mutants".to_string();
+            for b in &bases {
+                command.push_str(&format!(" --base {}", b.version()));
+            }
+            if !only.is_empty() {
+                command.push_str(&format!(" --only {}", only.join(",")));
+            }
+            bench.mutants(&flows::MutantsOptions {
+                bases,
+                only,
+                command,
+            })
         }
         Command::Demo => bench.demo(),
         Command::Shell { kernel } => bench.shell(kernel),
