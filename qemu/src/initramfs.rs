@@ -9,6 +9,8 @@
 //!   /usr/lib/umw/suites/<name>              qemu/guest/suites/*
 //!   /usr/lib/umw/lib/<file>                 qemu/guest/lib/* (shell helpers)
 //!   /usr/lib/umw/bin/<name>                 qemu/guest/bin/<name>.c, static
+//!   /usr/lib/umw/bin/manpage-umount_wait    the EXAMPLES program of
+//!                                           kernel-patches/man-pages/*.patch
 //!   /usr/lib/umw/examples/<name>.sh         examples/*.sh (the reboot scripts)
 //!   /lib/modules/umw/*.ko + /usr/lib/umw/modules (stock kernel only)
 
@@ -24,6 +26,7 @@ use anyhow::{bail, Context, Result};
 use crate::cache::Key;
 use crate::context::{output_of, run_logged, Bench};
 use crate::kernel::{self, KernelImage, KernelName};
+use crate::manpage;
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -66,7 +69,7 @@ pub fn build_with(
         }
     };
     let helpers = bench.progress.stage(
-        "guest helpers (qemu/guest/bin/*.c)",
+        "guest helpers (qemu/guest/bin/*.c, the man page's example)",
         Some(&bench.log("helpers.log")),
         || static_helpers(bench),
     )?;
@@ -287,7 +290,8 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// qemu/guest/bin/*.c -> static binaries in target/vm/bin.
+/// qemu/guest/bin/*.c and the man-pages patch's example -> static
+/// binaries in target/vm/bin.
 fn static_helpers(bench: &Bench) -> Result<Vec<PathBuf>> {
     let out = bench.paths.out.join("bin");
     fs::create_dir_all(&out)?;
@@ -307,6 +311,7 @@ fn static_helpers(bench: &Bench) -> Result<Vec<PathBuf>> {
         )?;
         binaries.push(binary);
     }
+    binaries.push(manpage::build_example(bench, &log)?);
     Ok(binaries)
 }
 

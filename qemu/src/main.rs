@@ -23,6 +23,7 @@ mod flows;
 mod initramfs;
 mod kernel;
 mod kernel_stock;
+mod manpage;
 mod mutant;
 mod mutants;
 mod progress;

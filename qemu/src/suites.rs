@@ -148,6 +148,19 @@ mod tests {
         assert!(!mainline.contains(&"tool-fallback".to_string()));
         assert!(patched.contains(&"shutdown".to_string()));
         assert!(!mainline.contains(&"shutdown".to_string()));
+        // The man page's example: where the flag is (both series) and on
+        // one kernel without it (its probe must say so).
+        for kernel in [
+            KernelName::Patched,
+            KernelName::Patched73,
+            KernelName::Unpatched,
+        ] {
+            let suites = for_kernel(&dir, kernel, &[]).unwrap();
+            assert!(
+                suites.contains(&"manpage-example".to_string()),
+                "manpage-example on {kernel:?}"
+            );
+        }
         let mutant = for_kernel(&dir, KernelName::Mutant, &[]).unwrap();
         assert_eq!(mutant, vec!["kselftest", "race-s1", "race-s2", "race-s3"]);
         assert_eq!(
