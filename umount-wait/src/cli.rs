@@ -71,7 +71,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         32,
         "failure: the target was left as it was (with -r: remounted read-only); \
          also a target that holds umount-wait's own root or working directory \
-         (umount-wait /), refused as busy",
+         (umount-wait /), refused before anything changes",
     ),
     (64, "several targets with different results (some failed)"),
 ];

@@ -42,6 +42,7 @@ impl Exit {
             | ErrorKind::NotMountPoint
             | ErrorKind::Symlink
             | ErrorKind::Busy
+            | ErrorKind::PinnedByCaller
             | ErrorKind::SubmountFailed { .. }
             | ErrorKind::Covered
             | ErrorKind::Moved

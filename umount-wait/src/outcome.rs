@@ -256,6 +256,11 @@ pub enum ErrorKind {
     NotSuperuser,
     /// The kernel refused to unmount: still in use.
     Busy,
+    /// This process's root or working directory is on the target's
+    /// filesystem, which therefore could not shut down while it waits:
+    /// refused before anything changes (`UMOUNT_WAIT`'s EDEADLK, and the
+    /// same refusal on the fallback path).
+    PinnedByCaller,
     /// `--mode kernel` on a kernel without `UMOUNT_WAIT`.
     NoKernelSupport,
     /// A submount (with `--recursive`) could not be unmounted.
@@ -319,6 +324,7 @@ impl Error {
     pub fn from_unmount(target: impl Into<PathBuf>, errno: Errno) -> Self {
         let kind = match errno {
             Errno::BUSY => ErrorKind::Busy,
+            Errno::DEADLK => ErrorKind::PinnedByCaller,
             Errno::PERM => ErrorKind::NotSuperuser,
             // The path is not (any more) a mount point.
             Errno::INVAL => ErrorKind::NotMountPoint,
@@ -356,6 +362,11 @@ impl fmt::Display for Error {
             ErrorKind::PermissionDenied => write!(f, "permission denied")?,
             ErrorKind::NotSuperuser => write!(f, "must be superuser to unmount")?,
             ErrorKind::Busy => write!(f, "target is busy")?,
+            ErrorKind::PinnedByCaller => write!(
+                f,
+                "this process's root or working directory is on this filesystem: \
+                 it could not shut down while we wait"
+            )?,
             ErrorKind::NoKernelSupport => {
                 write!(f, "--mode kernel: this kernel has no UMOUNT_WAIT")?
             }
@@ -417,6 +428,7 @@ mod tests {
         let kind = |errno| Error::from_unmount("/x", errno).kind;
         assert_eq!(kind(Errno::PERM), ErrorKind::NotSuperuser);
         assert_eq!(kind(Errno::BUSY), ErrorKind::Busy);
+        assert_eq!(kind(Errno::DEADLK), ErrorKind::PinnedByCaller);
         assert_eq!(kind(Errno::INVAL), ErrorKind::NotMountPoint);
         assert_eq!(kind(Errno::NOENT), ErrorKind::NotFound);
         assert_eq!(kind(Errno::NOMEM), ErrorKind::System("unmounting"));

@@ -2177,7 +2177,8 @@ fn bind_of_a_deleted_directory_is_no_error() {
 
 /// The caller's working directory on the target keeps its superblock alive:
 /// a lazy unmount would detach it and wait for ever. Refused before
-/// anything changes, as the kernel path refuses it (EBUSY): exit 32,
+/// anything changes, as the kernel path refuses it (EDEADLK), with words
+/// that say why (not umount(8)'s "busy": nothing else holds it): exit 32,
 /// untouched. `--timeout` only bounds the old behaviour (exit 3 after it).
 fn working_directory_on_the_target_is_refused_untouched() {
     let s = Scratch::new("cwd");
@@ -2192,7 +2193,13 @@ fn working_directory_on_the_target_is_refused_untouched() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(EXIT_FAILURE), "{stdout}{stderr}");
-    assert!(stderr.contains("target is busy (untouched)"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "this process's root or working directory is on this filesystem: \
+             it could not shut down while we wait (untouched)"
+        ),
+        "{stderr}"
+    );
     assert_eq!(field(&stdout, "outcome"), Some("untouched"), "{stdout}");
     assert!(is_mounted(&m));
 }
@@ -2200,8 +2207,8 @@ fn working_directory_on_the_target_is_refused_untouched() {
 /// `umount-wait /` where the root is a tmpfs (a child chrooted into one,
 /// with /proc mounted inside, calling the library): umount(2) would only
 /// remount it read-only and return 0, and the wait would never end. The
-/// fallback refuses it as the kernel path does: busy, untouched, and the
-/// filesystem still writable.
+/// fallback refuses it as the kernel path does (EDEADLK), untouched, and
+/// the filesystem still writable.
 fn the_callers_root_is_refused_untouched() {
     use umount_wait::{target, ErrorKind, State, WaitPath};
     let s = Scratch::new("root");
@@ -2232,7 +2239,8 @@ fn the_callers_root_is_refused_untouched() {
                     Ok(report) => panic!("not refused: {:?}", report.outcome),
                     Err(e) => e,
                 };
-                assert_eq!(error.kind, ErrorKind::Busy, "{error}");
+                assert_eq!(error.kind, ErrorKind::PinnedByCaller, "{error}");
+                assert_eq!(error.errno, Some(rustix::io::Errno::DEADLK), "{error}");
                 assert_eq!(error.state, State::Untouched, "{error}");
                 fs::write("/written", b"x").expect("the root was made read-only");
             });

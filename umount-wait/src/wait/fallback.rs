@@ -215,11 +215,11 @@ pub(super) fn detach<'w>(
     } = *attempt;
     report.device_nodes = device::nodes_for(&target.mount);
     // What the kernel path refuses, refused here too, before anything
-    // changes: as umount(2)'s EBUSY.
+    // changes, with its errno: EDEADLK.
     if pinned_by_caller(target) {
         // umount(2) checks the caller's privilege first: as it would.
         let errno = match rustix::process::geteuid().is_root() {
-            true => Errno::BUSY,
+            true => Errno::DEADLK,
             false => Errno::PERM,
         };
         return unmount_failed(target, options, report, errno).map(Detached::Done);
@@ -445,7 +445,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
 
 /// Whether this process's root or working directory is on the target's
 /// superblock: then it cannot shut down while we wait for it. The kernel
-/// path's `UMOUNT_WAIT` refuses this with EBUSY before changing anything
+/// path's `UMOUNT_WAIT` refuses this with EDEADLK before changing anything
 /// (`current_fs_pins_super()` in the series), and so does the fallback.
 /// It covers `umount-wait /`, which umount(2) would turn into a read-only
 /// remount that returns 0, and a lazy unmount of the working directory's

@@ -26,8 +26,9 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
     }
 }
 
-/// The unmount failed and nothing changed: with `-r` and EBUSY, remount
-/// read-only; otherwise an error that lists the blockers of a busy target.
+/// The unmount failed and nothing changed: with `-r` and EBUSY (or the
+/// EDEADLK of a filesystem this process holds), remount read-only;
+/// otherwise an error that lists the blockers of a busy target.
 pub(super) fn unmount_failed(
     target: &Target,
     options: &Options<'_>,
@@ -43,7 +44,8 @@ pub(super) fn unmount_failed(
             blockers::deadline_in(options.timeout),
         )
     };
-    if errno == Errno::BUSY && options.read_only_on_failure {
+    let held = errno == Errno::BUSY || errno == Errno::DEADLK;
+    if held && options.read_only_on_failure {
         report.blockers = busy_blockers();
         return read_only::remount_busy(target, options, report, errno);
     }
