@@ -39,9 +39,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `--probe` line: its first word is `kernel` or `fallback`.
-fn probe_line(probe: Probe) -> String {
+/// The `--probe` line: its first word is `kernel` or `fallback`. A kernel
+/// that also has `UMOUNT_NOTIFY` says so: this version does not use it yet.
+fn probe_line(probe: Probe, notify: bool) -> String {
     match probe {
+        Probe::Kernel if notify => "kernel (UMOUNT_WAIT supported: umount2(\"\", 0x10) = ENOENT; \
+            UMOUNT_NOTIFY supported too: umount2(\"\", 0x20) = ENOENT, not used by this version)"
+            .into(),
         Probe::Kernel => "kernel (UMOUNT_WAIT supported: umount2(\"\", 0x10) = ENOENT)".into(),
         Probe::Fallback => "fallback (no UMOUNT_WAIT: umount2(\"\", 0x10) = EINVAL; \
             waiting with inotify IN_UNMOUNT and an O_EXCL claim check)"
@@ -60,7 +64,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let printer = Printer::new(cli.json, cli.quiet, cli.verbose);
     let probe = sys::probe();
     if cli.probe {
-        printer.probe(&probe_line(probe));
+        printer.probe(&probe_line(probe, sys::notify_supported()));
         return Ok(Exit::Success);
     }
 
@@ -124,7 +128,10 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
             return Ok(Exit::System);
         }
     };
-    printer.verbose_note(&probe_line(probe));
+    printer.verbose_note(&probe_line(
+        probe,
+        probe == Probe::Kernel && sys::notify_supported(),
+    ));
     if !cli.all && (cli.types.is_some() || cli.test_opts.is_some()) {
         printer.verbose_note("-t and -O select for --all only; TARGETs are unmounted whatever their type and options, as by umount(8)");
     }

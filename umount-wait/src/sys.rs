@@ -20,6 +20,16 @@ use crate::mountinfo::DevId;
 /// superblock is dead. Not in any released kernel's headers yet.
 pub const UMOUNT_WAIT: u32 = 0x10;
 
+/// `UMOUNT_NOTIFY`, its pollable form in the same series: `umount2`
+/// returns a descriptor that polls readable once the superblock is dead.
+pub const UMOUNT_NOTIFY: u32 = 0x20;
+
+/// Whether the kernel knows `UMOUNT_NOTIFY`, asked as [`probe`] asks for
+/// `UMOUNT_WAIT`: ENOENT for the empty path means the flag passed.
+pub fn notify_supported() -> bool {
+    rustix::mount::unmount("", UnmountFlags::from_bits_retain(UMOUNT_NOTIFY)) == Err(Errno::NOENT)
+}
+
 /// What `umount2("", UMOUNT_WAIT)` says about this kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {

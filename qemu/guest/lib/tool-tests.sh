@@ -29,9 +29,9 @@ patched | patched-7.3 | debug) expected=kernel ;;
 *) expected=fallback ;;
 esac
 
-ktap_plan 8
+ktap_plan 9
 if [ ! -x $cmd ]; then
-	for t in probe tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
+	for t in probe probe_notify tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
 		ktap_fail "${mode}_$t" "umount-wait is not in the initramfs"
 	done
 	ktap_done
@@ -39,6 +39,11 @@ fi
 
 probe=$($cmd --probe | cut -d' ' -f1)
 ktap_check "${mode}_probe_says_$expected" "--probe said '$probe' on the $UMW_KERNEL kernel" [ "$probe" = "$expected" ]
+# The series' kernels have UMOUNT_NOTIFY too, and --probe says so.
+notify=no
+$cmd --probe | grep -q "UMOUNT_NOTIFY supported" && notify=yes
+case $expected in kernel) want_notify=yes ;; *) want_notify=no ;; esac
+ktap_check "${mode}_probe_notify_$want_notify" "--probe on the $UMW_KERNEL kernel: UMOUNT_NOTIFY $notify" [ "$notify" = "$want_notify" ]
 
 if [ "$mode" = kernel ] && [ "$probe" != kernel ]; then
 	mkdir -p /tmp/refuse && mount -t tmpfs none /tmp/refuse
