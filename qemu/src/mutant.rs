@@ -120,12 +120,14 @@ mod tests {
     fn every_name_in_the_list_is_a_test_of_the_series() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let names = not_wait_tests(&root.join("mutant/not-wait-tests")).unwrap();
-        let patch = fs::read_dir(root.join("../kernel-patches"))
+        // The selftest patches of the series: 0003 (UMOUNT_WAIT), 0006
+        // (UMOUNT_NOTIFY).
+        let source: String = fs::read_dir(root.join("../kernel-patches"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().contains("0003-selftests"))
-            .unwrap();
-        let source = fs::read_to_string(patch).unwrap();
+            .filter(|p| p.to_string_lossy().contains("-selftests-"))
+            .map(|p| fs::read_to_string(p).unwrap())
+            .collect();
         assert!(!names.is_empty());
         for name in &names {
             // fixture.test or fixture.variant.test

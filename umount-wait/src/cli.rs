@@ -58,7 +58,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         2,
-        "system error (also --mode kernel on a kernel without UMOUNT_WAIT)",
+        "system error (also --mode kernel on a kernel without UMOUNT_WAIT, \
+         --mode notify without UMOUNT_NOTIFY)",
     ),
     (
         3,
@@ -204,7 +205,9 @@ pub struct Cli {
     ///
     /// auto takes the kernel path where the kernel has UMOUNT_WAIT; kernel
     /// refuses (exit 2, nothing touched) where it has not; fallback forces
-    /// the userspace path, for tests and comparisons.
+    /// the userspace path, for tests and comparisons; notify takes the
+    /// kernel's UMOUNT_NOTIFY (one descriptor polled with the deadline, no
+    /// child process), refused where the kernel lacks it and with --all.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
 
@@ -448,6 +451,7 @@ pub enum ModeArg {
     Auto,
     Kernel,
     Fallback,
+    Notify,
 }
 
 impl From<ModeArg> for Mode {
@@ -456,6 +460,7 @@ impl From<ModeArg> for Mode {
             ModeArg::Auto => Mode::Auto,
             ModeArg::Kernel => Mode::Kernel,
             ModeArg::Fallback => Mode::Fallback,
+            ModeArg::Notify => Mode::Notify,
         }
     }
 }

@@ -37,7 +37,9 @@ impl Exit {
             | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied
             | ErrorKind::NotSuperuser => Exit::Usage,
-            ErrorKind::NoKernelSupport | ErrorKind::System(_) => Exit::System,
+            ErrorKind::NoKernelSupport | ErrorKind::NoNotifySupport | ErrorKind::System(_) => {
+                Exit::System
+            }
             ErrorKind::NotFound
             | ErrorKind::NotMountPoint
             | ErrorKind::Symlink

@@ -20,7 +20,7 @@ use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 use exit::Exit;
 use report::Printer;
 use stop::StopSignals;
-use umount_wait::cli::Cli;
+use umount_wait::cli::{Cli, ModeArg};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -112,8 +112,16 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         return Ok(refuse_all(&printer, &usage));
     }
 
+    if cli.all && cli.mode == ModeArg::Notify {
+        eprintln!(
+            "umount-wait: --mode notify does not go with --all yet (--all waits side by side \
+             with UMOUNT_WAIT children); nothing was unmounted"
+        );
+        return Ok(Exit::Usage);
+    }
     let mode = Mode::from(cli.mode);
-    let path = match mode.choose(probe) {
+    let notify = probe == Probe::Kernel && sys::notify_supported();
+    let path = match mode.choose(probe, notify) {
         Ok(path) => path,
         Err(kind) => {
             let all = [PathBuf::from("--all")];
@@ -128,10 +136,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
             return Ok(Exit::System);
         }
     };
-    printer.verbose_note(&probe_line(
-        probe,
-        probe == Probe::Kernel && sys::notify_supported(),
-    ));
+    printer.verbose_note(&probe_line(probe, notify));
     if !cli.all && (cli.types.is_some() || cli.test_opts.is_some()) {
         printer.verbose_note("-t and -O select for --all only; TARGETs are unmounted whatever their type and options, as by umount(8)");
     }

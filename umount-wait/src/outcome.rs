@@ -15,6 +15,9 @@ use crate::mountinfo::{self, Mount};
 pub enum WaitPath {
     /// `umount2(target, flags | UMOUNT_WAIT)`: the kernel waits.
     Kernel,
+    /// `umount2(target, flags | UMOUNT_NOTIFY)`: the kernel returns a
+    /// descriptor that polls readable once the superblock is dead.
+    Notify,
     /// inotify `IN_UNMOUNT` on the mount root, then the block device claim.
     Fallback,
 }
@@ -23,6 +26,7 @@ impl WaitPath {
     pub fn name(self) -> &'static str {
         match self {
             WaitPath::Kernel => "kernel",
+            WaitPath::Notify => "notify",
             WaitPath::Fallback => "fallback",
         }
     }
@@ -263,6 +267,8 @@ pub enum ErrorKind {
     PinnedByCaller,
     /// `--mode kernel` on a kernel without `UMOUNT_WAIT`.
     NoKernelSupport,
+    /// `--mode notify` on a kernel without `UMOUNT_NOTIFY`.
+    NoNotifySupport,
     /// A submount (with `--recursive`) could not be unmounted.
     SubmountFailed {
         submount: PathBuf,
@@ -369,6 +375,9 @@ impl fmt::Display for Error {
             )?,
             ErrorKind::NoKernelSupport => {
                 write!(f, "--mode kernel: this kernel has no UMOUNT_WAIT")?
+            }
+            ErrorKind::NoNotifySupport => {
+                write!(f, "--mode notify: this kernel has no UMOUNT_NOTIFY")?
             }
             ErrorKind::SubmountFailed { submount } => write!(
                 f,

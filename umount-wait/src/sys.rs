@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -223,6 +223,22 @@ impl PreparedUnmount {
     /// The system call itself; async-signal-safe.
     pub fn call(&self) -> Result<(), Errno> {
         rustix::mount::unmount(self.path.as_c_str(), self.flags)
+    }
+
+    /// The system call with `UMOUNT_NOTIFY` added: the descriptor it
+    /// returns polls readable once the superblock is dead.
+    pub fn call_notify(&self) -> Result<OwnedFd, Errno> {
+        let flags = self.flags.bits() | UMOUNT_NOTIFY;
+        // SAFETY: a valid C string and plain flags; the kernel returns a
+        // new descriptor of ours or -1.
+        let fd = unsafe { nix::libc::umount2(self.path.as_ptr(), flags as nix::libc::c_int) };
+        if fd < 0 {
+            return Err(Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        // SAFETY: the kernel just gave us this descriptor, ours alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 }
 

@@ -68,6 +68,10 @@ fn main() {
             "mode_kernel_follows_the_kernel",
             mode_kernel_follows_the_kernel,
         ),
+        (
+            "mode_notify_follows_the_kernel",
+            mode_notify_follows_the_kernel,
+        ),
         ("tmpfs_unmount_shuts_down", tmpfs_unmount_shuts_down),
         (
             "library_takes_a_cancel_handle_and_leaves_signals_alone",
@@ -798,6 +802,13 @@ fn field_ms(json: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in {json}"))
 }
 
+/// Whether this kernel has `UMOUNT_NOTIFY`: the empty path passes the flag
+/// check (ENOENT) only where the flag exists.
+fn kernel_has_umount_notify() -> bool {
+    let flags = UnmountFlags::from_bits_retain(umount_wait::sys::UMOUNT_NOTIFY);
+    rustix::mount::unmount("", flags) == Err(Errno::NOENT)
+}
+
 /// Whether this kernel has `UMOUNT_WAIT`, found by using it: `umount2` of a
 /// fresh tmpfs with the flag, which unmounts it where the flag exists and
 /// fails with EINVAL where it does not. Independent of `sys::probe()`,
@@ -894,6 +905,45 @@ fn mode_kernel_follows_the_kernel() {
     assert_code(&run, EXIT_SYSTEM, "--mode kernel without the flag");
     assert!(
         run.stderr.contains("no UMOUNT_WAIT") && run.stderr.contains("untouched"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&m));
+}
+
+/// `--mode notify` takes the kernel's UMOUNT_NOTIFY where it exists (one
+/// descriptor polled, the report's path says so), and fails untouched
+/// where it does not; with `--all` it is refused before anything is read.
+fn mode_notify_follows_the_kernel() {
+    let s = Scratch::new("mode-notify");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let run = umw(["--mode", "notify", "--all", "--include"]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([m.as_os_str()]));
+    assert_code(&run, EXIT_USAGE, "--mode notify --all");
+    assert!(
+        run.stderr.contains("does not go with --all"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_mounted(&m));
+    let run = umw([
+        OsStr::new("--mode"),
+        OsStr::new("notify"),
+        OsStr::new("--json"),
+        m.as_os_str(),
+    ]);
+    if kernel_has_umount_notify() {
+        assert_code(&run, EXIT_OK, "--mode notify with the flag");
+        assert_eq!(field(&run.stdout, "path"), Some("notify"), "{}", run.stdout);
+        assert!(!is_mounted(&m));
+        return;
+    }
+    assert_code(&run, EXIT_SYSTEM, "--mode notify without the flag");
+    assert!(
+        run.stderr.contains("no UMOUNT_NOTIFY") && run.stderr.contains("untouched"),
         "{}",
         run.stderr
     );

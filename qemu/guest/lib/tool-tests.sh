@@ -45,7 +45,7 @@ $cmd --probe | grep -q "UMOUNT_NOTIFY supported" && notify=yes
 case $expected in kernel) want_notify=yes ;; *) want_notify=no ;; esac
 ktap_check "${mode}_probe_notify_$want_notify" "--probe on the $UMW_KERNEL kernel: UMOUNT_NOTIFY $notify" [ "$notify" = "$want_notify" ]
 
-if [ "$mode" = kernel ] && [ "$probe" != kernel ]; then
+if [ "$mode" != fallback ] && [ "$probe" != kernel ]; then
 	mkdir -p /tmp/refuse && mount -t tmpfs none /tmp/refuse
 	err=$($cmd --mode kernel /tmp/refuse 2>&1)
 	rc=$?

@@ -30,7 +30,7 @@ _umount__wait() {
             fi
             case "${prev}" in
                 --mode)
-                    COMPREPLY=($(compgen -W "auto kernel fallback" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto kernel fallback notify" -- "${cur}"))
                     return 0
                     ;;
                 --timeout)

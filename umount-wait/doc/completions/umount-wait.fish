@@ -1,6 +1,7 @@
 complete -c umount-wait -l mode -d 'Which way to wait' -r -f -a "auto\t''
 kernel\t''
-fallback\t''"
+fallback\t''
+notify\t''"
 complete -c umount-wait -s w -l timeout -d 'Wait at most DURATION for each target (500ms, 30s, 2m, 1h)' -r
 complete -c umount-wait -s N -l namespace -d 'Act in the mount namespace of process PID (or of the namespace file at PATH)' -r -F
 complete -c umount-wait -l include -d 'Only mounts at or below PREFIX (repeatable)' -r -F

@@ -454,7 +454,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
 /// the mount table (the root's and the working directory's mounts found
 /// by mount id), so that a btrfs subvolume's own `st_dev` does not hide
 /// its filesystem. When this cannot be found out, nothing is refused.
-fn pinned_by_caller(target: &Target) -> bool {
+pub(super) fn pinned_by_caller(target: &Target) -> bool {
     let Ok((root, cwd)) = sys::caller_mount_ids() else {
         return false;
     };

@@ -6,6 +6,7 @@
 mod call;
 mod fallback;
 mod kernel;
+mod notify;
 mod read_only;
 mod recursive;
 mod report;
@@ -37,12 +38,18 @@ pub enum Mode {
     Kernel,
     /// The fallback path, whatever the kernel offers.
     Fallback,
+    /// The kernel's `UMOUNT_NOTIFY`: one descriptor polled with the
+    /// deadline, no child process; or fail (untouched) where it is missing.
+    Notify,
 }
 
 impl Mode {
-    /// The path for this mode on a kernel that probed as `probe`.
-    pub fn choose(self, probe: Probe) -> Result<WaitPath, ErrorKind> {
+    /// The path for this mode on a kernel that probed as `probe`, and
+    /// has `UMOUNT_NOTIFY` too if `notify`.
+    pub fn choose(self, probe: Probe, notify: bool) -> Result<WaitPath, ErrorKind> {
         match (self, probe) {
+            (Mode::Notify, Probe::Kernel) if notify => Ok(WaitPath::Notify),
+            (Mode::Notify, _) => Err(ErrorKind::NoNotifySupport),
             (Mode::Fallback, _) => Ok(WaitPath::Fallback),
             (_, Probe::Kernel) => Ok(WaitPath::Kernel),
             (Mode::Kernel, _) => Err(ErrorKind::NoKernelSupport),
@@ -131,6 +138,7 @@ pub fn unmount_with(
     let report = new_report(target, path);
     let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
+        WaitPath::Notify => notify::unmount(&attempt, report),
         WaitPath::Fallback => fallback::unmount(&attempt, report, watcher),
     }?;
     Ok(settled(options, report))
@@ -383,17 +391,36 @@ mod tests {
 
     #[test]
     fn mode_chooses_path() {
-        assert_eq!(Mode::Auto.choose(Probe::Kernel), Ok(WaitPath::Kernel));
-        assert_eq!(Mode::Auto.choose(Probe::Fallback), Ok(WaitPath::Fallback));
+        for notify in [false, true] {
+            let choose = |mode: Mode, probe| mode.choose(probe, notify);
+            assert_eq!(choose(Mode::Auto, Probe::Kernel), Ok(WaitPath::Kernel));
+            assert_eq!(choose(Mode::Auto, Probe::Fallback), Ok(WaitPath::Fallback));
+            assert_eq!(
+                choose(Mode::Auto, Probe::Unexpected(None)),
+                Ok(WaitPath::Fallback)
+            );
+            assert_eq!(
+                choose(Mode::Fallback, Probe::Kernel),
+                Ok(WaitPath::Fallback)
+            );
+            assert_eq!(choose(Mode::Kernel, Probe::Kernel), Ok(WaitPath::Kernel));
+            assert_eq!(
+                choose(Mode::Kernel, Probe::Fallback),
+                Err(ErrorKind::NoKernelSupport)
+            );
+            assert_eq!(
+                choose(Mode::Notify, Probe::Fallback),
+                Err(ErrorKind::NoNotifySupport)
+            );
+        }
+        // UMOUNT_NOTIFY only where the kernel has it, and only when asked.
         assert_eq!(
-            Mode::Auto.choose(Probe::Unexpected(None)),
-            Ok(WaitPath::Fallback)
+            Mode::Notify.choose(Probe::Kernel, true),
+            Ok(WaitPath::Notify)
         );
-        assert_eq!(Mode::Fallback.choose(Probe::Kernel), Ok(WaitPath::Fallback));
-        assert_eq!(Mode::Kernel.choose(Probe::Kernel), Ok(WaitPath::Kernel));
         assert_eq!(
-            Mode::Kernel.choose(Probe::Fallback),
-            Err(ErrorKind::NoKernelSupport)
+            Mode::Notify.choose(Probe::Kernel, false),
+            Err(ErrorKind::NoNotifySupport)
         );
     }
 }

@@ -107,7 +107,10 @@ fn detach_started(
         cancel: Cancel::never(),
     };
     let wait = match path {
-        WaitPath::Kernel => {
+        // Side by side, UMOUNT_NOTIFY's descriptors are not polled yet:
+        // `--all` refuses `--mode notify`, and a kernel with it has
+        // UMOUNT_WAIT too.
+        WaitPath::Kernel | WaitPath::Notify => {
             let flags = UnmountOptions {
                 wait: true,
                 ..attempt.flags

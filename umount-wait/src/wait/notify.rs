@@ -1,0 +1,67 @@
+//! The notification path: `umount2(target, flags | UMOUNT_NOTIFY)` returns
+//! a descriptor that polls readable once the superblock is dead; it is
+//! polled with the deadline and the caller's cancellation, in this
+//! process: no child, nothing to kill.
+
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use rustix::io::Errno;
+
+use super::report::{detached_unconfirmed, timed_out, unmount_failed};
+use super::{fallback, still_there, Attempt, STATUS_INTERVAL};
+use crate::cancel::{self, Wake};
+use crate::duration;
+use crate::outcome::{Error, Report, State, Unconfirmed};
+
+/// `umount2(target, flags | UMOUNT_NOTIFY)`, then a poll of the descriptor
+/// it returns until the superblock is dead, the deadline, or the caller's
+/// cancellation.
+///
+/// The kernel does not refuse a target that this process's own root or
+/// working directory holds (the call does not sleep); the wait could
+/// never end, so it is refused here first, as the other paths do
+/// (EDEADLK, untouched).
+pub(super) fn unmount(attempt: &Attempt<'_>, mut report: Report) -> Result<Report, Error> {
+    let target = attempt.target;
+    let options = attempt.options;
+    if fallback::pinned_by_caller(target) {
+        let errno = match rustix::process::geteuid().is_root() {
+            true => Errno::DEADLK,
+            false => Errno::PERM,
+        };
+        return unmount_failed(target, options, report, errno);
+    }
+    let prepared = still_there(target)?
+        .prepare(attempt.flags)
+        .map_err(|e| Error::from_errno(&target.given, "unmounting", e))?;
+    let start = Instant::now();
+    let deadline = options.timeout.map(|t| duration::deadline(start, t));
+    let dead = match prepared.call_notify() {
+        Ok(fd) => fd,
+        Err(errno) => return unmount_failed(target, options, report, errno),
+    };
+    report.umount_time = start.elapsed();
+    let mut tick = start + STATUS_INTERVAL;
+    loop {
+        let wake = deadline.map_or(tick, |d| d.min(tick));
+        match cancel::wait_readable(Some(dead.as_fd()), options.cancel, wake) {
+            Wake::Readable => return Ok(report),
+            Wake::Deadline if deadline.is_some_and(|d| Instant::now() >= d) => {
+                return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
+            }
+            Wake::Deadline => {
+                attempt.still_waiting(&mut report, start);
+                if attempt.held_out_of_view() {
+                    return Ok(detached_unconfirmed(report, Unconfirmed::HeldOutOfView));
+                }
+                tick += STATUS_INTERVAL;
+            }
+            Wake::Cancelled => return Ok(detached_unconfirmed(report, Unconfirmed::Cancelled)),
+            Wake::Failed(e) => {
+                let e = Error::from_errno(&target.given, "polling the shutdown descriptor", e);
+                return Err(e.with_state(State::Detached));
+            }
+        }
+    }
+}
