@@ -42,10 +42,13 @@ pub(super) fn unmount(attempt: &Attempt<'_>, mut report: Report) -> Result<Repor
         Err(errno) => return unmount_failed(target, options, report, errno),
     };
     report.umount_time = start.elapsed();
+    let wait_start = Instant::now();
     let mut tick = start + STATUS_INTERVAL;
     loop {
         let wake = deadline.map_or(tick, |d| d.min(tick));
-        match cancel::wait_readable(Some(dead.as_fd()), options.cancel, wake) {
+        let woke = cancel::wait_readable(Some(dead.as_fd()), options.cancel, wake);
+        report.wait_time = wait_start.elapsed();
+        match woke {
             Wake::Readable => return Ok(report),
             Wake::Deadline if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
