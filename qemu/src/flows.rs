@@ -58,6 +58,20 @@ pub struct MutantsOptions {
 }
 
 impl Bench {
+    /// A new `bench/results/<what>-<UTC time>/` for a run's results.
+    fn results_dir(&self, what: &str) -> Result<std::path::PathBuf> {
+        let date = crate::context::output_of(
+            std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H%MZ"]),
+        )?;
+        let dir = self
+            .paths
+            .repo
+            .join("bench/results")
+            .join(format!("{what}-{date}"));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
     /// Builds the kernels, boots each with its suites, writes the summary.
     /// Returns whether everything passed.
     pub fn test(&self, kernels: &[KernelName], options: &TestOptions) -> Result<bool> {
@@ -309,15 +323,7 @@ impl Bench {
             }
             Ok(())
         })?;
-        let date = crate::context::output_of(
-            std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H%MZ"]),
-        )?;
-        let dir = self
-            .paths
-            .repo
-            .join("bench/results")
-            .join(format!("campaign-{date}"));
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = self.results_dir("campaign")?;
         if samples.is_file() {
             fs::copy(&samples, dir.join("samples.jsonl"))?;
         }
@@ -403,15 +409,7 @@ impl Bench {
             report.bases.push(part);
         }
         report.wall_s = started.elapsed().as_secs();
-        let date = crate::context::output_of(
-            std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H%MZ"]),
-        )?;
-        let dir = self
-            .paths
-            .repo
-            .join("bench/results")
-            .join(format!("mutants-{date}"));
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = self.results_dir("mutants")?;
         fs::write(
             dir.join("results.json"),
             serde_json::to_string_pretty(&report)? + "\n",

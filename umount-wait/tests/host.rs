@@ -884,38 +884,45 @@ fn kernel_path_child_reports_the_call_result() {
     );
 }
 
-/// `--mode kernel` takes the kernel path where the flag exists, and fails
-/// untouched where it does not.
-fn mode_kernel_follows_the_kernel() {
-    let s = Scratch::new("mode-kernel");
+/// `--mode MODE` on a tmpfs: the path named `MODE` where the kernel `has`
+/// its flag (the report's path says so), else exit 2 with the `flag`
+/// named and the target untouched.
+fn mode_follows_the_kernel(mode: &str, has: bool, flag: &str) {
+    let s = Scratch::new(&format!("mode-{mode}"));
     let m = s.dir("m");
     mount_tmpfs(&m);
     let run = umw([
         OsStr::new("--mode"),
-        OsStr::new("kernel"),
+        OsStr::new(mode),
         OsStr::new("--json"),
         m.as_os_str(),
     ]);
-    if kernel_has_umount_wait() {
-        assert_code(&run, EXIT_OK, "--mode kernel with the flag");
-        assert_eq!(field(&run.stdout, "path"), Some("kernel"), "{}", run.stdout);
+    if has {
+        assert_code(&run, EXIT_OK, &format!("--mode {mode} with {flag}"));
+        assert_eq!(field(&run.stdout, "path"), Some(mode), "{}", run.stdout);
         assert!(!is_mounted(&m));
         return;
     }
-    assert_code(&run, EXIT_SYSTEM, "--mode kernel without the flag");
+    assert_code(&run, EXIT_SYSTEM, &format!("--mode {mode} without {flag}"));
     assert!(
-        run.stderr.contains("no UMOUNT_WAIT") && run.stderr.contains("untouched"),
+        run.stderr.contains(&format!("no {flag}")) && run.stderr.contains("untouched"),
         "{}",
         run.stderr
     );
     assert!(is_mounted(&m));
 }
 
+/// `--mode kernel` takes the kernel path where the flag exists, and fails
+/// untouched where it does not.
+fn mode_kernel_follows_the_kernel() {
+    mode_follows_the_kernel("kernel", kernel_has_umount_wait(), "UMOUNT_WAIT");
+}
+
 /// `--mode notify` takes the kernel's UMOUNT_NOTIFY where it exists (one
-/// descriptor polled, the report's path says so), and fails untouched
-/// where it does not; with `--all` it is refused before anything is read.
+/// descriptor polled), and fails untouched where it does not; with
+/// `--all` it is refused before anything is read.
 fn mode_notify_follows_the_kernel() {
-    let s = Scratch::new("mode-notify");
+    let s = Scratch::new("mode-notify-all");
     let m = s.dir("m");
     mount_tmpfs(&m);
     let run = umw(["--mode", "notify", "--all", "--include"]
@@ -929,25 +936,7 @@ fn mode_notify_follows_the_kernel() {
         run.stderr
     );
     assert!(is_mounted(&m));
-    let run = umw([
-        OsStr::new("--mode"),
-        OsStr::new("notify"),
-        OsStr::new("--json"),
-        m.as_os_str(),
-    ]);
-    if kernel_has_umount_notify() {
-        assert_code(&run, EXIT_OK, "--mode notify with the flag");
-        assert_eq!(field(&run.stdout, "path"), Some("notify"), "{}", run.stdout);
-        assert!(!is_mounted(&m));
-        return;
-    }
-    assert_code(&run, EXIT_SYSTEM, "--mode notify without the flag");
-    assert!(
-        run.stderr.contains("no UMOUNT_NOTIFY") && run.stderr.contains("untouched"),
-        "{}",
-        run.stderr
-    );
-    assert!(is_mounted(&m));
+    mode_follows_the_kernel("notify", kernel_has_umount_notify(), "UMOUNT_NOTIFY");
 }
 
 fn tmpfs_unmount_shuts_down() {
