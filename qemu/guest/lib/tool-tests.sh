@@ -24,6 +24,22 @@ mount_ext4() {
 	mkdir -p $mnt && mount -t ext4 "$dev" $mnt
 }
 
+# ns_holder SECONDS: a copy of the mount table in a new mount namespace,
+# kept SECONDS; returns once the copy exists, its pid in $nsholder. (A
+# fixed `sleep 0.5` after starting it was not always enough on a loaded
+# TCG host: the unmount then ran before the copy and nothing waited.)
+ns_holder() {
+	rm -f /tmp/ns-ready
+	unshare -m sh -c "touch /tmp/ns-ready; exec sleep $1" &
+	nsholder=$!
+	i=0
+	while [ ! -e /tmp/ns-ready ] && [ $i -lt 600 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ -e /tmp/ns-ready ] || ktap_note "the namespace holder did not start within 30 s"
+}
+
 case $UMW_KERNEL in
 patched | patched-7.3 | debug) expected=kernel ;;
 *) expected=fallback ;;
@@ -126,9 +142,7 @@ fi
 # exit 3 (detached, shutdown not confirmed); freed once the namespace dies.
 cleanup
 mount_ext4
-unshare -m sleep 60 &
-nsholder=$!
-sleep 0.5
+ns_holder 60
 $cmd --mode "$mode" --timeout 1s $mnt 2>/dev/null
 rc=$?
 kill $nsholder
@@ -148,9 +162,7 @@ fi
 # the command kills: the mount must be gone and the command must not hang.
 cleanup
 mount_ext4
-unshare -m sleep 60 &
-nsholder=$!
-sleep 0.5
+ns_holder 60
 $cmd --mode "$mode" -v $mnt 2>/tmp/tool-stop.log &
 waiter=$!
 i=0
@@ -176,9 +188,7 @@ fi
 # A dying namespace (it exits 2 s later): waits for it, then the device is free.
 cleanup
 mount_ext4
-unshare -m sleep 2 &
-nsholder=$!
-sleep 0.5
+ns_holder 2
 t0=$(now_ms)
 $cmd --mode "$mode" --timeout 30s $mnt
 rc=$?
