@@ -63,10 +63,9 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         3,
-        "detached, shutdown not confirmed: --timeout expired, or a signal \
-         (Ctrl-C, SIGTERM) interrupted the wait, or no inotify watch could be \
-         added and no block device claim confirmed the shutdown; the \
-         filesystem may still run",
+        "detached, shutdown not confirmed: --timeout expired, or no inotify \
+         watch could be added and no block device claim confirmed the \
+         shutdown; the filesystem may still run",
     ),
     (
         32,
@@ -83,7 +82,12 @@ With several targets the code is theirs when they all agree, 64 otherwise \
 (umount(8) adds them up). \
 With --all, the same over every selected filesystem: 0 when all shut down \
 (the root, if selected, remounted read-only) and their loop devices detached, \
-32 when none did, 64 when some did.";
+32 when none did, 64 when some did. \
+After Ctrl-C (SIGINT) or SIGTERM the target being waited for is reported \
+detached, shutdown not confirmed, the rest left untouched (with --json and \
+--all, the report and summary printed whole); then the command dies by that \
+signal, as umount(8) would (the shell sees 130 or 143), so that a calling \
+script stops too.";
 
 /// Command lines and what they do, for `--help` and the man page.
 pub const EXAMPLES: &[(&str, &str)] = &[

@@ -30,13 +30,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::for_parse_error(e.kind()) as u8);
         }
     };
-    match run(&cli) {
-        Ok(code) => ExitCode::from(code as u8),
+    let code = match run(&cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("umount-wait: {e:#}");
-            ExitCode::from(Exit::System as u8)
+            Exit::System
         }
-    }
+    };
+    // Reported; now a Ctrl-C or SIGTERM that came ends the process by it.
+    stop::die_by_received_signal();
+    ExitCode::from(code as u8)
 }
 
 /// The `--probe` line: its first word is `kernel` or `fallback`. A kernel

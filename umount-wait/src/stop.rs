@@ -6,6 +6,11 @@
 //! untouched. Which signal came is read from the pending set when a
 //! message names it.
 //!
+//! Once the report is out, a stop signal that came ends the process by that
+//! signal ([`die_by_received_signal`]), as it would have ended umount(8):
+//! the calling shell sees 128+N and a script stops there instead of
+//! carrying on after "exit 3".
+//!
 //! One the caller left ignored (`trap '' TERM` in an init script, SIGINT in
 //! a shell's background job) is neither blocked nor watched: the kernel
 //! queues a blocked signal even when it is ignored, and the signalfd would
@@ -13,7 +18,7 @@
 
 use std::os::fd::AsFd;
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use umount_wait::Cancel;
 
@@ -83,4 +88,23 @@ pub fn received() -> Option<i32> {
         // SAFETY: a valid set and signal number.
         .find(|sig| unsafe { nix::libc::sigismember(&pending, *sig as i32) } == 1)
         .map(|sig| sig as i32)
+}
+
+/// After the report: when SIGINT or SIGTERM came, ends the process by it
+/// (default action, unblocked), as the signal would have ended umount(8),
+/// so that a calling script stops too. Returns when none came.
+pub fn die_by_received_signal() {
+    let Some(sig) = received().and_then(|s| Signal::try_from(s).ok()) else {
+        return;
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // Only a signal that was not ignored at exec is blocked, so its action
+    // is the default one already; set it anyway, then let it in.
+    // SAFETY: no handler is installed, only the default action restored.
+    let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }

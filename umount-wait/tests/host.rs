@@ -38,6 +38,17 @@ const EXIT_SYSTEM: i32 = 2;
 const EXIT_UNCONFIRMED: i32 = 3;
 const EXIT_FAILURE: i32 = 32;
 const EXIT_SOME_FAILED: i32 = 64;
+/// A process that died by SIGINT, as a shell's `$?` says (128 + 2).
+const DIED_BY_SIGINT: i32 = 128 + 2;
+
+/// The exit code as a shell gives it: 128 + N for a death by signal N.
+fn shell_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|n| 128 + n))
+        .unwrap_or(-1)
+}
 
 fn main() {
     let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
@@ -108,6 +119,10 @@ fn main() {
         (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
+        ),
+        (
+            "sigint_with_json_prints_the_report_then_dies",
+            sigint_with_json_prints_the_report_then_dies,
         ),
         (
             "a_signal_the_caller_ignores_stays_ignored",
@@ -534,7 +549,7 @@ fn run_command(cmd: &mut Command) -> Run {
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     Run {
-        code: out.status.code().unwrap_or(-1),
+        code: shell_code(out.status),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         elapsed: start.elapsed(),
@@ -780,7 +795,7 @@ impl Background {
             Watch::Stderr => (other, watched),
         };
         Run {
-            code: status.code().unwrap_or(-1),
+            code: shell_code(status),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             elapsed: self.start.elapsed(),
@@ -1535,12 +1550,43 @@ fn sigint_during_wait_is_detached_unconfirmed() {
     cmd.signal(rustix::process::Signal::INT);
     let run = cmd.finish();
     holder.stop();
-    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT during the wait");
+    // Reported, then dead by the signal, as umount(8) would be: a calling
+    // script stops too.
+    assert_code(&run, DIED_BY_SIGINT, "SIGINT during the wait");
     assert!(
         run.stderr.contains("interrupted by SIGINT")
             && run.stderr.contains("detached, shutdown not confirmed"),
         "{}",
         run.stderr
+    );
+}
+
+/// With --json the report is printed whole before the command dies by the
+/// signal: a script that reads it gets it, and stops like umount(8)'s.
+fn sigint_with_json_prints_the_report_then_dies() {
+    let s = Scratch::new("sigint-json");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let mut holder = namespace_holder(&m, "f", 0);
+    let mut cmd = Background::spawn(
+        stop_signals_default(
+            Command::new(BIN)
+                .args(["-v", "--json", "--timeout", "60s"])
+                .arg(&m),
+        ),
+        Watch::Stderr,
+    );
+    let waiting = cmd.wait_for(": waiting ");
+    assert!(waiting, "no waiting line: {}", cmd.said());
+    cmd.signal(rustix::process::Signal::INT);
+    let run = cmd.finish();
+    holder.stop();
+    assert_code(&run, DIED_BY_SIGINT, "SIGINT during the wait, --json");
+    assert!(
+        run.stdout.contains("\"reason\":\"interrupted by SIGINT\"")
+            && run.stdout.trim_end().ends_with('}'),
+        "no whole JSON report before the death: {}",
+        run.stdout
     );
 }
 
@@ -1594,7 +1640,7 @@ fn a_signal_the_caller_ignores_stays_ignored() {
     // SIGTERM ignored, SIGINT not: SIGINT ends the wait as documented.
     mount_tmpfs(&m);
     let run = wait_with_ignored("TERM", Signal::INT, &["--timeout", "60s"], &m);
-    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT with SIGTERM ignored");
+    assert_code(&run, DIED_BY_SIGINT, "SIGINT with SIGTERM ignored");
     assert!(
         run.stderr.contains("interrupted by SIGINT"),
         "{}",
@@ -2077,7 +2123,7 @@ fn a_lasting_wait_names_its_holders_once_without_a_terminal() {
     let run = cmd.finish();
     holder.stop();
     assert!(said, "no waiting line naming the holder: {}", run.stderr);
-    assert_code(&run, EXIT_UNCONFIRMED, "SIGINT after the waiting line");
+    assert_code(&run, DIED_BY_SIGINT, "SIGINT after the waiting line");
     assert_eq!(
         run.stderr.matches(": waiting ").count(),
         1,
