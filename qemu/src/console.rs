@@ -148,7 +148,9 @@ pub fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 /// UMOUNT_WAIT, Some(false) when umount-wait falls back.
 pub fn probe(umw_kernel_rest: &str) -> Option<bool> {
     match field(umw_kernel_rest, "umount_wait=") {
-        Some("kernel") => Some(true),
+        // The series' kernels have both flags; --probe names the path a
+        // run takes by default, UMOUNT_NOTIFY's first.
+        Some("kernel" | "notify") => Some(true),
         Some("fallback") => Some(false),
         _ => None,
     }

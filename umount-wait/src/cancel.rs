@@ -40,9 +40,19 @@ impl<'a> Cancel<'a> {
 
     /// Whether the caller has cancelled; does not block.
     pub fn is_cancelled(&self) -> bool {
-        let Some(fd) = self.fd else { return false };
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        self.fd.is_some_and(|fd| readable_now(fd) == Ok(true))
+    }
+}
+
+/// Whether `fd` polls readable (or hung up) now; does not block.
+pub fn readable_now(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) => return Ok(n > 0),
+            Err(NixErrno::EINTR) => continue,
+            Err(e) => return Err(Errno::from_raw_os_error(e as i32)),
+        }
     }
 }
 

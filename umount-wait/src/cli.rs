@@ -30,8 +30,11 @@ reference dropped by a kernel thread. umount-wait returns when the
 superblock is gone and, for a block device, when the device is no longer
 claimed.
 
-On kernels with UMOUNT_WAIT the kernel waits, in a child process that is
-killed when --timeout expires or on SIGINT/SIGTERM (unless the caller
+On kernels with UMOUNT_NOTIFY, umount2() returns a descriptor that polls
+readable once the superblock is dead, polled with --timeout's deadline and
+SIGINT/SIGTERM, in this process; --all polls one per filesystem at once.
+On kernels with UMOUNT_WAIT only, the kernel waits, in a child process that
+is killed when --timeout expires or on SIGINT/SIGTERM (unless the caller
 ignores them: trap '' TERM keeps SIGTERM ignored). Elsewhere an inotify
 watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
 device claim is checked. A target whose filesystem stays mounted elsewhere
@@ -207,11 +210,12 @@ pub struct Cli {
 
     /// Which way to wait
     ///
-    /// auto takes the kernel path where the kernel has UMOUNT_WAIT; kernel
-    /// refuses (exit 2, nothing touched) where it has not; fallback forces
-    /// the userspace path, for tests and comparisons; notify takes the
-    /// kernel's UMOUNT_NOTIFY (one descriptor polled with the deadline, no
-    /// child process), refused where the kernel lacks it and with --all.
+    /// auto takes the kernel's UMOUNT_NOTIFY where the kernel has it (one
+    /// descriptor polled with the deadline, no child process), else the
+    /// kernel path where it has UMOUNT_WAIT (in a child), else the
+    /// fallback; --probe says which. notify and kernel force theirs and
+    /// refuse (exit 2, nothing touched) where the kernel lacks it;
+    /// fallback forces the userspace path, for tests and comparisons.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
 

@@ -20,7 +20,7 @@ use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 use exit::Exit;
 use report::Printer;
 use stop::StopSignals;
-use umount_wait::cli::{Cli, ModeArg};
+use umount_wait::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -42,13 +42,16 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// The `--probe` line: its first word is `kernel` or `fallback`. A kernel
-/// that also has `UMOUNT_NOTIFY` says so: this version does not use it yet.
+/// The `--probe` line: its first word is the path a run takes by default,
+/// `notify`, `kernel` or `fallback`.
 fn probe_line(probe: Probe, notify: bool) -> String {
     match probe {
-        Probe::Kernel if notify => "kernel (UMOUNT_WAIT supported: umount2(\"\", 0x10) = ENOENT; \
-            UMOUNT_NOTIFY supported too: umount2(\"\", 0x20) = ENOENT, not used by this version)"
-            .into(),
+        Probe::Kernel if notify => {
+            "notify (UMOUNT_NOTIFY supported: umount2(\"\", 0x20) = ENOENT; \
+            one descriptor polled per filesystem, no child process; \
+            UMOUNT_WAIT supported too: umount2(\"\", 0x10) = ENOENT)"
+                .into()
+        }
         Probe::Kernel => "kernel (UMOUNT_WAIT supported: umount2(\"\", 0x10) = ENOENT)".into(),
         Probe::Fallback => "fallback (no UMOUNT_WAIT: umount2(\"\", 0x10) = EINVAL; \
             waiting with inotify IN_UNMOUNT and an O_EXCL claim check)"
@@ -115,13 +118,6 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         return Ok(refuse_all(&printer, &usage));
     }
 
-    if cli.all && cli.mode == ModeArg::Notify {
-        eprintln!(
-            "umount-wait: --mode notify does not go with --all yet (--all waits side by side \
-             with UMOUNT_WAIT children); nothing was unmounted"
-        );
-        return Ok(Exit::Usage);
-    }
     let mode = Mode::from(cli.mode);
     let notify = probe == Probe::Kernel && sys::notify_supported();
     let path = match mode.choose(probe, notify) {

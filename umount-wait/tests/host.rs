@@ -851,10 +851,10 @@ fn probe_reports_the_path_of_this_kernel() {
         .next()
         .unwrap_or("")
         .trim_end_matches(':');
-    let expected = if kernel_has_umount_wait() {
-        "kernel"
-    } else {
-        "fallback"
+    let expected = match (kernel_has_umount_notify(), kernel_has_umount_wait()) {
+        (true, _) => "notify",
+        (false, true) => "kernel",
+        (false, false) => "fallback",
     };
     assert_eq!(first, expected, "{}", run.stdout);
     eprintln!("    this kernel: {}", run.stdout.trim());
@@ -934,8 +934,8 @@ fn mode_kernel_follows_the_kernel() {
 }
 
 /// `--mode notify` takes the kernel's UMOUNT_NOTIFY where it exists (one
-/// descriptor polled), and fails untouched where it does not; with
-/// `--all` it is refused before anything is read.
+/// descriptor polled), and fails untouched where it does not; `--all`
+/// too (one descriptor per filesystem, polled together).
 fn mode_notify_follows_the_kernel() {
     let s = Scratch::new("mode-notify-all");
     let m = s.dir("m");
@@ -944,13 +944,18 @@ fn mode_notify_follows_the_kernel() {
         .map(OsStr::new)
         .into_iter()
         .chain([m.as_os_str()]));
-    assert_code(&run, EXIT_USAGE, "--mode notify --all");
-    assert!(
-        run.stderr.contains("does not go with --all"),
-        "{}",
-        run.stderr
-    );
-    assert!(is_mounted(&m));
+    if kernel_has_umount_notify() {
+        assert_code(&run, EXIT_OK, "--mode notify --all");
+        assert!(!is_mounted(&m));
+    } else {
+        assert_code(
+            &run,
+            EXIT_SYSTEM,
+            "--mode notify --all without UMOUNT_NOTIFY",
+        );
+        assert!(run.stderr.contains("UMOUNT_NOTIFY"), "{}", run.stderr);
+        assert!(is_mounted(&m));
+    }
     mode_follows_the_kernel("notify", kernel_has_umount_notify(), "UMOUNT_NOTIFY");
 }
 

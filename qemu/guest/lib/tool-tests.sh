@@ -40,14 +40,16 @@ ns_holder() {
 	[ -e /tmp/ns-ready ] || ktap_note "the namespace holder did not start within 30 s"
 }
 
+# --probe's first word: the path a run takes by default. The series'
+# kernels have UMOUNT_NOTIFY (and UMOUNT_WAIT): notify.
 case $UMW_KERNEL in
-patched | patched-7.3 | debug) expected=kernel ;;
+patched | patched-7.3 | debug) expected=notify ;;
 *) expected=fallback ;;
 esac
 
-ktap_plan 9
+ktap_plan 10
 if [ ! -x $cmd ]; then
-	for t in probe probe_notify tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
+	for t in probe probe_notify tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children; do
 		ktap_fail "${mode}_$t" "umount-wait is not in the initramfs"
 	done
 	ktap_done
@@ -58,10 +60,10 @@ ktap_check "${mode}_probe_says_$expected" "--probe said '$probe' on the $UMW_KER
 # The series' kernels have UMOUNT_NOTIFY too, and --probe says so.
 notify=no
 $cmd --probe | grep -q "UMOUNT_NOTIFY supported" && notify=yes
-case $expected in kernel) want_notify=yes ;; *) want_notify=no ;; esac
+case $expected in notify) want_notify=yes ;; *) want_notify=no ;; esac
 ktap_check "${mode}_probe_notify_$want_notify" "--probe on the $UMW_KERNEL kernel: UMOUNT_NOTIFY $notify" [ "$notify" = "$want_notify" ]
 
-if [ "$mode" != fallback ] && [ "$probe" != kernel ]; then
+if [ "$mode" != fallback ] && [ "$expected" = fallback ]; then
 	mkdir -p /tmp/refuse && mount -t tmpfs none /tmp/refuse
 	err=$($cmd --mode kernel /tmp/refuse 2>&1)
 	rc=$?
@@ -72,7 +74,7 @@ if [ "$mode" != fallback ] && [ "$probe" != kernel ]; then
 		ktap_fail "kernel_mode_refused_without_flag" "exit $rc, still mounted: $(is_mounted /tmp/refuse && echo yes || echo no)"
 	fi
 	umount /tmp/refuse
-	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits; do
+	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children; do
 		ktap_skip "kernel_$t" "no UMOUNT_WAIT in this kernel"
 	done
 	ktap_done
@@ -203,6 +205,37 @@ if [ $rc -eq 0 ] && [ $excl -eq 0 ]; then
 	ktap_ok "${mode}_dying_namespace_waits"
 else
 	ktap_fail "${mode}_dying_namespace_waits" "exit $rc, O_EXCL right after: $excl, after $waited ms"
+fi
+
+# --all over three filesystems that a namespace's copy holds: while the
+# waits go on, the command's children are counted. The notify path polls
+# one descriptor per filesystem in the process: none. The kernel path has
+# one umount2(UMOUNT_WAIT) child per superblock (so the count can fail);
+# the fallback's watches need none for tmpfs.
+cleanup
+mkdir -p /tmp/all && mount -t tmpfs none /tmp/all && mkdir -p /tmp/all/a /tmp/all/b &&
+	mount -t tmpfs none /tmp/all/a && mount -t tmpfs none /tmp/all/b
+ns_holder 60
+$cmd --mode "$mode" --all --include /tmp/all 2>/tmp/tool-all.log &
+waiter=$!
+i=0
+while grep -q " /tmp/all" /proc/mounts && [ $i -lt 400 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+children=$(grep -l "^PPid:[[:space:]]*$waiter\$" /proc/[0-9]*/status 2>/dev/null | wc -l)
+left=$(grep -c " /tmp/all" /proc/mounts)
+kill $nsholder
+wait $nsholder 2>/dev/null
+wait $waiter
+rc=$?
+case $mode in kernel) want="-eq 3" ;; *) want="-eq 0" ;; esac
+ktap_note "--all --mode $mode over 3 held filesystems: $children child process(es) while waiting, exit $rc"
+if [ $rc -eq 0 ] && [ "$left" -eq 0 ] && [ "$children" $want ]; then
+	ktap_ok "${mode}_all_children"
+else
+	ktap_note "$(tail -n 5 /tmp/tool-all.log)"
+	ktap_fail "${mode}_all_children" "exit $rc, children while waiting: $children (want $want), still mounted: $left"
 fi
 cleanup
 ktap_done

@@ -216,12 +216,7 @@ pub(super) fn detach<'w>(
     report.device_nodes = device::nodes_for(&target.mount);
     // What the kernel path refuses, refused here too, before anything
     // changes, with its errno: EDEADLK.
-    if pinned_by_caller(target) {
-        // umount(2) checks the caller's privilege first: as it would.
-        let errno = match rustix::process::geteuid().is_root() {
-            true => Errno::DEADLK,
-            false => Errno::PERM,
-        };
+    if let Some(errno) = refusal_if_pinned(target) {
         return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
     // The path looked up once more, into a handle: the watch goes on what
@@ -443,6 +438,16 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
     }
 }
 
+/// The errno of the kernel's refusal of a target this process pins
+/// ([`pinned_by_caller`]): EDEADLK, or EPERM for a caller that umount(2)
+/// would refuse first for its privilege. None: not pinned.
+pub(super) fn refusal_if_pinned(target: &Target) -> Option<Errno> {
+    pinned_by_caller(target).then(|| match rustix::process::geteuid().is_root() {
+        true => Errno::DEADLK,
+        false => Errno::PERM,
+    })
+}
+
 /// Whether this process's root or working directory is on the target's
 /// superblock: then it cannot shut down while we wait for it. The kernel
 /// path's `UMOUNT_WAIT` refuses this with EDEADLK before changing anything
@@ -454,7 +459,7 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
 /// the mount table (the root's and the working directory's mounts found
 /// by mount id), so that a btrfs subvolume's own `st_dev` does not hide
 /// its filesystem. When this cannot be found out, nothing is refused.
-pub(super) fn pinned_by_caller(target: &Target) -> bool {
+fn pinned_by_caller(target: &Target) -> bool {
     let Ok((root, cwd)) = sys::caller_mount_ids() else {
         return false;
     };

@@ -31,7 +31,8 @@ pub use side_by_side::{detach, wait_any, Detached, End, Pending};
 /// Which path to use, from `--mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
-    /// The kernel path where the kernel has `UMOUNT_WAIT`, else the fallback.
+    /// `UMOUNT_NOTIFY` where the kernel has it, else the kernel path where
+    /// it has `UMOUNT_WAIT`, else the fallback.
     #[default]
     Auto,
     /// The kernel path, or fail (untouched) where the flag is missing.
@@ -48,7 +49,7 @@ impl Mode {
     /// has `UMOUNT_NOTIFY` too if `notify`.
     pub fn choose(self, probe: Probe, notify: bool) -> Result<WaitPath, ErrorKind> {
         match (self, probe) {
-            (Mode::Notify, Probe::Kernel) if notify => Ok(WaitPath::Notify),
+            (Mode::Notify | Mode::Auto, Probe::Kernel) if notify => Ok(WaitPath::Notify),
             (Mode::Notify, _) => Err(ErrorKind::NoNotifySupport),
             (Mode::Fallback, _) => Ok(WaitPath::Fallback),
             (_, Probe::Kernel) => Ok(WaitPath::Kernel),
@@ -393,7 +394,6 @@ mod tests {
     fn mode_chooses_path() {
         for notify in [false, true] {
             let choose = |mode: Mode, probe| mode.choose(probe, notify);
-            assert_eq!(choose(Mode::Auto, Probe::Kernel), Ok(WaitPath::Kernel));
             assert_eq!(choose(Mode::Auto, Probe::Fallback), Ok(WaitPath::Fallback));
             assert_eq!(
                 choose(Mode::Auto, Probe::Unexpected(None)),
@@ -413,10 +413,16 @@ mod tests {
                 Err(ErrorKind::NoNotifySupport)
             );
         }
-        // UMOUNT_NOTIFY only where the kernel has it, and only when asked.
+        // UMOUNT_NOTIFY where the kernel has it, by default too; the
+        // child's UMOUNT_WAIT where it has only that.
         assert_eq!(
             Mode::Notify.choose(Probe::Kernel, true),
             Ok(WaitPath::Notify)
+        );
+        assert_eq!(Mode::Auto.choose(Probe::Kernel, true), Ok(WaitPath::Notify));
+        assert_eq!(
+            Mode::Auto.choose(Probe::Kernel, false),
+            Ok(WaitPath::Kernel)
         );
         assert_eq!(
             Mode::Notify.choose(Probe::Kernel, false),

@@ -1,21 +1,24 @@
 //! Waits side by side, for `--all`: [`detach`] unmounts a target and,
 //! where the filesystem's end is still to come, returns a [`Pending`] wait
 //! that goes on while the next targets are unmounted: on the kernel path
-//! its `umount2(UMOUNT_WAIT)` child keeps running, one per superblock; on
-//! the fallback path its watch stays in the run's one inotify instance.
+//! with `UMOUNT_NOTIFY` its descriptor is polled with the others, in this
+//! process; on the kernel path its `umount2(UMOUNT_WAIT)` child keeps
+//! running, one per superblock; on the fallback path its watch stays in
+//! the run's one inotify instance.
 //! [`wait_any`] sleeps until one of them may have ended, the mount table
 //! changed, the deadline came or the caller cancelled;
 //! [`Pending::try_finish`] settles those that ended, [`Pending::stop`]
 //! those left at the deadline. A filesystem that never dies costs the
 //! others nothing.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use rustix::io::Errno;
 
 use super::call::{self, Stopped};
 use super::fallback::{self, Watcher};
+use super::notify;
 use super::report::{detached_unconfirmed, timed_out};
 use super::{settled, Attempt, Options, Progress};
 use crate::cancel::{self, Cancel, Wake};
@@ -52,6 +55,9 @@ enum Wait {
         wait_start: Instant,
         deadline: Option<Instant>,
     },
+    /// `UMOUNT_NOTIFY`: the descriptor that polls readable once the
+    /// superblock is dead.
+    Notify { dead: OwnedFd, wait_start: Instant },
     /// The kernel path: the child in `umount2(UMOUNT_WAIT)`.
     Child {
         child: CallChild,
@@ -107,10 +113,24 @@ fn detach_started(
         cancel: Cancel::never(),
     };
     let wait = match path {
-        // Side by side, UMOUNT_NOTIFY's descriptors are not polled yet:
-        // `--all` refuses `--mode notify`, and a kernel with it has
-        // UMOUNT_WAIT too.
-        WaitPath::Kernel | WaitPath::Notify => {
+        WaitPath::Notify => {
+            let called = match notify::call(attempt, report) {
+                Ok(called) => called,
+                Err(result) => {
+                    return (*result).map(|r| Detached::Done(Box::new(settled(options, r))))
+                }
+            };
+            return Ok(Detached::Pending(Pending(Box::new(Inner {
+                target: target.clone(),
+                options: kept,
+                report: called.report,
+                wait: Wait::Notify {
+                    dead: called.dead,
+                    wait_start: Instant::now(),
+                },
+            }))));
+        }
+        WaitPath::Kernel => {
             let flags = UnmountOptions {
                 wait: true,
                 ..attempt.flags
@@ -184,6 +204,18 @@ impl Pending {
                     seen => Some(seen),
                 }
             }
+            Wait::Notify { dead, .. } => match cancel::readable_now(dead.as_fd()) {
+                Ok(false) if stop.is_none() => return Err(self),
+                Ok(dead) => return Ok(self.end_notify(dead, stop)),
+                Err(e) => {
+                    let e = Error::from_errno(
+                        &self.0.target.given,
+                        "polling the shutdown descriptor",
+                        e,
+                    );
+                    return Ok(Err(e.with_state(State::Detached)));
+                }
+            },
             Wait::Child { child, .. } => match child.try_wait() {
                 Ok(None) if stop.is_none() => return Err(self),
                 Ok(_) => None,
@@ -238,6 +270,30 @@ impl Pending {
         })
     }
 
+    /// The result of a `UMOUNT_NOTIFY` wait: shut down if its descriptor
+    /// was readable (`dead`), else detached, shutdown not confirmed (the
+    /// wait was stopped: `stop`).
+    fn end_notify(self, dead: bool, stop: Option<End>) -> Result<Report, Error> {
+        let Inner {
+            options,
+            mut report,
+            wait,
+            ..
+        } = *self.0;
+        let Wait::Notify { wait_start, .. } = wait else {
+            unreachable!("a notification's wait")
+        };
+        report.wait_time = wait_start.elapsed();
+        if !dead {
+            let why = match stop {
+                Some(End::Cancelled) => Unconfirmed::Cancelled,
+                _ => timed_out(options.timeout),
+            };
+            report = detached_unconfirmed(report, why);
+        }
+        Ok(settled(&options, report))
+    }
+
     /// The result of the kernel path's child, killed first unless it has
     /// ended (`stopped`: why the wait did not go on).
     fn end_child(self, stopped: Option<Stopped>) -> Result<Report, Error> {
@@ -273,7 +329,7 @@ pub fn wait_any(
     // instance) wake nobody through the descriptor: such a wait has ended.
     let ended = pending.iter().any(|p| match &p.0.wait {
         Wait::Watch { wd, .. } => watcher.instance().is_none_or(|i| i.ended_already(*wd)),
-        Wait::Child { .. } => false,
+        Wait::Child { .. } | Wait::Notify { .. } => false,
     });
     if ended {
         return (Wake::Readable, false);
@@ -287,6 +343,7 @@ pub fn wait_any(
     }
     fds.extend(pending.iter().filter_map(|p| match &p.0.wait {
         Wait::Child { child, .. } => Some(child.fd()),
+        Wait::Notify { dead, .. } => Some(dead.as_fd()),
         Wait::Watch { .. } => None,
     }));
     cancel::wait_any(&fds, mount_table, cancel, until)
