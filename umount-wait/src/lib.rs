@@ -1,7 +1,16 @@
 //! Unmount a filesystem and return only when its superblock is shut down.
 //!
-//! Two ways to wait, chosen once per process by [`sys::probe`]:
+//! Three ways to wait, chosen once per process by [`sys::probe`],
+//! [`sys::notify_supported`] and [`Mode::choose`]:
 //!
+//! - the **notification path**: `umount2(target, flags | UMOUNT_NOTIFY)`
+//!   detaches and returns a descriptor that polls readable once the
+//!   superblock is dead; it is polled with the deadline and the caller's
+//!   cancellation in the calling thread, no child process. This is the
+//!   form a PID 1 can embed: its wait is bounded by its own deadline
+//!   ([`Options::timeout`]), where `UMOUNT_WAIT`'s killable sleep could
+//!   never be left by the global init. [`shutdown::run`] polls one such
+//!   descriptor per filesystem;
 //! - the **kernel path**: `umount2(target, flags | UMOUNT_WAIT)` sleeps in the
 //!   kernel until the superblock is dead (`SB_DEAD`); the wait is killable
 //!   only, so the call is made in a child process ([`child`]) that is killed
