@@ -5,6 +5,8 @@
 //!   /init                                   qemu/guest/init
 //!   /bin/busybox and its applets            the host's busybox-static
 //!   /usr/bin/umount-wait                    the static build of the command
+//!   /usr/lib/umw/bin/pid1-reboot            its example of an init that
+//!                                           unmounts in-process, static
 //!   /usr/lib/umw/kselftest/umount_wait_test the static kselftest (patched tree)
 //!   /usr/lib/umw/suites/<name>              qemu/guest/suites/*
 //!   /usr/lib/umw/lib/<file>                 qemu/guest/lib/* (shell helpers)
@@ -76,8 +78,9 @@ pub fn build_with(
     let mut files = Vec::new();
     files.push(("/init".to_string(), bench.paths.guest().join("init")));
     files.push(("/bin/busybox".to_string(), PathBuf::from(BUSYBOX)));
-    if let Some(path) = umount_wait {
-        files.push(("/usr/bin/umount-wait".to_string(), path));
+    if let Some((command, pid1)) = umount_wait {
+        files.push(("/usr/bin/umount-wait".to_string(), command));
+        files.push(("/usr/lib/umw/bin/pid1-reboot".to_string(), pid1));
     }
     if let Some(path) = selftest {
         files.push(("/usr/lib/umw/kselftest/umount_wait_test".to_string(), path));
@@ -256,8 +259,9 @@ fn gen_init_cpio(bench: &Bench) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// The contract's static build of the command.
-fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
+/// The contract's static build of the command, and of its example
+/// umount-wait/examples/pid1-reboot.rs.
+fn static_umount_wait(bench: &Bench) -> Result<(PathBuf, PathBuf)> {
     let log = bench.log("umount-wait-static.log");
     let _ = fs::remove_file(&log);
     run_logged(
@@ -270,6 +274,9 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
                 "x86_64-unknown-linux-gnu",
                 "-p",
                 "umount-wait",
+                "--bins",
+                "--example",
+                "pid1-reboot",
             ])
             // Not position-independent: under TCG every start at a new
             // address costs a fresh code translation (~50 ms, bench/README.md).
@@ -283,11 +290,17 @@ fn static_umount_wait(bench: &Bench) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| bench.paths.repo.join("target"));
-    let binary = target.join("x86_64-unknown-linux-gnu/initramfs/umount-wait");
-    if !binary.is_file() {
-        bail!("cargo left no {}", binary.display());
+    let built = target.join("x86_64-unknown-linux-gnu/initramfs");
+    let binaries = (
+        built.join("umount-wait"),
+        built.join("examples/pid1-reboot"),
+    );
+    for binary in [&binaries.0, &binaries.1] {
+        if !binary.is_file() {
+            bail!("cargo left no {}", binary.display());
+        }
     }
-    Ok(binary)
+    Ok(binaries)
 }
 
 /// qemu/guest/bin/*.c and the man-pages patch's example -> static

@@ -85,7 +85,7 @@ impl Mode {
     }
 }
 
-pub const MODES: [Mode; 13] = [
+pub const MODES: [Mode; 15] = [
     Mode {
         name: "umount-wait",
         suite: "shutdown-reboot-umount-wait",
@@ -218,6 +218,29 @@ pub const MODES: [Mode; 13] = [
         must_show_bug: true,
         in_test: true,
         data: Format::F2fs,
+    },
+    // The init itself unmounts (PID 1, umount-wait/examples/pid1-reboot.rs:
+    // the library's --all engine in-process, its own deadline), then reboots.
+    Mode {
+        name: "pid1",
+        suite: "shutdown-reboot-pid1",
+        test: "pid1_every_disk_clean_and_complete",
+        expected_status: Some(0),
+        must_show_bug: false,
+        in_test: true,
+        data: Format::Ext4,
+    },
+    // ... with /data held in a live process's own namespace: the init's
+    // deadline (5 s) holds, it goes on, makes /data read-only through that
+    // namespace and says so (64); every disk must still be clean.
+    Mode {
+        name: "pid1+ns-survivor",
+        suite: "shutdown-reboot-pid1-ns-survivor",
+        test: "pid1_ns_survivor_deadline_holds_every_disk_clean",
+        expected_status: Some(64),
+        must_show_bug: false,
+        in_test: true,
+        data: Format::Ext4,
     },
 ];
 
