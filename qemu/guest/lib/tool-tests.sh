@@ -211,10 +211,14 @@ fi
 # waits go on, the command's children are counted. The notify path polls
 # one descriptor per filesystem in the process: none. The kernel path has
 # one umount2(UMOUNT_WAIT) child per superblock (so the count can fail);
-# the fallback's watches need none for tmpfs.
+# the fallback's watches need none for tmpfs. Side by side, not nested:
+# on the kernel path a parent mount found busy while a child was still
+# detaching its submount is tried again only on the next change of the
+# mount table, which may not come before the waits end.
 cleanup
-mkdir -p /tmp/all && mount -t tmpfs none /tmp/all && mkdir -p /tmp/all/a /tmp/all/b &&
-	mount -t tmpfs none /tmp/all/a && mount -t tmpfs none /tmp/all/b
+for d in a b c; do
+	mkdir -p /tmp/all/$d && mount -t tmpfs none /tmp/all/$d
+done
 ns_holder 60
 $cmd --mode "$mode" --all --include /tmp/all 2>/tmp/tool-all.log &
 waiter=$!
