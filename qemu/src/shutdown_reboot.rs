@@ -77,6 +77,9 @@ pub struct Mode {
     in_test: bool,
     /// /data's filesystem: ext4, or f2fs as on Android.
     data: Format,
+    /// Run by `umw-vm test` on the kernel with the series only: what it
+    /// shows is the notification path's (no child, the init's own deadline).
+    series_only: bool,
 }
 
 impl Mode {
@@ -94,6 +97,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::Ext4,
+        series_only: false,
     },
     Mode {
         name: "polling",
@@ -103,6 +107,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::Ext4,
+        series_only: false,
     },
     // /media stays busy: umount-wait remounts it read-only and says so
     // (64, some filesystems not unmounted); every disk must still be clean.
@@ -114,6 +119,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::Ext4,
+        series_only: false,
     },
     Mode {
         name: "polling+survivor",
@@ -123,6 +129,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::Ext4,
+        series_only: false,
     },
     // /data is still mounted in a live process's own namespace: umount-wait
     // waits out its deadline (5 s here), then makes /data read-only through
@@ -136,6 +143,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::Ext4,
+        series_only: false,
     },
     Mode {
         name: "polling+ns-survivor",
@@ -145,6 +153,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: true,
         in_test: false,
         data: Format::Ext4,
+        series_only: false,
     },
     // The same survivor keeping /media, the first disk of --all's order: a
     // wait on it must not cost /data its shutdown; /media ends read-only
@@ -157,6 +166,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::Ext4,
+        series_only: false,
     },
     Mode {
         name: "polling+first-survivor",
@@ -166,6 +176,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::Ext4,
+        series_only: false,
     },
     // /data on f2fs, as on Android; the host reads it after a checker boot.
     Mode {
@@ -176,6 +187,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::F2fs,
+        series_only: false,
     },
     // The 2017 report's setting: Android init's unmount, then reboot(2).
     Mode {
@@ -186,6 +198,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::F2fs,
+        series_only: false,
     },
     // The 2017 report's own sequence: umount(8) once on each mount, then
     // reboot(2) at once, while the killed apps' namespaces are torn down.
@@ -197,6 +210,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: false,
         data: Format::F2fs,
+        series_only: false,
     },
     // f2fs /data kept alive in a namespace of its own: read-only through
     // that namespace at the deadline (64), its checkpoint an unmount's.
@@ -208,6 +222,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::F2fs,
+        series_only: false,
     },
     // ... and the baseline: f2fs alive when the reboot stops the devices.
     Mode {
@@ -218,9 +233,11 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: true,
         in_test: true,
         data: Format::F2fs,
+        series_only: false,
     },
     // The init itself unmounts (PID 1, umount-wait/examples/pid1-reboot.rs:
     // the library's --all engine in-process, its own deadline), then reboots.
+    // In `umw-vm test` on the patched kernel only (the notification path).
     Mode {
         name: "pid1",
         suite: "shutdown-reboot-pid1",
@@ -229,6 +246,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::Ext4,
+        series_only: true,
     },
     // ... with /data held in a live process's own namespace: the init's
     // deadline (5 s) holds, it goes on, makes /data read-only through that
@@ -241,6 +259,7 @@ pub const MODES: [Mode; 15] = [
         must_show_bug: false,
         in_test: true,
         data: Format::Ext4,
+        series_only: true,
     },
 ];
 
@@ -253,6 +272,7 @@ const CONTROL: Mode = Mode {
     must_show_bug: false,
     in_test: false,
     data: Format::Ext4,
+    series_only: false,
 };
 
 /// The same with /data on f2fs, when a mode has it.
@@ -264,6 +284,7 @@ const CONTROL_F2FS: Mode = Mode {
     must_show_bug: false,
     in_test: false,
     data: Format::F2fs,
+    series_only: false,
 };
 
 /// The checker boot after a boot with /data on f2fs.
@@ -432,7 +453,10 @@ pub fn run(
     control_boot: bool,
     result: &mut KernelResult,
 ) -> Result<()> {
-    let modes: Vec<Mode> = MODES.into_iter().filter(|m| m.in_test).collect();
+    let modes: Vec<Mode> = MODES
+        .into_iter()
+        .filter(|m| m.in_test && (!m.series_only || image.name.has_series()))
+        .collect();
     let controls: &[Mode] = if control_boot { &[CONTROL] } else { &[] };
     run_with(bench, image, initramfs, boots, controls, &modes, result)
 }
