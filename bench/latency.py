@@ -28,6 +28,8 @@ LINE = re.compile(
 STRATEGIES = [
     ("kernel-syscall", "(a) kernel: umount2(MNT_DETACH|UMOUNT_WAIT) in C"),
     ("kernel-cmd", "(a) kernel: umount-wait --mode kernel -l"),
+    ("notify-syscall", "(a') notify: umount2(MNT_DETACH|UMOUNT_NOTIFY) + poll in C"),
+    ("notify-cmd", "(a') notify: umount-wait --mode notify -l"),
     ("fallback-cmd", "(b) fallback: umount-wait --mode fallback -l"),
     ("poll-mounts", "(c) umount -l, poll /proc/mounts every 100 ms"),
     ("retry-excl", "(d) umount -l, retry O_EXCL every 100 ms"),
@@ -36,6 +38,8 @@ STRATEGIES = [
 COLORS = {
     "kernel-syscall": "#1b7837",
     "kernel-cmd": "#5aae61",
+    "notify-syscall": "#762a83",
+    "notify-cmd": "#c2a5cf",
     "fallback-cmd": "#2166ac",
     "poll-mounts": "#b2182b",
     "retry-excl": "#e08214",
@@ -117,7 +121,8 @@ def stats(samples):
                 })
         idle = {}
         for name in ("idle-umount2", "idle-umount2-wait", "idle-umount-cmd",
-                     "idle-umount-wait-cmd", "idle-busybox-true-cmd",
+                     "idle-umount-wait-cmd", "idle-umount-notify-cmd",
+                     "idle-busybox-true-cmd",
                      "idle-probe-cmd", "idle-probe-norandom-cmd"):
             got = samples.get((fs, name))
             if got:
@@ -129,6 +134,10 @@ def stats(samples):
         if "idle-umount-cmd" in idle and "idle-umount-wait-cmd" in idle:
             idle["command_ratio"] = (idle["idle-umount-wait-cmd"]["median_us"]
                                      / idle["idle-umount-cmd"]["median_us"])
+        if "idle-umount-cmd" in idle and "idle-umount-notify-cmd" in idle:
+            idle["notify_command_ratio"] = (
+                idle["idle-umount-notify-cmd"]["median_us"]
+                / idle["idle-umount-cmd"]["median_us"])
         entry["idle"] = idle
         result[fs] = entry
     return result
@@ -146,7 +155,7 @@ def goals(result):
         return s.get(f"paired_slack_{which}_us", s[f"{which}_slack_us"])
 
     for fs in FILESYSTEMS:
-        for name in ("kernel-syscall", "kernel-cmd"):
+        for name in ("kernel-syscall", "kernel-cmd", "notify-syscall", "notify-cmd"):
             s = strat(fs, name)
             if not s:
                 continue
@@ -161,7 +170,7 @@ def goals(result):
             out.append((f"{fs} fallback-cmd: median slack <= 3 ms",
                         f"{slack(s, 'median') / 1000:.2f} ms",
                         slack(s, "median") <= 3000))
-    for name in ("kernel-syscall", "kernel-cmd"):
+    for name in ("kernel-syscall", "kernel-cmd", "notify-syscall", "notify-cmd"):
         s = strat("tmpfs", name)
         if s:
             out.append((f"tmpfs {name}: median latency <= 0.5 ms",
@@ -169,7 +178,7 @@ def goals(result):
                         s["median_us"] <= 500))
     for fs, factor in (("ext4", 8), ("tmpfs", 50)):
         loop = strat(fs, "retry-excl")
-        for name in ("kernel-syscall", "kernel-cmd"):
+        for name in ("kernel-syscall", "kernel-cmd", "notify-syscall", "notify-cmd"):
             s = strat(fs, name)
             if not (s and loop):
                 continue
@@ -177,7 +186,8 @@ def goals(result):
             out.append((f"{fs} {name}: median >= {factor}x faster than retry-excl",
                         f"{speedup:.1f}x", speedup >= factor))
     for fs in FILESYSTEMS:
-        for name in ("kernel-syscall", "kernel-cmd", "fallback-cmd"):
+        for name in ("kernel-syscall", "kernel-cmd", "notify-syscall", "notify-cmd",
+                     "fallback-cmd"):
             s = strat(fs, name)
             if s:
                 out.append((f"{fs} {name}: zero early returns",
@@ -185,7 +195,9 @@ def goals(result):
     for fs in FILESYSTEMS:
         idle = result.get(fs, {}).get("idle", {})
         for key, what in (("syscall_ratio", "umount2 with/without UMOUNT_WAIT"),
-                          ("command_ratio", "umount-wait --mode kernel / busybox umount")):
+                          ("command_ratio", "umount-wait --mode kernel / busybox umount"),
+                          ("notify_command_ratio",
+                           "umount-wait --mode notify / busybox umount")):
             if key in idle:
                 out.append((f"{fs} idle {what} <= 1.05",
                             f"{idle[key]:.3f}", idle[key] <= 1.05))
@@ -219,7 +231,7 @@ def table(result):
                  if isinstance(v, dict)]
         if parts:
             lines.append("  idle medians: " + ", ".join(parts))
-        for key in ("syscall_ratio", "command_ratio"):
+        for key in ("syscall_ratio", "command_ratio", "notify_command_ratio"):
             if key in idle:
                 lines.append(f"  idle {key}: {idle[key]:.3f}")
         lines.append("")

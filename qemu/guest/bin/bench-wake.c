@@ -19,6 +19,9 @@
  * before the waiter starts. STRATEGY is the waiter:
  *   kernel-syscall  umount2(MNT, MNT_DETACH | UMOUNT_WAIT), in this process
  *   kernel-cmd      CMD --mode kernel -l MNT (spawned)
+ *   notify-syscall  fd = umount2(MNT, MNT_DETACH | UMOUNT_NOTIFY), then
+ *                   poll(fd) until readable, in this process
+ *   notify-cmd      CMD --mode notify -l MNT (spawned)
  *   fallback-cmd    CMD --mode fallback -l MNT (spawned)
  *   poll-mounts     umount2(MNT, MNT_DETACH), then every 100 ms: is MNT
  *                   gone from /proc/mounts (Android init's loop)
@@ -39,8 +42,10 @@
  * holder), and the time a synchronous umount2(MNT, 0) takes.
  *
  * idle: nothing written; umount2(MNT, 0) and umount2(MNT, UMOUNT_WAIT),
- * then spawned "umount MNT" (busybox) and "CMD --mode kernel MNT", each
- * timed around the call or the spawn and reap; each pair in turns first.
+ * then spawned "umount MNT" (busybox), "CMD --mode kernel MNT" and
+ * "CMD --mode notify MNT" (the latter only with -N: a kernel with
+ * UMOUNT_NOTIFY), each timed around the call or the spawn and reap; each
+ * pair in turns first.
  * Then "busybox true" and "CMD --probe" (no unmount): what a spawn and the
  * command's start-up cost alone (idle-busybox-true-cmd, idle-probe-cmd),
  * and "CMD --probe" again without address space randomization
@@ -51,7 +56,7 @@
  * timing:
  *   # UMW-BENCH fs=F strategy=S run=I latency_us=L early=E status=X
  * (idle: strategy=idle-umount2, idle-umount2-wait, idle-umount-cmd,
- * idle-umount-wait-cmd; floor: strategy=floor). latency_us is the waiter's
+ * idle-umount-wait-cmd, idle-umount-notify-cmd; floor: strategy=floor). latency_us is the waiter's
  * return minus the holder's close; negative when it returned before the
  * close. status is the spawned command's exit status (0 in process).
  * Exit: 0 when every run was measured, 2 on a setup error.
@@ -61,6 +66,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -78,6 +84,9 @@
 #ifndef UMOUNT_WAIT
 #define UMOUNT_WAIT	0x00000010
 #endif
+#ifndef UMOUNT_NOTIFY
+#define UMOUNT_NOTIFY	0x00000020
+#endif
 
 #define POLL_MS		100
 #define MAX_RUNS	10000
@@ -94,6 +103,7 @@ struct opts {
 	int runs;
 	int kib;
 	int window_ms;
+	int notify;		/* -N: the kernel has UMOUNT_NOTIFY */
 };
 
 struct sample {
@@ -109,7 +119,7 @@ static int nsamples;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: bench-wake wake|floor|idle -f ext4|tmpfs [-s STRATEGY] [-n RUNS] [-k KIB] [-w MS] [-d DEV] [-c CMD] MNT\n");
+		"usage: bench-wake wake|floor|idle -f ext4|tmpfs [-s STRATEGY] [-n RUNS] [-k KIB] [-w MS] [-d DEV] [-c CMD] [-N] MNT\n");
 	exit(2);
 }
 
@@ -340,11 +350,25 @@ static int run_waiter(const struct opts *o, int ifd, int *seen)
 			die("umount2(MNT_DETACH | UMOUNT_WAIT)");
 		return 0;
 	}
+	if (!strcmp(o->strategy, "notify-syscall")) {
+		struct pollfd pfd = { .events = POLLIN };
+
+		pfd.fd = umount2(o->mnt, MNT_DETACH | UMOUNT_NOTIFY);
+		if (pfd.fd < 0)
+			die("umount2(MNT_DETACH | UMOUNT_NOTIFY)");
+		while (poll(&pfd, 1, -1) < 0)
+			if (errno != EINTR)
+				die("poll");
+		close(pfd.fd);
+		return 0;
+	}
 	if (!strcmp(o->strategy, "kernel-cmd") ||
+	    !strcmp(o->strategy, "notify-cmd") ||
 	    !strcmp(o->strategy, "fallback-cmd")) {
 		argv[0] = (char *)o->cmd;
 		argv[1] = "--mode";
-		argv[2] = o->strategy[0] == 'k' ? "kernel" : "fallback";
+		argv[2] = o->strategy[0] == 'k' ? "kernel" :
+			  o->strategy[0] == 'n' ? "notify" : "fallback";
 		argv[3] = "-l";
 		argv[4] = (char *)o->mnt;
 		argv[5] = NULL;
@@ -481,6 +505,8 @@ static void idle_runs(const struct opts *o)
 	char *plain[] = { "umount", (char *)o->mnt, NULL };
 	char *waiter[] = { (char *)o->cmd, "--mode", "kernel",
 			   (char *)o->mnt, NULL };
+	char *notifier[] = { (char *)o->cmd, "--mode", "notify",
+			     (char *)o->mnt, NULL };
 	char *probe[] = { (char *)o->cmd, "--probe", NULL };
 	char *busybox[] = { "busybox", "true", NULL };
 	long long t0;
@@ -491,11 +517,15 @@ static void idle_runs(const struct opts *o)
 			idle_one(o, "idle-umount2-wait", UMOUNT_WAIT, NULL);
 			idle_one(o, "idle-umount2", 0, NULL);
 			idle_one(o, "idle-umount-wait-cmd", 0, waiter);
+			if (o->notify)
+				idle_one(o, "idle-umount-notify-cmd", 0, notifier);
 			idle_one(o, "idle-umount-cmd", 0, plain);
 		} else {
 			idle_one(o, "idle-umount2", 0, NULL);
 			idle_one(o, "idle-umount2-wait", UMOUNT_WAIT, NULL);
 			idle_one(o, "idle-umount-cmd", 0, plain);
+			if (o->notify)
+				idle_one(o, "idle-umount-notify-cmd", 0, notifier);
 			idle_one(o, "idle-umount-wait-cmd", 0, waiter);
 		}
 		/* What a spawn costs without an unmount: the start-up share. */
@@ -522,7 +552,7 @@ int main(int argc, char **argv)
 		usage();
 	o.what = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "f:s:n:k:w:d:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:n:k:w:d:c:N")) != -1) {
 		switch (opt) {
 		case 'f':
 			o.fs = optarg;
@@ -545,6 +575,9 @@ int main(int argc, char **argv)
 		case 'c':
 			o.cmd = optarg;
 			break;
+		case 'N':
+			o.notify = 1;
+			break;
 		default:
 			usage();
 		}
@@ -554,7 +587,7 @@ int main(int argc, char **argv)
 		usage();
 	o.mnt = argv[optind];
 	mkdir(o.mnt, 0755);
-	samples = calloc(MAX_RUNS * 8, sizeof(*samples));
+	samples = calloc(MAX_RUNS * 10, sizeof(*samples));
 	if (!samples)
 		die("calloc");
 
