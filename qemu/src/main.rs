@@ -81,8 +81,8 @@ enum Command {
         /// Skip the bench's own test: a boot that crashes on purpose must be reported as a failure.
         #[arg(long)]
         no_crash_test: bool,
-        /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; unpatched and patched kernels only, only without --suites.
-        #[arg(long, default_value_t = 2)]
+        /// Boots per mode of scenario S4 (reboot right after the unmount), 0 skips it; the plain baseline gets more, up to 3N and at least 6, until it shows the bug; unpatched and patched kernels only, only without --suites.
+        #[arg(long, default_value_t = 1)]
         s4_boots: u32,
         /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it and the CI boot job; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 1)]

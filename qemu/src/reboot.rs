@@ -110,10 +110,15 @@ pub fn run(
         let mut count = RaceCount::default();
         let (mut unclean, mut incomplete, mut damaged) = (0, 0, 0);
         let mut problems = Vec::new();
-        // A baseline that has not shown the bug yet gets up to twice as many
-        // boots again, ending at the first damaged disk: the race depends on
-        // the host's load, and it is reproduction that is asked of it here.
-        let most = if mode == "plain" { boots * 3 } else { boots };
+        // A baseline that has not shown the bug yet gets more boots, up to
+        // three times as many and at least 6 in all, ending at the first
+        // damaged disk: the race depends on the host's load, and it is
+        // reproduction that is asked of it here.
+        let most = if mode == "plain" {
+            (boots * 3).max(6)
+        } else {
+            boots
+        };
         let mut n = 0;
         while n < boots || (mode == "plain" && damaged == 0 && n < most) {
             n += 1;
