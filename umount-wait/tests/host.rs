@@ -1537,24 +1537,31 @@ fn stop_signals_default(cmd: &mut Command) -> &mut Command {
     }
 }
 
-fn sigint_during_wait_is_detached_unconfirmed() {
-    let s = Scratch::new("sigint");
+/// `umount-wait -v ARGS M` on a tmpfs kept alive by a copy in another
+/// namespace, SIGINT and SIGTERM at their default, sent SIGINT once it
+/// says that it waits (the mount is detached by then, and the signal
+/// cannot come before the command is ready for it). Its run.
+fn interrupted_wait(name: &str, args: &[&str]) -> Run {
+    let s = Scratch::new(name);
     let m = s.dir("m");
     mount_tmpfs(&m);
     let mut holder = namespace_holder(&m, "f", 0);
-    // -t: a SIGINT that does not end the wait fails the test as "timed
-    // out" instead of hanging it.
     let mut cmd = Background::spawn(
-        stop_signals_default(Command::new(BIN).args(["-v", "--timeout", "60s"]).arg(&m)),
+        stop_signals_default(Command::new(BIN).arg("-v").args(args).arg(&m)),
         Watch::Stderr,
     );
-    // Sent once the command says it waits: the mount is detached by then,
-    // and the signal cannot come before the command is ready for it.
     let waiting = cmd.wait_for(": waiting ");
     assert!(waiting, "no waiting line: {}", cmd.said());
     cmd.signal(rustix::process::Signal::INT);
     let run = cmd.finish();
     holder.stop();
+    run
+}
+
+fn sigint_during_wait_is_detached_unconfirmed() {
+    // -t: a SIGINT that does not end the wait fails the test as "timed
+    // out" instead of hanging it.
+    let run = interrupted_wait("sigint", &["--timeout", "60s"]);
     // Reported, then dead by the signal, as umount(8) would be: a calling
     // script stops too.
     assert_code(&run, DIED_BY_SIGINT, "SIGINT during the wait");
@@ -1569,23 +1576,7 @@ fn sigint_during_wait_is_detached_unconfirmed() {
 /// With --json the report is printed whole before the command dies by the
 /// signal: a script that reads it gets it, and stops like umount(8)'s.
 fn sigint_with_json_prints_the_report_then_dies() {
-    let s = Scratch::new("sigint-json");
-    let m = s.dir("m");
-    mount_tmpfs(&m);
-    let mut holder = namespace_holder(&m, "f", 0);
-    let mut cmd = Background::spawn(
-        stop_signals_default(
-            Command::new(BIN)
-                .args(["-v", "--json", "--timeout", "60s"])
-                .arg(&m),
-        ),
-        Watch::Stderr,
-    );
-    let waiting = cmd.wait_for(": waiting ");
-    assert!(waiting, "no waiting line: {}", cmd.said());
-    cmd.signal(rustix::process::Signal::INT);
-    let run = cmd.finish();
-    holder.stop();
+    let run = interrupted_wait("sigint-json", &["--json", "--timeout", "60s"]);
     assert_code(&run, DIED_BY_SIGINT, "SIGINT during the wait, --json");
     assert!(
         run.stdout.contains("\"reason\":\"interrupted by SIGINT\"")
