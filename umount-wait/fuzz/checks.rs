@@ -33,9 +33,10 @@ pub fn mountinfo(data: &[u8]) {
         let _ = (m.may_not_answer(), filter.selects(m));
     }
     let unique: HashSet<u64> = mounts.iter().map(|m| m.id).collect();
+    let mounts = mountinfo::Table::new(mounts);
     for top in mounts.iter().take(8) {
-        let children_first = mountinfo::submounts_children_first(&mounts, top.id);
-        let deepest_first = mountinfo::submounts_deepest_first(&mounts, top.id);
+        let children_first = mounts.submounts_children_first(top.id);
+        let deepest_first = mounts.submounts_deepest_first(top.id);
         for order in [&children_first, &deepest_first] {
             assert!(
                 order.iter().all(|m| m.id != top.id),

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::loopdev::{self, Told};
-use crate::mountinfo::{self, DevId, Mount};
+use crate::mountinfo::{self, DevId, Mount, Table};
 use crate::sys;
 
 /// Something that holds the filesystem.
@@ -210,10 +210,9 @@ pub(crate) struct Superblock {
 
 impl Superblock {
     /// `mount`'s superblock, with its mounts in `mounts`.
-    pub(crate) fn in_table(mount: &Mount, mounts: &[Mount]) -> Superblock {
+    pub(crate) fn in_table(mount: &Mount, mounts: &Table) -> Superblock {
         let mount_ids = mounts
-            .iter()
-            .filter(|m| m.dev == mount.dev)
+            .of_dev(mount.dev)
             .map(|m| m.id)
             .chain([mount.id])
             .collect();
@@ -543,7 +542,7 @@ pub(crate) fn swaps() -> Vec<(PathBuf, bool)> {
 /// Whether a swap file in use lives on `mount`'s filesystem: shut down
 /// under it, its pages could no longer be read back.
 pub(crate) fn swap_file_on(mount: &Mount) -> bool {
-    let sb = Superblock::in_table(mount, &[]);
+    let sb = Superblock::in_table(mount, &Table::default());
     swap_files().iter().any(|path| sb.holds(path))
 }
 

@@ -239,7 +239,7 @@ fn unmount_all(
 /// The targets as umount(8) takes them (relative paths, devices, sources;
 /// `-c`), each `-A` target followed by the other mounts of its
 /// filesystem, the newest first.
-fn resolve_targets(cli: &Cli, mounts: &[mountinfo::Mount]) -> Vec<Result<Target, Error>> {
+fn resolve_targets(cli: &Cli, mounts: &mountinfo::Table) -> Vec<Result<Target, Error>> {
     let lookup = target::Lookup {
         follow: !cli.no_follow,
         canonicalize: !cli.no_canonicalize,
@@ -327,7 +327,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
             printer.plan(&line);
             gone.insert(m.id);
         }
-        if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| filter.selects(r)) {
+        if let Some(root) = mounts.by_id(root_id).filter(|r| filter.selects(r)) {
             printer.plan(&format!("would remount {} read-only", describe(root)));
         }
         return Ok(Exit::Success);
@@ -344,7 +344,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         match r {
             Ok(t) => {
                 let subs = match cli.recursive {
-                    true => mountinfo::submounts_children_first(&mounts, t.mount.id),
+                    true => mounts.submounts_children_first(t.mount.id),
                     false => vec![],
                 };
                 for m in subs.into_iter().chain([&t.mount]) {
@@ -419,7 +419,8 @@ fn loops_under(t: &Target, recursive: bool) -> Vec<umount_wait::loopdev::LoopDev
     if recursive {
         if let Ok(table) = mountinfo::read(None) {
             mounts.extend(
-                mountinfo::submounts_children_first(&table, t.mount.id)
+                table
+                    .submounts_children_first(t.mount.id)
                     .into_iter()
                     .cloned(),
             );
@@ -450,7 +451,7 @@ fn detach_loops(
     let table = mountinfo::read(None).unwrap_or_default();
     let mut worst = code;
     for lo in loops {
-        if table.iter().any(|m| m.dev == lo.dev) {
+        if table.has_dev(lo.dev) {
             continue;
         }
         if detach_loop(Some(lo), code, options, printer) != code {

@@ -1,6 +1,8 @@
-//! `/proc/PID/mountinfo`: parsing (with the kernel's octal escapes), finding
-//! a mount by id, and the submounts below a mount.
+//! `/proc/PID/mountinfo`: parsing (with the kernel's octal escapes), and
+//! the table indexed ([`Table`]): a mount by id, the mounts of a
+//! superblock, the submounts below a mount.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -183,73 +185,155 @@ pub fn parse(text: &[u8]) -> Result<Vec<Mount>, ParseError> {
         .collect()
 }
 
-/// Reads `/proc/PID/mountinfo` (`pid` None: this process).
-pub fn read(pid: Option<i32>) -> io::Result<Vec<Mount>> {
+/// Reads `/proc/PID/mountinfo` (`pid` None: this process), indexed.
+pub fn read(pid: Option<i32>) -> io::Result<Table> {
     let path = match pid {
         Some(pid) => PathBuf::from(format!("/proc/{pid}/mountinfo")),
         None => PathBuf::from("/proc/self/mountinfo"),
     };
     let text = std::fs::read(&path)?;
-    parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    parse(&text)
+        .map(Table::new)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// The mount with this id.
-pub fn by_id(mounts: &[Mount], id: u64) -> Option<&Mount> {
-    mounts.iter().find(|m| m.id == id)
+/// A mount table read once and indexed by mount id, by device and by
+/// parent, so that each question about one mount costs what its answer
+/// holds, not a search of the table: a pass over N mounts stays linear in
+/// N. It reads as the slice of its mounts, in the table's order (the
+/// order they were mounted in).
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    mounts: Vec<Mount>,
+    /// The first mount with each id (ids are unique in the kernel's table).
+    by_id: HashMap<u64, usize>,
+    /// The mounts of each device, in table order.
+    by_dev: HashMap<DevId, Vec<usize>>,
+    /// The mounts on each parent, in table order.
+    children: HashMap<u64, Vec<usize>>,
 }
 
-/// All mounts below `id` (not `id` itself) in the order umount(8) -R takes
-/// them: each child in mount order (the table's), the mounts below it
-/// before it. Stopping at the first failure then leaves what umount(8)
-/// leaves.
-pub fn submounts_children_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
-    fn visit<'a>(
-        mounts: &'a [Mount],
-        id: u64,
-        seen: &mut std::collections::HashSet<u64>,
-        order: &mut Vec<&'a Mount>,
-    ) {
-        for child in mounts.iter().filter(|m| m.parent_id == id && m.id != id) {
-            // A loop in the parent chain (impossible in a well-formed file)
-            // cannot recurse forever.
-            if seen.insert(child.id) {
-                visit(mounts, child.id, seen, order);
-                order.push(child);
-            }
+impl Table {
+    pub fn new(mounts: Vec<Mount>) -> Table {
+        let mut table = Table {
+            by_id: HashMap::with_capacity(mounts.len()),
+            by_dev: HashMap::new(),
+            children: HashMap::new(),
+            mounts,
+        };
+        for (i, m) in table.mounts.iter().enumerate() {
+            table.by_id.entry(m.id).or_insert(i);
+            table.by_dev.entry(m.dev).or_default().push(i);
+            table.children.entry(m.parent_id).or_default().push(i);
         }
+        table
     }
-    let mut order = Vec::new();
-    let mut seen = std::collections::HashSet::from([id]);
-    visit(mounts, id, &mut seen, &mut order);
-    order
+
+    /// The mount with this id.
+    pub fn by_id(&self, id: u64) -> Option<&Mount> {
+        self.by_id.get(&id).map(|&i| &self.mounts[i])
+    }
+
+    /// The mounts of the superblock `dev`, in table order.
+    pub fn of_dev(&self, dev: DevId) -> impl DoubleEndedIterator<Item = &Mount> + '_ {
+        self.by_dev
+            .get(&dev)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.mounts[i])
+    }
+
+    /// Whether some mount of the table is of the superblock `dev`.
+    pub fn has_dev(&self, dev: DevId) -> bool {
+        self.by_dev.contains_key(&dev)
+    }
+
+    /// The mounts whose parent is `id` (not `id` itself), in table order.
+    fn children(&self, id: u64) -> impl DoubleEndedIterator<Item = (usize, &Mount)> + '_ {
+        self.children
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|&i| (i, &self.mounts[i]))
+            .filter(move |(_, m)| m.id != id)
+    }
+
+    /// All mounts below `id` (not `id` itself) in the order umount(8) -R
+    /// takes them: each child in mount order (the table's), the mounts
+    /// below it before it. Stopping at the first failure then leaves what
+    /// umount(8) leaves.
+    pub fn submounts_children_first(&self, id: u64) -> Vec<&Mount> {
+        // Depth first without recursion (a chain of mounts may be deep):
+        // each frame is a mount and the children of it still to visit.
+        let mut order = Vec::new();
+        // A loop in the parent chain (impossible in a well-formed file)
+        // cannot visit a mount twice.
+        let mut seen = HashSet::from([id]);
+        let mut stack: Vec<(Option<&Mount>, Vec<&Mount>)> =
+            vec![(None, self.children(id).map(|(_, m)| m).rev().collect())];
+        while let Some((mount, pending)) = stack.last_mut() {
+            match pending.pop() {
+                Some(child) if seen.insert(child.id) => {
+                    let below = self.children(child.id).map(|(_, m)| m).rev().collect();
+                    stack.push((Some(child), below));
+                }
+                Some(_) => {}
+                None => {
+                    order.extend(mount.take());
+                    stack.pop();
+                }
+            }
+        }
+        order
+    }
+
+    /// All mounts below `id` (not `id` itself), in the order to unmount
+    /// them: deepest first, and among mounts of equal depth the most
+    /// recent first.
+    pub fn submounts_deepest_first(&self, id: u64) -> Vec<&Mount> {
+        // Breadth first from `id`: each mount is reached once, at its
+        // depth, even if a malformed table loops.
+        let mut below: Vec<(usize, usize)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut level = vec![id];
+        let mut depth = 0;
+        while !level.is_empty() {
+            depth += 1;
+            let mut next = Vec::new();
+            for parent in level {
+                for (i, m) in self.children(parent) {
+                    if m.id != id && seen.insert(i) {
+                        below.push((depth, i));
+                        next.push(m.id);
+                    }
+                }
+            }
+            level = next;
+        }
+        below.sort_by(|a, b| b.cmp(a));
+        below.into_iter().map(|(_, i)| &self.mounts[i]).collect()
+    }
 }
 
-/// All mounts below `id` (not `id` itself), in the order to unmount them:
-/// deepest first, and among mounts of equal depth the most recent first.
-pub fn submounts_deepest_first(mounts: &[Mount], id: u64) -> Vec<&Mount> {
-    let depth_below = |mount: &Mount| -> Option<usize> {
-        let mut current = mount;
-        // Bounded by the number of mounts: a loop in the parent chain
-        // (impossible in a well-formed file) cannot hang us.
-        for depth in 1..=mounts.len() + 1 {
-            if current.parent_id == id {
-                return Some(depth);
-            }
-            if current.parent_id == current.id {
-                return None;
-            }
-            current = by_id(mounts, current.parent_id)?;
-        }
-        None
-    };
-    let mut below: Vec<(usize, usize, &Mount)> = mounts
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.id != id)
-        .filter_map(|(order, m)| depth_below(m).map(|depth| (depth, order, m)))
-        .collect();
-    below.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-    below.into_iter().map(|(_, _, m)| m).collect()
+impl From<Vec<Mount>> for Table {
+    fn from(mounts: Vec<Mount>) -> Table {
+        Table::new(mounts)
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = [Mount];
+    fn deref(&self) -> &[Mount] {
+        &self.mounts
+    }
+}
+
+impl IntoIterator for Table {
+    type Item = Mount;
+    type IntoIter = std::vec::IntoIter<Mount>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.mounts.into_iter()
+    }
 }
 
 /// Shows a path for a person: as it is when printable, otherwise quoted with
@@ -397,24 +481,81 @@ mod tests {
 
     #[test]
     fn submounts_children_first_in_mount_order() {
-        let mounts = parse(SAMPLE).unwrap();
-        let order: Vec<u64> = submounts_children_first(&mounts, 30)
+        let mounts = Table::new(parse(SAMPLE).unwrap());
+        let order: Vec<u64> = mounts
+            .submounts_children_first(30)
             .iter()
             .map(|m| m.id)
             .collect();
         assert_eq!(order, vec![32, 31, 33]);
-        assert!(submounts_children_first(&mounts, 32).is_empty());
+        assert!(mounts.submounts_children_first(32).is_empty());
     }
 
     #[test]
     fn submounts_deepest_first_then_newest() {
-        let mounts = parse(SAMPLE).unwrap();
-        let order: Vec<u64> = submounts_deepest_first(&mounts, 30)
+        let mounts = Table::new(parse(SAMPLE).unwrap());
+        let order: Vec<u64> = mounts
+            .submounts_deepest_first(30)
             .iter()
             .map(|m| m.id)
             .collect();
         assert_eq!(order, vec![32, 33, 31]);
-        assert!(submounts_deepest_first(&mounts, 32).is_empty());
+        assert!(mounts.submounts_deepest_first(32).is_empty());
+    }
+
+    #[test]
+    fn the_index_finds_mounts_by_id_and_by_superblock() {
+        let mounts = Table::new(parse(SAMPLE).unwrap());
+        assert_eq!(mounts.by_id(31).map(|m| m.id), Some(31));
+        assert!(mounts.by_id(99).is_none());
+        let tmpfs = DevId {
+            major: 0,
+            minor: 40,
+        };
+        let of: Vec<u64> = mounts.of_dev(tmpfs).map(|m| m.id).collect();
+        assert_eq!(of, [31]);
+        assert!(mounts.has_dev(tmpfs));
+        assert!(!mounts.has_dev(DevId { major: 9, minor: 9 }));
+        assert_eq!(mounts.len(), 6, "reads as the slice of its mounts");
+    }
+
+    /// 10 000 mounts on one another (a chain) and 10 000 side by side:
+    /// every order takes each mount once. Walking the parent chain of
+    /// each mount with a search of the table for each step made this
+    /// cubic for the chain, and a search of the table for each mount's
+    /// children quadratic side by side.
+    #[test]
+    fn ten_thousand_submounts_deep_and_wide() {
+        const N: u64 = 10_000;
+        let line =
+            |id: u64, parent: u64| format!("{id} {parent} 0:{id} / /m/{id} rw - tmpfs none rw\n");
+        let mut chain = String::new();
+        let mut wide = String::new();
+        for id in 2..N + 2 {
+            chain.push_str(&line(id, id - 1));
+            wide.push_str(&line(id, 1));
+        }
+        let chain = Table::new(parse(chain.as_bytes()).unwrap());
+        let deepest: Vec<u64> = chain
+            .submounts_deepest_first(1)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(deepest, (2..N + 2).rev().collect::<Vec<_>>());
+        let children: Vec<u64> = chain
+            .submounts_children_first(1)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(children, deepest);
+        let wide = Table::new(parse(wide.as_bytes()).unwrap());
+        assert_eq!(wide.submounts_deepest_first(1).len(), N as usize);
+        let children: Vec<u64> = wide
+            .submounts_children_first(1)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(children, (2..N + 2).collect::<Vec<_>>());
     }
 
     #[test]

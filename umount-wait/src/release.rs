@@ -15,7 +15,7 @@ use rustix::io::Errno;
 use crate::blockers::{self, Superblock};
 use crate::cancel::Cancel;
 use crate::loopdev::{self, LoopDetach, LoopDevice, Told};
-use crate::mountinfo::{DevId, Mount};
+use crate::mountinfo::{DevId, Mount, Table};
 use crate::sys;
 
 /// One thing released.
@@ -55,7 +55,7 @@ pub struct Backing {
 /// what the loop driver has open, never by its path
 /// ([`loopdev::backing_files`], until `deadline`): one not told in time
 /// is left alone.
-pub fn backing(mount: &Mount, mounts: &[Mount], deadline: Instant) -> Backing {
+pub fn backing(mount: &Mount, mounts: &Table, deadline: Instant) -> Backing {
     let sb = Superblock::in_table(mount, mounts);
     let mounted: HashSet<DevId> = mounts.iter().map(|m| m.dev).collect();
     let bound: Vec<LoopDevice> = loopdev::bound()
@@ -84,7 +84,7 @@ pub fn backing(mount: &Mount, mounts: &[Mount], deadline: Instant) -> Backing {
 /// first: a loop device with swap on it cannot be detached.
 pub fn release(
     mount: &Mount,
-    mounts: &[Mount],
+    mounts: &Table,
     deadline: Instant,
     cancel: Cancel<'_>,
 ) -> Vec<Released> {

@@ -45,7 +45,7 @@ use crate::cancel::Cancel;
 use crate::cancel::Wake;
 use crate::duration;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
-use crate::mountinfo::{self, Mount};
+use crate::mountinfo::{self, Mount, Table};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
 use crate::release::{self, Released};
 use crate::select::Filter;
@@ -117,10 +117,11 @@ pub enum Event<'a> {
 pub trait Host {
     /// The mount id of this process's root.
     fn root_mount_id(&mut self) -> io::Result<u64>;
-    /// The mount table now.
-    fn mounts(&mut self) -> io::Result<Vec<Mount>>;
+    /// The mount table now: read once per pass, and indexed, so that
+    /// a pass over N mounts costs N lookups, not N searches.
+    fn mounts(&mut self) -> io::Result<Table>;
     /// The mount as a target, if its mount point still leads to it.
-    fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error>;
+    fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error>;
     /// [`wait::detach`]; `watcher` is the run's.
     fn detach(
         &mut self,
@@ -158,7 +159,7 @@ pub trait Host {
     fn release(
         &mut self,
         mount: &Mount,
-        mounts: &[Mount],
+        mounts: &Table,
         deadline: Instant,
         cancel: Cancel<'_>,
     ) -> Vec<Released>;
@@ -170,8 +171,9 @@ pub trait Host {
 
 /// The mounts `--all` takes care of, in the order of a pass: below the
 /// root (which is not among them), selected by `filter`, deepest first.
-pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec<&'a Mount> {
-    mountinfo::submounts_deepest_first(mounts, root_id)
+pub fn candidates<'a>(mounts: &'a Table, root_id: u64, filter: &Filter) -> Vec<&'a Mount> {
+    mounts
+        .submounts_deepest_first(root_id)
         .into_iter()
         .filter(|m| filter.selects(m))
         .collect()
@@ -184,7 +186,7 @@ pub fn candidates<'a>(mounts: &'a [Mount], root_id: u64, filter: &Filter) -> Vec
 /// bind of another filesystem (or of a directory of the root) under the
 /// selection must not stop that filesystem.
 pub fn unselected_mount_of<'a>(
-    mounts: &'a [Mount],
+    mounts: &'a Table,
     mount: &Mount,
     selected: &HashSet<u64>,
 ) -> Option<&'a Mount> {
@@ -299,17 +301,19 @@ pub fn run(
             }
         }
         mounts = host.mounts()?;
-        let todo: Vec<Mount> = candidates(&mounts, root_id, &plan.filter)
-            .into_iter()
-            .filter(|m| !waiting.iter().any(|w| w.pending.mount().id == m.id))
-            .cloned()
-            .collect();
+        let waited: HashSet<u64> = waiting.iter().map(|w| w.pending.mount().id).collect();
+        let chosen = candidates(&mounts, root_id, &plan.filter);
         // What `--all` may take care of: every candidate, those waited for
         // and those settled in earlier passes too.
-        let selected: HashSet<u64> = candidates(&mounts, root_id, &plan.filter)
+        let selected: HashSet<u64> = chosen
             .iter()
             .map(|m| m.id)
-            .chain(waiting.iter().map(|w| w.pending.mount().id))
+            .chain(waited.iter().copied())
+            .collect();
+        let todo: Vec<Mount> = chosen
+            .into_iter()
+            .filter(|m| !waited.contains(&m.id))
+            .cloned()
             .collect();
         events(Event::Pass {
             number: pass,
@@ -512,18 +516,19 @@ pub fn run(
                 .collect()
         }
     };
+    // The first error of each mount left.
+    let mut failed: HashMap<u64, Error> = HashMap::with_capacity(failures.len());
+    for (m, e) in failures {
+        failed.entry(m.id).or_insert(e);
+    }
     for m in left {
-        let error = failures
-            .iter()
-            .find(|(f, _)| f.id == m.id)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_else(|| {
-                let kind = match stopped {
-                    Some(Stop::Cancelled) => ErrorKind::Interrupted,
-                    _ => ErrorKind::DeadlineReached,
-                };
-                Error::new(&m.mount_point, kind, None)
-            });
+        let error = failed.remove(&m.id).unwrap_or_else(|| {
+            let kind = match stopped {
+                Some(Stop::Cancelled) => ErrorKind::Interrupted,
+                _ => ErrorKind::DeadlineReached,
+            };
+            Error::new(&m.mount_point, kind, None)
+        });
         entries.push(Entry {
             pass,
             result: Err(error),
@@ -536,7 +541,7 @@ pub fn run(
     // The root last: never unmounted, remounted read-only when selected,
     // deadline or not.
     let mounts = host.mounts()?;
-    if let Some(root) = mountinfo::by_id(&mounts, root_id).filter(|r| plan.filter.selects(r)) {
+    if let Some(root) = mounts.by_id(root_id).filter(|r| plan.filter.selects(r)) {
         let result = match stopped {
             None | Some(Stop::Deadline) => host.remount_root(root),
             Some(Stop::Cancelled) => {
@@ -585,14 +590,14 @@ impl Host for System<'_> {
             .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))
     }
 
-    fn mounts(&mut self) -> io::Result<Vec<Mount>> {
+    fn mounts(&mut self) -> io::Result<Table> {
         if self.table.is_none() {
             self.table = Some(std::fs::File::open("/proc/self/mountinfo")?);
         }
         mountinfo::read(None)
     }
 
-    fn reach(&mut self, mount: &Mount, mounts: &[Mount]) -> Result<Target, Error> {
+    fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
         // Mount points from mountinfo have no symbolic links: never follow.
         let t = target::resolve(&mount.mount_point, false, mounts)?;
         if t.mount.id != mount.id {
@@ -666,7 +671,7 @@ impl Host for System<'_> {
     fn release(
         &mut self,
         mount: &Mount,
-        mounts: &[Mount],
+        mounts: &Table,
         deadline: Instant,
         cancel: Cancel<'_>,
     ) -> Vec<Released> {
@@ -770,10 +775,10 @@ mod tests {
                 .unwrap()
                 .id)
         }
-        fn mounts(&mut self) -> io::Result<Vec<Mount>> {
-            Ok(self.mounts.clone())
+        fn mounts(&mut self) -> io::Result<Table> {
+            Ok(Table::new(self.mounts.clone()))
         }
-        fn reach(&mut self, mount: &Mount, _: &[Mount]) -> Result<Target, Error> {
+        fn reach(&mut self, mount: &Mount, _: &Table) -> Result<Target, Error> {
             if self.covered.contains(&mount.id) {
                 return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
             }
@@ -821,10 +826,10 @@ mod tests {
         }
         fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
             self.log.push("root-ro".into());
-            let t = self.reach(root, &[])?;
+            let t = self.reach(root, &Table::default())?;
             Ok(Fake::report(&t, Outcome::RootReadOnly))
         }
-        fn release(&mut self, _: &Mount, _: &[Mount], _: Instant, _: Cancel<'_>) -> Vec<Released> {
+        fn release(&mut self, _: &Mount, _: &Table, _: Instant, _: Cancel<'_>) -> Vec<Released> {
             Vec::new()
         }
         fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
@@ -882,7 +887,7 @@ mod tests {
 
     #[test]
     fn candidates_deepest_then_newest_root_and_api_left_out() {
-        let mounts = parse(TABLE).unwrap();
+        let mounts = Table::new(parse(TABLE).unwrap());
         assert_eq!(
             ids(&candidates(&mounts, 20, &Filter::default())),
             [31, 28, 32, 30, 29, 27]
@@ -897,7 +902,7 @@ mod tests {
 
     #[test]
     fn bind_mounts_go_without_a_wait_and_the_last_one_waits() {
-        let mounts = parse(TABLE).unwrap();
+        let mounts = Table::new(parse(TABLE).unwrap());
         let none = HashSet::new();
         let media = &mounts[4];
         assert_eq!(

@@ -10,11 +10,12 @@
 //! slash is left). The same mount may not be named twice, even through
 //! different paths.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::mountinfo::{self, Mount};
+use crate::mountinfo::{self, Mount, Table};
 use crate::outcome::{Error, ErrorKind};
 use crate::sys;
 
@@ -103,7 +104,7 @@ impl Default for Lookup {
 
 /// Looks up one target: the root of a mount in this process's mount
 /// namespace, or the source of one (its most recent mount).
-pub fn resolve(given: &Path, follow: bool, mounts: &[Mount]) -> Result<Target, Error> {
+pub fn resolve(given: &Path, follow: bool, mounts: &Table) -> Result<Target, Error> {
     resolve_with(
         given,
         Lookup {
@@ -115,7 +116,7 @@ pub fn resolve(given: &Path, follow: bool, mounts: &[Mount]) -> Result<Target, E
 }
 
 /// [`resolve`], with umount(8)'s `-c` among the choices.
-pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Target, Error> {
+pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Target, Error> {
     if let Some(tag) = Tag::parse(given) {
         let node = tag
             .device()
@@ -166,7 +167,8 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &[Mount]) -> Result<Ta
     } else {
         normal
     };
-    let mount = mountinfo::by_id(mounts, st.mount_id)
+    let mount = mounts
+        .by_id(st.mount_id)
         .cloned()
         .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None))?;
     // The mount table and the filesystem must agree on the device: a
@@ -317,11 +319,10 @@ fn by_source(given: &Path, mounts: &[Mount], is_it: impl Fn(&Mount) -> bool) -> 
 /// umount(8)'s `-A`: every mount of `target`'s filesystem (same
 /// `major:minor`) in this namespace, the newest first; `target` is one
 /// of them.
-pub fn all_mounts_of(target: &Target, mounts: &[Mount]) -> Vec<Target> {
+pub fn all_mounts_of(target: &Target, mounts: &Table) -> Vec<Target> {
     mounts
-        .iter()
+        .of_dev(target.mount.dev)
         .rev()
-        .filter(|m| m.dev == target.mount.dev)
         .map(|m| Target {
             given: target.given.clone(),
             path: m.mount_point.clone(),
@@ -333,11 +334,7 @@ pub fn all_mounts_of(target: &Target, mounts: &[Mount]) -> Vec<Target> {
 
 /// Resolves every target; refuses a mount named twice. Returns, in order, a
 /// target or the error that keeps it untouched.
-pub fn resolve_all(
-    given: &[PathBuf],
-    follow: bool,
-    mounts: &[Mount],
-) -> Vec<Result<Target, Error>> {
+pub fn resolve_all(given: &[PathBuf], follow: bool, mounts: &Table) -> Vec<Result<Target, Error>> {
     resolve_all_with(
         given,
         Lookup {
@@ -352,44 +349,54 @@ pub fn resolve_all(
 pub fn resolve_all_with(
     given: &[PathBuf],
     lookup: Lookup,
-    mounts: &[Mount],
+    mounts: &Table,
 ) -> Vec<Result<Target, Error>> {
-    let mut out: Vec<Result<Target, Error>> = Vec::with_capacity(given.len());
-    for g in given {
-        let resolved = resolve_with(g, lookup, mounts).and_then(|t| {
-            let first = out
-                .iter()
-                .flatten()
-                .find(|earlier| earlier.mount.id == t.mount.id);
-            match first {
-                Some(earlier) => Err(Error::new(
+    // The first target that named each mount, by mount id.
+    let mut first: HashMap<u64, &PathBuf> = HashMap::with_capacity(given.len());
+    given
+        .iter()
+        .map(|g| {
+            let t = resolve_with(g, lookup, mounts)?;
+            match first.entry(t.mount.id) {
+                Entry::Occupied(earlier) => Err(Error::new(
                     g,
                     ErrorKind::Duplicate {
-                        first: earlier.given.clone(),
+                        first: earlier.get().to_path_buf(),
                     },
                     None,
                 )),
-                None => Ok(t),
+                Entry::Vacant(slot) => {
+                    slot.insert(g);
+                    Ok(t)
+                }
             }
-        });
-        out.push(resolved);
-    }
-    out
+        })
+        .collect()
 }
 
 /// With `-R`: the targets whose mount lies in the tree below another
 /// target, which would unmount it with that tree (and then find it gone).
 /// A mistake in the call, as a mount named twice.
-pub fn inside_trees(resolved: &[Result<Target, Error>], mounts: &[Mount]) -> Vec<Error> {
+pub fn inside_trees(resolved: &[Result<Target, Error>], mounts: &Table) -> Vec<Error> {
     let targets: Vec<&Target> = resolved.iter().flatten().collect();
+    // Each mount id with the targets that name it, in order.
+    let mut named: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        named.entry(t.mount.id).or_default().push(i);
+    }
     let mut errors = Vec::new();
     for tree in &targets {
-        let below = mountinfo::submounts_deepest_first(mounts, tree.mount.id);
-        for inner in targets.iter().filter(|t| below.contains(&&t.mount)) {
+        let mut inner: Vec<usize> = Vec::new();
+        for m in mounts.submounts_deepest_first(tree.mount.id) {
+            let named = named.get(&m.id).map_or(&[][..], Vec::as_slice);
+            inner.extend(named.iter().filter(|&&i| targets[i].mount == *m));
+        }
+        inner.sort_unstable();
+        for i in inner {
             let kind = ErrorKind::InsideTree {
                 tree: tree.given.clone(),
             };
-            errors.push(Error::new(&inner.given, kind, None));
+            errors.push(Error::new(&targets[i].given, kind, None));
         }
     }
     errors
@@ -410,12 +417,15 @@ pub fn is_usage_error(kind: &ErrorKind) -> bool {
 /// Paths given twice, compared once made absolute and normalized (before
 /// looking at the filesystem): the first of each pair is kept.
 pub fn textual_duplicates(given: &[PathBuf]) -> Vec<(usize, usize)> {
-    let normal: Vec<Option<PathBuf>> = given.iter().map(|g| absolute(g).ok()).collect();
+    let mut first: HashMap<PathBuf, usize> = HashMap::with_capacity(given.len());
     let mut pairs = Vec::new();
-    for (i, a) in normal.iter().enumerate() {
-        let Some(a) = a else { continue };
-        if let Some(j) = normal[..i].iter().position(|b| b.as_ref() == Some(a)) {
-            pairs.push((j, i));
+    for (i, g) in given.iter().enumerate() {
+        let Ok(normal) = absolute(g) else { continue };
+        match first.entry(normal) {
+            Entry::Occupied(j) => pairs.push((*j.get(), i)),
+            Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
         }
     }
     pairs
@@ -498,14 +508,16 @@ mod tests {
 
     #[test]
     fn a_source_names_its_most_recent_mount() {
-        let mounts = mountinfo::parse(
-            b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
+        let mounts = Table::from(
+            mountinfo::parse(
+                b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
 30 20 0:25 / /a rw - tmpfs umw-src rw
 31 20 0:26 / /b rw - tmpfs umw-src rw
 32 20 0:25 / /c rw - tmpfs other rw
 ",
-        )
-        .unwrap();
+            )
+            .unwrap(),
+        );
         let t = resolve(Path::new("umw-src"), true, &mounts).unwrap();
         assert_eq!((t.mount.id, t.path.as_path()), (31, Path::new("/b")));
         assert_eq!(t.given, PathBuf::from("umw-src"));

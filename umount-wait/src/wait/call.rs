@@ -275,7 +275,8 @@ fn call_end(
 /// nothing.
 fn still_mounted(mount: &Mount) -> bool {
     match mountinfo::read(None) {
-        Ok(mounts) => mountinfo::by_id(&mounts, mount.id)
+        Ok(mounts) => mounts
+            .by_id(mount.id)
             .is_some_and(|m| m.dev == mount.dev && m.mount_point == mount.mount_point),
         Err(_) => false,
     }

@@ -419,12 +419,9 @@ enum RootEvicted {
 ///   one the outcome is "detached, not confirmed".
 fn after_root_evicted(target: &Target) -> RootEvicted {
     let dev = target.mount.dev;
-    let here = mountinfo::read(None).ok().and_then(|mounts| {
-        mounts
-            .into_iter()
-            .find(|m| m.dev == dev)
-            .map(|m| m.mount_point)
-    });
+    let here = mountinfo::read(None)
+        .ok()
+        .and_then(|mounts| mounts.of_dev(dev).next().map(|m| m.mount_point.clone()));
     if let Some(at) = here {
         return RootEvicted::MountedHere(at);
     }
@@ -471,7 +468,7 @@ fn pinned_by_caller(target: &Target) -> bool {
     };
     [root, cwd]
         .into_iter()
-        .any(|id| mountinfo::by_id(&mounts, id).is_some_and(|m| m.dev == target.mount.dev))
+        .any(|id| mounts.by_id(id).is_some_and(|m| m.dev == target.mount.dev))
 }
 
 /// Retries `open(dev, O_EXCL)` on each of `nodes` until every claim is

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::blockers::Blocker;
 use crate::cancel::Cancel;
-use crate::mountinfo::{self, Mount};
+use crate::mountinfo::{self, Mount, Table};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::sys::{self, Probe, UnmountOptions};
 use crate::target::Target;
@@ -191,7 +191,8 @@ fn still_mounted_here(target: &Target, lazy: bool) -> Option<std::path::PathBuf>
     }
     let mounts = mountinfo::read(None).ok()?;
     let going: HashSet<u64> = match lazy {
-        true => mountinfo::submounts_deepest_first(&mounts, target.mount.id)
+        true => mounts
+            .submounts_deepest_first(target.mount.id)
             .iter()
             .map(|m| m.id)
             .collect(),
@@ -206,13 +207,13 @@ fn still_mounted_here(target: &Target, lazy: bool) -> Option<std::path::PathBuf>
 /// `mount`). While it stays, the filesystem cannot shut down: `mount` is
 /// unmounted without a wait. Single targets, `-R` and `--all` decide so.
 pub fn stays_mounted_at<'a>(
-    mounts: &'a [Mount],
+    mounts: &'a Table,
     mount: &Mount,
     going: &HashSet<u64>,
 ) -> Option<&'a Mount> {
     mounts
-        .iter()
-        .find(|o| o.dev == mount.dev && o.id != mount.id && !going.contains(&o.id))
+        .of_dev(mount.dev)
+        .find(|o| o.id != mount.id && !going.contains(&o.id))
 }
 
 /// Checks, right before `umount2(2)`, that the path still leads to the
@@ -374,14 +375,16 @@ mod tests {
 
     #[test]
     fn a_lazy_unmount_takes_the_mounts_below_along() {
-        let mounts = mountinfo::parse(
-            b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
+        let mounts = Table::new(
+            mountinfo::parse(
+                b"20 1 8:2 / / rw - ext4 /dev/sda2 rw
 30 20 0:25 / /t rw - tmpfs none rw
 31 30 0:25 /x /t/b rw - tmpfs none rw
 32 20 0:25 /y /u rw - tmpfs none rw
 ",
-        )
-        .unwrap();
+            )
+            .unwrap(),
+        );
         let below: HashSet<u64> = [31].into();
         let stays =
             |going: &HashSet<u64>| stays_mounted_at(&mounts, &mounts[1], going).map(|m| m.id);

@@ -14,8 +14,9 @@ use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::target::Target;
 
 /// Unmounts the mounts below `target`, each child in mount order with the
-/// mounts below it first ([`mountinfo::submounts_children_first`], the
-/// order of umount(8) -R), then `target`.
+/// mounts below it first
+/// ([`Table::submounts_children_first`](mountinfo::Table::submounts_children_first),
+/// the order of umount(8) -R), then `target`.
 /// Each submount's result goes to `submount_done` as it comes. The first
 /// submount that is not gone (shut down, or unmounted while its filesystem
 /// stays mounted above) stops the run: `target` is then left untouched,
@@ -32,7 +33,7 @@ pub fn unmount_recursive(
         let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
         Error::from_errno(&target.given, "reading /proc/self/mountinfo", errno)
     })?;
-    for sub in mountinfo::submounts_children_first(&mounts, target.mount.id) {
+    for sub in mounts.submounts_children_first(target.mount.id) {
         let result = unmount_target(&Target::of_mount(sub), path, options, observer, watcher);
         submount_done(&result);
         let gone = matches!(
