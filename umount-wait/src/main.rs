@@ -14,7 +14,7 @@ use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
 use umount_wait::target::{self, Target};
-use umount_wait::wait::Watcher;
+use umount_wait::wait::{Caller, Watcher};
 use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
 use exit::Exit;
@@ -174,6 +174,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
+        caller: Caller::find(&mounts).ok(),
     };
     let mut codes = Vec::new();
     // One inotify instance for every target: closing one waits for a grace

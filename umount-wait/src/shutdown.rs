@@ -51,7 +51,7 @@ use crate::release::{self, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
+use crate::wait::{self, Caller, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -359,6 +359,7 @@ pub fn run(
                 timeout,
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
+                caller: None,
             };
             let target = match host.reach(m, &mounts) {
                 Ok(t) => t,
@@ -571,6 +572,9 @@ pub struct System<'a> {
     /// `/proc/self/mountinfo`, open from the first read of the table on:
     /// it polls POLLPRI when the table changed since.
     table: Option<std::fs::File>,
+    /// This process's root and working directory, found with the first
+    /// table and given to every unmount ([`Options::caller`]).
+    caller: Option<Caller>,
 }
 
 impl<'a> System<'a> {
@@ -579,6 +583,7 @@ impl<'a> System<'a> {
             path,
             observer,
             table: None,
+            caller: None,
         }
     }
 }
@@ -594,7 +599,11 @@ impl Host for System<'_> {
         if self.table.is_none() {
             self.table = Some(std::fs::File::open("/proc/self/mountinfo")?);
         }
-        mountinfo::read(None)
+        let mounts = mountinfo::read(None)?;
+        if self.caller.is_none() {
+            self.caller = Caller::find(&mounts).ok();
+        }
+        Ok(mounts)
     }
 
     fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
@@ -612,7 +621,11 @@ impl Host for System<'_> {
         options: &Options<'_>,
         watcher: &mut Watcher,
     ) -> Result<Detached, Error> {
-        wait::detach(target, self.path, options, self.observer, watcher)
+        let options = Options {
+            caller: self.caller,
+            ..*options
+        };
+        wait::detach(target, self.path, &options, self.observer, watcher)
     }
 
     fn wait(

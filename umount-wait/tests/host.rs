@@ -313,6 +313,10 @@ fn main() {
             all_refuses_bad_prefixes_untouched,
         ),
         ("all_many_mounts_timing", all_many_mounts_timing),
+        (
+            "all_reads_the_mount_table_once_a_pass",
+            all_reads_the_mount_table_once_a_pass,
+        ),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -3418,6 +3422,90 @@ fn all_many_mounts_timing() {
         field_ms(summary, "elapsed_ms"),
         run.elapsed.as_secs_f64() * 1000.0
     );
+}
+
+/// Runs the command with `args` to its end, counting how often it opened
+/// `/proc/self/mountinfo`: an inotify watch (`IN_OPEN`) on that file of
+/// its pid, added before it starts (a shell waits for a line, then
+/// `exec`s it: the pid, and the file, stay). inotify merges an event with
+/// the unread one before it when they are the same: two opens without a
+/// close between count once, so the count is a floor.
+fn mount_table_opens(args: &[&OsStr]) -> (Run, usize) {
+    use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+    let mut child = Command::new("sh")
+        .args(["-c", "read go && exec \"$0\" \"$@\""])
+        .arg(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watcher = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).unwrap();
+    let table = format!("/proc/{}/mountinfo", child.id());
+    inotify::add_watch(
+        &watcher,
+        table,
+        WatchFlags::OPEN | WatchFlags::CLOSE_NOWRITE,
+    )
+    .unwrap();
+    let start = Instant::now();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    };
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut events = inotify::Reader::new(&watcher, &mut buf);
+    let mut opens = 0;
+    while let Ok(event) = events.next() {
+        if event.events().contains(ReadFlags::OPEN) {
+            opens += 1;
+        }
+    }
+    (run, opens)
+}
+
+/// `n` tmpfs mounts side by side in `s`, mounted in order.
+fn tmpfs_side_by_side(s: &Scratch, n: usize) -> Vec<PathBuf> {
+    let points: Vec<PathBuf> = (0..n).map(|i| s.dir(format!("m{i}"))).collect();
+    points.iter().for_each(|p| mount_tmpfs(p));
+    points
+}
+
+/// `--all` reads the mount table once a pass, not once a mount: over 10
+/// and over 60 tmpfs mounts (one pass each) the command opens
+/// `/proc/self/mountinfo` as often. Each fallback unmount read the whole
+/// table again (to see whether the caller's root or directory was on the
+/// filesystem), which made `--all` quadratic in the number of mounts.
+fn all_reads_the_mount_table_once_a_pass() {
+    let mut opens = Vec::new();
+    for n in [10, 60] {
+        let s = Scratch::new(&format!("all-reads-{n}"));
+        tmpfs_side_by_side(&s, n);
+        let args = [
+            OsStr::new("--all"),
+            OsStr::new("--include"),
+            s.dir.as_os_str(),
+            OsStr::new("--json"),
+        ];
+        let (run, count) = mount_table_opens(&args);
+        assert_code(&run, EXIT_OK, &format!("--all over {n} tmpfs"));
+        let summary = run.stdout.lines().last().unwrap();
+        assert!(
+            summary.contains(&format!("\"shut_down\":{n},")),
+            "{summary}"
+        );
+        assert!(summary.contains("\"passes\":1,"), "{summary}");
+        opens.push(count);
+    }
+    eprintln!("    mount table opened {opens:?} times for 10 and 60 mounts");
+    assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
+    assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
+    assert!(opens[1] <= 4, "{} opens for one pass", opens[1]);
 }
 
 // Security: an unprivileged user next to a root run. Each test does what

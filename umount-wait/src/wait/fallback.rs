@@ -216,7 +216,7 @@ pub(super) fn detach<'w>(
     report.device_nodes = device::nodes_for(&target.mount);
     // What the kernel path refuses, refused here too, before anything
     // changes, with its errno: EDEADLK.
-    if let Some(errno) = refusal_if_pinned(target) {
+    if let Some(errno) = refusal_if_pinned(target, options) {
         return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
     // The path looked up once more, into a handle: the watch goes on what
@@ -438,8 +438,8 @@ fn after_root_evicted(target: &Target) -> RootEvicted {
 /// The errno of the kernel's refusal of a target this process pins
 /// ([`pinned_by_caller`]): EDEADLK, or EPERM for a caller that umount(2)
 /// would refuse first for its privilege. None: not pinned.
-pub(super) fn refusal_if_pinned(target: &Target) -> Option<Errno> {
-    pinned_by_caller(target).then(|| match rustix::process::geteuid().is_root() {
+pub(super) fn refusal_if_pinned(target: &Target, options: &super::Options<'_>) -> Option<Errno> {
+    pinned_by_caller(target, options).then(|| match rustix::process::geteuid().is_root() {
         true => Errno::DEADLK,
         false => Errno::PERM,
     })
@@ -452,23 +452,16 @@ pub(super) fn refusal_if_pinned(target: &Target) -> Option<Errno> {
 /// It covers `umount-wait /`, which umount(2) would turn into a read-only
 /// remount that returns 0, and a lazy unmount of the working directory's
 /// filesystem; a bind mount of the root's filesystem is refused too, as
-/// on the kernel path. Superblocks are compared by their `major:minor` in
-/// the mount table (the root's and the working directory's mounts found
-/// by mount id), so that a btrfs subvolume's own `st_dev` does not hide
-/// its filesystem. When this cannot be found out, nothing is refused.
-fn pinned_by_caller(target: &Target) -> bool {
-    let Ok((root, cwd)) = sys::caller_mount_ids() else {
-        return false;
+/// on the kernel path ([`super::Caller::pins`]). The caller is found once
+/// for many targets (`options.caller`), else here, with a read of the
+/// mount table. When this cannot be found out, nothing is refused.
+fn pinned_by_caller(target: &Target, options: &super::Options<'_>) -> bool {
+    let caller = match options.caller {
+        Some(caller) => Ok(caller),
+        // A table that cannot be read leaves the mount ids to compare.
+        None => super::Caller::find(&mountinfo::read(None).unwrap_or_default()),
     };
-    if root == target.mount.id || cwd == target.mount.id {
-        return true;
-    }
-    let Ok(mounts) = mountinfo::read(None) else {
-        return false;
-    };
-    [root, cwd]
-        .into_iter()
-        .any(|id| mounts.by_id(id).is_some_and(|m| m.dev == target.mount.dev))
+    caller.is_ok_and(|caller| caller.pins(&target.mount))
 }
 
 /// Retries `open(dev, O_EXCL)` on each of `nodes` until every claim is

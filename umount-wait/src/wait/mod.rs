@@ -96,6 +96,43 @@ pub struct Options<'a> {
     /// not confirmed", when it becomes readable; a target not touched yet
     /// is left untouched.
     pub cancel: Cancel<'a>,
+    /// This process's root and working directory ([`Caller::find`]), found
+    /// once for many targets; None: looked up for each.
+    pub caller: Option<Caller>,
+}
+
+/// The mounts of this process's root and working directory, and their
+/// filesystems: what the caller pins. Neither changes while the process
+/// unmounts (it never changes its root or directory, and a mount keeps
+/// its filesystem), so many targets ask once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The mount ids of the root and of the working directory.
+    pub root: u64,
+    pub cwd: u64,
+    /// Their filesystems' devices in the mount table, where it lists them.
+    devs: [Option<mountinfo::DevId>; 2],
+}
+
+impl Caller {
+    /// This process's, with the devices from `mounts`.
+    pub fn find(mounts: &Table) -> Result<Caller, rustix::io::Errno> {
+        let (root, cwd) = sys::caller_mount_ids()?;
+        let dev = |id| mounts.by_id(id).map(|m| m.dev);
+        Ok(Caller {
+            root,
+            cwd,
+            devs: [dev(root), dev(cwd)],
+        })
+    }
+
+    /// Whether the root or the working directory is on `mount`'s
+    /// filesystem: by mount id, or by the device of their mounts in the
+    /// table (a btrfs subvolume's own `st_dev` must not hide its
+    /// filesystem).
+    pub fn pins(&self, mount: &Mount) -> bool {
+        self.root == mount.id || self.cwd == mount.id || self.devs.contains(&Some(mount.dev))
+    }
 }
 
 /// How often a lasting wait reports progress; the first report comes after
@@ -175,22 +212,25 @@ pub fn unmount_target(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    match still_mounted_here(target, options.lazy) {
+    match still_mounted_here(target, options) {
         Some(at) => unmount_shared(target, path, &at, options),
         None => unmount_with(target, path, options, observer, watcher),
     }
 }
 
 /// Where `target`'s filesystem stays mounted in this mount namespace once
-/// it is unmounted (`lazy`: with the mounts below it), unless `target` is
-/// this process's root (or the mount table cannot be read).
-fn still_mounted_here(target: &Target, lazy: bool) -> Option<std::path::PathBuf> {
-    let (root, _) = sys::caller_mount_ids().ok()?;
+/// it is unmounted (`options.lazy`: with the mounts below it), unless
+/// `target` is this process's root (or the mount table cannot be read).
+fn still_mounted_here(target: &Target, options: &Options<'_>) -> Option<std::path::PathBuf> {
+    let root = match options.caller {
+        Some(caller) => caller.root,
+        None => sys::caller_mount_ids().ok()?.0,
+    };
     if root == target.mount.id {
         return None;
     }
     let mounts = mountinfo::read(None).ok()?;
-    let going: HashSet<u64> = match lazy {
+    let going: HashSet<u64> = match options.lazy {
         true => mounts
             .submounts_deepest_first(target.mount.id)
             .iter()

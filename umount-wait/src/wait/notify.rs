@@ -33,7 +33,7 @@ pub(super) type Settled = Box<Result<Report, Error>>;
 pub(super) fn call(attempt: &Attempt<'_>, mut report: Report) -> Result<Called, Settled> {
     let target = attempt.target;
     let options = attempt.options;
-    if let Some(errno) = fallback::refusal_if_pinned(target) {
+    if let Some(errno) = fallback::refusal_if_pinned(target, options) {
         return Err(Box::new(unmount_failed(target, options, report, errno)));
     }
     let prepared = still_there(target)

@@ -111,6 +111,7 @@ fn detach_started(
         timeout: options.timeout,
         watch_blockers: options.watch_blockers,
         cancel: Cancel::never(),
+        caller: options.caller,
     };
     let wait = match path {
         WaitPath::Notify => {
