@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use umount_wait::loopdev::{self, LoopDevice};
 use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
@@ -148,8 +149,10 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         return unmount_all(cli, path, &printer, &signals);
     }
 
-    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
-    let resolved = resolve_targets(cli, &mounts);
+    // The table is read once for every target, and again only when an
+    // answer depends on a change ([`mountinfo::Snapshot`]).
+    let table = mountinfo::Snapshot::read().context("reading /proc/self/mountinfo")?;
+    let resolved = resolve_targets(cli, table.table());
     let mut duplicates: Vec<Error> = resolved
         .iter()
         .filter_map(|r| r.as_ref().err())
@@ -157,7 +160,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         .cloned()
         .collect();
     if cli.recursive {
-        duplicates.extend(target::inside_trees(&resolved, &mounts));
+        duplicates.extend(target::inside_trees(&resolved, table.table()));
     }
     if !duplicates.is_empty() {
         return Ok(refuse_all(&printer, &duplicates));
@@ -174,24 +177,24 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
-        caller: Caller::find(&mounts).ok(),
+        caller: Caller::find(table.table()).ok(),
+    };
+    let mut run = Targets {
+        path,
+        options: &options,
+        printer: &printer,
+        watcher: Watcher::default(),
+        table,
     };
     let mut codes = Vec::new();
-    // One inotify instance for every target: closing one waits for a grace
-    // period, which is most of what a fallback wait over many targets costs.
-    let mut watcher = Watcher::default();
     for r in resolved {
         let code = match r {
             Ok(t) if cli.detach_loop => {
-                let loops = loops_under(&t, cli.recursive);
-                let code = match cli.recursive {
-                    true => unmount_recursive(&t, path, &options, &printer, &mut watcher),
-                    false => unmount_one(&t, path, &options, &printer, &mut watcher),
-                };
-                detach_loops(loops, code, &options, &printer)
+                let loops = run.loops_under(&t, cli.recursive);
+                let code = run.unmount(&t, cli.recursive);
+                run.detach_loops(loops, code)
             }
-            Ok(t) if cli.recursive => unmount_recursive(&t, path, &options, &printer, &mut watcher),
-            Ok(t) => unmount_one(&t, path, &options, &printer, &mut watcher),
+            Ok(t) => run.unmount(&t, cli.recursive),
             Err(e) => {
                 printer.error(&e, Some(path));
                 Exit::for_error(&e)
@@ -377,26 +380,6 @@ fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
     Exit::Usage
 }
 
-fn unmount_one(
-    t: &Target,
-    path: WaitPath,
-    options: &Options<'_>,
-    printer: &Printer,
-    watcher: &mut Watcher,
-) -> Exit {
-    printer.verbose_note(&format!(
-        "{}: unmounting {} ({} on {}, {}) by the {} path",
-        mountinfo::display(&t.given),
-        mountinfo::display(&t.path),
-        mountinfo::display_bytes(&t.mount.source),
-        t.mount.dev,
-        mountinfo::display_bytes(t.mount.fstype.as_ref()),
-        path.name()
-    ));
-    let result = wait::unmount_target(t, path, options, &|p| printer.progress(p), watcher);
-    print_result(&result, path, printer)
-}
-
 /// Prints what happened to one target; its exit code.
 fn print_result(result: &Result<Report, Error>, path: WaitPath, printer: &Printer) -> Exit {
     match result {
@@ -409,57 +392,6 @@ fn print_result(result: &Result<Report, Error>, path: WaitPath, printer: &Printe
             Exit::for_error(e)
         }
     }
-}
-
-/// `-d`: the loop devices under `t` (with `recursive`, under the mounts
-/// below it too, as umount(8) -R -d), looked up before the unmount (one
-/// set up with autoclear unbinds itself, and then nothing says it was
-/// one).
-fn loops_under(t: &Target, recursive: bool) -> Vec<umount_wait::loopdev::LoopDevice> {
-    let mut mounts = vec![t.mount.clone()];
-    if recursive {
-        if let Ok(table) = mountinfo::read(None) {
-            mounts.extend(
-                table
-                    .submounts_children_first(t.mount.id)
-                    .into_iter()
-                    .cloned(),
-            );
-        }
-    }
-    let mut loops: Vec<umount_wait::loopdev::LoopDevice> = Vec::new();
-    for m in mounts {
-        if let Some(lo) = umount_wait::loopdev::of(m.dev, std::path::Path::new(&m.source)) {
-            if !loops.iter().any(|l| l.dev == lo.dev) {
-                loops.push(lo);
-            }
-        }
-    }
-    loops
-}
-
-/// `-d`, once the unmount ended with `code`: each loop device whose
-/// filesystem is mounted nowhere in this namespace any more is detached
-/// (with `-A`, the filesystem's other mounts still use it until the last
-/// one goes: it is detached then, not before); a device left bound makes
-/// it a failure.
-fn detach_loops(
-    loops: Vec<umount_wait::loopdev::LoopDevice>,
-    code: Exit,
-    options: &Options<'_>,
-    printer: &Printer,
-) -> Exit {
-    let table = mountinfo::read(None).unwrap_or_default();
-    let mut worst = code;
-    for lo in loops {
-        if table.has_dev(lo.dev) {
-            continue;
-        }
-        if detach_loop(Some(lo), code, options, printer) != code {
-            worst = Exit::Failure;
-        }
-    }
-    worst
 }
 
 /// `-d`, once the target's unmount ended with `code`: its loop device
@@ -490,31 +422,118 @@ fn detach_loop(
 /// How long `-d` waits for the loop device to unbind without `--timeout`.
 const LOOP_DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// `-R`: the mounts below `t` first, children first in mount order (as
-/// umount(8)); `t` itself only when all
-/// of them are gone. Its code is that of the submount that stopped it, if
-/// one did.
-fn unmount_recursive(
-    t: &Target,
+/// What the targets of one command share, one after the other: the wait
+/// path and options, the fallback's inotify instance (closing one waits
+/// for a grace period, which was most of what a fallback wait over many
+/// targets cost) and the mount table, read once
+/// ([`mountinfo::Snapshot`]).
+struct Targets<'a> {
     path: WaitPath,
-    options: &Options<'_>,
-    printer: &Printer,
-    watcher: &mut Watcher,
-) -> Exit {
-    let mut failed = None;
-    let result = wait::unmount_recursive(
-        t,
-        path,
-        options,
-        &|p| printer.progress(p),
-        watcher,
-        &mut |sub| {
-            let code = print_result(sub, path, printer);
-            if code != Exit::Success {
-                failed = Some(code);
+    options: &'a Options<'a>,
+    printer: &'a Printer,
+    watcher: Watcher,
+    table: mountinfo::Snapshot,
+}
+
+impl Targets<'_> {
+    /// Unmounts `t` (with `recursive`, as `-R`: the mounts below first)
+    /// and prints what happened; its exit code.
+    fn unmount(&mut self, t: &Target, recursive: bool) -> Exit {
+        let (path, options, printer) = (self.path, self.options, self.printer);
+        if recursive {
+            return self.unmount_recursive(t);
+        }
+        printer.verbose_note(&format!(
+            "{}: unmounting {} ({} on {}, {}) by the {} path",
+            mountinfo::display(&t.given),
+            mountinfo::display(&t.path),
+            mountinfo::display_bytes(&t.mount.source),
+            t.mount.dev,
+            mountinfo::display_bytes(t.mount.fstype.as_ref()),
+            path.name()
+        ));
+        let result = wait::unmount_target(
+            t,
+            path,
+            options,
+            &|p| printer.progress(p),
+            &mut self.watcher,
+            &mut self.table,
+        );
+        print_result(&result, path, printer)
+    }
+
+    /// `-R`: the mounts below `t` first, children first in mount order (as
+    /// umount(8)); `t` itself only when all of them are gone. Its code is
+    /// that of the submount that stopped it, if one did.
+    fn unmount_recursive(&mut self, t: &Target) -> Exit {
+        let (path, printer) = (self.path, self.printer);
+        let mut failed = None;
+        let result = wait::unmount_recursive(
+            t,
+            path,
+            self.options,
+            &|p| printer.progress(p),
+            &mut self.watcher,
+            &mut self.table,
+            &mut |sub| {
+                let code = print_result(sub, path, printer);
+                if code != Exit::Success {
+                    failed = Some(code);
+                }
+            },
+        );
+        let code = print_result(&result, path, printer);
+        failed.unwrap_or(code)
+    }
+
+    /// `-d`: the loop devices under `t` (with `recursive`, under the mounts
+    /// below it too, as umount(8) -R -d), looked up before the unmount (one
+    /// set up with autoclear unbinds itself, and then nothing says it was
+    /// one). The mounts below come from the table as read, again if it
+    /// lists some and changed since.
+    fn loops_under(&mut self, t: &Target, recursive: bool) -> Vec<LoopDevice> {
+        let mut mounts = vec![t.mount.clone()];
+        let below = |table: &mountinfo::Table| -> Vec<mountinfo::Mount> {
+            table
+                .submounts_children_first(t.mount.id)
+                .into_iter()
+                .cloned()
+                .collect()
+        };
+        if recursive && !below(self.table.table()).is_empty() {
+            if let Ok(table) = self.table.current() {
+                mounts.extend(below(table));
             }
-        },
-    );
-    let code = print_result(&result, path, printer);
-    failed.unwrap_or(code)
+        }
+        let mut loops: Vec<LoopDevice> = Vec::new();
+        for m in mounts {
+            if let Some(lo) = loopdev::of(m.dev, std::path::Path::new(&m.source)) {
+                if !loops.iter().any(|l| l.dev == lo.dev) {
+                    loops.push(lo);
+                }
+            }
+        }
+        loops
+    }
+
+    /// `-d`, once the unmount ended with `code`: each loop device whose
+    /// filesystem is mounted nowhere in this namespace any more is
+    /// detached (with `-A`, the filesystem's other mounts still use it
+    /// until the last one goes: it is detached then, not before); a device
+    /// left bound makes it a failure. The table is read again when there
+    /// is a loop device to ask about (the unmount changed it).
+    fn detach_loops(&mut self, loops: Vec<LoopDevice>, code: Exit) -> Exit {
+        let mut worst = code;
+        for lo in loops {
+            let mounted = self.table.current().is_ok_and(|t| t.has_dev(lo.dev));
+            if mounted {
+                continue;
+            }
+            if detach_loop(Some(lo), code, self.options, self.printer) != code {
+                worst = Exit::Failure;
+            }
+        }
+        worst
+    }
 }

@@ -6,8 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use crate::sys;
 
 /// A device number as mountinfo shows it (`major:minor`); for a superblock
 /// this is `s_dev`, the identity shared by every mount of it.
@@ -333,6 +336,86 @@ impl IntoIterator for Table {
     type IntoIter = std::vec::IntoIter<Mount>;
     fn into_iter(self) -> Self::IntoIter {
         self.mounts.into_iter()
+    }
+}
+
+/// The mount table as last read, with an open `/proc/self/mountinfo`
+/// that tells whether it changed since ([`sys::mount_table_changed`]):
+/// many targets in a row read the table once, and again only when an
+/// answer depends on a change. Our own unmounts change it too, so it is
+/// read again only for answers that a mount gone could make wrong (a
+/// mount named, not "none").
+pub struct Snapshot {
+    table: Table,
+    /// Polled for changes, with the id of the mount it is open on; None
+    /// where it could not be opened or was let go of
+    /// ([`Snapshot::let_go_of`]): then every table is taken as changed.
+    changes: Option<(std::fs::File, u64)>,
+    /// A poll has seen a change that no read has taken in yet.
+    stale: bool,
+}
+
+impl Snapshot {
+    /// The table now.
+    pub fn read() -> io::Result<Snapshot> {
+        let changes = std::fs::File::open("/proc/self/mountinfo")
+            .ok()
+            .and_then(|f| {
+                let on = sys::stat_fd(f.as_fd()).ok()?.mount_id;
+                Some((f, on))
+            });
+        let mut snapshot = Snapshot {
+            table: Table::default(),
+            changes,
+            stale: true,
+        };
+        snapshot.reread()?;
+        Ok(snapshot)
+    }
+
+    /// Before `mount` is unmounted: the open table must not keep it busy
+    /// (`umount-wait /proc`). When it is open on that mount it is closed,
+    /// and from then on every answer that depends on a change reads the
+    /// table again.
+    pub fn let_go_of(&mut self, mount: &Mount) {
+        if self.changes.as_ref().is_some_and(|(_, id)| *id == mount.id) {
+            self.changes = None;
+        }
+    }
+
+    /// The table as last read.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Whether the table may have changed since it was read.
+    pub fn changed(&mut self) -> bool {
+        self.stale = self.stale
+            || self
+                .changes
+                .as_ref()
+                .is_none_or(|(f, _)| sys::mount_table_changed(f.as_fd()));
+        self.stale
+    }
+
+    /// The table, read again first if it changed since.
+    pub fn current(&mut self) -> io::Result<&Table> {
+        if self.changed() {
+            self.reread()?;
+        }
+        Ok(&self.table)
+    }
+
+    /// Reads the table again. A change seen before the read is in it; one
+    /// during it is seen again at the next look, and costs a read more,
+    /// never a change missed.
+    fn reread(&mut self) -> io::Result<()> {
+        if let Some((f, _)) = &self.changes {
+            sys::mount_table_changed(f.as_fd());
+        }
+        self.table = read(None)?;
+        self.stale = false;
+        Ok(())
     }
 }
 

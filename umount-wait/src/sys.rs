@@ -658,6 +658,22 @@ pub fn tasks_share(a: i32, b: i32, what: Shared) -> bool {
     r == 0
 }
 
+/// Whether the mount table changed since this open `/proc/self/mountinfo`
+/// (`table`) was opened or last polled: it polls `POLLPRI` then (the
+/// kernel's `mounts_poll()`), and the poll itself takes the change as
+/// seen. Does not block. A poll that fails says it changed.
+pub fn mount_table_changed(table: BorrowedFd<'_>) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(table, PollFlags::POLLPRI)];
+    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .is_none_or(|r| r.intersects(PollFlags::POLLPRI | PollFlags::POLLERR)),
+        Err(_) => true,
+    }
+}
+
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),
 /// and gives the claim back at once. EBUSY while a filesystem (or anything
 /// else) still holds it.

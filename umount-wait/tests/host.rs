@@ -317,6 +317,14 @@ fn main() {
             "all_reads_the_mount_table_once_a_pass",
             all_reads_the_mount_table_once_a_pass,
         ),
+        (
+            "many_targets_read_the_mount_table_once",
+            many_targets_read_the_mount_table_once,
+        ),
+        (
+            "targets_of_one_filesystem_wait_for_the_last",
+            targets_of_one_filesystem_wait_for_the_last,
+        ),
     ];
     let mut failed = Vec::new();
     let mut ran = 0;
@@ -3506,6 +3514,71 @@ fn all_reads_the_mount_table_once_a_pass() {
     assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
     assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
     assert!(opens[1] <= 4, "{} opens for one pass", opens[1]);
+}
+
+/// N targets on the command line read the mount table once, not once a
+/// target (to see where each filesystem stays, and whether the caller
+/// pins it): as often for 10 tmpfs targets as for 60, each shut down.
+fn many_targets_read_the_mount_table_once() {
+    let mut opens = Vec::new();
+    for n in [10, 60] {
+        let s = Scratch::new(&format!("targets-reads-{n}"));
+        let points = tmpfs_side_by_side(&s, n);
+        let args: Vec<&OsStr> = [OsStr::new("--json")]
+            .into_iter()
+            .chain(points.iter().rev().map(|p| p.as_os_str()))
+            .collect();
+        let (run, count) = mount_table_opens(&args);
+        assert_code(&run, EXIT_OK, &format!("{n} tmpfs targets"));
+        let shut_down = run
+            .stdout
+            .lines()
+            .filter(|l| field(l, "outcome") == Some("shut_down"))
+            .count();
+        assert_eq!(shut_down, n, "{}", run.stdout);
+        assert!(points.iter().all(|p| !is_mounted(p)));
+        opens.push(count);
+    }
+    eprintln!("    mount table opened {opens:?} times for 10 and 60 targets");
+    assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
+    assert_eq!(opens[0], opens[1], "opens grow with the number of targets");
+    assert!(opens[1] <= 2, "{} opens for one table", opens[1]);
+}
+
+/// Targets that are mounts of one filesystem, read once: where the table
+/// as read names another mount of it, that mount may be gone since (an
+/// earlier target): the table is read again before the answer is taken.
+/// Three binds of one tmpfs, given in order: the first two unmounted
+/// without a wait, each saying where the filesystem stays (the next), the
+/// last one waited for and shut down.
+fn targets_of_one_filesystem_wait_for_the_last() {
+    let s = Scratch::new("targets-binds");
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    let (a, b) = (s.dir("a"), s.dir("b"));
+    rustix::mount::mount_bind(&t, &a).unwrap();
+    rustix::mount::mount_bind(&t, &b).unwrap();
+    let run = umw([
+        OsStr::new("--timeout"),
+        OsStr::new("5s"),
+        OsStr::new("--json"),
+        t.as_os_str(),
+        a.as_os_str(),
+        b.as_os_str(),
+    ]);
+    assert_code(&run, EXIT_OK, "three mounts of one tmpfs");
+    let outcomes: Vec<Option<&str>> = run.stdout.lines().map(|l| field(l, "outcome")).collect();
+    assert_eq!(
+        outcomes,
+        [Some("unmounted"), Some("unmounted"), Some("shut_down")],
+        "{}",
+        run.stdout
+    );
+    for (line, stays) in run.stdout.lines().zip([&a, &b]) {
+        let reason = format!("its filesystem stays mounted at {}", stays.display());
+        assert_eq!(field(line, "reason"), Some(&reason[..]), "{}", run.stdout);
+    }
+    assert!([&t, &a, &b].iter().all(|p| !is_mounted(p)));
 }
 
 // Security: an unprivileged user next to a root run. Each test does what

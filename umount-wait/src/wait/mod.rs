@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::blockers::Blocker;
 use crate::cancel::Cancel;
-use crate::mountinfo::{self, Mount, Table};
+use crate::mountinfo::{self, Mount, Snapshot, Table};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::sys::{self, Probe, UnmountOptions};
 use crate::target::Target;
@@ -203,6 +203,10 @@ fn settled(options: &Options<'_>, mut report: Report) -> Report {
 /// mount below the target that a lazy unmount takes along (`MNT_DETACH`
 /// detaches the whole tree).
 ///
+/// `table` is the mount table as read before, for many targets in a row:
+/// read again only when it changed and it named a mount where the
+/// filesystem stays ([`still_mounted_here`]).
+///
 /// Never for this process's root: umount(2) would turn that into a
 /// read-only remount; the paths refuse it as busy.
 pub fn unmount_target(
@@ -211,8 +215,11 @@ pub fn unmount_target(
     options: &Options<'_>,
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
+    table: &mut Snapshot,
 ) -> Result<Report, Error> {
-    match still_mounted_here(target, options) {
+    let stays = still_mounted_here(target, options, table);
+    table.let_go_of(&target.mount);
+    match stays {
         Some(at) => unmount_shared(target, path, &at, options),
         None => unmount_with(target, path, options, observer, watcher),
     }
@@ -221,7 +228,16 @@ pub fn unmount_target(
 /// Where `target`'s filesystem stays mounted in this mount namespace once
 /// it is unmounted (`options.lazy`: with the mounts below it), unless
 /// `target` is this process's root (or the mount table cannot be read).
-fn still_mounted_here(target: &Target, options: &Options<'_>) -> Option<std::path::PathBuf> {
+///
+/// Asked of the table as read before: where it names no mount, none
+/// appears as mounts go (ours, or others'; one mounted since is a holder
+/// that a wait names). A mount it names may be gone since: then the table
+/// is read again, if it changed.
+fn still_mounted_here(
+    target: &Target,
+    options: &Options<'_>,
+    table: &mut Snapshot,
+) -> Option<std::path::PathBuf> {
     let root = match options.caller {
         Some(caller) => caller.root,
         None => sys::caller_mount_ids().ok()?.0,
@@ -229,16 +245,19 @@ fn still_mounted_here(target: &Target, options: &Options<'_>) -> Option<std::pat
     if root == target.mount.id {
         return None;
     }
-    let mounts = mountinfo::read(None).ok()?;
-    let going: HashSet<u64> = match options.lazy {
-        true => mounts
-            .submounts_deepest_first(target.mount.id)
-            .iter()
-            .map(|m| m.id)
-            .collect(),
-        false => HashSet::new(),
+    let stays = |mounts: &Table| {
+        let going: HashSet<u64> = match options.lazy {
+            true => mounts
+                .submounts_deepest_first(target.mount.id)
+                .iter()
+                .map(|m| m.id)
+                .collect(),
+            false => HashSet::new(),
+        };
+        stays_mounted_at(mounts, &target.mount, &going).map(|m| m.mount_point.clone())
     };
-    stays_mounted_at(&mounts, &target.mount, &going).map(|m| m.mount_point.clone())
+    stays(table.table())?;
+    stays(table.current().ok()?)
 }
 
 /// Another mount of `mount`'s filesystem in `mounts` that stays once

@@ -9,32 +9,50 @@ use std::path::PathBuf;
 use rustix::io::Errno;
 
 use super::{unmount_target, Options, Progress, Watcher};
-use crate::mountinfo;
+use crate::mountinfo::{Mount, Snapshot};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::target::Target;
 
 /// Unmounts the mounts below `target`, each child in mount order with the
 /// mounts below it first
-/// ([`Table::submounts_children_first`](mountinfo::Table::submounts_children_first),
+/// ([`Table::submounts_children_first`](crate::mountinfo::Table::submounts_children_first),
 /// the order of umount(8) -R), then `target`.
 /// Each submount's result goes to `submount_done` as it comes. The first
 /// submount that is not gone (shut down, or unmounted while its filesystem
 /// stays mounted above) stops the run: `target` is then left untouched,
 /// with an error that names that submount.
+///
+/// The submounts come from `table` as read before; where it lists some
+/// and has changed since (an unmount before this one may have taken some
+/// along), it is read again. Where it lists none, a mount put below since
+/// makes the unmount of `target` fail busy: nothing is unmounted that
+/// was not seen.
 pub fn unmount_recursive(
     target: &Target,
     path: WaitPath,
     options: &Options<'_>,
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
+    table: &mut Snapshot,
     submount_done: &mut dyn FnMut(&Result<Report, Error>),
 ) -> Result<Report, Error> {
-    let mounts = mountinfo::read(None).map_err(|e| {
-        let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
-        Error::from_errno(&target.given, "reading /proc/self/mountinfo", errno)
-    })?;
-    for sub in mounts.submounts_children_first(target.mount.id) {
-        let result = unmount_target(&Target::of_mount(sub), path, options, observer, watcher);
+    let id = target.mount.id;
+    let subs: Vec<Mount> = match table.table().submounts_children_first(id).is_empty() {
+        true => Vec::new(),
+        false => table
+            .current()
+            .map_err(|e| {
+                let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
+                Error::from_errno(&target.given, "reading /proc/self/mountinfo", errno)
+            })?
+            .submounts_children_first(id)
+            .into_iter()
+            .cloned()
+            .collect(),
+    };
+    for sub in &subs {
+        let sub_target = Target::of_mount(sub);
+        let result = unmount_target(&sub_target, path, options, observer, watcher, table);
         submount_done(&result);
         let gone = matches!(
             &result,
@@ -53,5 +71,5 @@ pub fn unmount_recursive(
             ));
         }
     }
-    unmount_target(target, path, options, observer, watcher)
+    unmount_target(target, path, options, observer, watcher, table)
 }
