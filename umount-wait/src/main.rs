@@ -297,11 +297,12 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
         // As the run goes: a mount whose filesystem stays mounted at one
         // that comes later goes without a wait.
         let mut gone = std::collections::HashSet::new();
+        let backers =
+            umount_wait::release::Backers::read(&mounts, umount_wait::blockers::deadline_in(None));
         for m in shutdown::candidates(&mounts, root_id, &filter) {
             let stays = wait::stays_mounted_at(&mounts, m, &gone);
             if stays.is_none() {
-                let deadline = umount_wait::blockers::deadline_in(None);
-                let backing = umount_wait::release::backing(m, &mounts, deadline);
+                let backing = backers.of(m, &mounts);
                 for swap in &backing.swaps {
                     printer.plan(&format!(
                         "would turn swap off on {}",

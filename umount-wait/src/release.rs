@@ -49,46 +49,83 @@ pub struct Backing {
     pub loops: Vec<LoopDevice>,
 }
 
-/// What backs onto `mount`'s filesystem (`mounts`: the mount table). A
-/// loop device that is mounted is not among them: that is a filesystem of
-/// its own, which goes first. A loop device's backing file is told by
-/// what the loop driver has open, never by its path
-/// ([`loopdev::backing_files`], until `deadline`): one not told in time
-/// is left alone.
-pub fn backing(mount: &Mount, mounts: &Table, deadline: Instant) -> Backing {
-    let sb = Superblock::in_table(mount, mounts);
-    let mounted: HashSet<DevId> = mounts.iter().map(|m| m.dev).collect();
-    let bound: Vec<LoopDevice> = loopdev::bound()
-        .into_iter()
-        .filter(|lo| !mounted.contains(&lo.dev))
-        .collect();
-    let files = loopdev::backing_files(&bound, &mounted, deadline);
-    let loops: Vec<LoopDevice> = bound
-        .into_iter()
-        .zip(files)
-        .filter(|(_, file)| matches!(file, Told::File(f) if sb.holds_backing(f)))
-        .map(|(lo, _)| lo)
-        .collect();
-    let swaps = blockers::swaps()
-        .into_iter()
-        .filter(|(path, file)| match file {
-            true => sb.holds(path),
-            false => loops.iter().any(|lo| &lo.node == path),
-        })
-        .map(|(path, _)| path)
-        .collect();
-    Backing { swaps, loops }
+/// What may back onto the filesystems of one mount table: the bound loop
+/// devices that it does not mount (one that is mounted is a filesystem of
+/// its own, which goes first), each with the file the loop driver has
+/// open, and the swap areas in use. Read once for a pass of `--all`
+/// ([`Backers::read`]) and matched against each filesystem of the pass
+/// ([`Backers::of`]): a pass over N filesystems reads sysfs and
+/// `/proc/swaps` and starts the child of [`loopdev::backing_files`] once,
+/// not N times. What a release in the pass changes concerns only the
+/// filesystem it was made for: a loop device or a swap area backs onto
+/// one filesystem.
+#[derive(Clone, Debug, Default)]
+pub struct Backers {
+    loops: Vec<(LoopDevice, loopdev::BackingFile)>,
+    /// Each swap area, and whether it is a file (else a block device).
+    swaps: Vec<(PathBuf, bool)>,
 }
 
-/// Releases what backs onto `mount`'s filesystem ([`backing`]), swap
+impl Backers {
+    /// What `mounts` leaves to back onto its filesystems now. A loop
+    /// device's backing file is told by what the loop driver has open,
+    /// never by its path ([`loopdev::backing_files`], until `deadline`):
+    /// one not told in time is left alone.
+    pub fn read(mounts: &Table, deadline: Instant) -> Backers {
+        let mounted: HashSet<DevId> = mounts.iter().map(|m| m.dev).collect();
+        let bound: Vec<LoopDevice> = loopdev::bound()
+            .into_iter()
+            .filter(|lo| !mounted.contains(&lo.dev))
+            .collect();
+        let files = loopdev::backing_files(&bound, &mounted, deadline);
+        let loops = bound
+            .into_iter()
+            .zip(files)
+            .filter_map(|(lo, told)| match told {
+                Told::File(file) => Some((lo, file)),
+                Told::Failed | Told::Late => None,
+            })
+            .collect();
+        Backers {
+            loops,
+            swaps: blockers::swaps(),
+        }
+    }
+
+    /// What of it backs onto `mount`'s filesystem (`mounts`: the table it
+    /// was read with): swap areas to turn off (files on it, loop devices
+    /// backed by files on it) and loop devices to detach.
+    pub fn of(&self, mount: &Mount, mounts: &Table) -> Backing {
+        let sb = Superblock::in_table(mount, mounts);
+        let loops: Vec<LoopDevice> = self
+            .loops
+            .iter()
+            .filter(|(_, file)| sb.holds_backing(file))
+            .map(|(lo, _)| lo.clone())
+            .collect();
+        let swaps = self
+            .swaps
+            .iter()
+            .filter(|(path, file)| match file {
+                true => sb.holds(path),
+                false => loops.iter().any(|lo| &lo.node == path),
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        Backing { swaps, loops }
+    }
+}
+
+/// Releases what backs onto `mount`'s filesystem ([`Backers::of`]), swap
 /// first: a loop device with swap on it cannot be detached.
 pub fn release(
     mount: &Mount,
     mounts: &Table,
+    backers: &Backers,
     deadline: Instant,
     cancel: Cancel<'_>,
 ) -> Vec<Released> {
-    let Backing { swaps, loops } = backing(mount, mounts, deadline);
+    let Backing { swaps, loops } = backers.of(mount, mounts);
     let mut released: Vec<Released> = swaps
         .into_iter()
         .map(|path| {

@@ -47,7 +47,7 @@ use crate::duration;
 use crate::loopdev::{self, LoopDetach, LoopDevice};
 use crate::mountinfo::{self, Mount, Table};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, WaitPath};
-use crate::release::{self, Released};
+use crate::release::{self, Backers, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
@@ -155,7 +155,8 @@ pub trait Host {
     ) -> Result<Report, Error>;
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
-    /// [`release::release`]
+    /// [`release::release`], over what backs onto the filesystems of
+    /// `mounts` ([`release::Backers`]).
     fn release(
         &mut self,
         mount: &Mount,
@@ -575,6 +576,9 @@ pub struct System<'a> {
     /// This process's root and working directory, found with the first
     /// table and given to every unmount ([`Options::caller`]).
     caller: Option<Caller>,
+    /// What backs onto the filesystems of the pass's table, read at the
+    /// pass's first release ([`release::Backers`]).
+    backers: Option<Backers>,
 }
 
 impl<'a> System<'a> {
@@ -584,6 +588,7 @@ impl<'a> System<'a> {
             observer,
             table: None,
             caller: None,
+            backers: None,
         }
     }
 }
@@ -603,6 +608,8 @@ impl Host for System<'_> {
         if self.caller.is_none() {
             self.caller = Caller::find(&mounts).ok();
         }
+        // A new pass: what backs onto its filesystems is read anew.
+        self.backers = None;
         Ok(mounts)
     }
 
@@ -688,7 +695,10 @@ impl Host for System<'_> {
         deadline: Instant,
         cancel: Cancel<'_>,
     ) -> Vec<Released> {
-        release::release(mount, mounts, deadline, cancel)
+        let backers = self
+            .backers
+            .get_or_insert_with(|| Backers::read(mounts, deadline));
+        release::release(mount, mounts, backers, deadline, cancel)
     }
 
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {

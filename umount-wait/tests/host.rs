@@ -318,6 +318,10 @@ fn main() {
             all_reads_the_mount_table_once_a_pass,
         ),
         (
+            "all_reads_what_backs_onto_filesystems_once_a_pass",
+            all_reads_what_backs_onto_filesystems_once_a_pass,
+        ),
+        (
             "many_targets_read_the_mount_table_once",
             many_targets_read_the_mount_table_once,
         ),
@@ -3439,6 +3443,14 @@ fn all_many_mounts_timing() {
 /// the unread one before it when they are the same: two opens without a
 /// close between count once, so the count is a floor.
 fn mount_table_opens(args: &[&OsStr]) -> (Run, usize) {
+    let (run, opens) = opens_while_running(args, &[]);
+    (run, opens[0])
+}
+
+/// [`mount_table_opens`], and the opens of each of `files` (whoever opens
+/// them: files of the whole system such as `/proc/swaps`), in order after
+/// the mount table's.
+fn opens_while_running(args: &[&OsStr], files: &[&Path]) -> (Run, Vec<usize>) {
     use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
     let mut child = Command::new("sh")
         .args(["-c", "read go && exec \"$0\" \"$@\""])
@@ -3450,13 +3462,15 @@ fn mount_table_opens(args: &[&OsStr]) -> (Run, usize) {
         .spawn()
         .unwrap();
     let watcher = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).unwrap();
-    let table = format!("/proc/{}/mountinfo", child.id());
-    inotify::add_watch(
-        &watcher,
-        table,
-        WatchFlags::OPEN | WatchFlags::CLOSE_NOWRITE,
-    )
-    .unwrap();
+    let table = PathBuf::from(format!("/proc/{}/mountinfo", child.id()));
+    let wds: Vec<i32> = [table.as_path()]
+        .into_iter()
+        .chain(files.iter().copied())
+        .map(|f| {
+            inotify::add_watch(&watcher, f, WatchFlags::OPEN | WatchFlags::CLOSE_NOWRITE)
+                .unwrap_or_else(|e| panic!("watching {}: {e}", f.display()))
+        })
+        .collect();
     let start = Instant::now();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -3468,10 +3482,11 @@ fn mount_table_opens(args: &[&OsStr]) -> (Run, usize) {
     };
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
     let mut events = inotify::Reader::new(&watcher, &mut buf);
-    let mut opens = 0;
+    let mut opens = vec![0; wds.len()];
     while let Ok(event) = events.next() {
-        if event.events().contains(ReadFlags::OPEN) {
-            opens += 1;
+        let which = wds.iter().position(|&wd| wd == event.wd());
+        if let (Some(i), true) = (which, event.events().contains(ReadFlags::OPEN)) {
+            opens[i] += 1;
         }
     }
     (run, opens)
@@ -3514,6 +3529,37 @@ fn all_reads_the_mount_table_once_a_pass() {
     assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
     assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
     assert!(opens[1] <= 4, "{} opens for one pass", opens[1]);
+}
+
+/// What may back onto the filesystems of a pass (swap areas, loop
+/// devices) is read once a pass, not once a mount: over 10 and over 60
+/// tmpfs mounts `/proc/swaps` and `/sys/block` are opened as often.
+/// Before, each mount's release read both again (and, with a loop device
+/// bound, started a child process to ask the driver for its file).
+fn all_reads_what_backs_onto_filesystems_once_a_pass() {
+    let mut opens = Vec::new();
+    for n in [10, 60] {
+        let s = Scratch::new(&format!("all-backers-{n}"));
+        tmpfs_side_by_side(&s, n);
+        let args = [
+            OsStr::new("--all"),
+            OsStr::new("--include"),
+            s.dir.as_os_str(),
+            OsStr::new("--json"),
+        ];
+        let files = [Path::new("/proc/swaps"), Path::new("/sys/block")];
+        let (run, count) = opens_while_running(&args, &files);
+        assert_code(&run, EXIT_OK, &format!("--all over {n} tmpfs"));
+        assert!(run.stdout.contains("\"passes\":1,"), "{}", run.stdout);
+        opens.push(count[1..].to_vec());
+    }
+    eprintln!("    /proc/swaps and /sys/block opened {opens:?} times for 10 and 60 mounts");
+    assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
+    assert!(
+        opens[1].iter().all(|&n| n <= 2),
+        "{:?} opens for one pass",
+        opens[1]
+    );
 }
 
 /// N targets on the command line read the mount table once, not once a
