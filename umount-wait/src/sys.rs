@@ -105,10 +105,14 @@ impl Reach {
         Reach::walk(path)
     }
 
-    /// The parent directory reached one component at a time, whatever the
-    /// length: a user who exchanges a directory on the way for a symbolic
-    /// link (`renameat2(RENAME_EXCHANGE)`) makes the walk fail instead of
-    /// leading it elsewhere. `/` itself is taken as it is.
+    /// The parent directory reached with no symbolic link followed on the
+    /// way, whatever the length: a user who exchanges a directory on the
+    /// way for a symbolic link (`renameat2(RENAME_EXCHANGE)`) makes the
+    /// walk fail instead of leading it elsewhere. `/` itself is taken as it
+    /// is. One `openat2(RESOLVE_NO_SYMLINKS)` where the parent's path fits
+    /// in `PATH_MAX` and the kernel has it (5.6), since each step of the
+    /// walk costs a system call or two for every target; else one
+    /// component at a time.
     pub fn walk(path: &Path) -> Result<Reach, Errno> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(Reach {
@@ -117,6 +121,20 @@ impl Reach {
             });
         };
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let reach = |dir| Reach {
+            dir: Some(dir),
+            name: std::path::PathBuf::from(name),
+        };
+        let fits = parent.as_os_str().len() < nix::libc::PATH_MAX as usize;
+        if fits && parent.is_absolute() {
+            let no_links = ResolveFlags::NO_SYMLINKS;
+            match rustix::fs::openat2(CWD, parent, flags, Mode::empty(), no_links) {
+                Ok(dir) => return Ok(reach(dir)),
+                // No openat2 here: the walk.
+                Err(Errno::NOSYS | Errno::INVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut dir = rustix::fs::open("/", flags, Mode::empty())?;
         for part in parent.components() {
             if let std::path::Component::Normal(part) = part {
@@ -125,10 +143,17 @@ impl Reach {
                 dir = rustix::fs::openat(&dir, "..", flags, Mode::empty())?;
             }
         }
-        Ok(Reach {
-            dir: Some(dir),
-            name: std::path::PathBuf::from(name),
-        })
+        Ok(reach(dir))
+    }
+
+    /// `O_PATH` on the name, following a final symbolic link only when
+    /// `follow` ([`open_path`]).
+    fn open(&self, follow: bool) -> Result<OwnedFd, Errno> {
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        rustix::fs::openat(self.dir(), &self.name, flags, Mode::empty())
     }
 
     /// The directory `name` is looked up in.
@@ -169,6 +194,14 @@ impl MountPoint {
             false => Reach::walk(path)?,
         };
         Ok(MountPoint { reach, follow })
+    }
+
+    /// An `O_PATH` handle on what the name leads to now, as [`open_path`]
+    /// opens it but looked up in the parent directory: one component
+    /// instead of the whole path again. It pins the mount: close it
+    /// before unmounting.
+    pub fn open_root(&self) -> Result<OwnedFd, Errno> {
+        self.reach.open(self.follow)
     }
 
     /// What the name leads to now ([`stat_target`]).
@@ -477,12 +510,7 @@ pub fn check_kernel_views() -> Result<(), (&'static str, String)> {
 /// later steps can check against. It pins the mount (a plain `umount2`
 /// would fail with EBUSY while it is open): close it before unmounting.
 pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
-    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
-    }
-    let reach = Reach::new(path)?;
-    rustix::fs::openat(reach.dir(), &reach.name, flags, Mode::empty())
+    Reach::new(path)?.open(follow)
 }
 
 /// The mount ids of this process's root and working directory
@@ -931,6 +959,23 @@ mod tests {
             Path::new("/run/netns/x")
         );
         assert_eq!(mount_namespace_file(Path::new("4x")), Path::new("4x"));
+    }
+
+    /// The walk to a mount point's parent follows no symbolic link on the
+    /// way (in one `openat2` call where the kernel has it): a directory
+    /// on the path exchanged for a link to elsewhere makes it fail, and
+    /// the name is looked up in the directory reached.
+    #[test]
+    fn the_walk_to_the_parent_follows_no_symbolic_link() {
+        let dir = std::env::temp_dir().join(format!("umw-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real/m")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let reach = Reach::walk(&dir.join("real/m")).unwrap();
+        assert_eq!(reach.name, Path::new("m"));
+        assert!(reach.open(false).is_ok());
+        assert!(Reach::walk(&dir.join("link/m")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
     use std::os::fd::AsRawFd;
     use std::path::PathBuf;

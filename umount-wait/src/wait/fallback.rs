@@ -219,10 +219,12 @@ pub(super) fn detach<'w>(
     if let Some(errno) = refusal_if_pinned(target, options) {
         return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
-    // The path looked up once more, into a handle: the watch goes on what
-    // it refers to, checked to be the mount resolved.
-    let root = sys::open_path(&target.path, target.follow)
-        .map_err(|e| Error::from_errno(&target.given, "opening the mount root", e))?;
+    // The path looked up once more, into a handle on its parent and one
+    // on the root: the watch goes on what it refers to, checked to be the
+    // mount resolved; the unmount goes through the parent's.
+    let open_failed = |e| Error::from_errno(&target.given, "opening the mount root", e);
+    let mount_point = sys::MountPoint::open(&target.path, target.follow).map_err(open_failed)?;
+    let root = mount_point.open_root().map_err(open_failed)?;
     match sys::stat_fd(root.as_fd()) {
         Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
         Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
@@ -258,7 +260,7 @@ pub(super) fn detach<'w>(
             ControlFlow::Break(result) => return result.map(Detached::Done),
         };
     } else {
-        let mount_point = super::still_there(target)?;
+        let mount_point = super::still_leads_there(target, mount_point)?;
         let umount_start = Instant::now();
         if let Err(errno) = mount_point.unmount(flags) {
             return unmount_failed(target, options, report, errno).map(Detached::Done);

@@ -285,6 +285,16 @@ pub fn stays_mounted_at<'a>(
 fn still_there(target: &Target) -> Result<sys::MountPoint, Error> {
     let fail = |e| Error::from_errno(&target.given, "inspecting the target", e);
     let mount_point = sys::MountPoint::open(&target.path, target.follow).map_err(fail)?;
+    still_leads_there(target, mount_point)
+}
+
+/// [`still_there`] through a mount point looked up before (its parent
+/// directory's handle kept): the check again, without the lookup.
+fn still_leads_there(
+    target: &Target,
+    mount_point: sys::MountPoint,
+) -> Result<sys::MountPoint, Error> {
+    let fail = |e| Error::from_errno(&target.given, "inspecting the target", e);
     match mount_point.stat() {
         Ok(st)
             if st.mount_id == target.mount.id
