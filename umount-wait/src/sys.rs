@@ -513,6 +513,15 @@ pub fn open_path(path: &Path, follow: bool) -> Result<OwnedFd, Errno> {
     Reach::new(path)?.open(follow)
 }
 
+/// Whether no symbolic link is on `path`, the last component included
+/// (`openat2(2)` with `RESOLVE_NO_SYMLINKS`): then `realpath(3)` would
+/// give `path` itself, if it is absolute and normalized without `..`.
+/// False where it cannot be told (no openat2, before 5.6).
+pub fn has_no_symlinks(path: &Path) -> bool {
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    rustix::fs::openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS).is_ok()
+}
+
 /// The mount ids of this process's root and working directory
 /// (`statx(2)` with `STATX_MNT_ID`, as `/proc/self/mountinfo` numbers them).
 pub fn caller_mount_ids() -> Result<(u64, u64), Errno> {

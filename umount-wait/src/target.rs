@@ -159,7 +159,7 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
         return Err(Error::new(given, ErrorKind::NotMountPoint, None));
     }
     let path = if follow && lookup.canonicalize {
-        std::fs::canonicalize(&normal).map_err(|e| {
+        canonical(normal).map_err(|e| {
             fail(rustix::io::Errno::from_raw_os_error(
                 e.raw_os_error().unwrap_or(0),
             ))
@@ -187,6 +187,18 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
         // there is refused, not followed.
         follow: follow && !lookup.canonicalize,
     })
+}
+
+/// An absolute, normalized path with its symbolic links resolved
+/// (`realpath(3)`): the path itself when it has none and no `..` (one
+/// lookup, [`sys::has_no_symlinks`], where `realpath` looks up every
+/// prefix of it again: many targets pay that many times).
+fn canonical(normal: PathBuf) -> std::io::Result<PathBuf> {
+    let plain = !normal.components().any(|c| c == Component::ParentDir);
+    if plain && sys::has_no_symlinks(&normal) {
+        return Ok(normal);
+    }
+    std::fs::canonicalize(&normal)
 }
 
 /// A filesystem named as umount(8) takes it by a tag: `LABEL=`, `UUID=`,
@@ -535,6 +547,25 @@ mod tests {
             .map(|t| t.mount.id)
             .collect();
         assert_eq!(all, [32, 30]);
+    }
+
+    /// A path with no symbolic link on it is its own canonical form; one
+    /// with a link, or with `..`, is what realpath(3) makes of it.
+    #[test]
+    fn canonical_paths_as_realpath_gives_them() {
+        let dir = std::env::temp_dir().join(format!("umw-canonical-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real/m")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let real = std::fs::canonicalize(dir.join("real/m")).unwrap();
+        for given in ["real/m", "link/m", "real/../real/m", "link/../real/m"] {
+            let normal = normalize(&dir.join(given)).unwrap();
+            let expected = std::fs::canonicalize(&normal).unwrap();
+            assert_eq!(canonical(normal).unwrap(), expected, "{given}");
+        }
+        assert_eq!(canonical(real.clone()).unwrap(), real);
+        assert!(canonical(dir.join("absent")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
