@@ -22,11 +22,14 @@
 //! one already looked at (`kcmp(2)`) are skipped ([`distinct_tasks`]).
 //!
 //! A scan costs what it reads, once: sets, never a search of a list, for
-//! what was seen. It ends at its deadline, and then says that the list is
-//! incomplete ([`Blocker::Incomplete`]): a user with many processes, many
-//! mappings or many mount namespaces must not stretch a shutdown.
+//! what was seen, and one scan serves several superblocks ([`find_each`]:
+//! `--all` ends many waits at its deadline). It ends at its deadline, and
+//! then says that the list is incomplete ([`Blocker::Incomplete`]): a user
+//! with many processes, many mappings or many mount namespaces must not
+//! stretch a shutdown. Among 10 000 sleeping processes a whole scan takes
+//! about a second on the 2-core host (bench/holder-scan).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -248,23 +251,39 @@ impl Superblock {
 /// until `deadline`: a scan that reaches it ends with
 /// [`Blocker::Incomplete`].
 pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<Blocker> {
-    let mut scan = Scan {
-        sb: Superblock {
-            dev: mount.dev,
-            mount_ids: HashSet::from([mount.id]),
-        },
-        deadline,
-        stopped: false,
-    };
+    find_each(&[mount], exclude, deadline)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`find`] for the superblocks of several mounts with one look through
+/// `/proc`: what holds each, in the order of `mounts`. A scan costs what it
+/// reads, once, whatever the number of superblocks it looks for: `--all`
+/// ends many waits at its deadline, and a scan each would cost that many
+/// times the time one takes among many processes.
+pub fn find_each(
+    mounts: &[&Mount],
+    exclude: Option<Exclude>,
+    deadline: Instant,
+) -> Vec<Vec<Blocker>> {
+    let mut scan = Scan::new(mounts, deadline);
     let processes = scan.processes_and_tasks();
-    let mut blockers = scan.mounts(&processes, exclude);
-    blockers.extend(scan.processes(&processes));
-    blockers.extend(scan.swaps());
-    blockers.extend(scan.loops());
-    if scan.stopped {
-        blockers.push(Blocker::Incomplete);
+    let mut found = scan.mounts(&processes, exclude);
+    for (each, more) in found.iter_mut().zip(scan.processes(&processes)) {
+        each.extend(more);
     }
-    blockers
+    for (each, more) in found.iter_mut().zip(scan.swaps()) {
+        each.extend(more);
+    }
+    for (each, more) in found.iter_mut().zip(scan.loops()) {
+        each.extend(more);
+    }
+    if scan.stopped {
+        found
+            .iter_mut()
+            .for_each(|each| each.push(Blocker::Incomplete));
+    }
+    found
 }
 
 /// The deadline of a scan for a caller whose own deadline is `timeout`
@@ -280,19 +299,77 @@ pub fn deadline_in(timeout: Option<Duration>) -> Instant {
 /// a shutdown than this.
 pub const SCAN_LIMIT: Duration = Duration::from_secs(5);
 
-/// One scan for the holders of a superblock, until its deadline.
+/// One scan for the holders of some superblocks, until its deadline.
 struct Scan {
-    sb: Superblock,
+    /// How many superblocks are looked for.
+    count: usize,
+    /// The superblocks of each device, and of each mount id known (for
+    /// files whose anonymous device is their own, a btrfs subvolume's):
+    /// what a file's device and mount say is a lookup, not a search
+    /// ([`Superblock::holds`] for one).
+    by_dev: HashMap<DevId, Vec<usize>>,
+    by_mount: HashMap<u64, Vec<usize>>,
     deadline: Instant,
     /// The deadline came before the scan had looked everywhere.
     stopped: bool,
 }
 
 impl Scan {
+    fn new(mounts: &[&Mount], deadline: Instant) -> Scan {
+        let mut scan = Scan {
+            count: mounts.len(),
+            by_dev: HashMap::new(),
+            by_mount: HashMap::new(),
+            deadline,
+            stopped: false,
+        };
+        for (i, mount) in mounts.iter().enumerate() {
+            scan.by_dev.entry(mount.dev).or_default().push(i);
+            scan.add_mount(mount.id, i);
+        }
+        scan
+    }
+
+    /// The mount `id` is one of superblock `i`'s.
+    fn add_mount(&mut self, id: u64, i: usize) {
+        let of = self.by_mount.entry(id).or_default();
+        if !of.contains(&i) {
+            of.push(i);
+        }
+    }
+
     /// Whether the deadline has come (and the scan must stop).
     fn expired(&mut self) -> bool {
         self.stopped = self.stopped || Instant::now() >= self.deadline;
         self.stopped
+    }
+
+    /// One list per superblock.
+    fn lists<T>(&self) -> Vec<Vec<T>> {
+        (0..self.count).map(|_| Vec::new()).collect()
+    }
+
+    /// The superblocks that a file on `dev` (through the mount
+    /// `mount_id`, if known) is on ([`Superblock::holds_file`]).
+    fn holding(&self, dev: DevId, mount_id: Option<u64>) -> Vec<usize> {
+        let mut on: Vec<usize> = self.by_dev.get(&dev).cloned().unwrap_or_default();
+        if dev.is_anonymous() {
+            let by_mount = mount_id.and_then(|id| self.by_mount.get(&id));
+            for &i in by_mount.into_iter().flatten() {
+                if !on.contains(&i) {
+                    on.push(i);
+                }
+            }
+        }
+        on
+    }
+
+    /// The superblocks that the file `path` leads to is on.
+    fn holding_path(&self, path: &Path) -> Vec<usize> {
+        match sys::stat_file(path) {
+            Ok((dev, mount_id)) => self.holding(dev, Some(mount_id)),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Every process, with the threads to look at ([`tasks_of`]).
@@ -307,15 +384,18 @@ impl Scan {
         processes
     }
 
-    /// The mounts of the superblock in every mount namespace, one
+    /// The mounts of the superblocks in every mount namespace, one
     /// `mountinfo` read per namespace (told apart by the inode of
     /// `ns/mnt`, of any thread: a thread may have a namespace of its own,
-    /// and an exited leader has none). Their ids join the superblock's.
-    fn mounts(&mut self, processes: &[(i32, Vec<i32>)], exclude: Option<Exclude>) -> Vec<Blocker> {
-        let dev = self.sb.dev;
-        let field = dev.to_string();
+    /// and an exited leader has none). Their ids join their superblock's.
+    fn mounts(
+        &mut self,
+        processes: &[(i32, Vec<i32>)],
+        exclude: Option<Exclude>,
+    ) -> Vec<Vec<Blocker>> {
+        let fields: HashSet<String> = self.by_dev.keys().map(DevId::to_string).collect();
         let my_ns = namespace_of("self");
-        let mut blockers = Vec::new();
+        let mut blockers = self.lists();
         let mut seen_ns = HashSet::new();
         for (pid, tids) in processes {
             if self.expired() {
@@ -333,17 +413,20 @@ impl Scan {
                     continue;
                 };
                 seen_ns.insert(ns);
-                for m in mounts_on(&text, &field).filter(|m| m.dev == dev) {
-                    self.sb.mount_ids.insert(m.id);
-                    if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
-                        continue;
+                for m in mounts_on(&text, &fields) {
+                    let of: Vec<usize> = self.by_dev.get(&m.dev).cloned().unwrap_or_default();
+                    for i in of {
+                        self.add_mount(m.id, i);
+                        if Some(ns) == my_ns && exclude.is_some_and(|x| x.mount_id == m.id) {
+                            continue;
+                        }
+                        blockers[i].push(Blocker::Mount {
+                            mnt_ns: ns,
+                            pid: *pid,
+                            mount_id: m.id,
+                            mount_point: m.mount_point.clone(),
+                        });
                     }
-                    blockers.push(Blocker::Mount {
-                        mnt_ns: ns,
-                        pid: *pid,
-                        mount_id: m.id,
-                        mount_point: m.mount_point,
-                    });
                 }
             }
         }
@@ -351,54 +434,60 @@ impl Scan {
     }
 
     /// The processes that use a file there, through any of their threads.
-    fn processes(&mut self, processes: &[(i32, Vec<i32>)]) -> Vec<Blocker> {
+    fn processes(&mut self, processes: &[(i32, Vec<i32>)]) -> Vec<Vec<Blocker>> {
         let me = std::process::id() as i32;
-        let mut blockers = Vec::new();
+        let mut blockers = self.lists();
         for (pid, tids) in processes.iter().filter(|(p, _)| *p != me) {
             if self.expired() {
                 break;
             }
             let uses = self.uses_of(*pid, tids);
-            if !uses.is_empty() {
-                let command = fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim_end().to_string())
-                    .unwrap_or_default();
-                blockers.push(Blocker::Process {
-                    pid: *pid,
-                    command,
-                    uses,
-                });
+            if uses.iter().all(Vec::is_empty) {
+                continue;
+            }
+            let command = fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim_end().to_string())
+                .unwrap_or_default();
+            for (i, uses) in uses.into_iter().enumerate() {
+                if !uses.is_empty() {
+                    blockers[i].push(Blocker::Process {
+                        pid: *pid,
+                        command: command.clone(),
+                        uses,
+                    });
+                }
             }
         }
         blockers
     }
 
-    /// What the threads `tids` of `pid` use there, each use once.
-    fn uses_of(&mut self, pid: i32, tids: &[i32]) -> Vec<Use> {
-        let mut uses = Vec::new();
+    /// What the threads `tids` of `pid` use on each superblock, each use
+    /// once.
+    fn uses_of(&mut self, pid: i32, tids: &[i32]) -> Vec<Vec<Use>> {
+        let mut uses = self.lists();
         let mut seen = HashSet::new();
         for &tid in tids {
             if self.expired() {
                 break;
             }
-            for u in self.uses_of_task(&task_dir(pid, tid)) {
-                if seen.insert(u.clone()) {
-                    uses.push(u);
+            for (i, u) in self.uses_of_task(&task_dir(pid, tid)) {
+                if seen.insert((i, u.clone())) {
+                    uses[i].push(u);
                 }
             }
         }
         uses
     }
 
-    /// What the task whose proc directory is `base` uses there.
-    fn uses_of_task(&mut self, base: &Path) -> Vec<Use> {
-        let sb = &self.sb;
+    /// What the task whose proc directory is `base` uses, and on which
+    /// superblock.
+    fn uses_of_task(&mut self, base: &Path) -> Vec<(usize, Use)> {
         let mut uses = Vec::new();
-        if sb.holds(&base.join("cwd")) {
-            uses.push(Use::Cwd);
+        for i in self.holding_path(&base.join("cwd")) {
+            uses.push((i, Use::Cwd));
         }
-        if sb.holds(&base.join("root")) {
-            uses.push(Use::Root);
+        for i in self.holding_path(&base.join("root")) {
+            uses.push((i, Use::Root));
         }
         let mut open = HashSet::new();
         if let Ok(fds) = fs::read_dir(base.join("fd")) {
@@ -412,17 +501,23 @@ impl Scan {
                     self.stopped = true;
                     return uses;
                 }
-                if self.sb.holds(&link) {
-                    let shown = fs::read_link(&link).unwrap_or_default();
-                    open.insert(shown.clone());
-                    uses.push(Use::Fd(n, shown));
+                let on = self.holding_path(&link);
+                if on.is_empty() {
+                    continue;
+                }
+                let shown = fs::read_link(&link).unwrap_or_default();
+                for i in on {
+                    open.insert((i, shown.clone()));
+                    uses.push((i, Use::Fd(n, shown.clone())));
                 }
             }
         }
         if let Ok(maps) = fs::read(base.join("maps")) {
-            for path in mapped_files(&maps, self.sb.dev) {
-                if !open.contains(&path) {
-                    uses.push(Use::Mapped(path));
+            for (dev, path) in mapped(&maps, |dev| self.by_dev.contains_key(&dev)) {
+                for &i in self.by_dev.get(&dev).into_iter().flatten() {
+                    if !open.contains(&(i, path.clone())) {
+                        uses.push((i, Use::Mapped(path.clone())));
+                    }
                 }
             }
         }
@@ -430,23 +525,26 @@ impl Scan {
     }
 
     /// The swap files there.
-    fn swaps(&mut self) -> Vec<Blocker> {
+    fn swaps(&mut self) -> Vec<Vec<Blocker>> {
+        let mut blockers = self.lists();
         if self.expired() {
-            return Vec::new();
+            return blockers;
         }
-        swap_files()
-            .into_iter()
-            .filter(|path| self.sb.holds(path))
-            .map(|path| Blocker::Swap { path })
-            .collect()
+        for path in swap_files() {
+            for i in self.holding_path(&path) {
+                blockers[i].push(Blocker::Swap { path: path.clone() });
+            }
+        }
+        blockers
     }
 
     /// The loop devices over files there, told by the files the loop
     /// driver has open ([`loopdev::backing_files`], until the deadline);
     /// one not told in time makes the scan incomplete.
-    fn loops(&mut self) -> Vec<Blocker> {
+    fn loops(&mut self) -> Vec<Vec<Blocker>> {
+        let mut blockers = self.lists();
         if self.expired() {
-            return Vec::new();
+            return blockers;
         }
         let loops = loopdev::bound();
         let mounted: HashSet<DevId> = mountinfo::read(None)
@@ -455,14 +553,17 @@ impl Scan {
             .map(|m| m.dev)
             .collect();
         let files = loopdev::backing_files(&loops, &mounted, self.deadline);
-        let mut blockers = Vec::new();
         for (lo, file) in loops.into_iter().zip(files) {
             match file {
-                Told::File(file) if self.sb.holds_backing(&file) => blockers.push(Blocker::Loop {
-                    device: lo.node,
-                    backing_file: lo.backing_file,
-                }),
-                Told::File(_) | Told::Failed => {}
+                Told::File(file) => {
+                    for i in self.holding(file.dev, file.mount_id) {
+                        blockers[i].push(Blocker::Loop {
+                            device: lo.node.clone(),
+                            backing_file: lo.backing_file.clone(),
+                        });
+                    }
+                }
+                Told::Failed => {}
                 Told::Late => self.stopped = true,
             }
         }
@@ -470,12 +571,15 @@ impl Scan {
     }
 }
 
-/// The mounts in a `mountinfo` text whose device field is `dev` (as
-/// `major:minor`): only those lines are parsed, so that a namespace of
+/// The mounts in a `mountinfo` text whose device field (`major:minor`) is
+/// one of `devs`: only those lines are parsed, so that a namespace of
 /// many mounts costs a split of each line, not a parse.
-fn mounts_on<'a>(text: &'a [u8], dev: &'a str) -> impl Iterator<Item = Mount> + 'a {
+fn mounts_on<'a>(text: &'a [u8], devs: &'a HashSet<String>) -> impl Iterator<Item = Mount> + 'a {
     text.split(|b| *b == b'\n')
-        .filter(move |line| line.split(|b| *b == b' ').nth(2) == Some(dev.as_bytes()))
+        .filter(move |line| {
+            let field = line.split(|b| *b == b' ').nth(2).unwrap_or_default();
+            std::str::from_utf8(field).is_ok_and(|f| devs.contains(f))
+        })
         .filter_map(|line| mountinfo::parse_line(line).ok())
 }
 
@@ -483,6 +587,15 @@ fn mounts_on<'a>(text: &'a [u8], dev: &'a str) -> impl Iterator<Item = Mount> + 
 /// A line is `start-end perms offset MM:mm inode   path` (the device in
 /// hex: the superblock's, even where `stat(2)` gives a file another).
 pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
+    mapped(maps, |d| d == dev)
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect()
+}
+
+/// [`mapped_files`] of every device that `wanted` picks, each file with
+/// its device, each once, in order.
+fn mapped(maps: &[u8], wanted: impl Fn(DevId) -> bool) -> Vec<(DevId, PathBuf)> {
     let mut files = Vec::new();
     let mut seen = HashSet::new();
     for line in maps.split(|b| *b == b'\n') {
@@ -491,7 +604,7 @@ pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
             continue;
         };
         let path = fields.nth(1).unwrap_or_default().trim_ascii_start();
-        let on_dev = std::str::from_utf8(device)
+        let dev = std::str::from_utf8(device)
             .ok()
             .and_then(|d| d.split_once(':'))
             .and_then(|(major, minor)| {
@@ -499,12 +612,14 @@ pub fn mapped_files(maps: &[u8], dev: DevId) -> Vec<PathBuf> {
                     major: u32::from_str_radix(major, 16).ok()?,
                     minor: u32::from_str_radix(minor, 16).ok()?,
                 })
-            })
-            == Some(dev);
-        if on_dev && path.starts_with(b"/") {
+            });
+        let Some(dev) = dev.filter(|&d| wanted(d)) else {
+            continue;
+        };
+        if path.starts_with(b"/") {
             let path = PathBuf::from(OsString::from_vec(mountinfo::unescape(path)));
-            if seen.insert(path.clone()) {
-                files.push(path);
+            if seen.insert((dev, path.clone())) {
+                files.push((dev, path));
             }
         }
     }
@@ -617,7 +732,8 @@ mod tests {
 31 22 7:20 / /n rw - ext4 /dev/loop20 rw
 32 30 7:2 /sub /m2 rw - ext4 /dev/loop2 rw
 ";
-        let ids: Vec<u64> = mounts_on(text, "7:2").map(|m| m.id).collect();
+        let devs = HashSet::from(["7:2".to_string()]);
+        let ids: Vec<u64> = mounts_on(text, &devs).map(|m| m.id).collect();
         assert_eq!(ids, [30, 32]);
     }
 

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
-use super::report::{detached_unconfirmed, timed_out, unmount_failed};
+use super::report::{detached_held_by, timed_out, unmount_failed};
 use super::{Attempt, Options, STATUS_INTERVAL};
+use crate::blockers::Blocker;
 use crate::cancel::{self, Wake};
 use crate::child::{CallChild, Ended};
 use crate::mountinfo::{self, Mount};
@@ -127,7 +128,7 @@ pub(super) fn unmount_in_child(
     let umount_start = Instant::now();
     let call = in_child(attempt, &mut report, start, deadline, || prepared.call());
     report.umount_time = umount_start.elapsed();
-    unmount_ended(attempt.target, attempt.options, report, call)
+    unmount_ended(attempt.target, attempt.options, report, call, None)
 }
 
 /// The `umount2` of [`unmount_in_child`], ready to be called in a child,
@@ -148,12 +149,15 @@ pub(super) fn spawn_unmount(target: &Target, flags: UnmountOptions) -> Result<Ca
 }
 
 /// What an `umount2` child's `call` left: Continue, the call returned 0;
-/// Break, the target's result ([`unmount_in_child`]).
+/// Break, the target's result ([`unmount_in_child`]). A target detached
+/// but not confirmed is reported with `held`, its holders found already,
+/// or where None, with a scan of its own.
 pub(super) fn unmount_ended(
     target: &Target,
     options: &Options<'_>,
     report: Report,
     call: Result<Call, Errno>,
+    held: Option<Vec<Blocker>>,
 ) -> ControlFlow<Result<Report, Error>, Report> {
     let Call { ended, stopped } = match call {
         Ok(call) => call,
@@ -177,7 +181,7 @@ pub(super) fn unmount_ended(
     ControlFlow::Break(match end {
         CallEnd::Done => return ControlFlow::Continue(report),
         CallEnd::Failed(errno) => unmount_failed(target, options, report, errno),
-        CallEnd::Detached(why) => Ok(detached_unconfirmed(report, why)),
+        CallEnd::Detached(why) => Ok(detached_held_by(report, why, held)),
         CallEnd::Untouched(kind, errno) => Err(Error::new(&target.given, kind, errno)),
         CallEnd::DetachedError(step, errno) => {
             Err(Error::from_errno(&target.given, step, errno).with_state(State::Detached))

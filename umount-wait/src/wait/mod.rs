@@ -26,7 +26,7 @@ use crate::target::Target;
 pub use fallback::{Watcher, CLAIM_GRACE};
 pub use recursive::unmount_recursive;
 pub use report::new_report;
-pub use side_by_side::{detach, wait_any, Detached, End, Pending};
+pub use side_by_side::{detach, stop_all, wait_any, Detached, End, Pending};
 
 /// Which path to use, from `--mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

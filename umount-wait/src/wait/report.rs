@@ -6,7 +6,7 @@ use rustix::io::Errno;
 
 use super::read_only;
 use super::Options;
-use crate::blockers::{self, Exclude};
+use crate::blockers::{self, Blocker, Exclude};
 use crate::outcome::{Error, Outcome, Report, Unconfirmed, WaitPath};
 use crate::target::Target;
 
@@ -59,8 +59,20 @@ pub(super) fn unmount_failed(
 /// The mount is gone and the wait ended before the shutdown was seen:
 /// says why, and what holds the filesystem now (a scan of its own
 /// [`blockers::SCAN_LIMIT`] at most: the deadline may have passed).
-pub(super) fn detached_unconfirmed(mut report: Report, why: Unconfirmed) -> Report {
-    report.blockers = blockers::find(&report.mount, None, blockers::deadline_in(None));
+pub(super) fn detached_unconfirmed(report: Report, why: Unconfirmed) -> Report {
+    detached_held_by(report, why, None)
+}
+
+/// [`detached_unconfirmed`], with the holders found already (`held`: by
+/// one scan for the filesystems of many waits ended together) or, where
+/// None, by a scan of its own.
+pub(super) fn detached_held_by(
+    mut report: Report,
+    why: Unconfirmed,
+    held: Option<Vec<Blocker>>,
+) -> Report {
+    report.blockers =
+        held.unwrap_or_else(|| blockers::find(&report.mount, None, blockers::deadline_in(None)));
     report.outcome = Outcome::DetachedUnconfirmed(why);
     report
 }

@@ -7,9 +7,9 @@
 //! the run's one inotify instance.
 //! [`wait_any`] sleeps until one of them may have ended, the mount table
 //! changed, the deadline came or the caller cancelled;
-//! [`Pending::try_finish`] settles those that ended, [`Pending::stop`]
-//! those left at the deadline. A filesystem that never dies costs the
-//! others nothing.
+//! [`Pending::try_finish`] settles those that ended, [`stop_all`] those
+//! left at the deadline, with one scan for what holds them all. A
+//! filesystem that never dies costs the others nothing.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
@@ -19,8 +19,9 @@ use rustix::io::Errno;
 use super::call::{self, Stopped};
 use super::fallback::{self, Watcher};
 use super::notify;
-use super::report::{detached_unconfirmed, timed_out};
+use super::report::{detached_held_by, timed_out};
 use super::{settled, Attempt, Options, Progress};
+use crate::blockers::{self, Blocker};
 use crate::cancel::{self, Cancel, Wake};
 use crate::child::CallChild;
 use crate::mountinfo::Mount;
@@ -176,24 +177,27 @@ impl Pending {
 
     /// The target's result if its wait has ended; else the wait, given back.
     pub fn try_finish(self, watcher: &Watcher) -> Result<Result<Report, Error>, Pending> {
-        self.finish(watcher, None)
+        self.finish(watcher, None, None)
     }
 
-    /// Ends the wait now: the deadline passed, or the caller cancelled.
-    /// A wait that has ended meanwhile is settled as such.
-    pub fn stop(self, watcher: &Watcher, why: End) -> Result<Report, Error> {
-        match self.finish(watcher, Some(why)) {
+    /// Ends the wait now: the deadline passed, or the caller cancelled
+    /// ([`stop_all`]). A wait that has ended meanwhile is settled as such;
+    /// one that has not is reported with `held`, what holds its
+    /// filesystem.
+    fn stop(self, watcher: &Watcher, why: End, held: Vec<Blocker>) -> Result<Report, Error> {
+        match self.finish(watcher, Some(why), Some(held)) {
             Ok(result) => result,
             Err(_) => unreachable!("a wait that is stopped ends"),
         }
     }
 
-    /// The result, if the wait has ended or is to end (`stop`); else the
-    /// wait, given back.
+    /// The result, if the wait has ended or is to end (`stop`, with the
+    /// holders found if they are); else the wait, given back.
     fn finish(
         mut self,
         watcher: &Watcher,
         stop: Option<End>,
+        held: Option<Vec<Blocker>>,
     ) -> Result<Result<Report, Error>, Pending> {
         let seen = match &mut self.0.wait {
             Wait::Watch { wd, .. } => {
@@ -207,7 +211,7 @@ impl Pending {
             }
             Wait::Notify { dead, .. } => match cancel::readable_now(dead.as_fd()) {
                 Ok(false) if stop.is_none() => return Err(self),
-                Ok(dead) => return Ok(self.end_notify(dead, stop)),
+                Ok(dead) => return Ok(self.end_notify(dead, stop, held)),
                 Err(e) => {
                     let e = Error::from_errno(
                         &self.0.target.given,
@@ -221,7 +225,8 @@ impl Pending {
                 Ok(None) if stop.is_none() => return Err(self),
                 Ok(_) => None,
                 Err(e) => {
-                    return Ok(self.end_child(Some(Stopped::Failed("reaping the child process", e))))
+                    let failed = Stopped::Failed("reaping the child process", e);
+                    return Ok(self.end_child(Some(failed), held));
                 }
             },
         };
@@ -231,7 +236,7 @@ impl Pending {
             Some(End::Cancelled) => Some(Stopped::Cancelled),
         };
         let Some(seen) = seen else {
-            return Ok(self.end_child(ended_child()));
+            return Ok(self.end_child(ended_child(), held));
         };
         let Inner {
             target,
@@ -262,7 +267,7 @@ impl Pending {
                     Some(End::Cancelled) => Unconfirmed::Cancelled,
                     _ => timed_out(options.timeout),
                 };
-                Ok(settled(&options, detached_unconfirmed(report, why)))
+                Ok(settled(&options, detached_held_by(report, why, held)))
             }
             Err(e) => Err(
                 Error::from_errno(&target.given, "reading inotify events", e)
@@ -274,7 +279,12 @@ impl Pending {
     /// The result of a `UMOUNT_NOTIFY` wait: shut down if its descriptor
     /// was readable (`dead`), else detached, shutdown not confirmed (the
     /// wait was stopped: `stop`).
-    fn end_notify(self, dead: bool, stop: Option<End>) -> Result<Report, Error> {
+    fn end_notify(
+        self,
+        dead: bool,
+        stop: Option<End>,
+        held: Option<Vec<Blocker>>,
+    ) -> Result<Report, Error> {
         let Inner {
             options,
             mut report,
@@ -290,14 +300,19 @@ impl Pending {
                 Some(End::Cancelled) => Unconfirmed::Cancelled,
                 _ => timed_out(options.timeout),
             };
-            report = detached_unconfirmed(report, why);
+            report = detached_held_by(report, why, held);
         }
         Ok(settled(&options, report))
     }
 
     /// The result of the kernel path's child, killed first unless it has
-    /// ended (`stopped`: why the wait did not go on).
-    fn end_child(self, stopped: Option<Stopped>) -> Result<Report, Error> {
+    /// ended (`stopped`: why the wait did not go on; `held`: what holds the
+    /// filesystem, where it is found already).
+    fn end_child(
+        self,
+        stopped: Option<Stopped>,
+        held: Option<Vec<Blocker>>,
+    ) -> Result<Report, Error> {
         let mut inner = *self.0;
         let Wait::Child {
             child,
@@ -309,11 +324,47 @@ impl Pending {
         inner.report.umount_time = umount_start.elapsed();
         let call = call::ended(child, stopped);
         let options = &inner.options;
-        match call::unmount_ended(&inner.target, options, inner.report, Ok(call)) {
+        match call::unmount_ended(&inner.target, options, inner.report, Ok(call), held) {
             std::ops::ControlFlow::Continue(report) => Ok(report),
             std::ops::ControlFlow::Break(result) => result.map(|r| settled(options, r)),
         }
     }
+}
+
+/// Ends the waits `pending` now (`why`: the deadline, or the caller
+/// cancelled), in their order: those that ended meanwhile as they ended,
+/// the others detached and not confirmed, with what holds their
+/// filesystems found by one scan for all of them
+/// ([`blockers::find_each`], until `scan_until`), not one each: among
+/// many processes a scan takes long, and the deadline is past or near.
+pub fn stop_all(
+    pending: Vec<Pending>,
+    watcher: &Watcher,
+    why: End,
+    scan_until: Instant,
+) -> Vec<Result<Report, Error>> {
+    let mut results: Vec<Option<Result<Report, Error>>> = Vec::with_capacity(pending.len());
+    let mut going_on = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        match p.try_finish(watcher) {
+            Ok(result) => results.push(Some(result)),
+            Err(p) => {
+                results.push(None);
+                going_on.push((i, p));
+            }
+        }
+    }
+    let held = {
+        let mounts: Vec<&Mount> = going_on.iter().map(|(_, p)| p.mount()).collect();
+        blockers::find_each(&mounts, None, scan_until)
+    };
+    for ((i, p), held) in going_on.into_iter().zip(held) {
+        results[i] = Some(p.stop(watcher, why, held));
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every wait ended"))
+        .collect()
 }
 
 /// Sleeps until one of `pending` may have ended, `mount_table` (an open
