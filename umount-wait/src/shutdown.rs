@@ -267,7 +267,7 @@ struct Waiting {
 /// the pass that started it, its loop device and its result. The scan
 /// has half of what is left before the run's `deadline` (the last pass
 /// has the other half), or, once it has passed or the caller cancelled,
-/// [`LATE_SCAN`].
+/// [`wait::LATE_SCAN`].
 fn stop_waits(
     waiting: Vec<Waiting>,
     watcher: &Watcher,
@@ -279,7 +279,7 @@ fn stop_waits(
         _ => Duration::ZERO,
     };
     let budget = match left {
-        Duration::ZERO => LATE_SCAN,
+        Duration::ZERO => wait::LATE_SCAN,
         left => left / 2,
     };
     let scan_until = blockers::deadline_in(Some(budget));
@@ -301,13 +301,6 @@ fn stop_waits(
         })
         .collect()
 }
-
-/// How long the scan for the holders of waits ended together may look
-/// once the run's deadline has passed or it was cancelled: a short grace.
-/// Among 10 000 processes a whole scan takes about a second; the mount
-/// namespaces, which a read-only remount through a holder needs, come
-/// first and take a fraction of it.
-pub const LATE_SCAN: Duration = Duration::from_secs(1);
 
 /// A wait that has ended, with its result.
 struct Ended {

@@ -85,7 +85,7 @@ fn wait_child(
                 break Some(Stopped::Deadline)
             }
             Wake::Deadline => {
-                attempt.still_waiting(report, start);
+                attempt.still_waiting(report, start, deadline);
                 if attempt.held_out_of_view() {
                     break Some(Stopped::OutOfView);
                 }
@@ -181,7 +181,7 @@ pub(super) fn unmount_ended(
     ControlFlow::Break(match end {
         CallEnd::Done => return ControlFlow::Continue(report),
         CallEnd::Failed(errno) => unmount_failed(target, options, report, errno),
-        CallEnd::Detached(why) => Ok(detached_held_by(report, why, held)),
+        CallEnd::Detached(why) => Ok(detached_held_by(options, report, why, held)),
         CallEnd::Untouched(kind, errno) => Err(Error::new(&target.given, kind, errno)),
         CallEnd::DetachedError(step, errno) => {
             Err(Error::from_errno(&target.given, step, errno).with_state(State::Detached))

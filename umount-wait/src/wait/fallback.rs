@@ -119,19 +119,31 @@ fn wait(attempt: &Attempt<'_>, watching: Watching<'_>) -> Result<Report, Error> 
             Wake::Readable => continue,
             Wake::Deadline if deadline.is_some_and(|d| Instant::now() >= d) => {
                 report.wait_time = wait_start.elapsed();
-                return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    timed_out(options.timeout),
+                ));
             }
             Wake::Deadline => {
-                attempt.still_waiting(&mut report, start);
+                attempt.still_waiting(&mut report, start, deadline);
                 if attempt.held_out_of_view() {
                     report.wait_time = wait_start.elapsed();
-                    return Ok(detached_unconfirmed(report, Unconfirmed::HeldOutOfView));
+                    return Ok(detached_unconfirmed(
+                        options,
+                        report,
+                        Unconfirmed::HeldOutOfView,
+                    ));
                 }
                 tick += STATUS_INTERVAL;
             }
             Wake::Cancelled => {
                 report.wait_time = wait_start.elapsed();
-                return Ok(detached_unconfirmed(report, Unconfirmed::Cancelled));
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    Unconfirmed::Cancelled,
+                ));
             }
             Wake::Failed(e) => {
                 return Err(detached(Error::from_errno(
@@ -169,7 +181,11 @@ pub(super) fn watch_ended(
             }
             RootEvicted::MountedElsewhere => {
                 report.wait_time = wait_start.elapsed();
-                return Ok(detached_unconfirmed(report, Unconfirmed::RootDeleted));
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    Unconfirmed::RootDeleted,
+                ));
             }
             // No event says the superblock shut down, only that its
             // root's inode went; a holder the scan cannot see (a covered
@@ -177,7 +193,11 @@ pub(super) fn watch_ended(
             // alive. Only a released block device claim confirms it.
             RootEvicted::NotMounted if report.device_nodes.is_empty() => {
                 report.wait_time = wait_start.elapsed();
-                return Ok(detached_unconfirmed(report, Unconfirmed::RootDeletedUnseen));
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    Unconfirmed::RootDeletedUnseen,
+                ));
             }
             // Confirmed below by the claims, as after IN_UNMOUNT.
             RootEvicted::NotMounted => {}
@@ -315,7 +335,7 @@ fn confirm_by_claims(
 ) -> Result<Report, Error> {
     if report.device_nodes.is_empty() {
         report.wait_time = wait_start.elapsed();
-        return Ok(detached_unconfirmed(report, expired()));
+        return Ok(detached_unconfirmed(options, report, expired()));
     }
     let claim_deadline =
         deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
@@ -328,8 +348,12 @@ fn confirm_by_claims(
     report.wait_time = wait_start.elapsed();
     match claim {
         Ok(()) => Ok(report),
-        Err(Stopped::Expired) => Ok(detached_unconfirmed(report, expired())),
-        Err(Stopped::Cancelled) => Ok(detached_unconfirmed(report, Unconfirmed::Cancelled)),
+        Err(Stopped::Expired) => Ok(detached_unconfirmed(options, report, expired())),
+        Err(Stopped::Cancelled) => Ok(detached_unconfirmed(
+            options,
+            report,
+            Unconfirmed::Cancelled,
+        )),
         Err(Stopped::Failed(e)) => {
             Err(
                 Error::from_errno(&target.given, "checking the block device claim", e)

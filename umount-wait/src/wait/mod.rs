@@ -316,6 +316,14 @@ fn still_leads_there(
 /// ([`Unconfirmed::HeldOutOfView`]); `--timeout` asks for longer.
 pub const OUT_OF_VIEW_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a scan for holders may look once the caller's deadline has
+/// passed or it cancelled (a wait ended unconfirmed, and the report names
+/// what holds the filesystem): a short grace, not the scan's own
+/// [`crate::blockers::SCAN_LIMIT`]. Among 10 000 processes a whole scan
+/// takes about a second; the mount namespaces, which a read-only remount
+/// through a holder needs, come first and take a fraction of it.
+pub const LATE_SCAN: Duration = Duration::from_secs(1);
+
 /// One target on its way through the kernel or the fallback path.
 struct Attempt<'a> {
     target: &'a Target,
@@ -348,10 +356,12 @@ impl<'a> Attempt<'a> {
 
     /// A wait that lasts, at each status tick: who holds the filesystem
     /// now (when asked to look), told to the observer. Both paths use it.
-    fn still_waiting(&self, report: &mut Report, start: Instant) {
+    fn still_waiting(&self, report: &mut Report, start: Instant, until: Option<Instant>) {
         if self.options.watch_blockers {
-            // A scan never delays the wait by more than a tick.
-            let deadline = crate::blockers::deadline_in(Some(STATUS_INTERVAL));
+            // A scan never delays the wait by more than a tick, nor past
+            // its deadline (`until`).
+            let tick = crate::blockers::deadline_in(Some(STATUS_INTERVAL));
+            let deadline = until.map_or(tick, |until| until.min(tick));
             report.blockers = crate::blockers::find(&self.target.mount, None, deadline);
             let mut unseen = self.unseen_since.get();
             match report.blockers.is_empty() {

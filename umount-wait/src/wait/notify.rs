@@ -76,16 +76,30 @@ pub(super) fn unmount(attempt: &Attempt<'_>, report: Report) -> Result<Report, E
         match woke {
             Wake::Readable => return Ok(report),
             Wake::Deadline if deadline.is_some_and(|d| Instant::now() >= d) => {
-                return Ok(detached_unconfirmed(report, timed_out(options.timeout)));
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    timed_out(options.timeout),
+                ));
             }
             Wake::Deadline => {
-                attempt.still_waiting(&mut report, start);
+                attempt.still_waiting(&mut report, start, deadline);
                 if attempt.held_out_of_view() {
-                    return Ok(detached_unconfirmed(report, Unconfirmed::HeldOutOfView));
+                    return Ok(detached_unconfirmed(
+                        options,
+                        report,
+                        Unconfirmed::HeldOutOfView,
+                    ));
                 }
                 tick += STATUS_INTERVAL;
             }
-            Wake::Cancelled => return Ok(detached_unconfirmed(report, Unconfirmed::Cancelled)),
+            Wake::Cancelled => {
+                return Ok(detached_unconfirmed(
+                    options,
+                    report,
+                    Unconfirmed::Cancelled,
+                ))
+            }
             Wake::Failed(e) => {
                 let e =
                     Error::from_errno(&attempt.target.given, "polling the shutdown descriptor", e);

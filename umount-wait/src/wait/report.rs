@@ -5,7 +5,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use super::read_only;
-use super::Options;
+use super::{Options, LATE_SCAN};
 use crate::blockers::{self, Blocker, Exclude};
 use crate::outcome::{Error, Outcome, Report, Unconfirmed, WaitPath};
 use crate::target::Target;
@@ -57,22 +57,32 @@ pub(super) fn unmount_failed(
 }
 
 /// The mount is gone and the wait ended before the shutdown was seen:
-/// says why, and what holds the filesystem now (a scan of its own
-/// [`blockers::SCAN_LIMIT`] at most: the deadline may have passed).
-pub(super) fn detached_unconfirmed(report: Report, why: Unconfirmed) -> Report {
-    detached_held_by(report, why, None)
+/// says why, and what holds the filesystem now, by a scan of its own. The
+/// scan comes after the caller's deadline (`--timeout`) or cancellation,
+/// if there was one: then it takes [`LATE_SCAN`] at most, so that the
+/// deadline holds but for that grace; else [`blockers::SCAN_LIMIT`].
+pub(super) fn detached_unconfirmed(
+    options: &Options<'_>,
+    report: Report,
+    why: Unconfirmed,
+) -> Report {
+    detached_held_by(options, report, why, None)
 }
 
 /// [`detached_unconfirmed`], with the holders found already (`held`: by
 /// one scan for the filesystems of many waits ended together) or, where
 /// None, by a scan of its own.
 pub(super) fn detached_held_by(
+    options: &Options<'_>,
     mut report: Report,
     why: Unconfirmed,
     held: Option<Vec<Blocker>>,
 ) -> Report {
-    report.blockers =
-        held.unwrap_or_else(|| blockers::find(&report.mount, None, blockers::deadline_in(None)));
+    let late = options.timeout.is_some() || matches!(why, Unconfirmed::Cancelled);
+    report.blockers = held.unwrap_or_else(|| {
+        let until = blockers::deadline_in(late.then_some(LATE_SCAN));
+        blockers::find(&report.mount, None, until)
+    });
     report.outcome = Outcome::DetachedUnconfirmed(why);
     report
 }

@@ -267,7 +267,10 @@ impl Pending {
                     Some(End::Cancelled) => Unconfirmed::Cancelled,
                     _ => timed_out(options.timeout),
                 };
-                Ok(settled(&options, detached_held_by(report, why, held)))
+                Ok(settled(
+                    &options,
+                    detached_held_by(&options, report, why, held),
+                ))
             }
             Err(e) => Err(
                 Error::from_errno(&target.given, "reading inotify events", e)
@@ -300,7 +303,7 @@ impl Pending {
                 Some(End::Cancelled) => Unconfirmed::Cancelled,
                 _ => timed_out(options.timeout),
             };
-            report = detached_held_by(report, why, held);
+            report = detached_held_by(&options, report, why, held);
         }
         Ok(settled(&options, report))
     }
