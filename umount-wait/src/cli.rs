@@ -262,11 +262,12 @@ pub struct Cli {
     /// bare number is seconds; one too long for the clock to count to
     /// (3000000000000000h) never expires. With --all, one deadline for the
     /// whole run, whose last tenth (at least 1 s) is kept to make what survives
-    /// read-only. Without it, a wait on a single target ends after 5 s in
-    /// which nothing that holds the filesystem was visible (held in another
-    /// pid namespace, by a container's host, by the kernel): detached, not
-    /// confirmed. (-t was this option before; it is --types now, as in
-    /// umount(8).)
+    /// read-only. A wait it ends names what holds the filesystem after a
+    /// search of at most 1 s more. Without it, a wait on a single target
+    /// ends after 5 s in which nothing that holds the filesystem was visible
+    /// (held in another pid namespace, by a container's host, by the
+    /// kernel): detached, not confirmed. (-t was this option before; it is
+    /// --types now, as in umount(8).)
     #[arg(short = 'w', long, value_name = "DURATION", value_parser = crate::duration::parse)]
     pub timeout: Option<Duration>,
 
