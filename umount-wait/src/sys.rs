@@ -954,7 +954,7 @@ impl Drop for RootWatch<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -976,15 +976,31 @@ mod tests {
     /// the name is looked up in the directory reached.
     #[test]
     fn the_walk_to_the_parent_follows_no_symbolic_link() {
-        let dir = std::env::temp_dir().join(format!("umw-walk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("real/m")).unwrap();
-        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
-        let reach = Reach::walk(&dir.join("real/m")).unwrap();
+        let tree = LinkTree::new("walk");
+        let reach = Reach::walk(&tree.0.join("real/m")).unwrap();
         assert_eq!(reach.name, Path::new("m"));
         assert!(reach.open(false).is_ok());
-        assert!(Reach::walk(&dir.join("link/m")).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(Reach::walk(&tree.0.join("link/m")).is_err());
+    }
+
+    /// A scratch directory for one test, removed when dropped: `real/m`
+    /// in it, and `link`, a symbolic link to `real`.
+    pub(crate) struct LinkTree(pub PathBuf);
+
+    impl LinkTree {
+        pub(crate) fn new(name: &str) -> LinkTree {
+            let dir = std::env::temp_dir().join(format!("umw-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("real/m")).unwrap();
+            std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+            LinkTree(dir)
+        }
+    }
+
+    impl Drop for LinkTree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
     use std::os::fd::AsRawFd;
     use std::path::PathBuf;

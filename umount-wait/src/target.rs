@@ -553,10 +553,8 @@ mod tests {
     /// with a link, or with `..`, is what realpath(3) makes of it.
     #[test]
     fn canonical_paths_as_realpath_gives_them() {
-        let dir = std::env::temp_dir().join(format!("umw-canonical-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("real/m")).unwrap();
-        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let tree = crate::sys::tests::LinkTree::new("canonical");
+        let dir = &tree.0;
         let real = std::fs::canonicalize(dir.join("real/m")).unwrap();
         for given in ["real/m", "link/m", "real/../real/m", "link/../real/m"] {
             let normal = normalize(&dir.join(given)).unwrap();
@@ -565,7 +563,6 @@ mod tests {
         }
         assert_eq!(canonical(real.clone()).unwrap(), real);
         assert!(canonical(dir.join("absent")).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -3496,6 +3496,24 @@ fn opens_while_running(args: &[&OsStr], files: &[&Path]) -> (Run, Vec<usize>) {
     (run, opens)
 }
 
+/// Counts something (opens of files) over 10 and over 60 mounts or
+/// targets, with `count_at(n)`: the counts must not grow with the number,
+/// each at least 1 (else the watch saw nothing) and at most `limit`.
+fn counts_do_not_grow(what: &str, limit: usize, count_at: impl FnMut(usize) -> Vec<usize>) {
+    let counts: Vec<Vec<usize>> = [10, 60].into_iter().map(count_at).collect();
+    eprintln!("    {what}: {counts:?} for 10 and 60");
+    assert!(
+        counts[0].iter().all(|&c| c >= 1),
+        "{what}: the watch saw nothing"
+    );
+    assert_eq!(counts[0], counts[1], "{what}: they grow with the number");
+    assert!(
+        counts[1].iter().all(|&c| c <= limit),
+        "{what}: {:?}, more than {limit}",
+        counts[1]
+    );
+}
+
 /// `n` tmpfs mounts side by side in `s`, mounted in order.
 fn tmpfs_side_by_side(s: &Scratch, n: usize) -> Vec<PathBuf> {
     let points: Vec<PathBuf> = (0..n).map(|i| s.dir(format!("m{i}"))).collect();
@@ -3509,30 +3527,7 @@ fn tmpfs_side_by_side(s: &Scratch, n: usize) -> Vec<PathBuf> {
 /// table again (to see whether the caller's root or directory was on the
 /// filesystem), which made `--all` quadratic in the number of mounts.
 fn all_reads_the_mount_table_once_a_pass() {
-    let mut opens = Vec::new();
-    for n in [10, 60] {
-        let s = Scratch::new(&format!("all-reads-{n}"));
-        tmpfs_side_by_side(&s, n);
-        let args = [
-            OsStr::new("--all"),
-            OsStr::new("--include"),
-            s.dir.as_os_str(),
-            OsStr::new("--json"),
-        ];
-        let (run, count) = mount_table_opens(&args);
-        assert_code(&run, EXIT_OK, &format!("--all over {n} tmpfs"));
-        let summary = run.stdout.lines().last().unwrap();
-        assert!(
-            summary.contains(&format!("\"shut_down\":{n},")),
-            "{summary}"
-        );
-        assert!(summary.contains("\"passes\":1,"), "{summary}");
-        opens.push(count);
-    }
-    eprintln!("    mount table opened {opens:?} times for 10 and 60 mounts");
-    assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
-    assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
-    assert!(opens[1] <= 4, "{} opens for one pass", opens[1]);
+    counts_do_not_grow("mount table opens", 4, |n| all_over_tmpfs_counting(n, &[]));
 }
 
 /// What may back onto the filesystems of a pass (swap areas, loop
@@ -3541,29 +3536,33 @@ fn all_reads_the_mount_table_once_a_pass() {
 /// Before, each mount's release read both again (and, with a loop device
 /// bound, started a child process to ask the driver for its file).
 fn all_reads_what_backs_onto_filesystems_once_a_pass() {
-    let mut opens = Vec::new();
-    for n in [10, 60] {
-        let s = Scratch::new(&format!("all-backers-{n}"));
-        tmpfs_side_by_side(&s, n);
-        let args = [
-            OsStr::new("--all"),
-            OsStr::new("--include"),
-            s.dir.as_os_str(),
-            OsStr::new("--json"),
-        ];
-        let files = [Path::new("/proc/swaps"), Path::new("/sys/block")];
-        let (run, count) = opens_while_running(&args, &files);
-        assert_code(&run, EXIT_OK, &format!("--all over {n} tmpfs"));
-        assert!(run.stdout.contains("\"passes\":1,"), "{}", run.stdout);
-        opens.push(count[1..].to_vec());
-    }
-    eprintln!("    /proc/swaps and /sys/block opened {opens:?} times for 10 and 60 mounts");
-    assert_eq!(opens[0], opens[1], "opens grow with the number of mounts");
+    let files = [Path::new("/proc/swaps"), Path::new("/sys/block")];
+    counts_do_not_grow("/proc/swaps and /sys/block opens", 2, |n| {
+        all_over_tmpfs_counting(n, &files)[1..].to_vec()
+    });
+}
+
+/// `--all --json` over `n` tmpfs in a scratch directory of its own: one
+/// pass, each shut down. The opens of the mount table, then of `files`
+/// ([`opens_while_running`]).
+fn all_over_tmpfs_counting(n: usize, files: &[&Path]) -> Vec<usize> {
+    let s = Scratch::new(&format!("all-counting-{n}"));
+    tmpfs_side_by_side(&s, n);
+    let args = [
+        OsStr::new("--all"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+        OsStr::new("--json"),
+    ];
+    let (run, count) = opens_while_running(&args, files);
+    assert_code(&run, EXIT_OK, &format!("--all over {n} tmpfs"));
+    let summary = run.stdout.lines().last().unwrap();
     assert!(
-        opens[1].iter().all(|&n| n <= 2),
-        "{:?} opens for one pass",
-        opens[1]
+        summary.contains(&format!("\"shut_down\":{n},")),
+        "{summary}"
     );
+    assert!(summary.contains("\"passes\":1,"), "{summary}");
+    count
 }
 
 /// The waits that `--all` ends at its deadline get the holders of their
@@ -3611,8 +3610,7 @@ fn all_one_scan_for_the_waits_its_deadline_ends() {
 /// target (to see where each filesystem stays, and whether the caller
 /// pins it): as often for 10 tmpfs targets as for 60, each shut down.
 fn many_targets_read_the_mount_table_once() {
-    let mut opens = Vec::new();
-    for n in [10, 60] {
+    counts_do_not_grow("mount table opens", 2, |n| {
         let s = Scratch::new(&format!("targets-reads-{n}"));
         let points = tmpfs_side_by_side(&s, n);
         let args: Vec<&OsStr> = [OsStr::new("--json")]
@@ -3628,12 +3626,8 @@ fn many_targets_read_the_mount_table_once() {
             .count();
         assert_eq!(shut_down, n, "{}", run.stdout);
         assert!(points.iter().all(|p| !is_mounted(p)));
-        opens.push(count);
-    }
-    eprintln!("    mount table opened {opens:?} times for 10 and 60 targets");
-    assert!(opens[0] >= 1, "no open seen: the watch saw nothing");
-    assert_eq!(opens[0], opens[1], "opens grow with the number of targets");
-    assert!(opens[1] <= 2, "{} opens for one table", opens[1]);
+        vec![count]
+    });
 }
 
 /// Targets that are mounts of one filesystem, read once: where the table
