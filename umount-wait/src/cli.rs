@@ -112,7 +112,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "umount-wait --probe",
-        "\"kernel\" or \"fallback\": how this kernel is waited on",
+        "\"notify\", \"kernel\" or \"fallback\": how this kernel is waited on",
     ),
     (
         "umount-wait -d /mnt/image",
