@@ -263,10 +263,7 @@ impl Pending {
                     inotify.end_watch(wd);
                 }
                 report.wait_time = wait_start.elapsed();
-                let why = match stop {
-                    Some(End::Cancelled) => Unconfirmed::Cancelled,
-                    _ => timed_out(options.timeout),
-                };
+                let why = why_stopped(stop, &options);
                 Ok(settled(
                     &options,
                     detached_held_by(&options, report, why, held),
@@ -299,10 +296,7 @@ impl Pending {
         };
         report.wait_time = wait_start.elapsed();
         if !dead {
-            let why = match stop {
-                Some(End::Cancelled) => Unconfirmed::Cancelled,
-                _ => timed_out(options.timeout),
-            };
+            let why = why_stopped(stop, &options);
             report = detached_held_by(&options, report, why, held);
         }
         Ok(settled(&options, report))
@@ -402,4 +396,13 @@ pub fn wait_any(
         Wait::Watch { .. } => None,
     }));
     cancel::wait_any(&fds, mount_table, cancel, until)
+}
+
+/// Why a wait that was stopped before its end is not confirmed: the
+/// caller's cancellation, else the deadline.
+fn why_stopped(stop: Option<End>, options: &Options<'_>) -> Unconfirmed {
+    match stop {
+        Some(End::Cancelled) => Unconfirmed::Cancelled,
+        _ => timed_out(options.timeout),
+    }
 }
