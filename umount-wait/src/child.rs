@@ -34,7 +34,18 @@ pub enum Ended {
     /// [`CallChild::kill`] or from someone else (it blocks every other
     /// signal).
     Killed(i32),
+    /// Sent SIGKILL, the child had not ended when its grace was over
+    /// ([`CallChild::end_within`]): asleep uninterruptibly in the kernel
+    /// (an answer a FUSE daemon has read and not given, I/O to a device
+    /// that does not complete). Given up: it ends when that sleep does,
+    /// and whoever inherits it reaps it. Its call may still do its work.
+    GivenUp,
 }
+
+/// How long a child killed at its caller's deadline has to end before it
+/// is given up ([`CallChild::end_within`]): a killable sleep ends at once,
+/// so this is for the report's sake, not the child's.
+pub const KILL_GRACE: Duration = Duration::from_secs(1);
 
 /// The exit status of a child that panicked (which [`CallChild::spawn`]'s
 /// contract rules out): no errno is this large.
@@ -172,26 +183,43 @@ impl CallChild {
     }
 
     /// Ends the child with SIGKILL, unless it has ended already, waits
-    /// until `grace` for it to be gone, and gives it up if it is not: how
-    /// it ended, or None. SIGKILL does not end every sleep: a FUSE request
-    /// that the daemon has read is waited for uninterruptibly until it is
-    /// answered, which [`CallChild::kill`] would wait out, for ever if the
+    /// until `grace` for it to be gone, and gives it up if it is not
+    /// ([`Ended::GivenUp`]). SIGKILL does not end every sleep: a FUSE
+    /// request that the daemon has read is waited for uninterruptibly
+    /// until it is answered, and so is I/O to a device that does not
+    /// complete; [`CallChild::kill`] would wait that out, for ever if the
     /// daemon never answers. A child given up ends when its sleep does,
     /// and is reaped by whoever inherits it once the caller has exited.
-    pub fn abandon(mut self, grace: Duration) -> Option<Ended> {
-        if self.ended.is_none()
-            && rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL).is_ok()
-        {
-            let deadline = Instant::now() + grace;
-            let _ = crate::cancel::wait_readable(
-                Some(self.pidfd.as_fd()),
-                crate::cancel::Cancel::never(),
-                deadline,
-            );
+    pub fn end_within(&mut self, grace: Duration) -> Result<Ended, Errno> {
+        if let Some(ended) = self.ended {
+            return Ok(ended);
         }
-        let ended = self.try_wait().ok().flatten();
-        self.abandoned = ended.is_none();
-        ended
+        rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL)?;
+        let deadline = Instant::now() + grace;
+        let _ = crate::cancel::wait_readable(
+            Some(self.pidfd.as_fd()),
+            crate::cancel::Cancel::never(),
+            deadline,
+        );
+        match self.try_wait()? {
+            Some(ended) => Ok(ended),
+            None => {
+                self.abandoned = true;
+                Ok(Ended::GivenUp)
+            }
+        }
+    }
+
+    /// [`CallChild::end_within`], for a child whose end does not matter
+    /// beyond its result: how it ended, or None.
+    pub fn abandon(mut self, grace: Duration) -> Option<Ended> {
+        match self.end_within(grace) {
+            Ok(Ended::GivenUp) | Err(_) => {
+                self.abandoned = self.ended.is_none();
+                None
+            }
+            Ok(ended) => Some(ended),
+        }
     }
 
     fn reap(&self, options: WaitIdOptions) -> Result<Option<Ended>, Errno> {

@@ -27,7 +27,7 @@ impl Exit {
     }
 
     pub fn for_error(error: &Error) -> Exit {
-        if error.state == State::Detached {
+        if matches!(error.state, State::Detached | State::Unknown) {
             return Exit::Unconfirmed;
         }
         match error.kind {
@@ -49,6 +49,7 @@ impl Exit {
             | ErrorKind::Covered
             | ErrorKind::Moved
             | ErrorKind::DeadlineReached
+            | ErrorKind::GivenUp
             | ErrorKind::Interrupted => Exit::Failure,
         }
     }

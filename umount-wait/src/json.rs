@@ -296,5 +296,6 @@ pub fn state_name(state: State) -> &'static str {
         State::Unmounted => "unmounted",
         State::Untouched => "untouched",
         State::ShutDownByIoctl => "shut_down_by_ioctl",
+        State::Unknown => "unknown",
     }
 }

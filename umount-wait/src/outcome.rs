@@ -48,6 +48,10 @@ pub enum State {
     /// Neither unmounted nor made read-only: shut down in place with
     /// `FS_IOC_SHUTDOWN`, its log flushed; every later write fails.
     ShutDownByIoctl,
+    /// Still mounted when the step that unmounts it was given up, asleep
+    /// in the kernel past SIGKILL: it may still be detached when that
+    /// sleep ends.
+    Unknown,
 }
 
 impl State {
@@ -59,6 +63,7 @@ impl State {
             State::ShutDown => "shut down",
             State::Unmounted => "unmounted, filesystem still mounted elsewhere",
             State::ShutDownByIoctl => "still mounted, shut down by FS_IOC_SHUTDOWN, log flushed",
+            State::Unknown => "still mounted for now, state unknown: the unmount may still happen",
         }
     }
 }
@@ -98,6 +103,11 @@ pub enum Unconfirmed {
     /// namespace (a container's host), a mount namespace out of reach, or
     /// the kernel itself keeps it.
     HeldOutOfView,
+    /// The step that unmounted it (in a child process) did not end within
+    /// [`crate::child::KILL_GRACE`] of SIGKILL: asleep in the kernel on a
+    /// device or a daemon that does not answer. Given up, left to end on
+    /// its own.
+    GivenUp,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -129,6 +139,11 @@ impl fmt::Display for Unconfirmed {
                  container, or the kernel): nothing that holds it was visible for {}; \
                  --timeout waits longer",
                 crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
+            ),
+            Unconfirmed::GivenUp => write!(
+                f,
+                "the unmount did not end: it sleeps in the kernel past SIGKILL (a device or a \
+                 daemon that does not answer), and was left to end on its own"
             ),
             Unconfirmed::DeviceClaimed => {
                 write!(
@@ -284,6 +299,10 @@ pub enum ErrorKind {
     Moved,
     /// `--all`: the deadline (`--timeout`) came before this mount's turn.
     DeadlineReached,
+    /// The unmount (in a child process) was still asleep in the kernel
+    /// past SIGKILL at the deadline, before the mount was detached: given
+    /// up, it may yet detach it ([`State::Unknown`]).
+    GivenUp,
     /// A system call failed; the text says which step.
     System(&'static str),
 }
@@ -391,6 +410,11 @@ impl fmt::Display for Error {
                 "the path leads to another mount than the one looked up (moved or replaced)"
             )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
+            ErrorKind::GivenUp => write!(
+                f,
+                "deadline reached while unmounting: the unmount sleeps in the kernel past \
+                 SIGKILL, and was left to end on its own"
+            )?,
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;
                 if let Some(errno) = self.errno {

@@ -149,6 +149,10 @@ fn main() {
             a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers,
         ),
         (
+            "an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout",
+            an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -4738,18 +4742,30 @@ const FUSE_IMAGE_SIZE: u64 = 4 << 20;
 
 impl ReadingFuse {
     fn mount(at: &Path) -> ReadingFuse {
+        ReadingFuse::mount_as(at, Path::new("user-fuse"), "fuse", "")
+    }
+
+    /// [`ReadingFuse::mount`] as a `fuseblk` filesystem on the block
+    /// device `device` (as ntfs-3g and exfat-fuse mount): its unmount
+    /// sends `FUSE_DESTROY`, which it waits for uninterruptibly once the
+    /// daemon has read it.
+    fn mount_blk(at: &Path, device: &Path) -> ReadingFuse {
+        ReadingFuse::mount_as(at, device, "fuseblk", ",blksize=4096")
+    }
+
+    fn mount_as(at: &Path, source: &Path, fstype: &str, extra: &str) -> ReadingFuse {
         use rustix::fs::{Mode, OFlags};
         use std::os::fd::AsRawFd;
         let device = rustix::fs::open("/dev/fuse", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
             .unwrap_or_else(|e| panic!("opening /dev/fuse: {e}"));
         let options = format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other{extra}",
             device.as_raw_fd()
         );
         rustix::mount::mount(
-            "user-fuse",
+            source,
             at,
-            "fuse",
+            fstype,
             MountFlags::NOSUID | MountFlags::NODEV,
             std::ffi::CString::new(options).unwrap().as_c_str(),
         )
@@ -4943,6 +4959,80 @@ fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
     assert_within(&run, timeout, "--all beside a loop over a silent FUSE file");
     assert_code(&run, EXIT_OK, "--all over an unrelated tmpfs");
     assert!(!is_mounted(&t), "the tmpfs is still mounted");
+}
+
+/// Issue 25 item 3: a step that sleeps in the kernel past SIGKILL. A
+/// `fuseblk` filesystem (ntfs-3g, exfat-fuse) whose daemon reads every
+/// request and answers none: its unmount, made in a child process, sends
+/// `FUSE_DESTROY` once the mount is detached and waits for the answer
+/// uninterruptibly. At the deadline the child was killed and then reaped
+/// with a blocking wait, which lasted until the daemon died (the test's
+/// rescue at 20 s). Now the child is given up one second after SIGKILL:
+/// the single target and `--all` end within their `--timeout` plus a
+/// grace, the filesystem "detached, shutdown not confirmed" (exit 3).
+fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
+    let timeout = Duration::from_secs(3);
+    let mut failed = Vec::new();
+    for form in ["single", "--all"] {
+        let s = Scratch::new(&format!("fuseblk-silent-{}", form.trim_start_matches('-')));
+        let image = s.path("blk.img");
+        fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&image),
+        );
+        let lo = LoopExt4 {
+            device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+        };
+        let m = s.dir("all/m");
+        let mut fuse = ReadingFuse::mount_blk(&m, &lo.device);
+        // A request waits for FUSE_INIT's answer: after it, the kernel
+        // knows the connection set up and will send FUSE_DESTROY.
+        fs::metadata(m.join(".")).unwrap();
+        fuse.go_silent();
+        let mut args = match form {
+            "--all" => vec![
+                OsStr::new("--all"),
+                OsStr::new("--include"),
+                s.dir.as_os_str(),
+            ],
+            _ => vec![m.as_os_str()],
+        };
+        args.extend(["--mode", "fallback", "--timeout", "3s", "--json"].map(OsStr::new));
+        let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
+        eprintln!(
+            "    {form} --timeout 3s, fuseblk whose daemon reads DESTROY and never answers: exit {} in {:.2} s",
+            run.code,
+            run.elapsed.as_secs_f64()
+        );
+        let checked = catch_unwind(AssertUnwindSafe(|| {
+            assert_within(&run, timeout, form);
+            assert_code(&run, EXIT_UNCONFIRMED, form);
+            assert!(
+                run.stderr.contains("sleeps in the kernel past SIGKILL"),
+                "{form}: {}",
+                run.stderr
+            );
+            assert!(!is_mounted(&m), "{form}: still mounted");
+        }));
+        // The daemon gone, the child given up ends and lets the loop
+        // device go.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while loop_bound(&lo.device) && Instant::now() < deadline {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(&lo.device)
+                .stderr(Stdio::null())
+                .status();
+            sleep(Duration::from_millis(50));
+        }
+        drop(lo);
+        if checked.is_err() {
+            failed.push(form);
+        }
+    }
+    assert!(failed.is_empty(), "outlasted the timeout: {failed:?}");
 }
 
 /// Item 9: a user's FUSE mount without `allow_other` (a plain

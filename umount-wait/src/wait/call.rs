@@ -15,7 +15,7 @@ use super::report::{detached_held_by, timed_out, unmount_failed};
 use super::{Attempt, Options, STATUS_INTERVAL};
 use crate::blockers::Blocker;
 use crate::cancel::{self, Wake};
-use crate::child::{CallChild, Ended};
+use crate::child::{CallChild, Ended, KILL_GRACE};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed};
 use crate::sys::{PreparedUnmount, UnmountOptions};
@@ -99,11 +99,15 @@ fn wait_child(
 }
 
 /// How `child` ended, killed first unless it has ended: returns at once
-/// when it has; else kills it and waits until it has. Only then is the
-/// mount table final: a child still inside umount2 might yet detach.
+/// when it has; else kills it and waits until it has, or until
+/// [`KILL_GRACE`] is over: then it is given up ([`Ended::GivenUp`]), and
+/// the caller's deadline holds though the child sleeps on in the kernel
+/// (a device or a daemon that does not answer). Only a child that has
+/// ended leaves a final mount table: one still inside umount2 might yet
+/// detach.
 pub(super) fn ended(mut child: CallChild, stopped: Option<Stopped>) -> Call {
     Call {
-        ended: child.kill(),
+        ended: child.end_within(KILL_GRACE),
         stopped,
     }
 }
@@ -186,6 +190,9 @@ pub(super) fn unmount_ended(
         CallEnd::DetachedError(step, errno) => {
             Err(Error::from_errno(&target.given, step, errno).with_state(State::Detached))
         }
+        CallEnd::Unknown => {
+            Err(Error::new(&target.given, ErrorKind::GivenUp, None).with_state(State::Unknown))
+        }
     })
 }
 
@@ -216,6 +223,9 @@ enum CallEnd {
     Untouched(ErrorKind, Option<Errno>),
     /// Waiting for the child failed, and the mount is gone.
     DetachedError(&'static str, Errno),
+    /// The child was given up still inside umount2, the mount still
+    /// there: it may yet be detached.
+    Unknown,
 }
 
 /// Decides what an `umount2` child left behind, from how it `ended`,
@@ -242,6 +252,15 @@ fn call_end(
         Ended::Returned(Err(Errno::INTR)) => Some(Errno::INTR),
         Ended::Returned(Err(errno)) => return CallEnd::Failed(errno),
         Ended::Killed(_) => None,
+        // Asleep in the kernel past SIGKILL: detached already (the wait
+        // after the detach, or the shutdown's I/O, holds it), or not yet,
+        // and then it may still detach when its sleep ends.
+        Ended::GivenUp => {
+            return match mounted() {
+                true => CallEnd::Unknown,
+                false => CallEnd::Detached(Unconfirmed::GivenUp),
+            }
+        }
     };
     if mounted() {
         return match (stopped, errno) {
@@ -260,7 +279,7 @@ fn call_end(
     }
     let killed_by = match ended {
         Ended::Killed(sig) => sig,
-        Ended::Returned(_) => 0,
+        Ended::Returned(_) | Ended::GivenUp => 0,
     };
     match stopped {
         Some(Stopped::Deadline) => CallEnd::Detached(timed_out(timeout)),
@@ -362,6 +381,23 @@ mod tests {
             call_end(Ended::Killed(KILL), None, T, there),
             CallEnd::Untouched(ErrorKind::System(_), None)
         ));
+    }
+
+    /// A child given up past SIGKILL: detached, not confirmed, when the
+    /// mount is gone; when it is still there, nothing is claimed (the
+    /// child may yet detach it), never "untouched".
+    #[test]
+    fn call_end_a_child_given_up_claims_nothing_it_cannot_see() {
+        for stopped in [Some(Stopped::Deadline), Some(Stopped::Cancelled), None] {
+            assert_eq!(
+                call_end(Ended::GivenUp, stopped, T, || false),
+                CallEnd::Detached(Unconfirmed::GivenUp)
+            );
+            assert_eq!(
+                call_end(Ended::GivenUp, stopped, T, || true),
+                CallEnd::Unknown
+            );
+        }
     }
 
     /// The target's mount is found in this process's table, and one that
