@@ -49,7 +49,7 @@ impl Exit {
             | ErrorKind::Covered
             | ErrorKind::Moved
             | ErrorKind::DeadlineReached
-            | ErrorKind::GivenUp
+            | ErrorKind::GivenUp(_)
             | ErrorKind::Interrupted => Exit::Failure,
         }
     }

@@ -80,7 +80,42 @@ pub const SERVED_TYPES: &[&str] = &[
     "virtiofs",
 ];
 
+/// Filesystem types that keep their data in memory, or have none: no
+/// device and no daemon, so that neither their unmount nor their
+/// read-only remount waits for I/O.
+pub const MEMORY_TYPES: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "proc",
+    "pstore",
+    "ramfs",
+    "securityfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+];
+
 impl Mount {
+    /// Whether this filesystem's unmount or read-only remount may sleep
+    /// in the kernel for as long as something outside answers: a device
+    /// (its I/O), a daemon or a server; every type but [`MEMORY_TYPES`].
+    /// Such a step is made in a child process where a deadline bounds it.
+    pub fn may_stall(&self) -> bool {
+        !MEMORY_TYPES.contains(&self.fstype.as_str())
+    }
+
     /// Whether a daemon or a server answers for this filesystem
     /// ([`SERVED_TYPES`], FUSE): then even a lookup, a permission check
     /// or `umount2` may wait for an answer that does not come.

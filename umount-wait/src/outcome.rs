@@ -299,10 +299,11 @@ pub enum ErrorKind {
     Moved,
     /// `--all`: the deadline (`--timeout`) came before this mount's turn.
     DeadlineReached,
-    /// The unmount (in a child process) was still asleep in the kernel
-    /// past SIGKILL at the deadline, before the mount was detached: given
-    /// up, it may yet detach it ([`State::Unknown`]).
-    GivenUp,
+    /// A step made in a child process (the unmount, before the mount was
+    /// detached; a read-only remount) was still asleep in the kernel past
+    /// SIGKILL at the deadline: given up, it may yet do its work (an
+    /// unmount: [`State::Unknown`]). The text names the step.
+    GivenUp(&'static str),
     /// A system call failed; the text says which step.
     System(&'static str),
 }
@@ -410,10 +411,10 @@ impl fmt::Display for Error {
                 "the path leads to another mount than the one looked up (moved or replaced)"
             )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
-            ErrorKind::GivenUp => write!(
+            ErrorKind::GivenUp(step) => write!(
                 f,
-                "deadline reached while unmounting: the unmount sleeps in the kernel past \
-                 SIGKILL, and was left to end on its own"
+                "deadline reached while {step}: it sleeps in the kernel past SIGKILL (a \
+                 device or a daemon that does not answer), and was left to end on its own"
             )?,
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;

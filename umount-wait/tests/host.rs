@@ -153,6 +153,10 @@ fn main() {
             an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout,
         ),
         (
+            "a_disk_whose_io_never_completes_does_not_outlast_the_timeout",
+            a_disk_whose_io_never_completes_does_not_outlast_the_timeout,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -4724,8 +4728,8 @@ fn a_scan_past_its_deadline_says_it_is_incomplete() {
     );
 }
 
-/// A FUSE filesystem with one file, `disk.img` (4 MiB of zeros, read
-/// only), served by a forked daemon that answers until [`ReadingFuse::go_silent`],
+/// A FUSE filesystem with one file, `disk.img` (4 MiB, zeros at first,
+/// kept in the daemon's memory as it is written), served by a forked daemon that answers until [`ReadingFuse::go_silent`],
 /// and from then on reads every request and answers none: a request it
 /// has read is waited for uninterruptibly, so even SIGKILL does not end
 /// the wait. Attributes are never cached (`attr_valid` 0): every `stat()`
@@ -4812,6 +4816,7 @@ fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixS
     use std::os::fd::AsFd;
     let mut silent = false;
     let mut buf = vec![0u8; 1 << 17];
+    let mut image = vec![0u8; FUSE_IMAGE_SIZE as usize];
     loop {
         if !silent {
             let mut fds = [
@@ -4879,11 +4884,24 @@ fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixS
             }
             // OPEN, OPENDIR: fuse_open_out.
             14 | 27 => Ok(vec![0u8; 16]),
-            // READ: zeros up to the end of the file.
+            // READ: what the file holds, up to its end.
             15 => {
                 let (offset, size) = (long(48), u64::from(word(56)));
                 let len = FUSE_IMAGE_SIZE.saturating_sub(offset).min(size);
-                Ok(vec![0u8; len as usize])
+                let at = offset.min(FUSE_IMAGE_SIZE) as usize;
+                Ok(image[at..at + len as usize].to_vec())
+            }
+            // WRITE (fuse_write_in, 40 bytes, then the data): kept within
+            // the file's size; fuse_write_out says how much.
+            16 => {
+                let (offset, size) = (long(48), word(56) as usize);
+                let data = &buf[80..n.min(80 + size)];
+                let at = offset.min(FUSE_IMAGE_SIZE) as usize;
+                let len = data.len().min(image.len() - at);
+                image[at..at + len].copy_from_slice(&data[..len]);
+                let mut out = vec![0u8; 8];
+                out[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+                Ok(out)
             }
             // FLUSH, RELEASE, RELEASEDIR.
             25 | 18 | 29 => Ok(Vec::new()),
@@ -5029,6 +5047,100 @@ fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
         }
         drop(lo);
         if checked.is_err() {
+            failed.push(form);
+        }
+    }
+    assert!(failed.is_empty(), "outlasted the timeout: {failed:?}");
+}
+
+/// How far past its `--timeout` (beyond [`HUNG_GRACE`]) `-r` and `--all`
+/// may end over a filesystem whose I/O never completes: each step given
+/// up has its own grace (measured for `--timeout 3s`: a single target
+/// 5.2 s, `-r` 7.1 s, `--all` 9.1 s).
+const STALLED_EXTRA: Duration = Duration::from_secs(5);
+
+/// Issue 25 item 3: the steps made in this process for a local
+/// filesystem. An ext4 on a loop device whose backing file is served by a
+/// FUSE daemon that then reads every request and answers none: the loop
+/// device's writes never complete, as on a disk that stops answering, and
+/// the final writeback sleeps uninterruptibly. `umount2` (a single
+/// target), the read-only remount of `-r` on a busy mount, and `--all`
+/// (its read-only remount before the unmount, then the unmount) were made
+/// in this process and hung until the daemon died (the test's rescue at
+/// 20 s). Now each is made in a child, given up at the deadline: the
+/// single target ends within its `--timeout` plus a grace, `-r` and
+/// `--all` later ([`STALLED_EXTRA`]), but they end.
+fn a_disk_whose_io_never_completes_does_not_outlast_the_timeout() {
+    let timeout = Duration::from_secs(3);
+    let mut failed = Vec::new();
+    for form in ["single", "-r", "--all"] {
+        let s = Scratch::new(&format!("stalled-disk-{}", form.trim_start_matches('-')));
+        let fuse_at = s.dir("outside/fuse");
+        let mut fuse = ReadingFuse::mount(&fuse_at);
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(fuse_at.join("disk.img")),
+        );
+        let lo = LoopExt4 {
+            device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+        };
+        run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&lo.device));
+        let m = s.dir("all/m");
+        let all = s.path("all");
+        lo.mount(&m);
+        // Dirty data for the final writeback; a holder for `-r`.
+        fs::write(m.join("f"), vec![7u8; 64 << 10]).unwrap();
+        let _holder = (form == "-r").then(|| fs::File::open(m.join("f")).unwrap());
+        fuse.go_silent();
+        let mut args = match form {
+            "--all" => vec![
+                OsStr::new("--all"),
+                OsStr::new("--include"),
+                all.as_os_str(),
+            ],
+            "-r" => vec![OsStr::new("-r"), m.as_os_str()],
+            _ => vec![m.as_os_str()],
+        };
+        args.extend(["--mode", "fallback", "--timeout", "3s", "--json"].map(OsStr::new));
+        let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
+        eprintln!(
+            "    {form} --timeout 3s, ext4 on a disk whose writes never complete: exit {} in {:.2} s",
+            run.code,
+            run.elapsed.as_secs_f64()
+        );
+        let checked = catch_unwind(AssertUnwindSafe(|| {
+            // -r and --all give each step given up its grace (the
+            // remount, the unmount, the reserve pass's remount): bounded,
+            // but not yet within the single target's.
+            let bound = match form {
+                "single" => timeout,
+                _ => timeout + STALLED_EXTRA,
+            };
+            assert_within(&run, bound, form);
+            assert_ne!(run.code, EXIT_OK, "{form}: {}{}", run.stdout, run.stderr);
+            assert!(
+                run.stderr.contains("sleeps in the kernel past SIGKILL"),
+                "{form}: {}",
+                run.stderr
+            );
+        }));
+        drop(_holder);
+        // The daemon gone (killed by the rescue, or now), the writes fail
+        // and every sleep ends: the filesystem goes, then the device.
+        let _ = rustix::mount::unmount(&m, UnmountFlags::DETACH);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while loop_bound(&lo.device) && Instant::now() < deadline {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(&lo.device)
+                .stderr(Stdio::null())
+                .status();
+            sleep(Duration::from_millis(50));
+        }
+        drop(lo);
+        if let Err(e) = checked {
+            eprintln!("{form}: {:?}", e.downcast_ref::<String>());
             failed.push(form);
         }
     }

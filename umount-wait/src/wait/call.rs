@@ -64,6 +64,34 @@ pub(super) fn in_child(
     Ok(wait_child(attempt, report, start, deadline, child))
 }
 
+/// Makes `call` in a child, as [`in_child`] does, for a step with no
+/// status to tell (a read-only remount): waits for its end until
+/// `deadline` or `cancel`, then kills it and gives it up when it does not
+/// end ([`ended`]). Err: the child could not be started.
+pub(super) fn bounded(
+    deadline: Instant,
+    cancel: cancel::Cancel<'_>,
+    call: impl FnOnce() -> Result<(), Errno>,
+) -> Result<Call, Errno> {
+    // SAFETY: every caller passes a call of raw system calls on arguments
+    // prepared before (this function's contract).
+    let mut child = unsafe { CallChild::spawn(call) }?;
+    let stopped = loop {
+        match cancel::wait_readable(Some(child.fd()), cancel, deadline) {
+            Wake::Readable => match child.try_wait() {
+                Ok(Some(_)) => break None,
+                Ok(None) => continue,
+                Err(e) => break Some(Stopped::Failed("reaping the child process", e)),
+            },
+            Wake::Deadline if Instant::now() >= deadline => break Some(Stopped::Deadline),
+            Wake::Deadline => continue,
+            Wake::Cancelled => break Some(Stopped::Cancelled),
+            Wake::Failed(e) => break Some(Stopped::Failed("waiting for the child process", e)),
+        }
+    };
+    Ok(ended(child, stopped))
+}
+
 /// The wait of [`in_child`] for a child that runs.
 fn wait_child(
     attempt: &Attempt<'_>,
@@ -190,9 +218,10 @@ pub(super) fn unmount_ended(
         CallEnd::DetachedError(step, errno) => {
             Err(Error::from_errno(&target.given, step, errno).with_state(State::Detached))
         }
-        CallEnd::Unknown => {
-            Err(Error::new(&target.given, ErrorKind::GivenUp, None).with_state(State::Unknown))
-        }
+        CallEnd::Unknown => Err(
+            Error::new(&target.given, ErrorKind::GivenUp("unmounting"), None)
+                .with_state(State::Unknown),
+        ),
     })
 }
 

@@ -258,20 +258,30 @@ pub(super) fn detach<'w>(
     }
     let start = Instant::now();
     let deadline = options.timeout.map(|t| duration::deadline(start, t));
-    // For a filesystem that a daemon or a server answers for, and where
-    // the caller can end the wait, the steps that the filesystem can hold
+    // For a filesystem that a device, a daemon or a server can hold up,
+    // and where the caller can end the wait, the steps that it can hold
     // up are made in a child process that the deadline or the
-    // cancellation ends: a FUSE daemon or a server that does not answer
-    // must not keep this process past them. Elsewhere they are made here:
-    // a child per step costs a few milliseconds on a busy machine, which
-    // `--all` over many filesystems would pay many times.
-    let bounded =
-        (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_not_answer();
+    // cancellation ends: a FUSE daemon or a server that does not answer,
+    // a disk whose I/O does not complete, must not keep this process past
+    // them (a sleep that SIGKILL does not end is given up). Filesystems in
+    // memory are unmounted here: a child per step costs a millisecond or
+    // more on a busy machine, which `--all` over thousands of tmpfs would
+    // pay thousands of times.
+    let bounded = (deadline.is_some() || options.cancel.may_cancel()) && target.mount.may_stall();
     // Without a watch (no inotify in this kernel, the instance or watch
     // limit reached) the unmount goes on all the same: a filesystem left
     // mounted because of it would be worse (under `--all`, read-write at
     // reboot).
-    let watch = watch_root(attempt, &mut report, watcher, root.as_fd(), start, bounded)?;
+    // The watch's permission check asks only a daemon or a server.
+    let watch_bounded = bounded && target.mount.may_not_answer();
+    let watch = watch_root(
+        attempt,
+        &mut report,
+        watcher,
+        root.as_fd(),
+        start,
+        watch_bounded,
+    )?;
     // The handle would keep the mount busy; the watch does not.
     drop(root);
     if bounded {

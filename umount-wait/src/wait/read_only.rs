@@ -4,13 +4,15 @@
 //! read-only is refused too, the last resort: `FS_IOC_SHUTDOWN` with a
 //! log flush ([`sys::shut_down_filesystem`]).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
 use super::Options;
 use crate::blockers::{self, Blocker};
+use crate::child::Ended;
 use crate::mountinfo::Mount;
 use crate::outcome::{Error, ErrorKind, Outcome, Report};
 use crate::sys;
@@ -42,6 +44,14 @@ pub(super) fn remount_busy(
         Err(Errno::STALE) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
         Err(e) => return Err(refused(e)),
     };
+    let refused = |e| match e {
+        Errno::TIMEDOUT => Error::new(
+            &target.given,
+            ErrorKind::GivenUp("remounting read-only"),
+            None,
+        ),
+        e => refused(e),
+    };
     // A filesystem a daemon or a server answers for (FUSE, NFS): its
     // reconfiguration syncs, and a daemon that does not answer would hold
     // the run for ever; this mount alone, which needs no sync.
@@ -53,7 +63,7 @@ pub(super) fn remount_busy(
         };
         return Ok(report);
     }
-    let refusal = match sys::reconfigure_read_only(mount.as_fd()) {
+    let refusal = match reconfigure(target, options, mount.as_fd()) {
         Ok(()) => {
             // The filesystem is read-only; the mount says so too. Its
             // refusal changes nothing that matters.
@@ -63,10 +73,15 @@ pub(super) fn remount_busy(
         }
         Err(e) => e,
     };
-    if !options.shut_down_if_read_only_fails || blockers::swap_file_on(&target.mount) {
+    // A remount given up at the deadline sleeps on in the sync that the
+    // ioctl's log flush would wait for too.
+    if refusal == Errno::TIMEDOUT
+        || !options.shut_down_if_read_only_fails
+        || blockers::swap_file_on(&target.mount)
+    {
         return Err(refused(refusal));
     }
-    match sys::shut_down_filesystem(mount.as_fd()) {
+    match bounded(target, options, || sys::shut_down_filesystem(mount.as_fd())) {
         Ok(()) => {
             report.outcome = Outcome::ShutDownByIoctl(refusal);
             Ok(report)
@@ -85,14 +100,54 @@ pub(super) fn remount_busy(
 /// the unmount goes on as before. Never for a filesystem that a daemon or
 /// a server answers for, whose sync could hang the run.
 /// Whether it was made read-only.
-pub(super) fn before_unmount(target: &Target) -> bool {
+pub(super) fn before_unmount(target: &Target, options: &Options<'_>) -> bool {
     if target.mount.may_not_answer() {
         return false;
     }
     checked_root(&target.path, &target.mount)
-        .and_then(|mount| sys::reconfigure_read_only(mount.as_fd()))
+        .and_then(|mount| reconfigure(target, options, mount.as_fd()))
         .is_ok()
 }
+
+/// [`sys::reconfigure_read_only`], which syncs the filesystem first,
+/// made as [`bounded`] says.
+fn reconfigure(target: &Target, options: &Options<'_>, mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    bounded(target, options, || sys::reconfigure_read_only(mount))
+}
+
+/// `step` (one that writes back: a read-only reconfiguration, the
+/// ioctl's log flush): for a filesystem whose I/O can stall
+/// ([`Mount::may_stall`]) and where `options` bound the run, in a child
+/// process waited for until `--timeout` (from now) or the cancellation,
+/// and given up after that if it sleeps on past SIGKILL: ETIMEDOUT, the
+/// step perhaps still to happen. `step` runs in the child: raw system
+/// calls on handles opened before, nothing else.
+fn bounded(
+    target: &Target,
+    options: &Options<'_>,
+    step: impl FnOnce() -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    let bounds = options.timeout.is_some() || options.cancel.may_cancel();
+    if !bounds || !target.mount.may_stall() {
+        return step();
+    }
+    let deadline = options.timeout.map_or(Instant::now() + FOREVER, |t| {
+        crate::duration::deadline(Instant::now(), t.max(STEP_MIN))
+    });
+    let call = super::call::bounded(deadline, options.cancel, step)?;
+    match call.ended? {
+        Ended::Returned(result) => result,
+        Ended::Killed(_) | Ended::GivenUp => Err(Errno::TIMEDOUT),
+    }
+}
+
+/// The least time a bounded step is given, though the run's deadline be
+/// nearer (`--all` remounts at its deadline what it could not unmount): a
+/// healthy disk's sync takes milliseconds.
+const STEP_MIN: Duration = Duration::from_secs(1);
+
+/// A deadline no run reaches: only the cancellation ends the wait.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// An `O_PATH` handle on `path` (a final symbolic link not followed), if
 /// it leads to the root of `mount` itself: the same mount id, and a
