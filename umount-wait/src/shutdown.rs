@@ -342,6 +342,10 @@ pub fn run(
     let mut stopped = None;
     let mut watcher = Watcher::default();
     let mut mounts;
+    // Mounts a step was given up on, asleep in the kernel past SIGKILL:
+    // their filesystem does not answer, and a later pass would only wait
+    // for it again.
+    let mut given_up: HashSet<u64> = HashSet::new();
     'passes: loop {
         pass += 1;
         if !last && reached(waits_end) {
@@ -364,7 +368,7 @@ pub fn run(
             .collect();
         let todo: Vec<Mount> = chosen
             .into_iter()
-            .filter(|m| !waited.contains(&m.id))
+            .filter(|m| !waited.contains(&m.id) && !given_up.contains(&m.id))
             .cloned()
             .collect();
         events(Event::Pass {
@@ -465,6 +469,10 @@ pub fn run(
                 Err(e) if e.kind == ErrorKind::Interrupted => {
                     stopped = Some(Stop::Cancelled);
                     break 'passes;
+                }
+                Err(e) if matches!(e.kind, ErrorKind::GivenUp(_)) => {
+                    given_up.insert(m.id);
+                    run.settle(host, events, pass, m.id, Err(e), lo);
                 }
                 Err(e) if e.state == State::Untouched => {
                     if !last {
@@ -790,6 +798,8 @@ mod tests {
         busy: HashMap<u64, u64>,
         covered: HashSet<u64>,
         loops: HashSet<u64>,
+        /// Mounts whose every step is given up, asleep past SIGKILL.
+        stalled: HashSet<u64>,
         /// The watchers the waits were given (their addresses).
         watchers: HashSet<usize>,
         /// Every call, in order: "wait 30", "shared 31", "ro 30", "force 30",
@@ -804,6 +814,7 @@ mod tests {
                 busy: HashMap::new(),
                 covered: HashSet::new(),
                 loops: HashSet::new(),
+                stalled: HashSet::new(),
                 watchers: HashSet::new(),
                 log: Vec::new(),
             }
@@ -824,6 +835,13 @@ mod tests {
             let id = target.mount.id;
             if options.force {
                 self.log.push(format!("force {id}"));
+            }
+            if self.stalled.contains(&id) {
+                return Err(Error::new(
+                    &target.given,
+                    ErrorKind::GivenUp("remounting read-only"),
+                    None,
+                ));
             }
             // As in the kernel: a mount with a mount on it is busy.
             let has_child = self.mounts.iter().any(|m| m.parent_id == id);
@@ -1073,6 +1091,40 @@ mod tests {
             .log
             .iter()
             .all(|l| !l.starts_with("ro") && !l.starts_with("force")));
+    }
+
+    /// A filesystem a step was given up on (its I/O does not complete) is
+    /// reported once, and no later pass tries it again: each try would
+    /// wait until the deadline once more. Before, the reserve pass
+    /// remounted it again, and `--all --timeout 3s` took 9.1 s.
+    #[test]
+    fn a_mount_given_up_on_is_not_tried_again() {
+        let mut fake = Fake::new(TABLE);
+        fake.stalled.insert(30);
+        // A busy mount keeps the passes going.
+        fake.busy.insert(31, 0);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        let tries = fake.log.iter().filter(|l| *l == "wait 30").count();
+        assert_eq!(tries, 1, "{:?} {events:?}", fake.log);
+        assert_eq!(
+            summary
+                .entries
+                .iter()
+                .filter(|e| e
+                    .result
+                    .as_ref()
+                    .is_err_and(|e| e.target == Path::new("/mnt/t")))
+                .count(),
+            1,
+            "{events:?}"
+        );
     }
 
     #[test]

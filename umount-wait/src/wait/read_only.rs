@@ -99,14 +99,24 @@ pub(super) fn remount_busy(
 /// for writing, a filesystem that cannot be read-only) or not reached:
 /// the unmount goes on as before. Never for a filesystem that a daemon or
 /// a server answers for, whose sync could hang the run.
-/// Whether it was made read-only.
-pub(super) fn before_unmount(target: &Target, options: &Options<'_>) -> bool {
+/// Whether it was made read-only; Err when the remount was given up at
+/// the deadline ([`bounded`]): the filesystem's I/O does not complete,
+/// and its unmount would wait the same way.
+pub(super) fn before_unmount(target: &Target, options: &Options<'_>) -> Result<bool, Error> {
     if target.mount.may_not_answer() {
-        return false;
+        return Ok(false);
     }
-    checked_root(&target.path, &target.mount)
+    match checked_root(&target.path, &target.mount)
         .and_then(|mount| reconfigure(target, options, mount.as_fd()))
-        .is_ok()
+    {
+        Ok(()) => Ok(true),
+        Err(Errno::TIMEDOUT) => Err(Error::new(
+            &target.given,
+            ErrorKind::GivenUp("remounting read-only"),
+            None,
+        )),
+        Err(_) => Ok(false),
+    }
 }
 
 /// [`sys::reconfigure_read_only`], which syncs the filesystem first,

@@ -1,6 +1,6 @@
 //! The report a target ends with, and the error of an unmount that failed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
@@ -46,8 +46,16 @@ pub(super) fn unmount_failed(
     };
     let held = errno == Errno::BUSY || errno == Errno::DEADLK;
     if held && options.read_only_on_failure {
+        let scan_start = Instant::now();
         report.blockers = busy_blockers();
-        return read_only::remount_busy(target, options, report, errno);
+        // The remount has what the scan left of the deadline.
+        let options = Options {
+            timeout: options
+                .timeout
+                .map(|t| t.saturating_sub(scan_start.elapsed())),
+            ..*options
+        };
+        return read_only::remount_busy(target, &options, report, errno);
     }
     let mut error = Error::from_unmount(&target.given, errno);
     if errno == Errno::BUSY {

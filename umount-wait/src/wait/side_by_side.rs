@@ -84,7 +84,7 @@ pub fn detach(
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
     let made_read_only =
-        options.read_only_first && super::read_only::before_unmount(target, options);
+        options.read_only_first && super::read_only::before_unmount(target, options)?;
     detach_started(&attempt, path, watcher).map_err(|mut e| {
         e.made_read_only |= made_read_only && e.state == State::Untouched;
         e
