@@ -41,6 +41,8 @@ struct Case {
     cwd: &'static str,
     /// The command runs as nobody.
     unprivileged: bool,
+    /// Whether the command says anything on stderr is compared too (`-q`).
+    silence: bool,
     /// Why the two differ, when they do on purpose.
     intended: Option<&'static str>,
     /// A difference known and not settled yet: the table says so, the
@@ -55,15 +57,18 @@ const DEFAULT: Case = Case {
     umount_wait_only: "",
     cwd: "/",
     unprivileged: false,
+    silence: false,
     intended: None,
     open: None,
 };
 
-/// Measured with util-linux 2.38.1: `umount -r` on a busy target makes one
-/// `umount2`, gets EBUSY and exits 32 without remounting (strace).
-const R_DIFFERS: &str = "umount(8) (util-linux 2.38.1) does not remount: one \
-    umount2, EBUSY, exit 32, no mount call (strace), though its page says -r \
-    does; umount-wait remounts read-only as the page says, exit 32 as well";
+/// Measured with util-linux 2.38.1 and 2.42.4: `umount -r` on a busy target
+/// (strace).
+const R_DIFFERS: &str = "umount(8) 2.38.1 does not remount: one umount2, \
+    EBUSY, exit 32, no mount call, though its page says -r does; 2.42.4 \
+    remounts read-only (libmount's \"fix umount --read-only\") and exits 0; \
+    umount-wait remounts read-only too, and exits 32: the filesystem is \
+    still mounted, which is what its exit code tells";
 
 const TMPFS_M: &str = "mkdir m && mount -t tmpfs umw-compat m";
 
@@ -79,6 +84,34 @@ fn cases() -> Vec<Case> {
             name: "not mounted, `-q`",
             setup: "mkdir plain",
             args: "-q $T/plain",
+            ..DEFAULT
+        },
+        Case {
+            name: "not mounted, `-q`, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir plain",
+            args: "-q $T/plain",
+            unprivileged: true,
+            silence: true,
+            intended: Some(
+                "setuid umount(8) reports what a user may not unmount as a \
+                 usage error (1), and 2.38.1 ignores -q there; 2.42.4 \
+                 (since 2.39) is silent with -q; umount-wait, not setuid, \
+                 finds nothing mounted (32), silent with -q as well",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "a tmpfs, `-q`, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir m && mount -t tmpfs umw-compat m",
+            args: "-q $T/m",
+            unprivileged: true,
+            silence: true,
+            intended: Some(
+                "setuid umount(8) refuses by itself (not in fstab with \
+                 `user`) and calls that a mount failure (32); umount-wait, not \
+                 setuid, gets EPERM from umount2 and exits 1, as umount(8)'s \
+                 page says of permissions; -q silences neither",
+            ),
             ..DEFAULT
         },
         Case {
@@ -125,6 +158,12 @@ fn cases() -> Vec<Case> {
                     mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b && \
                     echo x >m/b/f && hold m/b/f",
             args: "-R $T/m",
+            intended: Some(
+                "umount(8) 2.42.4 takes the children in another order (m/b, \
+                 the last mounted, first: strace) and stops at the busy one, \
+                 leaving m/a mounted; umount-wait, as 2.38.1, unmounts every \
+                 child it can and says which could not be",
+            ),
             ..DEFAULT
         },
         Case {
@@ -132,6 +171,19 @@ fn cases() -> Vec<Case> {
             setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a m/b && \
                     mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b",
             args: "-R $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-R` with a bind mount of the mount point on top of it",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a && \
+                    mount -t tmpfs umw-compat m/a && mount --bind m m",
+            args: "-R $T/m",
+            open: Some(
+                "umount(8) 2.38.1 takes the bind on top as the tree and leaves the \
+                 tmpfs under it, m/a too; 2.42.4 (since 2.39: \"handle bindmounts \
+                 during --recursive\") takes the stack from its first mount; \
+                 umount-wait does as 2.38.1",
+            ),
             ..DEFAULT
         },
         Case {
@@ -226,6 +278,17 @@ fn cases() -> Vec<Case> {
             name: "symbolic link to the mount point",
             setup: "mkdir m && mount -t tmpfs umw-compat m && ln -s m link",
             args: "$T/link",
+            ..DEFAULT
+        },
+        Case {
+            name: "a bind mount on a symbolic link itself",
+            setup: "echo a >a && echo b >b && ln -s a la && ln -s b lb && \"$SELF\" --bind-symlink la lb",
+            args: "$T/lb",
+            open: Some(
+                "umount(8) 2.38.1 follows the link and finds nothing mounted; \
+                 2.42.4 unmounts the mount on the link itself (umount2 with \
+                 UMOUNT_NOFOLLOW once the plain one fails); umount-wait does as 2.38.1",
+            ),
             ..DEFAULT
         },
         Case {
@@ -454,19 +517,29 @@ fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
+    let errors: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("err: "))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut state: Vec<String> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: "))
+        .map(str::to_string)
+        .collect();
+    if case.silence {
+        let said = if errors.is_empty() {
+            "silent"
+        } else {
+            "a message"
+        };
+        state.push(format!("stderr: {said}"));
+    }
     Outcome {
         code,
-        state: stdout
-            .lines()
-            .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: "))
-            .map(str::to_string)
-            .collect(),
-        errors: stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("err: "))
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect(),
+        state,
+        errors,
     }
 }
 
@@ -479,6 +552,7 @@ fn describe(state: &[String]) -> String {
             Some(("mounts", m)) => format!("left: {m}"),
             Some(("namespace", "")) => "nothing in the other namespace".to_string(),
             Some(("namespace", m)) => format!("other namespace: {m}"),
+            Some(("stderr", said)) => said.to_string(),
             _ => line.clone(),
         })
         .collect();
@@ -499,6 +573,27 @@ fn claim(device: &Path) -> &'static str {
     }
 }
 
+/// `--bind-symlink FROM TO`, run by the scripts: a bind mount of the
+/// symbolic link FROM on the symbolic link TO, neither followed (the new
+/// mount API's `open_tree` and `move_mount`).
+fn bind_symlink(from: &Path, to: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+    let tree = open_tree(
+        rustix::fs::CWD,
+        from,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        to,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+}
+
 /// Why this host cannot run the comparison, if it cannot.
 fn cannot_run() -> Option<String> {
     if !rustix::process::geteuid().is_root() {
@@ -516,16 +611,194 @@ fn cannot_run() -> Option<String> {
     None
 }
 
+/// Where ci/setup puts the newest util-linux umount Debian serves.
+const NEWEST_UMOUNT: &str = "/var/cache/umw-util-linux/umount";
+
+/// A util-linux umount(8) to compare with.
+struct Reference {
+    /// How the scripts run it.
+    command: String,
+    /// Its version, as `--version` says it ("2.38.1").
+    version: String,
+}
+
+impl Reference {
+    /// `command`'s version, or why it cannot be run.
+    fn probe(command: &str) -> Result<Reference, String> {
+        let out = Command::new("sh")
+            .args(["-c", &format!("{command} --version")])
+            .output()
+            .map_err(|e| format!("running {command} --version: {e}"))?;
+        let says = String::from_utf8_lossy(&out.stdout);
+        let version = says
+            .split_once("util-linux ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                format!(
+                    "{command} --version says {:?} {:?}",
+                    says.trim(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            })?;
+        Ok(Reference {
+            command: command.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("umount(8) {}", self.version)
+    }
+}
+
+/// The umount(8)s to compare with: the system's and the newest Debian
+/// serves (`UMW_UMOUNT_NEWEST`, or where ci/setup puts it). Without the
+/// newest, `Err` says why.
+fn references() -> (Vec<Reference>, Result<(), String>) {
+    let system = Reference::probe("umount").unwrap_or_else(|why| panic!("{why}"));
+    let newest = std::env::var("UMW_UMOUNT_NEWEST").unwrap_or_else(|_| NEWEST_UMOUNT.into());
+    if !Path::new(&newest).exists() {
+        let why = format!("{newest} does not exist (ci/setup installs it)");
+        return (vec![system], Err(why));
+    }
+    match Reference::probe(&newest) {
+        Ok(newest) => (vec![system, newest], Ok(())),
+        Err(why) => (vec![system], Err(why)),
+    }
+}
+
+/// The end state of every run in a few words: one description when they
+/// all agree, else each with the runs that left it.
+fn end_state(runs: &[(String, &Outcome)]) -> String {
+    let mut groups: Vec<(&Vec<String>, Vec<&str>)> = Vec::new();
+    for (name, outcome) in runs {
+        match groups
+            .iter_mut()
+            .find(|(state, _)| *state == &outcome.state)
+        {
+            Some((_, names)) => names.push(name),
+            None => groups.push((&outcome.state, vec![name])),
+        }
+    }
+    if let [(state, _)] = &groups[..] {
+        return describe(state);
+    }
+    groups
+        .iter()
+        .map(|(state, names)| format!("{}: {}", names.join(" and "), describe(state)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One case run with every reference and with umount-wait: its table row,
+/// and what is wrong with it, if anything.
+fn compare(case: &Case, references: &[Reference]) -> (String, Option<String>) {
+    let theirs: Vec<Outcome> = references
+        .iter()
+        .map(|r| run(case, &r.command, ""))
+        .collect();
+    let ours = run(case, BIN, case.umount_wait_only);
+    let differ = theirs
+        .iter()
+        .any(|t| t.code != ours.code || t.state != ours.state);
+    let mut runs: Vec<(String, &Outcome)> = references
+        .iter()
+        .map(Reference::name)
+        .zip(&theirs)
+        .collect();
+    runs.push(("umount-wait".into(), &ours));
+
+    let mut command = format!("`umount-wait {}`", case.args);
+    if !case.umount_wait_only.is_empty() {
+        command += &format!(" (`{}` to umount-wait only)", case.umount_wait_only);
+    }
+    if case.cwd != "/" {
+        command += &format!(" in `{}`", case.cwd);
+    }
+    let codes: String = runs.iter().map(|(_, o)| format!(" {} |", o.code)).collect();
+    let why = match (differ, case.intended, case.open) {
+        (true, Some(why), _) => format!("intended: {why}"),
+        (true, None, Some(what)) => format!("**open**: {what}"),
+        (true, None, None) => "**not intended**".into(),
+        (false, _, _) => String::new(),
+    };
+    let row = format!(
+        "| {} | {} |{codes} {} | {why} |\n",
+        case.name,
+        command.replace('|', "\\|"),
+        end_state(&runs),
+    );
+    let verdict = match (differ, case.intended.or(case.open)) {
+        (true, None) => Some("differ, and no reason is given"),
+        (false, Some(_)) => Some("a reason is given, but they do not differ"),
+        _ => None,
+    };
+    let summary: Vec<String> = runs
+        .iter()
+        .map(|(name, o)| format!("{name} {} {:?}", o.code, o.state))
+        .collect();
+    println!(
+        "case {}: {}{}",
+        case.name,
+        summary.join(", "),
+        if verdict.is_some() { "  <- FAILED" } else { "" }
+    );
+    let problem = verdict.map(|verdict| {
+        let details: Vec<String> = runs
+            .iter()
+            .map(|(name, o)| format!("  {name}: {} {:?} {:?}", o.code, o.state, o.errors))
+            .collect();
+        format!("{}: {verdict}\n{}", case.name, details.join("\n"))
+    });
+    (row, problem)
+}
+
 const TABLE_START: &str = "<!-- compat table: made by tests/compat.rs -->";
 const TABLE_END: &str = "<!-- end of compat table -->";
 
+/// Compares `table` with README.md's (writes it with `UMW_COMPAT_UPDATE=1`);
+/// the problem, if they differ.
+fn check_readme(table: &str) -> Option<String> {
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).expect("reading README.md");
+    let (before, rest) = readme
+        .split_once(TABLE_START)
+        .expect("README.md has the compat table's start marker");
+    let (old, after) = rest
+        .split_once(TABLE_END)
+        .expect("README.md has the compat table's end marker");
+    let new = format!("\n{table}");
+    if old == new {
+        return None;
+    }
+    if std::env::var("UMW_COMPAT_UPDATE").is_ok_and(|v| v == "1") {
+        std::fs::write(
+            &readme_path,
+            format!("{before}{TABLE_START}{new}{TABLE_END}{after}"),
+        )
+        .expect("writing README.md");
+        println!("compat: README.md's table updated");
+        return None;
+    }
+    Some("README.md's table is not this one (UMW_COMPAT_UPDATE=1 writes it)".into())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, device] = &args[..] {
-        if flag == "--claim" {
+    match &args[..] {
+        [flag, device] if flag == "--claim" => {
             println!("{}", claim(Path::new(device)));
             return;
         }
+        [flag, from, to] if flag == "--bind-symlink" => {
+            if let Err(e) = bind_symlink(Path::new(from), Path::new(to)) {
+                eprintln!("bind mount of {from} on {to}: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        _ => {}
     }
     let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
     if let Some(why) = cannot_run() {
@@ -536,6 +809,20 @@ fn main() {
         eprintln!("compat: SKIPPED: {why} (set UMW_REQUIRE_PRIVILEGED=1 to make this a failure)");
         return;
     }
+    let (references, newest) = references();
+    if let Err(why) = &newest {
+        if required {
+            eprintln!(
+                "compat: no newest util-linux umount ({why}) and UMW_REQUIRE_PRIVILEGED=1: failing"
+            );
+            std::process::exit(1);
+        }
+        eprintln!(
+            "compat: the newest util-linux umount is SKIPPED: {why}; compared with the \
+             system's only, README.md's table not checked (set UMW_REQUIRE_PRIVILEGED=1 to \
+             make this a failure)"
+        );
+    }
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let all = cases();
     let selected: Vec<&Case> = all
@@ -543,98 +830,25 @@ fn main() {
         .filter(|c| filter.is_empty() || filter.iter().any(|f| c.name.contains(f.as_str())))
         .collect();
 
-    let mut table = String::from(
-        "| case | command | umount(8) | umount-wait | end state | why they differ |\n\
-         | --- | --- | --- | --- | --- | --- |\n",
+    let names: String = references
+        .iter()
+        .map(|r| format!(" {} |", r.name()))
+        .collect();
+    let mut table = format!(
+        "| case | command |{names} umount-wait | end state | why they differ |\n\
+         | --- | --- |{} --- | --- | --- |\n",
+        " --- |".repeat(references.len())
     );
     let mut problems = Vec::new();
     for case in &selected {
-        let theirs = run(case, "umount", "");
-        let ours = run(case, BIN, case.umount_wait_only);
-        let differ = theirs.code != ours.code || theirs.state != ours.state;
-        let state = if theirs.state == ours.state {
-            describe(&ours.state)
-        } else {
-            format!(
-                "umount(8): {}; umount-wait: {}",
-                describe(&theirs.state),
-                describe(&ours.state)
-            )
-        };
-        let mut command = format!("`umount-wait {}`", case.args);
-        if !case.umount_wait_only.is_empty() {
-            command += &format!(" (`{}` to umount-wait only)", case.umount_wait_only);
-        }
-        if case.cwd != "/" {
-            command += &format!(" in `{}`", case.cwd);
-        }
-        table += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            case.name,
-            command.replace('|', "\\|"),
-            theirs.code,
-            ours.code,
-            state,
-            match (differ, case.intended, case.open) {
-                (true, Some(why), _) => format!("intended: {why}"),
-                (true, None, Some(what)) => format!("**open**: {what}"),
-                (true, None, None) => "**not intended**".into(),
-                (false, _, _) => String::new(),
-            }
-        );
-        let verdict = match (differ, case.intended.or(case.open)) {
-            (true, None) => Some("differ, and no reason is given"),
-            (false, Some(_)) => Some("a reason is given, but they do not differ"),
-            _ => None,
-        };
-        println!(
-            "case {}: umount(8) {} {:?}, umount-wait {} {:?}{}",
-            case.name,
-            theirs.code,
-            theirs.state,
-            ours.code,
-            ours.state,
-            if verdict.is_some() { "  <- FAILED" } else { "" }
-        );
-        if let Some(verdict) = verdict {
-            problems.push(format!(
-                "{}: {verdict}\n  umount(8): {} {:?} {:?}\n  umount-wait: {} {:?} {:?}",
-                case.name,
-                theirs.code,
-                theirs.state,
-                theirs.errors,
-                ours.code,
-                ours.state,
-                ours.errors
-            ));
-        }
+        let (row, problem) = compare(case, &references);
+        table += &row;
+        problems.extend(problem);
     }
     println!("\n{table}");
 
-    if selected.len() == all.len() {
-        let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-        let readme = std::fs::read_to_string(&readme_path).expect("reading README.md");
-        let (before, rest) = readme
-            .split_once(TABLE_START)
-            .expect("README.md has the compat table's start marker");
-        let (old, after) = rest
-            .split_once(TABLE_END)
-            .expect("README.md has the compat table's end marker");
-        let new = format!("\n{table}");
-        if old != new {
-            if std::env::var("UMW_COMPAT_UPDATE").is_ok_and(|v| v == "1") {
-                std::fs::write(
-                    &readme_path,
-                    format!("{before}{TABLE_START}{new}{TABLE_END}{after}"),
-                )
-                .expect("writing README.md");
-                println!("compat: README.md's table updated");
-            } else {
-                problems.push(
-                    "README.md's table is not this one (UMW_COMPAT_UPDATE=1 writes it)".into(),
-                );
-            }
-        }
+    if selected.len() == all.len() && newest.is_ok() {
+        problems.extend(check_readme(&table));
     }
     if !problems.is_empty() {
         eprintln!(
