@@ -238,8 +238,10 @@ pub struct Cli {
     ///
     /// In umount(8)'s order: each child in mount order, the mounts below it
     /// before it; stops at the first that fails, the TARGET then left
-    /// untouched. A TARGET inside another TARGET's tree is refused (given
-    /// twice).
+    /// untouched. Where mounts are stacked at TARGET (a bind mount of it on
+    /// itself), the tree is the first one's, those on top unmounted first
+    /// (as umount(8) 2.39 and later). A TARGET inside another TARGET's tree
+    /// is refused (given twice).
     #[arg(short = 'R', long)]
     pub recursive: bool,
 

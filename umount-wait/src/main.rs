@@ -248,7 +248,13 @@ fn resolve_targets(cli: &Cli, mounts: &mountinfo::Table) -> Vec<Result<Target, E
         follow: !cli.no_follow,
         canonicalize: !cli.no_canonicalize,
     };
-    let resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
+    let mut resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
+    if cli.recursive {
+        resolved = resolved
+            .into_iter()
+            .map(|r| r.map(|t| t.bottom_of_stack(mounts)))
+            .collect();
+    }
     if !cli.all_targets {
         return resolved;
     }

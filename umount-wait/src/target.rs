@@ -38,6 +38,19 @@ impl Target {
     /// under `--all`), named by its mount point. Mount points from
     /// mountinfo have no symbolic links: never followed. Whether the path
     /// still leads to this mount is checked right before the unmount.
+    /// `-R`'s target: the first mount of the stack at this one's mount
+    /// point (those on top of it are among its submounts, unmounted
+    /// first), as umount(8) 2.39 and later take it.
+    pub fn bottom_of_stack(self, mounts: &Table) -> Target {
+        match mounts.bottom_of_stack(self.mount.id) {
+            Some(bottom) if bottom.id != self.mount.id => Target {
+                mount: bottom.clone(),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     pub fn of_mount(mount: &Mount) -> Target {
         Target {
             given: mount.mount_point.clone(),
