@@ -231,6 +231,10 @@ pub struct Cli {
     pub force: bool,
 
     /// Refuse a TARGET that is a symbolic link (UMOUNT_NOFOLLOW)
+    ///
+    /// Without it a link is followed; a mount on the link itself (where
+    /// nothing is mounted where it leads) is unmounted without following
+    /// it, as umount(8) 2.42 does.
     #[arg(long)]
     pub no_follow: bool,
 
