@@ -77,6 +77,11 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
          (umount-wait /), refused before anything changes",
     ),
     (64, "several targets with different results (some failed)"),
+    (
+        126,
+        "the unmount helper (/sbin/umount.TYPE) could not be started; a helper \
+         that fails gives its own exit status, as with umount(8)",
+    ),
 ];
 
 /// After the list of exit codes.
@@ -321,7 +326,16 @@ pub struct Cli {
     #[arg(short = 'n', long = "no-mtab")]
     pub no_mtab: bool,
 
-    /// Accepted for umount(8) compatibility: no umount.TYPE helper is run
+    /// Do not run the /sbin/umount.TYPE helpers
+    ///
+    /// Without it, where a helper is installed for a mount's type (in
+    /// /sbin, /sbin/fs.d or /sbin/fs: umount.nfs, umount.davfs,
+    /// umount.udisks2; umount.TYPE.SUBTYPE, then umount.TYPE), it unmounts
+    /// in place of umount2(2), as umount(8) runs it (MOUNTPOINT -n, then
+    /// -l, -f, -v, -r as given, -t TYPE.SUBTYPE); then the wait for the
+    /// shutdown follows on the fallback path. A helper that fails gives its
+    /// exit status; one that cannot be started, 126. --fake names it.
+    /// --all runs no helper.
     #[arg(short = 'i', long = "internal-only")]
     pub internal_only: bool,
 

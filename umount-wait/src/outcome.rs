@@ -286,6 +286,17 @@ pub enum ErrorKind {
     DeadlineReached,
     /// A system call failed; the text says which step.
     System(&'static str),
+    /// The unmount helper (`/sbin/umount.TYPE`) failed: its exit status
+    /// (or 128 + the signal that killed it) is the command's, as
+    /// umount(8)'s.
+    HelperFailed {
+        program: PathBuf,
+        status: i32,
+    },
+    /// The unmount helper could not be started (umount(8)'s 126).
+    HelperNotRun {
+        program: PathBuf,
+    },
 }
 
 /// A target that could not be unmounted and shut down.
@@ -391,6 +402,21 @@ impl fmt::Display for Error {
                 "the path leads to another mount than the one looked up (moved or replaced)"
             )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
+            ErrorKind::HelperFailed { program, status } => write!(
+                f,
+                "{} failed with exit status {status}",
+                mountinfo::display(program)
+            )?,
+            ErrorKind::HelperNotRun { program } => {
+                write!(f, "failed to execute {}", mountinfo::display(program))?;
+                if let Some(errno) = self.errno {
+                    write!(
+                        f,
+                        ": {}",
+                        std::io::Error::from_raw_os_error(errno.raw_os_error())
+                    )?;
+                }
+            }
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;
                 if let Some(errno) = self.errno {

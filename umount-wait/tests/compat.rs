@@ -43,6 +43,9 @@ struct Case {
     unprivileged: bool,
     /// Whether the command says anything on stderr is compared too (`-q`).
     silence: bool,
+    /// Words umount-wait's standard output must contain (checked, not
+    /// compared: umount(8) says other things).
+    umount_wait_says: Option<&'static str>,
     /// Why the two differ, when they do on purpose.
     intended: Option<&'static str>,
     /// A difference known and not settled yet: the table says so, the
@@ -58,6 +61,7 @@ const DEFAULT: Case = Case {
     cwd: "/",
     unprivileged: false,
     silence: false,
+    umount_wait_says: None,
     intended: None,
     open: None,
 };
@@ -337,6 +341,54 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "a helper (`umount.ramfs`) that unmounts",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "a helper that fails (exit 5)",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-l -f -v` with a helper: passed on",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0",
+            args: "-l -f -v $T/m",
+            intended: Some(
+                "umount(8) passes -n only where it looked the target up by \
+                 statfs (not with -l, -f, -d or -c); umount-wait always does: \
+                 it writes no mtab",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-i` with a helper: not run",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "-i $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "a helper that cannot be executed",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0 && \
+                    chmod 644 .helpers/umount.ramfs",
+            args: "$T/m",
+            intended: Some(
+                "umount(8) 2.38.1 exits 1 without a word; 2.42.4 (since 2.41) \
+                 says it failed to execute the helper and exits 126, as \
+                 umount-wait does",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`--fake` with a helper",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "--fake $T/m",
+            umount_wait_says: Some("by its helper /sbin/umount.ramfs"),
+            ..DEFAULT
+        },
+        Case {
             name: "`--fake`",
             setup: TMPFS_M,
             args: "--fake $T/m",
@@ -430,6 +482,15 @@ in_namespace() {
 	pids="$pids $ns"
 	read -r _ <"$T/.ready"
 }
+# helper TYPE CODE: /sbin/umount.TYPE, in this namespace only (an overlay on
+# /usr/sbin): it logs its arguments, then exits CODE; with 0 it unmounts
+# first (umount -i).
+helper() {
+	mkdir -p "$T/.helpers" && echo "$2" >"$T/.helper.code" || return 1
+	printf '#!/bin/sh\necho "$*" >>"%s/.helper.log"\ncode=$(cat "%s/.helper.code")\n[ "$code" = 0 ] && exec umount -i "$@"\nexit "$code"\n' \
+		"$T" "$T" >"$T/.helpers/umount.$1" && chmod 755 "$T/.helpers/umount.$1" &&
+		mount -t overlay umw-compat-helpers -o "lowerdir=$T/.helpers:/usr/sbin" /usr/sbin
+}
 image() { truncate -s 32M "$T/$1.img" && mkfs.ext4 -q -F "$T/$1.img"; }
 attach() { dev=$(losetup -f --show "$T/$1.img") && loops="$loops $dev"; }
 # isolate TYPE: no mount of TYPE outside $T in this namespace (for -a).
@@ -447,6 +508,7 @@ mounts() {
 state() {
 	echo "mounts: $(mounts /proc/self/mountinfo)"
 	[ -z "$ns" ] || echo "namespace: $(mounts /proc/$ns/mountinfo)"
+	[ ! -f "$T/.helper.log" ] || echo "helper: $(sed "s|$T||g" "$T/.helper.log" | paste -sd ';')"
 	n=0
 	for l in $loops; do
 		n=$((n + 1))
@@ -473,10 +535,12 @@ if ! {{ {setup}
 fi
 rm -f \"$T/.setup.log\"
 cd {cwd} || exit 1
-err=$({run_as}{tool} {args} {extra} 2>&1 >/dev/null)
+err=$({run_as}{tool} {args} {extra} 2>&1 >\"$T/.out\")
 echo \"rc=$?\"
 cd /
 printf '%s\\n' \"$err\" | sed 's/^/err: /'
+sed 's/^/out: /' \"$T/.out\"
+rm -f \"$T/.out\"
 state
 ",
         setup = if case.setup.is_empty() {
@@ -495,6 +559,8 @@ struct Outcome {
     code: i32,
     state: Vec<String>,
     errors: Vec<String>,
+    /// What it wrote on standard output.
+    output: Vec<String>,
 }
 
 fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
@@ -525,7 +591,7 @@ fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
         .collect();
     let mut state: Vec<String> = stdout
         .lines()
-        .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: "))
+        .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: ") && !l.starts_with("out: "))
         .map(str::to_string)
         .collect();
     if case.silence {
@@ -536,10 +602,16 @@ fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
         };
         state.push(format!("stderr: {said}"));
     }
+    let output = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("out: "))
+        .map(str::to_string)
+        .collect();
     Outcome {
         code,
         state,
         errors,
+        output,
     }
 }
 
@@ -553,6 +625,7 @@ fn describe(state: &[String]) -> String {
             Some(("namespace", "")) => "nothing in the other namespace".to_string(),
             Some(("namespace", m)) => format!("other namespace: {m}"),
             Some(("stderr", said)) => said.to_string(),
+            Some(("helper", args)) => format!("helper run: `{args}`"),
             _ => line.clone(),
         })
         .collect();
@@ -729,9 +802,13 @@ fn compare(case: &Case, references: &[Reference]) -> (String, Option<String>) {
         command.replace('|', "\\|"),
         end_state(&runs),
     );
+    let unsaid = case
+        .umount_wait_says
+        .filter(|words| !ours.output.iter().any(|l| l.contains(words)));
     let verdict = match (differ, case.intended.or(case.open)) {
         (true, None) => Some("differ, and no reason is given"),
         (false, Some(_)) => Some("a reason is given, but they do not differ"),
+        _ if unsaid.is_some() => Some("umount-wait does not say what it should"),
         _ => None,
     };
     let summary: Vec<String> = runs
@@ -749,7 +826,14 @@ fn compare(case: &Case, references: &[Reference]) -> (String, Option<String>) {
             .iter()
             .map(|(name, o)| format!("  {name}: {} {:?} {:?}", o.code, o.state, o.errors))
             .collect();
-        format!("{}: {verdict}\n{}", case.name, details.join("\n"))
+        let said = match unsaid {
+            Some(words) => format!(
+                "\n  umount-wait should say {words:?}, said {:?}",
+                ours.output
+            ),
+            None => String::new(),
+        };
+        format!("{}: {verdict}\n{}{said}", case.name, details.join("\n"))
     });
     (row, problem)
 }
