@@ -335,7 +335,8 @@ pub struct Cli {
     /// -l, -f, -v, -r as given, -t TYPE.SUBTYPE); then the wait for the
     /// shutdown follows on the fallback path. A helper that fails gives its
     /// exit status; one that cannot be started, 126. --fake names it.
-    /// --all runs no helper.
+    /// --all runs no helper. For a user who is not root (umount-wait is not
+    /// setuid), the helper is fusermount -u, on that user's own FUSE mount.
     #[arg(short = 'i', long = "internal-only")]
     pub internal_only: bool,
 

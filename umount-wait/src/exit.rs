@@ -52,7 +52,9 @@ impl Exit {
             | ErrorKind::Duplicate { .. }
             | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied
-            | ErrorKind::NotSuperuser => Exit::Usage,
+            | ErrorKind::NotSuperuser
+            | ErrorKind::UserMount
+            | ErrorKind::OwnFuse => Exit::Usage,
             ErrorKind::NoKernelSupport | ErrorKind::NoNotifySupport | ErrorKind::System(_) => {
                 Exit::System
             }

@@ -368,7 +368,7 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
                         false => String::new(),
                     };
                     let helpers = (!cli.internal_only).then_some(Helpers::default());
-                    let line = match helpers.and_then(|h| Helper::find(&m.fstype, h)) {
+                    let line = match helpers.and_then(|h| Helper::for_mount(m, h)) {
                         Some(helper) => format!(
                             "would unmount {} by its helper {}, then wait by the fallback path{detach}",
                             describe(m),
@@ -460,14 +460,20 @@ impl Targets<'_> {
         if recursive {
             return self.unmount_recursive(t);
         }
+        let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
+            Some(helper) => format!(
+                "by its helper {}, then the fallback path",
+                mountinfo::display(&helper.program)
+            ),
+            None => format!("by the {} path", path.name()),
+        };
         printer.verbose_note(&format!(
-            "{}: unmounting {} ({} on {}, {}) by the {} path",
+            "{}: unmounting {} ({} on {}, {}) {how}",
             mountinfo::display(&t.given),
             mountinfo::display(&t.path),
             mountinfo::display_bytes(&t.mount.source),
             t.mount.dev,
             mountinfo::display_bytes(t.mount.fstype.as_ref()),
-            path.name()
         ));
         let result = wait::unmount_target(
             t,

@@ -258,6 +258,12 @@ pub enum ErrorKind {
     /// `umount2(2)` refused the caller (EPERM): umount(8)'s "must be
     /// superuser to unmount".
     NotSuperuser,
+    /// `umount2(2)` refused a user a mount that `/etc/fstab` lets users
+    /// unmount (`user`, `users`): umount(8), setuid, does it for them.
+    UserMount,
+    /// `umount2(2)` refused a user that user's own FUSE mount, and no
+    /// `fusermount` is installed to unmount it with.
+    OwnFuse,
     /// The kernel refused to unmount: still in use.
     Busy,
     /// This process's root or working directory is on the target's
@@ -378,6 +384,18 @@ impl fmt::Display for Error {
             ErrorKind::Symlink => write!(f, "is a symbolic link, not followed (--no-follow)")?,
             ErrorKind::PermissionDenied => write!(f, "permission denied")?,
             ErrorKind::NotSuperuser => write!(f, "must be superuser to unmount")?,
+            ErrorKind::UserMount => write!(
+                f,
+                "must be superuser to unmount: /etc/fstab lets users unmount it, \
+                 which umount(8) does for them as it is setuid; umount-wait is not \
+                 (run umount(8), or umount-wait as root)"
+            )?,
+            ErrorKind::OwnFuse => write!(
+                f,
+                "must be superuser to unmount: it is your own FUSE mount, and no \
+                 fusermount is installed to unmount it with (fusermount -u, from \
+                 the fuse3 package; umount-wait is not setuid)"
+            )?,
             ErrorKind::Busy => write!(f, "target is busy")?,
             ErrorKind::PinnedByCaller => write!(
                 f,

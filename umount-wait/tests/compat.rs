@@ -14,8 +14,8 @@
 //! writes it there), when a case differs without a reason given, or when a
 //! reason is given for a case that does not differ.
 //!
-//! Needs root, `umount` (util-linux), `unshare`, `setpriv`, `losetup` and
-//! `mkfs.ext4`. Without root it skips with a message; with
+//! Needs root, `umount` (util-linux), `unshare`, `setpriv`, `losetup`,
+//! `mkfs.ext4` and `bindfs` (ci/setup installs them). Without root it skips with a message; with
 //! `UMW_REQUIRE_PRIVILEGED=1` a skip is a failure. Run one case with
 //! `cargo test -p umount-wait --test compat -- WORDS-OF-ITS-NAME`.
 
@@ -43,8 +43,8 @@ struct Case {
     unprivileged: bool,
     /// Whether the command says anything on stderr is compared too (`-q`).
     silence: bool,
-    /// Words umount-wait's standard output must contain (checked, not
-    /// compared: umount(8) says other things).
+    /// Words umount-wait must say, on standard output or error (checked,
+    /// not compared: umount(8) says other things).
     umount_wait_says: Option<&'static str>,
     /// Why the two differ, when they do on purpose.
     intended: Option<&'static str>,
@@ -115,6 +115,29 @@ fn cases() -> Vec<Case> {
                  `user`) and calls that a mount failure (32); umount-wait, not \
                  setuid, gets EPERM from umount2 and exits 1, as umount(8)'s \
                  page says of permissions; -q silences neither",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "a user's own FUSE mount, as that user",
+            setup: "fuse_as_nobody m",
+            args: "$T/m",
+            unprivileged: true,
+            umount_wait_only: "-v",
+            umount_wait_says: Some("/usr/bin/fusermount"),
+            ..DEFAULT
+        },
+        Case {
+            name: "a tmpfs that /etc/fstab lets users unmount, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir m && mount -t tmpfs umw-compat m && \
+                    fstab_line \"umw-compat $T/m tmpfs noauto,users 0 0\"",
+            args: "$T/m",
+            unprivileged: true,
+            umount_wait_says: Some("/etc/fstab lets users unmount it"),
+            intended: Some(
+                "umount(8) is setuid and unmounts for users what /etc/fstab \
+                 lets them (`user`, `users`); umount-wait is not setuid: it \
+                 refuses, exit 1, and names umount(8), or itself as root",
             ),
             ..DEFAULT
         },
@@ -491,6 +514,17 @@ helper() {
 		"$T" "$T" >"$T/.helpers/umount.$1" && chmod 755 "$T/.helpers/umount.$1" &&
 		mount -t overlay umw-compat-helpers -o "lowerdir=$T/.helpers:/usr/sbin" /usr/sbin
 }
+# fuse_as_nobody DIR: a FUSE mount (bindfs) on DIR made by nobody, with
+# /dev/fuse open to users in this namespace only.
+fuse_as_nobody() {
+	chmod 755 "$T" && mkdir -p .src "$1" && chown nobody .src "$1" &&
+		mknod .fuse c 10 229 && chmod 666 .fuse && mount --bind .fuse /dev/fuse &&
+		setpriv --reuid 65534 --regid 65534 --clear-groups bindfs --no-allow-other .src "$1"
+}
+# fstab_line LINE: /etc/fstab with LINE added, in this namespace only.
+fstab_line() {
+	cp /etc/fstab .fstab && echo "$1" >>.fstab && mount --bind .fstab /etc/fstab
+}
 image() { truncate -s 32M "$T/$1.img" && mkfs.ext4 -q -F "$T/$1.img"; }
 attach() { dev=$(losetup -f --show "$T/$1.img") && loops="$loops $dev"; }
 # isolate TYPE: no mount of TYPE outside $T in this namespace (for -a).
@@ -672,7 +706,14 @@ fn cannot_run() -> Option<String> {
     if !rustix::process::geteuid().is_root() {
         return Some("not root".into());
     }
-    for tool in ["umount", "unshare", "setpriv", "losetup", "mkfs.ext4"] {
+    for tool in [
+        "umount",
+        "unshare",
+        "setpriv",
+        "losetup",
+        "mkfs.ext4",
+        "bindfs",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -802,9 +843,13 @@ fn compare(case: &Case, references: &[Reference]) -> (String, Option<String>) {
         command.replace('|', "\\|"),
         end_state(&runs),
     );
-    let unsaid = case
-        .umount_wait_says
-        .filter(|words| !ours.output.iter().any(|l| l.contains(words)));
+    let unsaid = case.umount_wait_says.filter(|words| {
+        !ours
+            .output
+            .iter()
+            .chain(&ours.errors)
+            .any(|l| l.contains(words))
+    });
     let verdict = match (differ, case.intended.or(case.open)) {
         (true, None) => Some("differ, and no reason is given"),
         (false, Some(_)) => Some("a reason is given, but they do not differ"),

@@ -350,7 +350,7 @@ struct Attempt<'a> {
 /// The unmount helper for `target`'s type, when `options` run helpers and
 /// one is installed.
 fn helper_for(target: &Target, options: &Options<'_>) -> Option<Helper> {
-    Helper::find(&target.mount.fstype, options.helpers?)
+    Helper::for_mount(&target.mount, options.helpers?)
 }
 
 impl<'a> Attempt<'a> {
