@@ -77,6 +77,11 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
          (umount-wait /), refused before anything changes",
     ),
     (64, "several targets with different results (some failed)"),
+    (
+        126,
+        "the unmount helper (/sbin/umount.TYPE) could not be started; a helper \
+         that fails gives its own exit status, as with umount(8)",
+    ),
 ];
 
 /// After the list of exit codes.
@@ -231,6 +236,10 @@ pub struct Cli {
     pub force: bool,
 
     /// Refuse a TARGET that is a symbolic link (UMOUNT_NOFOLLOW)
+    ///
+    /// Without it a link is followed; a mount on the link itself (where
+    /// nothing is mounted where it leads) is unmounted without following
+    /// it, as umount(8) 2.42 does.
     #[arg(long)]
     pub no_follow: bool,
 
@@ -238,8 +247,10 @@ pub struct Cli {
     ///
     /// In umount(8)'s order: each child in mount order, the mounts below it
     /// before it; stops at the first that fails, the TARGET then left
-    /// untouched. A TARGET inside another TARGET's tree is refused (given
-    /// twice).
+    /// untouched. Where mounts are stacked at TARGET (a bind mount of it on
+    /// itself), the tree is the first one's, those on top unmounted first
+    /// (as umount(8) 2.39 and later). A TARGET inside another TARGET's tree
+    /// is refused (given twice).
     #[arg(short = 'R', long)]
     pub recursive: bool,
 
@@ -315,7 +326,17 @@ pub struct Cli {
     #[arg(short = 'n', long = "no-mtab")]
     pub no_mtab: bool,
 
-    /// Accepted for umount(8) compatibility: no umount.TYPE helper is run
+    /// Do not run the /sbin/umount.TYPE helpers
+    ///
+    /// Without it, where a helper is installed for a mount's type (in
+    /// /sbin, /sbin/fs.d or /sbin/fs: umount.nfs, umount.davfs,
+    /// umount.udisks2; umount.TYPE.SUBTYPE, then umount.TYPE), it unmounts
+    /// in place of umount2(2), as umount(8) runs it (MOUNTPOINT -n, then
+    /// -l, -f, -v, -r as given, -t TYPE.SUBTYPE); then the wait for the
+    /// shutdown follows on the fallback path. A helper that fails gives its
+    /// exit status; one that cannot be started, 126. --fake names it.
+    /// --all runs no helper. For a user who is not root (umount-wait is not
+    /// setuid), the helper is fusermount -u, on that user's own FUSE mount.
     #[arg(short = 'i', long = "internal-only")]
     pub internal_only: bool,
 

@@ -7,15 +7,31 @@ use umount_wait::shutdown::Entry;
 /// The exit codes, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    Success = 0,
-    Usage = 1,
-    System = 2,
-    Unconfirmed = 3,
-    Failure = 32,
-    SomeFailed = 64,
+    Success,
+    Usage,
+    System,
+    Unconfirmed,
+    Failure,
+    SomeFailed,
+    /// An unmount helper's own status, as umount(8) returns it (126: it
+    /// could not be started).
+    Helper(u8),
 }
 
 impl Exit {
+    /// The process's exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Usage => 1,
+            Exit::System => 2,
+            Exit::Unconfirmed => 3,
+            Exit::Failure => 32,
+            Exit::SomeFailed => 64,
+            Exit::Helper(code) => code,
+        }
+    }
+
     pub fn for_report(report: &Report) -> Exit {
         match report.outcome {
             Outcome::ShutDown | Outcome::RootReadOnly | Outcome::Unmounted { .. } => Exit::Success,
@@ -36,7 +52,9 @@ impl Exit {
             | ErrorKind::Duplicate { .. }
             | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied
-            | ErrorKind::NotSuperuser => Exit::Usage,
+            | ErrorKind::NotSuperuser
+            | ErrorKind::UserMount
+            | ErrorKind::OwnFuse => Exit::Usage,
             ErrorKind::NoKernelSupport | ErrorKind::NoNotifySupport | ErrorKind::System(_) => {
                 Exit::System
             }
@@ -51,6 +69,8 @@ impl Exit {
             | ErrorKind::DeadlineReached
             | ErrorKind::GivenUp(_)
             | ErrorKind::Interrupted => Exit::Failure,
+            ErrorKind::HelperFailed { status, .. } => Exit::Helper(status.clamp(0, 255) as u8),
+            ErrorKind::HelperNotRun { .. } => Exit::Helper(126),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod child;
 pub mod cli;
 pub mod device;
 pub mod duration;
+pub mod helper;
 pub mod loopdev;
 pub mod mountinfo;
 pub mod outcome;

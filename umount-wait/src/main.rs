@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use umount_wait::helper::{Helper, Helpers};
 use umount_wait::loopdev::{self, LoopDevice};
 use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(exit::for_parse_error(e.kind()) as u8);
+            return ExitCode::from(exit::for_parse_error(e.kind()).code());
         }
     };
     let code = match run(&cli) {
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     };
     // Reported; now a Ctrl-C or SIGTERM that came ends the process by it.
     stop::die_by_received_signal();
-    ExitCode::from(code as u8)
+    ExitCode::from(code.code())
 }
 
 /// The `--probe` line: its first word is the path a run takes by default,
@@ -178,6 +179,9 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
         caller: Caller::find(table.table()).ok(),
+        helpers: (!cli.internal_only).then_some(Helpers {
+            verbose: cli.verbose,
+        }),
     };
     let mut run = Targets {
         path,
@@ -236,7 +240,7 @@ fn unmount_all(
     })
     .context("--all: reading the mount table")?;
     let exit = Exit::combine(&codes);
-    printer.summary(&summary, exit as i32);
+    printer.summary(&summary, i32::from(exit.code()));
     Ok(exit)
 }
 
@@ -248,7 +252,13 @@ fn resolve_targets(cli: &Cli, mounts: &mountinfo::Table) -> Vec<Result<Target, E
         follow: !cli.no_follow,
         canonicalize: !cli.no_canonicalize,
     };
-    let resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
+    let mut resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
+    if cli.recursive {
+        resolved = resolved
+            .into_iter()
+            .map(|r| r.map(|t| t.bottom_of_stack(mounts)))
+            .collect();
+    }
     if !cli.all_targets {
         return resolved;
     }
@@ -357,10 +367,16 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
                         true => loop_note(m),
                         false => String::new(),
                     };
-                    printer.plan(&format!(
-                        "would unmount {} by the {how} path{detach}",
-                        describe(m)
-                    ));
+                    let helpers = (!cli.internal_only).then_some(Helpers::default());
+                    let line = match helpers.and_then(|h| Helper::for_mount(m, h)) {
+                        Some(helper) => format!(
+                            "would unmount {} by its helper {}, then wait by the fallback path{detach}",
+                            describe(m),
+                            mountinfo::display(&helper.program)
+                        ),
+                        None => format!("would unmount {} by the {how} path{detach}", describe(m)),
+                    };
+                    printer.plan(&line);
                 }
                 codes.push(Exit::Success);
             }
@@ -444,14 +460,20 @@ impl Targets<'_> {
         if recursive {
             return self.unmount_recursive(t);
         }
+        let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
+            Some(helper) => format!(
+                "by its helper {}, then the fallback path",
+                mountinfo::display(&helper.program)
+            ),
+            None => format!("by the {} path", path.name()),
+        };
         printer.verbose_note(&format!(
-            "{}: unmounting {} ({} on {}, {}) by the {} path",
+            "{}: unmounting {} ({} on {}, {}) {how}",
             mountinfo::display(&t.given),
             mountinfo::display(&t.path),
             mountinfo::display_bytes(&t.mount.source),
             t.mount.dev,
             mountinfo::display_bytes(t.mount.fstype.as_ref()),
-            path.name()
         ));
         let result = wait::unmount_target(
             t,

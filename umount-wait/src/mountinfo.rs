@@ -296,10 +296,40 @@ impl Table {
             .filter(move |(_, m)| m.id != id)
     }
 
+    /// The first mount of the stack that `id` is part of: the mount under
+    /// it for as long as it sits on that mount's own root, at the same
+    /// path (`mount --bind m m`); `id`'s own mount when nothing is under it.
+    pub fn bottom_of_stack(&self, id: u64) -> Option<&Mount> {
+        let mut mount = self.by_id(id)?;
+        // A loop in the parent chain cannot make this loop.
+        let mut seen = HashSet::from([id]);
+        while let Some(under) = self
+            .by_id(mount.parent_id)
+            .filter(|p| p.mount_point == mount.mount_point && seen.insert(p.id))
+        {
+            mount = under;
+        }
+        Some(mount)
+    }
+
+    /// The children of `id` in the order to unmount them, reversed (a
+    /// stack to pop): first those stacked on its own mount point, the most
+    /// recent first, since they hide every other; then the others in
+    /// mount order.
+    fn children_to_pop(&self, id: u64) -> Vec<&Mount> {
+        let at = self.by_id(id).map(|m| &m.mount_point);
+        let (stacked, others): (Vec<&Mount>, Vec<&Mount>) = self
+            .children(id)
+            .map(|(_, m)| m)
+            .partition(|m| Some(&m.mount_point) == at);
+        others.into_iter().rev().chain(stacked).collect()
+    }
+
     /// All mounts below `id` (not `id` itself) in the order umount(8) -R
     /// takes them: each child in mount order (the table's), the mounts
-    /// below it before it. Stopping at the first failure then leaves what
-    /// umount(8) leaves.
+    /// below it before it; a mount stacked on its parent's mount point,
+    /// which hides the parent's other children, before them. Stopping at
+    /// the first failure then leaves what umount(8) 2.38.1 leaves.
     pub fn submounts_children_first(&self, id: u64) -> Vec<&Mount> {
         // Depth first without recursion (a chain of mounts may be deep):
         // each frame is a mount and the children of it still to visit.
@@ -307,12 +337,11 @@ impl Table {
         // A loop in the parent chain (impossible in a well-formed file)
         // cannot visit a mount twice.
         let mut seen = HashSet::from([id]);
-        let mut stack: Vec<(Option<&Mount>, Vec<&Mount>)> =
-            vec![(None, self.children(id).map(|(_, m)| m).rev().collect())];
+        let mut stack: Vec<(Option<&Mount>, Vec<&Mount>)> = vec![(None, self.children_to_pop(id))];
         while let Some((mount, pending)) = stack.last_mut() {
             match pending.pop() {
                 Some(child) if seen.insert(child.id) => {
-                    let below = self.children(child.id).map(|(_, m)| m).rev().collect();
+                    let below = self.children_to_pop(child.id);
                     stack.push((Some(child), below));
                 }
                 Some(_) => {}
@@ -595,6 +624,30 @@ mod tests {
         // No superblock options: refused, not an index out of bounds.
         assert!(parse_line(b"1 2 3:4 / /x rw - ext4 /dev/x").is_err());
         assert!(parse(b"2 1 0:2  2  -  ").is_err());
+    }
+
+    /// `mount -t tmpfs x m; mount -t tmpfs x m/a; mount --bind m m`: the
+    /// bind on top hides m/a, so it goes first; its stack's bottom is the
+    /// first tmpfs.
+    #[test]
+    fn stacked_mounts_before_the_children_they_hide() {
+        let mounts = Table::new(
+            parse(
+                b"89 1 0:43 / /m rw - tmpfs x rw\n\
+                  90 89 0:44 / /m/a rw - tmpfs x rw\n\
+                  91 89 0:43 / /m rw - tmpfs x rw\n\
+                  92 91 0:45 / /m rw - tmpfs x rw\n",
+            )
+            .unwrap(),
+        );
+        assert_eq!(mounts.bottom_of_stack(92).map(|m| m.id), Some(89));
+        assert_eq!(mounts.bottom_of_stack(90).map(|m| m.id), Some(90));
+        let order: Vec<u64> = mounts
+            .submounts_children_first(89)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(order, vec![92, 91, 90]);
     }
 
     #[test]

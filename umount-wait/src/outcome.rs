@@ -273,6 +273,12 @@ pub enum ErrorKind {
     /// `umount2(2)` refused the caller (EPERM): umount(8)'s "must be
     /// superuser to unmount".
     NotSuperuser,
+    /// `umount2(2)` refused a user a mount that `/etc/fstab` lets users
+    /// unmount (`user`, `users`): umount(8), setuid, does it for them.
+    UserMount,
+    /// `umount2(2)` refused a user that user's own FUSE mount, and no
+    /// `fusermount` is installed to unmount it with.
+    OwnFuse,
     /// The kernel refused to unmount: still in use.
     Busy,
     /// This process's root or working directory is on the target's
@@ -306,6 +312,17 @@ pub enum ErrorKind {
     GivenUp(&'static str),
     /// A system call failed; the text says which step.
     System(&'static str),
+    /// The unmount helper (`/sbin/umount.TYPE`) failed: its exit status
+    /// (or 128 + the signal that killed it) is the command's, as
+    /// umount(8)'s.
+    HelperFailed {
+        program: PathBuf,
+        status: i32,
+    },
+    /// The unmount helper could not be started (umount(8)'s 126).
+    HelperNotRun {
+        program: PathBuf,
+    },
 }
 
 /// A target that could not be unmounted and shut down.
@@ -387,6 +404,18 @@ impl fmt::Display for Error {
             ErrorKind::Symlink => write!(f, "is a symbolic link, not followed (--no-follow)")?,
             ErrorKind::PermissionDenied => write!(f, "permission denied")?,
             ErrorKind::NotSuperuser => write!(f, "must be superuser to unmount")?,
+            ErrorKind::UserMount => write!(
+                f,
+                "must be superuser to unmount: /etc/fstab lets users unmount it, \
+                 which umount(8) does for them as it is setuid; umount-wait is not \
+                 (run umount(8), or umount-wait as root)"
+            )?,
+            ErrorKind::OwnFuse => write!(
+                f,
+                "must be superuser to unmount: it is your own FUSE mount, and no \
+                 fusermount is installed to unmount it with (fusermount -u, from \
+                 the fuse3 package; umount-wait is not setuid)"
+            )?,
             ErrorKind::Busy => write!(f, "target is busy")?,
             ErrorKind::PinnedByCaller => write!(
                 f,
@@ -416,6 +445,21 @@ impl fmt::Display for Error {
                 "deadline reached while {step}: it sleeps in the kernel past SIGKILL (a \
                  device or a daemon that does not answer), and was left to end on its own"
             )?,
+            ErrorKind::HelperFailed { program, status } => write!(
+                f,
+                "{} failed with exit status {status}",
+                mountinfo::display(program)
+            )?,
+            ErrorKind::HelperNotRun { program } => {
+                write!(f, "failed to execute {}", mountinfo::display(program))?;
+                if let Some(errno) = self.errno {
+                    write!(
+                        f,
+                        ": {}",
+                        std::io::Error::from_raw_os_error(errno.raw_os_error())
+                    )?;
+                }
+            }
             ErrorKind::System(step) => {
                 write!(f, "{step}")?;
                 if let Some(errno) = self.errno {

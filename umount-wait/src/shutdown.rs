@@ -416,6 +416,7 @@ pub fn run(
                 watch_blockers: plan.watch_blockers,
                 cancel: plan.cancel,
                 caller: None,
+                helpers: None,
             };
             let target = match host.reach(m, &mounts) {
                 Ok(t) => t,

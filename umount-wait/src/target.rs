@@ -38,6 +38,19 @@ impl Target {
     /// under `--all`), named by its mount point. Mount points from
     /// mountinfo have no symbolic links: never followed. Whether the path
     /// still leads to this mount is checked right before the unmount.
+    /// `-R`'s target: the first mount of the stack at this one's mount
+    /// point (those on top of it are among its submounts, unmounted
+    /// first), as umount(8) 2.39 and later take it.
+    pub fn bottom_of_stack(self, mounts: &Table) -> Target {
+        match mounts.bottom_of_stack(self.mount.id) {
+            Some(bottom) if bottom.id != self.mount.id => Target {
+                mount: bottom.clone(),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     pub fn of_mount(mount: &Mount) -> Target {
         Target {
             given: mount.mount_point.clone(),
@@ -133,10 +146,13 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
     let fail = |errno| Error::from_errno(given, "inspecting the target", errno);
     let st = match sys::stat_target(&normal, follow) {
         Ok(st) => st,
-        // Not a path: the source of a mount (`umount none`), if one has it.
         Err(rustix::io::Errno::NOENT) => {
+            if let Some(on_link) = mounted_on_link(given, &normal, follow, mounts) {
+                return on_link;
+            }
+            // Not a path: the source of a mount (`umount none`), if one has it.
             return by_source(given, mounts, |m| m.source == given.as_os_str())
-                .ok_or_else(|| fail(rustix::io::Errno::NOENT))
+                .ok_or_else(|| fail(rustix::io::Errno::NOENT));
         }
         Err(e) => return Err(fail(e)),
     };
@@ -144,6 +160,9 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
         return Err(Error::new(given, ErrorKind::Symlink, None));
     }
     if !st.is_mount_root {
+        if let Some(on_link) = mounted_on_link(given, &normal, follow, mounts) {
+            return on_link;
+        }
         // A block device: its most recent mount.
         if let Ok((_, Some(rdev))) = sys::stat_dev(&normal) {
             return by_source(given, mounts, |m| on_device(m, rdev))
@@ -187,6 +206,36 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
         // there is refused, not followed.
         follow: follow && !lookup.canonicalize,
     })
+}
+
+/// A mount on the symbolic link `normal` itself, not on what it leads to
+/// (a bind mount of a link made with the new mount API, `open_tree(2)`
+/// with `AT_SYMLINK_NOFOLLOW`), when `normal` is a link and what it leads
+/// to is no mount: the mount of the link, never followed from here on
+/// (`UMOUNT_NOFOLLOW`), as umount(8) 2.42 unmounts it. Without `follow`
+/// (`--no-follow`) a link stays refused.
+fn mounted_on_link(
+    given: &Path,
+    normal: &Path,
+    follow: bool,
+    mounts: &Table,
+) -> Option<Result<Target, Error>> {
+    let link = sys::stat_target(normal, false)
+        .ok()
+        .filter(|st| follow && st.is_symlink && st.is_mount_root)?;
+    let path = canonical(normal.parent()?.to_path_buf())
+        .ok()?
+        .join(normal.file_name()?);
+    let mount = mounts.by_id(link.mount_id)?.clone();
+    if !same_filesystem(link.dev, &mount) {
+        return Some(Err(Error::new(given, ErrorKind::Moved, None)));
+    }
+    Some(Ok(Target {
+        given: given.to_path_buf(),
+        path,
+        mount,
+        follow: false,
+    }))
 }
 
 /// An absolute, normalized path with its symbolic links resolved

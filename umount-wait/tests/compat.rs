@@ -14,8 +14,8 @@
 //! writes it there), when a case differs without a reason given, or when a
 //! reason is given for a case that does not differ.
 //!
-//! Needs root, `umount` (util-linux), `unshare`, `setpriv`, `losetup` and
-//! `mkfs.ext4`. Without root it skips with a message; with
+//! Needs root, `umount` (util-linux), `unshare`, `setpriv`, `losetup`,
+//! `mkfs.ext4` and `bindfs` (ci/setup installs them). Without root it skips with a message; with
 //! `UMW_REQUIRE_PRIVILEGED=1` a skip is a failure. Run one case with
 //! `cargo test -p umount-wait --test compat -- WORDS-OF-ITS-NAME`.
 
@@ -41,6 +41,11 @@ struct Case {
     cwd: &'static str,
     /// The command runs as nobody.
     unprivileged: bool,
+    /// Whether the command says anything on stderr is compared too (`-q`).
+    silence: bool,
+    /// Words umount-wait must say, on standard output or error (checked,
+    /// not compared: umount(8) says other things).
+    umount_wait_says: Option<&'static str>,
     /// Why the two differ, when they do on purpose.
     intended: Option<&'static str>,
     /// A difference known and not settled yet: the table says so, the
@@ -55,15 +60,19 @@ const DEFAULT: Case = Case {
     umount_wait_only: "",
     cwd: "/",
     unprivileged: false,
+    silence: false,
+    umount_wait_says: None,
     intended: None,
     open: None,
 };
 
-/// Measured with util-linux 2.38.1: `umount -r` on a busy target makes one
-/// `umount2`, gets EBUSY and exits 32 without remounting (strace).
-const R_DIFFERS: &str = "umount(8) (util-linux 2.38.1) does not remount: one \
-    umount2, EBUSY, exit 32, no mount call (strace), though its page says -r \
-    does; umount-wait remounts read-only as the page says, exit 32 as well";
+/// Measured with util-linux 2.38.1 and 2.42.4: `umount -r` on a busy target
+/// (strace).
+const R_DIFFERS: &str = "umount(8) 2.38.1 does not remount: one umount2, \
+    EBUSY, exit 32, no mount call, though its page says -r does; 2.42.4 \
+    remounts read-only (libmount's \"fix umount --read-only\") and exits 0; \
+    umount-wait remounts read-only too, and exits 32: the filesystem is \
+    still mounted, which is what its exit code tells";
 
 const TMPFS_M: &str = "mkdir m && mount -t tmpfs umw-compat m";
 
@@ -79,6 +88,57 @@ fn cases() -> Vec<Case> {
             name: "not mounted, `-q`",
             setup: "mkdir plain",
             args: "-q $T/plain",
+            ..DEFAULT
+        },
+        Case {
+            name: "not mounted, `-q`, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir plain",
+            args: "-q $T/plain",
+            unprivileged: true,
+            silence: true,
+            intended: Some(
+                "setuid umount(8) reports what a user may not unmount as a \
+                 usage error (1), and 2.38.1 ignores -q there; 2.42.4 \
+                 (since 2.39) is silent with -q; umount-wait, not setuid, \
+                 finds nothing mounted (32), silent with -q as well",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "a tmpfs, `-q`, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir m && mount -t tmpfs umw-compat m",
+            args: "-q $T/m",
+            unprivileged: true,
+            silence: true,
+            intended: Some(
+                "setuid umount(8) refuses by itself (not in fstab with \
+                 `user`) and calls that a mount failure (32); umount-wait, not \
+                 setuid, gets EPERM from umount2 and exits 1, as umount(8)'s \
+                 page says of permissions; -q silences neither",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "a user's own FUSE mount, as that user",
+            setup: "fuse_as_nobody m",
+            args: "$T/m",
+            unprivileged: true,
+            umount_wait_only: "-v",
+            umount_wait_says: Some("/usr/bin/fusermount"),
+            ..DEFAULT
+        },
+        Case {
+            name: "a tmpfs that /etc/fstab lets users unmount, as nobody",
+            setup: "chmod 755 \"$T\" && mkdir m && mount -t tmpfs umw-compat m && \
+                    fstab_line \"umw-compat $T/m tmpfs noauto,users 0 0\"",
+            args: "$T/m",
+            unprivileged: true,
+            umount_wait_says: Some("/etc/fstab lets users unmount it"),
+            intended: Some(
+                "umount(8) is setuid and unmounts for users what /etc/fstab \
+                 lets them (`user`, `users`); umount-wait is not setuid: it \
+                 refuses, exit 1, and names umount(8), or itself as root",
+            ),
             ..DEFAULT
         },
         Case {
@@ -125,6 +185,12 @@ fn cases() -> Vec<Case> {
                     mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b && \
                     echo x >m/b/f && hold m/b/f",
             args: "-R $T/m",
+            intended: Some(
+                "umount(8) 2.42.4 takes the children in another order (m/b, \
+                 the last mounted, first: strace) and stops at the busy one, \
+                 leaving m/a mounted; umount-wait, as 2.38.1, unmounts every \
+                 child it can and says which could not be",
+            ),
             ..DEFAULT
         },
         Case {
@@ -132,6 +198,19 @@ fn cases() -> Vec<Case> {
             setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a m/b && \
                     mount -t tmpfs umw-compat m/a && mount -t tmpfs umw-compat m/b",
             args: "-R $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-R` with a bind mount of the mount point on top of it",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && mkdir m/a && \
+                    mount -t tmpfs umw-compat m/a && mount --bind m m",
+            args: "-R $T/m",
+            intended: Some(
+                "umount(8) 2.38.1 takes the bind on top as the tree and leaves the \
+                 tmpfs under it, m/a too; 2.42.4 (since 2.39: \"handle bindmounts \
+                 during --recursive\") and umount-wait take the stack from its first \
+                 mount, the bind on top unmounted first",
+            ),
             ..DEFAULT
         },
         Case {
@@ -229,6 +308,17 @@ fn cases() -> Vec<Case> {
             ..DEFAULT
         },
         Case {
+            name: "a bind mount on a symbolic link itself",
+            setup: "echo a >a && echo b >b && ln -s a la && ln -s b lb && \"$SELF\" --bind-symlink la lb",
+            args: "$T/lb",
+            intended: Some(
+                "umount(8) 2.38.1 follows the link and finds nothing mounted; \
+                 2.42.4 unmounts the mount on the link itself (umount2 with \
+                 UMOUNT_NOFOLLOW once the plain one fails), and so does umount-wait",
+            ),
+            ..DEFAULT
+        },
+        Case {
             name: "device target, mounted twice",
             setup: "mkdir m1 m2 && image d && attach d && mount $dev m1 && mount $dev m2",
             args: "$dev",
@@ -271,6 +361,54 @@ fn cases() -> Vec<Case> {
                 "umount(8) adds the codes up (32 + 32); umount-wait gives the \
                  common code when they agree",
             ),
+            ..DEFAULT
+        },
+        Case {
+            name: "a helper (`umount.ramfs`) that unmounts",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "a helper that fails (exit 5)",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-l -f -v` with a helper: passed on",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0",
+            args: "-l -f -v $T/m",
+            intended: Some(
+                "umount(8) passes -n only where it looked the target up by \
+                 statfs (not with -l, -f, -d or -c); umount-wait always does: \
+                 it writes no mtab",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-i` with a helper: not run",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "-i $T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "a helper that cannot be executed",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 0 && \
+                    chmod 644 .helpers/umount.ramfs",
+            args: "$T/m",
+            intended: Some(
+                "umount(8) 2.38.1 exits 1 without a word; 2.42.4 (since 2.41) \
+                 says it failed to execute the helper and exits 126, as \
+                 umount-wait does",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`--fake` with a helper",
+            setup: "mkdir m && mount -t ramfs umw-compat m && helper ramfs 5",
+            args: "--fake $T/m",
+            umount_wait_says: Some("by its helper /sbin/umount.ramfs"),
             ..DEFAULT
         },
         Case {
@@ -367,6 +505,26 @@ in_namespace() {
 	pids="$pids $ns"
 	read -r _ <"$T/.ready"
 }
+# helper TYPE CODE: /sbin/umount.TYPE, in this namespace only (an overlay on
+# /usr/sbin): it logs its arguments, then exits CODE; with 0 it unmounts
+# first (umount -i).
+helper() {
+	mkdir -p "$T/.helpers" && echo "$2" >"$T/.helper.code" || return 1
+	printf '#!/bin/sh\necho "$*" >>"%s/.helper.log"\ncode=$(cat "%s/.helper.code")\n[ "$code" = 0 ] && exec umount -i "$@"\nexit "$code"\n' \
+		"$T" "$T" >"$T/.helpers/umount.$1" && chmod 755 "$T/.helpers/umount.$1" &&
+		mount -t overlay umw-compat-helpers -o "lowerdir=$T/.helpers:/usr/sbin" /usr/sbin
+}
+# fuse_as_nobody DIR: a FUSE mount (bindfs) on DIR made by nobody, with
+# /dev/fuse open to users in this namespace only.
+fuse_as_nobody() {
+	chmod 755 "$T" && mkdir -p .src "$1" && chown nobody .src "$1" &&
+		mknod .fuse c 10 229 && chmod 666 .fuse && mount --bind .fuse /dev/fuse &&
+		setpriv --reuid 65534 --regid 65534 --clear-groups bindfs --no-allow-other .src "$1"
+}
+# fstab_line LINE: /etc/fstab with LINE added, in this namespace only.
+fstab_line() {
+	cp /etc/fstab .fstab && echo "$1" >>.fstab && mount --bind .fstab /etc/fstab
+}
 image() { truncate -s 32M "$T/$1.img" && mkfs.ext4 -q -F "$T/$1.img"; }
 attach() { dev=$(losetup -f --show "$T/$1.img") && loops="$loops $dev"; }
 # isolate TYPE: no mount of TYPE outside $T in this namespace (for -a).
@@ -384,6 +542,7 @@ mounts() {
 state() {
 	echo "mounts: $(mounts /proc/self/mountinfo)"
 	[ -z "$ns" ] || echo "namespace: $(mounts /proc/$ns/mountinfo)"
+	[ ! -f "$T/.helper.log" ] || echo "helper: $(sed "s|$T||g" "$T/.helper.log" | paste -sd ';')"
 	n=0
 	for l in $loops; do
 		n=$((n + 1))
@@ -410,10 +569,12 @@ if ! {{ {setup}
 fi
 rm -f \"$T/.setup.log\"
 cd {cwd} || exit 1
-err=$({run_as}{tool} {args} {extra} 2>&1 >/dev/null)
+err=$({run_as}{tool} {args} {extra} 2>&1 >\"$T/.out\")
 echo \"rc=$?\"
 cd /
 printf '%s\\n' \"$err\" | sed 's/^/err: /'
+sed 's/^/out: /' \"$T/.out\"
+rm -f \"$T/.out\"
 state
 ",
         setup = if case.setup.is_empty() {
@@ -432,6 +593,8 @@ struct Outcome {
     code: i32,
     state: Vec<String>,
     errors: Vec<String>,
+    /// What it wrote on standard output.
+    output: Vec<String>,
 }
 
 fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
@@ -454,19 +617,35 @@ fn run(case: &Case, tool: &str, extra: &str) -> Outcome {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
+    let errors: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("err: "))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut state: Vec<String> = stdout
+        .lines()
+        .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: ") && !l.starts_with("out: "))
+        .map(str::to_string)
+        .collect();
+    if case.silence {
+        let said = if errors.is_empty() {
+            "silent"
+        } else {
+            "a message"
+        };
+        state.push(format!("stderr: {said}"));
+    }
+    let output = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("out: "))
+        .map(str::to_string)
+        .collect();
     Outcome {
         code,
-        state: stdout
-            .lines()
-            .filter(|l| !l.starts_with("rc=") && !l.starts_with("err: "))
-            .map(str::to_string)
-            .collect(),
-        errors: stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("err: "))
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect(),
+        state,
+        errors,
+        output,
     }
 }
 
@@ -479,6 +658,8 @@ fn describe(state: &[String]) -> String {
             Some(("mounts", m)) => format!("left: {m}"),
             Some(("namespace", "")) => "nothing in the other namespace".to_string(),
             Some(("namespace", m)) => format!("other namespace: {m}"),
+            Some(("stderr", said)) => said.to_string(),
+            Some(("helper", args)) => format!("helper run: `{args}`"),
             _ => line.clone(),
         })
         .collect();
@@ -499,12 +680,40 @@ fn claim(device: &Path) -> &'static str {
     }
 }
 
+/// `--bind-symlink FROM TO`, run by the scripts: a bind mount of the
+/// symbolic link FROM on the symbolic link TO, neither followed (the new
+/// mount API's `open_tree` and `move_mount`).
+fn bind_symlink(from: &Path, to: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+    let tree = open_tree(
+        rustix::fs::CWD,
+        from,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        to,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+}
+
 /// Why this host cannot run the comparison, if it cannot.
 fn cannot_run() -> Option<String> {
     if !rustix::process::geteuid().is_root() {
         return Some("not root".into());
     }
-    for tool in ["umount", "unshare", "setpriv", "losetup", "mkfs.ext4"] {
+    for tool in [
+        "umount",
+        "unshare",
+        "setpriv",
+        "losetup",
+        "mkfs.ext4",
+        "bindfs",
+    ] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -516,16 +725,209 @@ fn cannot_run() -> Option<String> {
     None
 }
 
+/// Where ci/setup puts the newest util-linux umount Debian serves.
+const NEWEST_UMOUNT: &str = "/var/cache/umw-util-linux/umount";
+
+/// A util-linux umount(8) to compare with.
+struct Reference {
+    /// How the scripts run it.
+    command: String,
+    /// Its version, as `--version` says it ("2.38.1").
+    version: String,
+}
+
+impl Reference {
+    /// `command`'s version, or why it cannot be run.
+    fn probe(command: &str) -> Result<Reference, String> {
+        let out = Command::new("sh")
+            .args(["-c", &format!("{command} --version")])
+            .output()
+            .map_err(|e| format!("running {command} --version: {e}"))?;
+        let says = String::from_utf8_lossy(&out.stdout);
+        let version = says
+            .split_once("util-linux ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                format!(
+                    "{command} --version says {:?} {:?}",
+                    says.trim(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            })?;
+        Ok(Reference {
+            command: command.to_string(),
+            version: version.to_string(),
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("umount(8) {}", self.version)
+    }
+}
+
+/// The umount(8)s to compare with: the system's and the newest Debian
+/// serves (`UMW_UMOUNT_NEWEST`, or where ci/setup puts it). Without the
+/// newest, `Err` says why.
+fn references() -> (Vec<Reference>, Result<(), String>) {
+    let system = Reference::probe("umount").unwrap_or_else(|why| panic!("{why}"));
+    let newest = std::env::var("UMW_UMOUNT_NEWEST").unwrap_or_else(|_| NEWEST_UMOUNT.into());
+    if !Path::new(&newest).exists() {
+        let why = format!("{newest} does not exist (ci/setup installs it)");
+        return (vec![system], Err(why));
+    }
+    match Reference::probe(&newest) {
+        Ok(newest) => (vec![system, newest], Ok(())),
+        Err(why) => (vec![system], Err(why)),
+    }
+}
+
+/// The end state of every run in a few words: one description when they
+/// all agree, else each with the runs that left it.
+fn end_state(runs: &[(String, &Outcome)]) -> String {
+    let mut groups: Vec<(&Vec<String>, Vec<&str>)> = Vec::new();
+    for (name, outcome) in runs {
+        match groups
+            .iter_mut()
+            .find(|(state, _)| *state == &outcome.state)
+        {
+            Some((_, names)) => names.push(name),
+            None => groups.push((&outcome.state, vec![name])),
+        }
+    }
+    if let [(state, _)] = &groups[..] {
+        return describe(state);
+    }
+    groups
+        .iter()
+        .map(|(state, names)| format!("{}: {}", names.join(" and "), describe(state)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One case run with every reference and with umount-wait: its table row,
+/// and what is wrong with it, if anything.
+fn compare(case: &Case, references: &[Reference]) -> (String, Option<String>) {
+    let theirs: Vec<Outcome> = references
+        .iter()
+        .map(|r| run(case, &r.command, ""))
+        .collect();
+    let ours = run(case, BIN, case.umount_wait_only);
+    let differ = theirs
+        .iter()
+        .any(|t| t.code != ours.code || t.state != ours.state);
+    let mut runs: Vec<(String, &Outcome)> = references
+        .iter()
+        .map(Reference::name)
+        .zip(&theirs)
+        .collect();
+    runs.push(("umount-wait".into(), &ours));
+
+    let mut command = format!("`umount-wait {}`", case.args);
+    if !case.umount_wait_only.is_empty() {
+        command += &format!(" (`{}` to umount-wait only)", case.umount_wait_only);
+    }
+    if case.cwd != "/" {
+        command += &format!(" in `{}`", case.cwd);
+    }
+    let codes: String = runs.iter().map(|(_, o)| format!(" {} |", o.code)).collect();
+    let why = match (differ, case.intended, case.open) {
+        (true, Some(why), _) => format!("intended: {why}"),
+        (true, None, Some(what)) => format!("**open**: {what}"),
+        (true, None, None) => "**not intended**".into(),
+        (false, _, _) => String::new(),
+    };
+    let row = format!(
+        "| {} | {} |{codes} {} | {why} |\n",
+        case.name,
+        command.replace('|', "\\|"),
+        end_state(&runs),
+    );
+    let unsaid = case.umount_wait_says.filter(|words| {
+        !ours
+            .output
+            .iter()
+            .chain(&ours.errors)
+            .any(|l| l.contains(words))
+    });
+    let verdict = match (differ, case.intended.or(case.open)) {
+        (true, None) => Some("differ, and no reason is given"),
+        (false, Some(_)) => Some("a reason is given, but they do not differ"),
+        _ if unsaid.is_some() => Some("umount-wait does not say what it should"),
+        _ => None,
+    };
+    let summary: Vec<String> = runs
+        .iter()
+        .map(|(name, o)| format!("{name} {} {:?}", o.code, o.state))
+        .collect();
+    println!(
+        "case {}: {}{}",
+        case.name,
+        summary.join(", "),
+        if verdict.is_some() { "  <- FAILED" } else { "" }
+    );
+    let problem = verdict.map(|verdict| {
+        let details: Vec<String> = runs
+            .iter()
+            .map(|(name, o)| format!("  {name}: {} {:?} {:?}", o.code, o.state, o.errors))
+            .collect();
+        let said = match unsaid {
+            Some(words) => format!(
+                "\n  umount-wait should say {words:?}, said {:?}",
+                ours.output
+            ),
+            None => String::new(),
+        };
+        format!("{}: {verdict}\n{}{said}", case.name, details.join("\n"))
+    });
+    (row, problem)
+}
+
 const TABLE_START: &str = "<!-- compat table: made by tests/compat.rs -->";
 const TABLE_END: &str = "<!-- end of compat table -->";
 
+/// Compares `table` with README.md's (writes it with `UMW_COMPAT_UPDATE=1`);
+/// the problem, if they differ.
+fn check_readme(table: &str) -> Option<String> {
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).expect("reading README.md");
+    let (before, rest) = readme
+        .split_once(TABLE_START)
+        .expect("README.md has the compat table's start marker");
+    let (old, after) = rest
+        .split_once(TABLE_END)
+        .expect("README.md has the compat table's end marker");
+    let new = format!("\n{table}");
+    if old == new {
+        return None;
+    }
+    if std::env::var("UMW_COMPAT_UPDATE").is_ok_and(|v| v == "1") {
+        std::fs::write(
+            &readme_path,
+            format!("{before}{TABLE_START}{new}{TABLE_END}{after}"),
+        )
+        .expect("writing README.md");
+        println!("compat: README.md's table updated");
+        return None;
+    }
+    Some("README.md's table is not this one (UMW_COMPAT_UPDATE=1 writes it)".into())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, device] = &args[..] {
-        if flag == "--claim" {
+    match &args[..] {
+        [flag, device] if flag == "--claim" => {
             println!("{}", claim(Path::new(device)));
             return;
         }
+        [flag, from, to] if flag == "--bind-symlink" => {
+            if let Err(e) = bind_symlink(Path::new(from), Path::new(to)) {
+                eprintln!("bind mount of {from} on {to}: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        _ => {}
     }
     let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
     if let Some(why) = cannot_run() {
@@ -536,6 +938,20 @@ fn main() {
         eprintln!("compat: SKIPPED: {why} (set UMW_REQUIRE_PRIVILEGED=1 to make this a failure)");
         return;
     }
+    let (references, newest) = references();
+    if let Err(why) = &newest {
+        if required {
+            eprintln!(
+                "compat: no newest util-linux umount ({why}) and UMW_REQUIRE_PRIVILEGED=1: failing"
+            );
+            std::process::exit(1);
+        }
+        eprintln!(
+            "compat: the newest util-linux umount is SKIPPED: {why}; compared with the \
+             system's only, README.md's table not checked (set UMW_REQUIRE_PRIVILEGED=1 to \
+             make this a failure)"
+        );
+    }
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let all = cases();
     let selected: Vec<&Case> = all
@@ -543,98 +959,25 @@ fn main() {
         .filter(|c| filter.is_empty() || filter.iter().any(|f| c.name.contains(f.as_str())))
         .collect();
 
-    let mut table = String::from(
-        "| case | command | umount(8) | umount-wait | end state | why they differ |\n\
-         | --- | --- | --- | --- | --- | --- |\n",
+    let names: String = references
+        .iter()
+        .map(|r| format!(" {} |", r.name()))
+        .collect();
+    let mut table = format!(
+        "| case | command |{names} umount-wait | end state | why they differ |\n\
+         | --- | --- |{} --- | --- | --- |\n",
+        " --- |".repeat(references.len())
     );
     let mut problems = Vec::new();
     for case in &selected {
-        let theirs = run(case, "umount", "");
-        let ours = run(case, BIN, case.umount_wait_only);
-        let differ = theirs.code != ours.code || theirs.state != ours.state;
-        let state = if theirs.state == ours.state {
-            describe(&ours.state)
-        } else {
-            format!(
-                "umount(8): {}; umount-wait: {}",
-                describe(&theirs.state),
-                describe(&ours.state)
-            )
-        };
-        let mut command = format!("`umount-wait {}`", case.args);
-        if !case.umount_wait_only.is_empty() {
-            command += &format!(" (`{}` to umount-wait only)", case.umount_wait_only);
-        }
-        if case.cwd != "/" {
-            command += &format!(" in `{}`", case.cwd);
-        }
-        table += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            case.name,
-            command.replace('|', "\\|"),
-            theirs.code,
-            ours.code,
-            state,
-            match (differ, case.intended, case.open) {
-                (true, Some(why), _) => format!("intended: {why}"),
-                (true, None, Some(what)) => format!("**open**: {what}"),
-                (true, None, None) => "**not intended**".into(),
-                (false, _, _) => String::new(),
-            }
-        );
-        let verdict = match (differ, case.intended.or(case.open)) {
-            (true, None) => Some("differ, and no reason is given"),
-            (false, Some(_)) => Some("a reason is given, but they do not differ"),
-            _ => None,
-        };
-        println!(
-            "case {}: umount(8) {} {:?}, umount-wait {} {:?}{}",
-            case.name,
-            theirs.code,
-            theirs.state,
-            ours.code,
-            ours.state,
-            if verdict.is_some() { "  <- FAILED" } else { "" }
-        );
-        if let Some(verdict) = verdict {
-            problems.push(format!(
-                "{}: {verdict}\n  umount(8): {} {:?} {:?}\n  umount-wait: {} {:?} {:?}",
-                case.name,
-                theirs.code,
-                theirs.state,
-                theirs.errors,
-                ours.code,
-                ours.state,
-                ours.errors
-            ));
-        }
+        let (row, problem) = compare(case, &references);
+        table += &row;
+        problems.extend(problem);
     }
     println!("\n{table}");
 
-    if selected.len() == all.len() {
-        let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-        let readme = std::fs::read_to_string(&readme_path).expect("reading README.md");
-        let (before, rest) = readme
-            .split_once(TABLE_START)
-            .expect("README.md has the compat table's start marker");
-        let (old, after) = rest
-            .split_once(TABLE_END)
-            .expect("README.md has the compat table's end marker");
-        let new = format!("\n{table}");
-        if old != new {
-            if std::env::var("UMW_COMPAT_UPDATE").is_ok_and(|v| v == "1") {
-                std::fs::write(
-                    &readme_path,
-                    format!("{before}{TABLE_START}{new}{TABLE_END}{after}"),
-                )
-                .expect("writing README.md");
-                println!("compat: README.md's table updated");
-            } else {
-                problems.push(
-                    "README.md's table is not this one (UMW_COMPAT_UPDATE=1 writes it)".into(),
-                );
-            }
-        }
+    if selected.len() == all.len() && newest.is_ok() {
+        problems.extend(check_readme(&table));
     }
     if !problems.is_empty() {
         eprintln!(

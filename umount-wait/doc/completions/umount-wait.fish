@@ -19,7 +19,7 @@ complete -c umount-wait -s d -l detach-loop -d 'After TARGET has shut down, deta
 complete -c umount-wait -s c -l no-canonicalize -d 'Do not canonicalize TARGET (no symbolic link is resolved in it)'
 complete -c umount-wait -l fake -d 'Dry run: resolve the targets, print what would be unmounted, change nothing'
 complete -c umount-wait -s n -l no-mtab -d 'Accepted for umount(8) compatibility: /etc/mtab is never written'
-complete -c umount-wait -s i -l internal-only -d 'Accepted for umount(8) compatibility: no umount.TYPE helper is run'
+complete -c umount-wait -s i -l internal-only -d 'Do not run the /sbin/umount.TYPE helpers'
 complete -c umount-wait -l json -d 'Print one JSON object per target on stdout, one a line'
 complete -c umount-wait -s q -l quiet -d 'Print no "not mounted" errors and no status line'
 complete -c umount-wait -s v -l verbose -d 'Say what is done, how long it took, and what held the filesystem'

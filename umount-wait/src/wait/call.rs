@@ -16,6 +16,7 @@ use super::{Attempt, Options, STATUS_INTERVAL};
 use crate::blockers::Blocker;
 use crate::cancel::{self, Wake};
 use crate::child::{CallChild, Ended, KILL_GRACE};
+use crate::helper::{Helper, Ran};
 use crate::mountinfo::{self, Mount};
 use crate::outcome::{Error, ErrorKind, Report, State, Unconfirmed};
 use crate::sys::{PreparedUnmount, UnmountOptions};
@@ -161,6 +162,61 @@ pub(super) fn unmount_in_child(
     let call = in_child(attempt, &mut report, start, deadline, || prepared.call());
     report.umount_time = umount_start.elapsed();
     unmount_ended(attempt.target, attempt.options, report, call, None)
+}
+
+/// The unmount helper run in place of `umount2` ([`Helper::run`]), with
+/// umount(8)'s arguments, bounded by `deadline` and the cancellation.
+/// Continue: it exited 0 and the mount is gone. Break: its failure, with
+/// the state it left (its status is the command's, 126 when it could not
+/// be started); or the deadline or the cancellation came first and the
+/// mount is still there (untouched). One stopped after the mount went
+/// continues: the wait then ends at once, unconfirmed.
+pub(super) fn unmount_by_helper(
+    target: &Target,
+    options: &Options<'_>,
+    mut report: Report,
+    helper: &Helper,
+    deadline: Option<Instant>,
+) -> ControlFlow<Result<Report, Error>, Report> {
+    let args = helper.args(
+        &target.path,
+        options.lazy,
+        options.force,
+        options.read_only_on_failure,
+    );
+    let start = Instant::now();
+    let ran = helper.run(&args, deadline, options.cancel);
+    report.umount_time = start.elapsed();
+    let program = || helper.program.clone();
+    let failed = |status: i32| {
+        let state = match still_mounted(&target.mount) {
+            true => State::Untouched,
+            false => State::Detached,
+        };
+        let kind = ErrorKind::HelperFailed {
+            program: program(),
+            status,
+        };
+        ControlFlow::Break(Err(Error::new(&target.given, kind, None).with_state(state)))
+    };
+    match ran {
+        Err(e) => {
+            let errno = Errno::from_io_error(&e);
+            let kind = ErrorKind::HelperNotRun { program: program() };
+            ControlFlow::Break(Err(Error::new(&target.given, kind, errno)))
+        }
+        Ok(Ran::Exited(0)) if !still_mounted(&target.mount) => ControlFlow::Continue(report),
+        Ok(Ran::Exited(status)) => failed(status),
+        Ok(Ran::Signalled(signal)) => failed(128 + signal),
+        Ok(Ran::Stopped(_)) if !still_mounted(&target.mount) => ControlFlow::Continue(report),
+        Ok(Ran::Stopped(wake)) => {
+            let kind = match wake {
+                Wake::Cancelled => ErrorKind::Interrupted,
+                _ => ErrorKind::DeadlineReached,
+            };
+            ControlFlow::Break(Err(Error::new(&target.given, kind, None)))
+        }
+    }
 }
 
 /// The `umount2` of [`unmount_in_child`], ready to be called in a child,

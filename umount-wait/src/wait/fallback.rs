@@ -284,7 +284,13 @@ pub(super) fn detach<'w>(
     )?;
     // The handle would keep the mount busy; the watch does not.
     drop(root);
-    if bounded {
+    if let Some(helper) = &attempt.helper {
+        super::still_leads_there(target, mount_point)?;
+        report = match call::unmount_by_helper(target, options, report, helper, deadline) {
+            ControlFlow::Continue(report) => report,
+            ControlFlow::Break(result) => return result.map(Detached::Done),
+        };
+    } else if bounded {
         report = match call::unmount_in_child(attempt, report, flags, start, deadline) {
             ControlFlow::Continue(report) => report,
             ControlFlow::Break(result) => return result.map(Detached::Done),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::blockers::Blocker;
 use crate::cancel::Cancel;
+use crate::helper::{Helper, Helpers};
 use crate::mountinfo::{self, Mount, Snapshot, Table};
 use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::sys::{self, Probe, UnmountOptions};
@@ -99,6 +100,11 @@ pub struct Options<'a> {
     /// This process's root and working directory ([`Caller::find`]), found
     /// once for many targets; None: looked up for each.
     pub caller: Option<Caller>,
+    /// Unmount helpers: where one is installed for a mount's type
+    /// (`/sbin/umount.TYPE`), it unmounts in place of `umount2(2)`, as
+    /// umount(8) runs it unless `-i`; the wait follows on the fallback path
+    /// (a helper cannot pass `UMOUNT_WAIT`). None: never (`-i`, `--all`).
+    pub helpers: Option<Helpers>,
 }
 
 /// The mounts of this process's root and working directory, and their
@@ -173,6 +179,10 @@ pub fn unmount_with(
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
     let attempt = Attempt::start(target, options, observer)?;
+    let path = match attempt.helper {
+        Some(_) => WaitPath::Fallback,
+        None => path,
+    };
     let report = new_report(target, path);
     let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
@@ -333,6 +343,14 @@ struct Attempt<'a> {
     flags: UnmountOptions,
     options: &'a Options<'a>,
     observer: &'a dyn Fn(Progress<'_>),
+    /// The unmount helper that unmounts in place of `umount2(2)`, if one runs.
+    helper: Option<Helper>,
+}
+
+/// The unmount helper for `target`'s type, when `options` run helpers and
+/// one is installed.
+fn helper_for(target: &Target, options: &Options<'_>) -> Option<Helper> {
+    Helper::for_mount(&target.mount, options.helpers?)
 }
 
 impl<'a> Attempt<'a> {
@@ -351,6 +369,7 @@ impl<'a> Attempt<'a> {
             flags: plain_flags(target, options),
             options,
             observer,
+            helper: helper_for(target, options),
         })
     }
 
@@ -404,6 +423,18 @@ pub fn unmount_shared(
     }
     let mut report = new_report(target, path);
     let mount_point = still_there(target)?;
+    if let Some(helper) = helper_for(target, options) {
+        drop(mount_point);
+        return match call::unmount_by_helper(target, options, report, &helper, None) {
+            std::ops::ControlFlow::Continue(report) => Ok(Report {
+                outcome: Outcome::Unmounted {
+                    still_mounted_at: still_mounted_at.to_path_buf(),
+                },
+                ..report
+            }),
+            std::ops::ControlFlow::Break(result) => result,
+        };
+    }
     let start = Instant::now();
     let result = mount_point.unmount(plain_flags(target, options));
     report.umount_time = start.elapsed();

@@ -7,7 +7,9 @@ use rustix::io::Errno;
 use super::read_only;
 use super::{Options, LATE_SCAN};
 use crate::blockers::{self, Blocker, Exclude};
-use crate::outcome::{Error, Outcome, Report, Unconfirmed, WaitPath};
+use crate::helper;
+use crate::mountinfo::Mount;
+use crate::outcome::{Error, ErrorKind, Outcome, Report, Unconfirmed, WaitPath};
 use crate::target::Target;
 
 /// A report for `target` before anything is done: shut down, no times.
@@ -61,7 +63,23 @@ pub(super) fn unmount_failed(
     if errno == Errno::BUSY {
         error.blockers = busy_blockers();
     }
+    if errno == Errno::PERM {
+        error.kind = refused_to_a_user(&target.mount);
+    }
     Err(error)
+}
+
+/// Why the kernel refused this process `mount` (EPERM): a mount that a
+/// user may unmount through a setuid program says which one.
+fn refused_to_a_user(mount: &Mount) -> ErrorKind {
+    let uid = rustix::process::geteuid();
+    if !uid.is_root() && helper::is_own_fuse(mount, uid.as_raw()) {
+        ErrorKind::OwnFuse
+    } else if helper::listed_for_users(&mount.mount_point) {
+        ErrorKind::UserMount
+    } else {
+        ErrorKind::NotSuperuser
+    }
 }
 
 /// The mount is gone and the wait ended before the shutdown was seen:

@@ -114,6 +114,8 @@ fn detach_started(
         watch_blockers: options.watch_blockers,
         cancel: Cancel::never(),
         caller: options.caller,
+        // `--all` runs no unmount helper.
+        helpers: None,
     };
     let wait = match path {
         WaitPath::Notify => {

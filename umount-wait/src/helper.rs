@@ -1,0 +1,345 @@
+//! External unmount helpers, `/sbin/umount.TYPE`: found and run as
+//! umount(8) (libmount) finds and runs them, for the filesystems whose
+//! unmount is more than `umount2(2)` (`umount.nfs`, `umount.davfs`,
+//! `umount.udisks2`); and for a user who is not root, `fusermount -u` on
+//! the user's own FUSE mount, which umount(8) (setuid) unmounts for its
+//! owner. The helper unmounts; the wait for the filesystem's shutdown
+//! comes after it, as after `umount2`.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, PidfdFlags};
+
+use crate::cancel::{self, Cancel, Wake};
+use crate::mountinfo::Mount;
+
+/// Where libmount looks for `umount.TYPE` (its `FS_SEARCH_PATH`), in order.
+pub const SEARCH_PATH: [&str; 3] = ["/sbin", "/sbin/fs.d", "/sbin/fs"];
+
+/// FUSE's setuid unmounter, libfuse 3's then libfuse 2's.
+pub const FUSERMOUNT: [&str; 4] = [
+    "/usr/bin/fusermount3",
+    "/usr/bin/fusermount",
+    "/bin/fusermount3",
+    "/bin/fusermount",
+];
+
+/// How a helper takes its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `/sbin/umount.TYPE MOUNTPOINT -n ...`, as umount(8) runs it.
+    Umount,
+    /// `fusermount -u [-z] MOUNTPOINT`.
+    Fusermount,
+}
+
+/// A helper found for a filesystem type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Helper {
+    /// `/sbin/umount.TYPE`.
+    pub program: PathBuf,
+    /// The mount's type, `TYPE` or `TYPE.SUBTYPE`.
+    pub fstype: String,
+    /// `-v`, passed on.
+    pub verbose: bool,
+    pub kind: Kind,
+}
+
+/// That unmount helpers run, as umount(8) runs them unless `-i`, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Helpers {
+    /// `-v`, passed on to them.
+    pub verbose: bool,
+}
+
+/// How a helper ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// It exited with this status.
+    Exited(i32),
+    /// It died of this signal.
+    Signalled(i32),
+    /// The deadline or the caller's cancellation came first: it was killed.
+    Stopped(Wake),
+}
+
+impl Helper {
+    /// The helper for `fstype` in [`SEARCH_PATH`], if one is installed,
+    /// to be run as `helpers` say.
+    pub fn find(fstype: &str, helpers: Helpers) -> Option<Helper> {
+        let helper = Helper::find_in(&SEARCH_PATH.map(Path::new), fstype)?;
+        Some(Helper {
+            verbose: helpers.verbose,
+            ..helper
+        })
+    }
+
+    /// The helper for `fstype` in `dirs`: `umount.TYPE.SUBTYPE`, then
+    /// `umount.TYPE`, in each directory in turn, as libmount looks. None
+    /// for a type that names no helper (none, a list, a path).
+    pub fn find_in(dirs: &[&Path], fstype: &str) -> Option<Helper> {
+        if fstype.is_empty() || fstype == "none" || fstype.contains([',', '/']) {
+            return None;
+        }
+        let names = std::iter::once(fstype).chain(fstype.rsplit_once('.').map(|(t, _)| t));
+        let names: Vec<&str> = names.collect();
+        dirs.iter().find_map(|dir| {
+            names.iter().find_map(|name| {
+                let program = dir.join(format!("umount.{name}"));
+                program.symlink_metadata().is_ok().then(|| Helper {
+                    program,
+                    fstype: fstype.to_string(),
+                    verbose: false,
+                    kind: Kind::Umount,
+                })
+            })
+        })
+    }
+
+    /// The helper that unmounts `mount` for this process, as `helpers`
+    /// say: for root, the `umount.TYPE` of its type ([`Helper::find`]);
+    /// for another user, `fusermount` on a FUSE mount of that user's own
+    /// (its `user_id=`), and nothing else (the kernel refuses the rest).
+    pub fn for_mount(mount: &Mount, helpers: Helpers) -> Option<Helper> {
+        let uid = rustix::process::geteuid();
+        if uid.is_root() {
+            return Helper::find(&mount.fstype, helpers);
+        }
+        if !is_own_fuse(mount, uid.as_raw()) {
+            return None;
+        }
+        let program = FUSERMOUNT.iter().map(Path::new).find(|p| p.exists())?;
+        Some(Helper {
+            program: program.to_path_buf(),
+            fstype: mount.fstype.clone(),
+            verbose: helpers.verbose,
+            kind: Kind::Fusermount,
+        })
+    }
+
+    /// Its arguments: for `umount.TYPE`, as umount(8) gives them: the
+    /// mount point, `-n` (no mtab is written), then `-l`, `-f`, `-v`, `-r`
+    /// as asked, and `-t TYPE.SUBTYPE` to a helper whose name does not say
+    /// the subtype; for `fusermount`, `-u`, `-z` for a lazy unmount, the
+    /// mount point.
+    pub fn args(
+        &self,
+        mount_point: &Path,
+        lazy: bool,
+        force: bool,
+        read_only: bool,
+    ) -> Vec<OsString> {
+        if self.kind == Kind::Fusermount {
+            let lazy = lazy.then_some(OsString::from("-z"));
+            let args = std::iter::once("-u".into()).chain(lazy);
+            return args.chain([mount_point.into()]).collect();
+        }
+        let mut args: Vec<OsString> = vec![mount_point.into(), "-n".into()];
+        for (given, flag) in [
+            (lazy, "-l"),
+            (force, "-f"),
+            (self.verbose, "-v"),
+            (read_only, "-r"),
+        ] {
+            if given {
+                args.push(flag.into());
+            }
+        }
+        let named = self.program.to_string_lossy().ends_with(&self.fstype);
+        if self.fstype.contains('.') && !named {
+            args.extend(["-t".into(), OsString::from(&self.fstype)]);
+        }
+        args
+    }
+
+    /// Runs it with `args` and waits until it ends, `deadline` passes or
+    /// `cancel` says stop (then it is killed and reaped). Err: it could not
+    /// be started (umount(8)'s exit status 126).
+    pub fn run(
+        &self,
+        args: &[OsString],
+        deadline: Option<Instant>,
+        cancel: Cancel<'_>,
+    ) -> Result<Ran, std::io::Error> {
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()?;
+        let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
+        let wake = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(pidfd) => {
+                let until = deadline
+                    .unwrap_or_else(|| crate::duration::deadline(Instant::now(), Duration::MAX));
+                cancel::wait_readable(Some(pidfd.as_fd()), cancel, until)
+            }
+            // No pidfd (a kernel older than 5.3): the helper is waited for
+            // without a bound.
+            Err(_) => Wake::Readable,
+        };
+        if wake != Wake::Readable {
+            let _ = child.kill();
+        }
+        let status = child.wait()?;
+        Ok(match (wake, status.code(), status.signal()) {
+            (Wake::Readable, Some(code), _) => Ran::Exited(code),
+            (Wake::Readable, None, Some(signal)) => Ran::Signalled(signal),
+            (Wake::Readable, None, None) => Ran::Signalled(0),
+            (stopped, _, _) => Ran::Stopped(stopped),
+        })
+    }
+}
+
+/// Whether `/etc/fstab` lists `mount_point` with an option that lets
+/// users unmount it (`user`, `users`, `owner`, `group`), which umount(8),
+/// setuid, honours and umount-wait, not setuid, cannot.
+pub fn listed_for_users(mount_point: &Path) -> bool {
+    std::fs::read("/etc/fstab").is_ok_and(|text| fstab_lets_users(&text, mount_point))
+}
+
+/// [`listed_for_users`] on the text of an fstab.
+pub fn fstab_lets_users(fstab: &[u8], mount_point: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    fstab.split(|&b| b == b'\n').any(|line| {
+        let mut fields = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty());
+        let (Some(source), Some(target), Some(_), Some(options)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        !source.starts_with(b"#")
+            && crate::mountinfo::unescape(target) == mount_point.as_os_str().as_bytes()
+            && options
+                .split(|&b| b == b',')
+                .any(|o| matches!(o, b"user" | b"users" | b"owner" | b"group"))
+    })
+}
+
+/// A FUSE mount that user `uid` mounted (its `user_id=` option), which
+/// `fusermount -u` unmounts for that user.
+pub fn is_own_fuse(mount: &Mount, uid: u32) -> bool {
+    let fuse = mount.fstype == "fuse" || mount.fstype.starts_with("fuse.");
+    let own = format!("user_id={uid}");
+    fuse && mount.options.split(',').any(|o| o == own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn found_by_type_then_without_its_subtype() {
+        let dir = std::env::temp_dir().join(format!("umw-helper-{}", std::process::id()));
+        let (first, second) = (dir.join("a"), dir.join("b"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(second.join("umount.nfs"), "").unwrap();
+        std::fs::write(second.join("umount.fuse"), "").unwrap();
+        std::fs::write(first.join("umount.fuse.sshfs"), "").unwrap();
+        let dirs = [first.as_path(), second.as_path()];
+        let found = |t: &str| Helper::find_in(&dirs, t).map(|h| h.program);
+        assert_eq!(found("nfs"), Some(second.join("umount.nfs")));
+        assert_eq!(found("nfs4"), None);
+        assert_eq!(found("fuse.sshfs"), Some(first.join("umount.fuse.sshfs")));
+        assert_eq!(found("fuse.bindfs"), Some(second.join("umount.fuse")));
+        for refused in ["", "none", "nfs,tmpfs", "../nfs"] {
+            assert_eq!(found(refused), None, "{refused:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn arguments_as_umount8_gives_them() {
+        let helper = |program: &str, fstype: &str, verbose| Helper {
+            program: program.into(),
+            fstype: fstype.into(),
+            verbose,
+            kind: Kind::Umount,
+        };
+        let args = |h: Helper, l, f, r| -> Vec<String> {
+            h.args(Path::new("/mnt/x"), l, f, r)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            args(
+                helper("/sbin/umount.nfs", "nfs", false),
+                false,
+                false,
+                false
+            ),
+            ["/mnt/x", "-n"]
+        );
+        assert_eq!(
+            args(helper("/sbin/umount.nfs", "nfs", true), true, true, true),
+            ["/mnt/x", "-n", "-l", "-f", "-v", "-r"]
+        );
+        assert_eq!(
+            args(
+                helper("/sbin/umount.fuse", "fuse.sshfs", false),
+                false,
+                false,
+                false
+            ),
+            ["/mnt/x", "-n", "-t", "fuse.sshfs"]
+        );
+        assert_eq!(
+            args(
+                helper("/sbin/umount.fuse.sshfs", "fuse.sshfs", false),
+                false,
+                false,
+                false
+            ),
+            ["/mnt/x", "-n"]
+        );
+        let fusermount = Helper {
+            kind: Kind::Fusermount,
+            ..helper("/usr/bin/fusermount3", "fuse.sshfs", true)
+        };
+        assert_eq!(
+            args(fusermount.clone(), false, true, true),
+            ["-u", "/mnt/x"]
+        );
+        assert_eq!(args(fusermount, true, false, false), ["-u", "-z", "/mnt/x"]);
+    }
+
+    #[test]
+    fn fstab_entries_that_let_users_unmount() {
+        let fstab = b"# /mnt/a none tmpfs users 0 0\n\
+            /dev/sdb1 /mnt/b ext4 defaults 0 2\n\
+            /dev/sdc1\t/mnt/with\\040space  vfat  noauto,user  0 0\n\
+            host:/x /mnt/n nfs rw,users\n\
+            short /mnt/s\n";
+        let lets = |p: &str| fstab_lets_users(fstab, Path::new(p));
+        assert!(lets("/mnt/with space"));
+        assert!(lets("/mnt/n"));
+        assert!(!lets("/mnt/a"), "a comment");
+        assert!(!lets("/mnt/b"));
+        assert!(!lets("/mnt/s"), "no options field");
+        assert!(!lets("/mnt/c"));
+    }
+
+    #[test]
+    fn own_fuse_mounts_by_user_id() {
+        let mount = |fstype: &str, options: &str| {
+            crate::mountinfo::parse(
+                format!("40 1 0:40 / /m rw - {fstype} src rw,{options}\n").as_bytes(),
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let ids = "user_id=1000,group_id=1000";
+        assert!(is_own_fuse(&mount("fuse.sshfs", ids), 1000));
+        assert!(is_own_fuse(&mount("fuse", ids), 1000));
+        assert!(!is_own_fuse(&mount("fuse.sshfs", ids), 1001));
+        assert!(!is_own_fuse(&mount("fuse.sshfs", "user_id=10000"), 1000));
+        assert!(!is_own_fuse(&mount("tmpfs", ids), 1000));
+    }
+}
