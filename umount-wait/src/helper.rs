@@ -66,6 +66,10 @@ pub enum Ran {
     Signalled(i32),
     /// The deadline or the caller's cancellation came first: it was killed.
     Stopped(Wake),
+    /// Killed as [`Ran::Stopped`], it had not ended after
+    /// [`crate::child::KILL_GRACE`]: asleep in the kernel, given up. It
+    /// may still unmount.
+    GivenUp,
 }
 
 impl Helper {
@@ -166,23 +170,38 @@ impl Helper {
         deadline: Option<Instant>,
         cancel: Cancel<'_>,
     ) -> Result<Ran, std::io::Error> {
+        // Its output goes to the command's standard error: standard output
+        // is the command's report (`--json`).
         let mut child = Command::new(&self.program)
             .args(args)
             .stdin(Stdio::null())
+            .stdout(Stdio::from(std::io::stderr()))
             .spawn()?;
         let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
-        let wake = match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
-            Ok(pidfd) => {
+        let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok();
+        let wake = match &pidfd {
+            Some(pidfd) => {
                 let until = deadline
                     .unwrap_or_else(|| crate::duration::deadline(Instant::now(), Duration::MAX));
                 cancel::wait_readable(Some(pidfd.as_fd()), cancel, until)
             }
             // No pidfd (a kernel older than 5.3): the helper is waited for
             // without a bound.
-            Err(_) => Wake::Readable,
+            None => Wake::Readable,
         };
         if wake != Wake::Readable {
             let _ = child.kill();
+            // A helper asleep in the kernel past SIGKILL (its umount2 in
+            // the writeback of a disk or a server that does not answer) is
+            // given up after a grace, left to end on its own: the deadline
+            // holds.
+            if let Some(pidfd) = &pidfd {
+                let grace = crate::duration::deadline(Instant::now(), crate::child::KILL_GRACE);
+                let _ = cancel::wait_readable(Some(pidfd.as_fd()), Cancel::never(), grace);
+            }
+            if child.try_wait()?.is_none() {
+                return Ok(Ran::GivenUp);
+            }
         }
         let status = child.wait()?;
         Ok(match (wake, status.code(), status.signal()) {

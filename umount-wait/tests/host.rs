@@ -157,6 +157,10 @@ fn main() {
             a_disk_whose_io_never_completes_does_not_outlast_the_timeout,
         ),
         (
+            "an_unmount_helper_keeps_out_of_the_report_and_within_the_timeout",
+            an_unmount_helper_keeps_out_of_the_report_and_within_the_timeout,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -5132,6 +5136,104 @@ fn a_disk_whose_io_never_completes_does_not_outlast_the_timeout() {
         }
     }
     assert!(failed.is_empty(), "outlasted the timeout: {failed:?}");
+}
+
+/// An unmount helper (`/sbin/umount.TYPE`, here a script on an overlay of
+/// /usr/sbin in a namespace of its own, for ramfs) in two ways a real one
+/// can behave. (1) It prints to its standard output, as umount.nfs does:
+/// that went into the command's, and `--json`'s output was no longer
+/// JSON; now it goes to standard error. (2) It sleeps in the kernel past
+/// SIGKILL (its read of a file whose FUSE daemon reads every request and
+/// answers none, as umount.nfs in the writeback to a server that is
+/// gone): killed at the deadline, it was reaped with a blocking wait,
+/// which lasted until the daemon died (the test's rescue at 20 s); now it
+/// is given up after a grace, the target "state unknown" (exit 3).
+fn an_unmount_helper_keeps_out_of_the_report_and_within_the_timeout() {
+    let s = Scratch::new("helper");
+    let fuse_at = s.dir("fuse");
+    let mut fuse = ReadingFuse::mount(&fuse_at);
+    let helpers = s.dir("helpers");
+    let m = s.dir("m");
+    let script = |body: &str| format!("#!/bin/sh\n{body}\n");
+    let stalled = fuse_at.join("disk.img");
+    let mut failed = Vec::new();
+    for (what, helper, args) in [
+        (
+            "a helper that prints",
+            script("echo helper-output; exec umount -i \"$@\""),
+            "--json",
+        ),
+        (
+            "a helper asleep past SIGKILL",
+            script(&format!("exec cat {} >/dev/null", stalled.display())),
+            "--timeout 2s",
+        ),
+    ] {
+        if what == "a helper asleep past SIGKILL" {
+            fuse.go_silent();
+        }
+        fs::write(helpers.join("umount.ramfs"), helper).unwrap();
+        fs::set_permissions(
+            helpers.join("umount.ramfs"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let shell = format!(
+            "mount -t ramfs umw-helper {m} && \
+             mount -t overlay umw-helpers -o lowerdir={h}:/usr/sbin /usr/sbin && \
+             {BIN} {args} {m}; echo rc=$? >&2",
+            m = m.display(),
+            h = helpers.display()
+        );
+        let (out, err) = (s.path("helper.stdout"), s.path("helper.stderr"));
+        let start = Instant::now();
+        let mut child = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &shell])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        while status.is_none() && start.elapsed() < HUNG_KILL {
+            sleep(Duration::from_millis(20));
+            status = child.try_wait().unwrap();
+        }
+        let elapsed = start.elapsed();
+        if status.is_none() {
+            // The rescue: the daemon's death ends the helper's sleep.
+            let _ = nix::sys::signal::kill(fuse.daemon, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (stdout, stderr) = (
+            fs::read_to_string(&out).unwrap_or_default(),
+            fs::read_to_string(&err).unwrap_or_default(),
+        );
+        eprintln!(
+            "    {what}: {:.2} s: {}",
+            elapsed.as_secs_f64(),
+            stderr.trim()
+        );
+        let ok = match what {
+            "a helper that prints" => {
+                !stdout.contains("helper-output")
+                    && stderr.contains("helper-output")
+                    && stderr.contains("rc=0")
+                    && stdout.trim_start().starts_with('{')
+            }
+            _ => {
+                elapsed < Duration::from_secs(2) + HUNG_GRACE
+                    && stderr.contains("rc=3")
+                    && stderr.contains("running the unmount helper")
+            }
+        };
+        if !ok {
+            eprintln!("{what}: stdout {stdout:?}");
+            failed.push(what);
+        }
+    }
+    drop(fuse);
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 /// Item 9: a user's FUSE mount without `allow_other` (a plain

@@ -208,7 +208,14 @@ pub(super) fn unmount_by_helper(
         Ok(Ran::Exited(0)) if !still_mounted(&target.mount) => ControlFlow::Continue(report),
         Ok(Ran::Exited(status)) => failed(status),
         Ok(Ran::Signalled(signal)) => failed(128 + signal),
-        Ok(Ran::Stopped(_)) if !still_mounted(&target.mount) => ControlFlow::Continue(report),
+        Ok(Ran::Stopped(_) | Ran::GivenUp) if !still_mounted(&target.mount) => {
+            ControlFlow::Continue(report)
+        }
+        Ok(Ran::GivenUp) => {
+            let kind = ErrorKind::GivenUp("running the unmount helper");
+            let error = Error::new(&target.given, kind, None).with_state(State::Unknown);
+            ControlFlow::Break(Err(error))
+        }
         Ok(Ran::Stopped(wake)) => {
             let kind = match wake {
                 Wake::Cancelled => ErrorKind::Interrupted,
