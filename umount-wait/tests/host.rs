@@ -5203,8 +5203,8 @@ fn an_unmount_helper_keeps_out_of_the_report_and_within_the_timeout() {
             // The rescue: the daemon's death ends the helper's sleep.
             let _ = nix::sys::signal::kill(fuse.daemon, nix::sys::signal::Signal::SIGKILL);
             let _ = child.kill();
-            let _ = child.wait();
         }
+        let _ = child.wait();
         let (stdout, stderr) = (
             fs::read_to_string(&out).unwrap_or_default(),
             fs::read_to_string(&err).unwrap_or_default(),
