@@ -141,12 +141,15 @@ impl KernelName {
         KernelName::Mutant,
         KernelName::Stock,
     ];
-    /// What `umw-vm test` runs when no kernel is named: all but
-    /// unpatched-7.3 (built as the parent of patched-7.3; the baseline's
-    /// races show on patched-7.3 itself, with plain umount).
-    pub const TESTED: [KernelName; 6] = [
+    /// What `umw-vm test` runs when no kernel is named: every kernel.
+    /// unpatched-7.3 is booted for the fallback on the newest kernels,
+    /// whose `generic_shutdown_super()` sends `IN_UNMOUNT` before the
+    /// final sync (the baseline's races show on patched-7.3 itself too,
+    /// with plain umount).
+    pub const TESTED: [KernelName; 7] = [
         KernelName::Unpatched,
         KernelName::Patched,
+        KernelName::Unpatched73,
         KernelName::Patched73,
         KernelName::Debug,
         KernelName::Mutant,
