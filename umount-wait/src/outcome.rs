@@ -98,6 +98,9 @@ pub enum Unconfirmed {
     /// namespace (a container's host), a mount namespace out of reach, or
     /// the kernel itself keeps it.
     HeldOutOfView,
+    /// As [`Unconfirmed::HeldOutOfView`], where `/proc` is not mounted:
+    /// no holder could be looked for at all.
+    HeldWithoutProc,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -128,6 +131,12 @@ impl fmt::Display for Unconfirmed {
                 "held where this process cannot see (another pid namespace, the host of a \
                  container, or the kernel): nothing that holds it was visible for {}; \
                  --timeout waits longer",
+                crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
+            ),
+            Unconfirmed::HeldWithoutProc => write!(
+                f,
+                "still held after {}, and /proc is not mounted, so what holds it could not be \
+                 looked for; --timeout waits longer",
                 crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
             ),
             Unconfirmed::DeviceClaimed => {
