@@ -235,8 +235,9 @@ const STATMOUNT_BASIC: u64 = STATMOUNT_SB_BASIC
 /// This process's mount table as `listmount(2)` and `statmount(2)` give
 /// it (Linux 6.8), without `/proc`: the same mounts, in the same order,
 /// with the same ids as `/proc/self/mountinfo` (the ids `statx(2)` gives
-/// too). The source (Linux 6.15) and the superblock's options (6.11) are
-/// left empty where the kernel does not give them. ENOSYS before 6.8.
+/// too). The source (`STATMOUNT_SB_SOURCE`) and the superblock's options
+/// (`STATMOUNT_MNT_OPTS`), which came after 6.8, are left empty where the
+/// kernel does not give them. ENOSYS before 6.8.
 pub fn read_listed() -> Result<Table, rustix::io::Errno> {
     let mut mounts = Vec::new();
     let mut mask =
