@@ -135,8 +135,8 @@ impl fmt::Display for Unconfirmed {
             ),
             Unconfirmed::HeldWithoutProc => write!(
                 f,
-                "still held after {}, and /proc is not mounted, so what holds it could not be \
-                 looked for; --timeout waits longer",
+                "held where this process cannot see: /proc is not mounted, so what holds it \
+                 could not be looked for, and it was still held after {}; --timeout waits longer",
                 crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
             ),
             Unconfirmed::DeviceClaimed => {
