@@ -39,7 +39,14 @@ ignores them: trap '' TERM keeps SIGTERM ignored). Elsewhere an inotify
 watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
 device claim is checked. A target whose filesystem stays mounted elsewhere
 in this namespace is unmounted without a wait (it cannot shut down), and
-that is said.";
+that is said.
+
+Without /proc (an initramfs, a chroot, a container), the mount table is
+listed with listmount(2) (Linux 6.8) and each target unmounted through the
+handle it was checked by, as with /proc. What holds a filesystem cannot be
+looked for: without --timeout, a wait that sees no end for 5 s ends
+detached, shutdown not confirmed (exit 3), and says that /proc was missing. On kernels without
+listmount(2), nothing is unmounted without /proc (exit 2, /proc named).";
 
 /// After `-h`: where the rest is.
 const AFTER_HELP: &str = "\
@@ -68,7 +75,8 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         3,
         "detached, shutdown not confirmed: --timeout expired, or no inotify \
          watch could be added and no block device claim confirmed the \
-         shutdown; the filesystem may still run",
+         shutdown, or nothing that holds it was visible for 5 s (without \
+         /proc, nothing can be); the filesystem may still run",
     ),
     (
         32,

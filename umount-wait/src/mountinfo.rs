@@ -224,15 +224,149 @@ pub fn parse(text: &[u8]) -> Result<Vec<Mount>, ParseError> {
 }
 
 /// Reads `/proc/PID/mountinfo` (`pid` None: this process), indexed.
+/// This process's, where `/proc` is not mounted (an initramfs, a chroot,
+/// a container), is asked of the kernel instead ([`read_listed`]).
 pub fn read(pid: Option<i32>) -> io::Result<Table> {
     let path = match pid {
         Some(pid) => PathBuf::from(format!("/proc/{pid}/mountinfo")),
         None => PathBuf::from("/proc/self/mountinfo"),
     };
-    let text = std::fs::read(&path)?;
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if pid.is_none() && e.kind() == io::ErrorKind::NotFound => {
+            return read_listed().map_err(|errno| match errno {
+                rustix::io::Errno::NOSYS => io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no /proc/self/mountinfo (/proc is not mounted), \
+                     and no listmount(2) on this kernel (Linux 6.8) to ask instead",
+                ),
+                errno => io::Error::from(errno),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     parse(&text)
         .map(Table::new)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// `STATMOUNT_*` (linux/mount.h): what [`read_listed`] asks of each mount.
+/// The first five are Linux 6.8's; a kernel that does not know one of the
+/// others leaves it out of the answer's mask.
+const STATMOUNT_SB_BASIC: u64 = 0x1;
+const STATMOUNT_MNT_BASIC: u64 = 0x2;
+const STATMOUNT_MNT_ROOT: u64 = 0x8;
+const STATMOUNT_MNT_POINT: u64 = 0x10;
+const STATMOUNT_FS_TYPE: u64 = 0x20;
+const STATMOUNT_MNT_OPTS: u64 = 0x80;
+const STATMOUNT_FS_SUBTYPE: u64 = 0x100;
+const STATMOUNT_SB_SOURCE: u64 = 0x200;
+const STATMOUNT_BASIC: u64 = STATMOUNT_SB_BASIC
+    | STATMOUNT_MNT_BASIC
+    | STATMOUNT_MNT_ROOT
+    | STATMOUNT_MNT_POINT
+    | STATMOUNT_FS_TYPE;
+
+/// This process's mount table as `listmount(2)` and `statmount(2)` give
+/// it (Linux 6.8), without `/proc`: the same mounts, in the same order,
+/// with the same ids as `/proc/self/mountinfo` (the ids `statx(2)` gives
+/// too). The source (`STATMOUNT_SB_SOURCE`) and the superblock's options
+/// (`STATMOUNT_MNT_OPTS`), which came after 6.8, are left empty where the
+/// kernel does not give them. ENOSYS before 6.8.
+pub fn read_listed() -> Result<Table, rustix::io::Errno> {
+    let mut mounts = Vec::new();
+    let mut mask =
+        STATMOUNT_BASIC | STATMOUNT_MNT_OPTS | STATMOUNT_FS_SUBTYPE | STATMOUNT_SB_SOURCE;
+    for id in sys::list_mounts()? {
+        let answer = match sys::stat_mount(id, mask) {
+            // A kernel that refuses a flag it does not know.
+            Err(rustix::io::Errno::INVAL) if mask != STATMOUNT_BASIC => {
+                mask = STATMOUNT_BASIC;
+                sys::stat_mount(id, mask)
+            }
+            answer => answer,
+        };
+        match answer {
+            Ok(buf) => mounts.extend(from_statmount(&buf)),
+            // Unmounted since it was listed.
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Table::new(mounts))
+}
+
+/// One mount from `struct statmount` (linux/mount.h) and its strings;
+/// None for an answer too short or without the basic fields.
+fn from_statmount(buf: &[u8]) -> Option<Mount> {
+    /// `sizeof(struct statmount)`: the strings follow.
+    const STRINGS: usize = 512;
+    let u32_at = |at: usize| Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_ne_bytes(buf.get(at..at + 8)?.try_into().ok()?));
+    let mask = u64_at(8)?;
+    let string = |flag: u64, at: usize| -> Option<&[u8]> {
+        if mask & flag == 0 {
+            return None;
+        }
+        let rest = buf.get(STRINGS + u32_at(at)? as usize..)?;
+        rest.split(|&b| b == 0).next()
+    };
+    if mask & STATMOUNT_BASIC != STATMOUNT_BASIC {
+        return None;
+    }
+    let mut fstype = String::from_utf8_lossy(string(STATMOUNT_FS_TYPE, 36)?).into_owned();
+    if let Some(sub) = string(STATMOUNT_FS_SUBTYPE, 120).filter(|s| !s.is_empty()) {
+        fstype.push('.');
+        fstype.push_str(&String::from_utf8_lossy(sub));
+    }
+    Some(Mount {
+        id: u64::from(u32_at(56)?),
+        parent_id: u64::from(u32_at(60)?),
+        dev: DevId {
+            major: u32_at(16)?,
+            minor: u32_at(20)?,
+        },
+        root: PathBuf::from(OsStr::from_bytes(string(STATMOUNT_MNT_ROOT, 104)?)),
+        mount_point: PathBuf::from(OsStr::from_bytes(string(STATMOUNT_MNT_POINT, 108)?)),
+        fstype,
+        source: OsStr::from_bytes(string(STATMOUNT_SB_SOURCE, 124).unwrap_or_default()).into(),
+        options: statmount_options(u64_at(64)?, u32_at(32)?, string(STATMOUNT_MNT_OPTS, 4)),
+    })
+}
+
+/// The options as mountinfo shows them (the mount's, then the
+/// superblock's: `rw,nosuid,relatime,rw,size=8k`) from `statmount(2)`'s
+/// `mnt_attr` (`MOUNT_ATTR_*`), `sb_flags` (`SB_RDONLY`) and `mnt_opts`.
+fn statmount_options(attr: u64, sb_flags: u32, sb_opts: Option<&[u8]>) -> String {
+    const RDONLY: u64 = 0x1;
+    const NOSUID: u64 = 0x2;
+    const NODEV: u64 = 0x4;
+    const NOEXEC: u64 = 0x8;
+    const ATIME: u64 = 0x70;
+    const NOATIME: u64 = 0x10;
+    const STRICTATIME: u64 = 0x20;
+    const NODIRATIME: u64 = 0x80;
+    let mut opts = vec![if attr & RDONLY != 0 { "ro" } else { "rw" }];
+    for (bit, name) in [(NOSUID, "nosuid"), (NODEV, "nodev"), (NOEXEC, "noexec")] {
+        if attr & bit != 0 {
+            opts.push(name);
+        }
+    }
+    match attr & ATIME {
+        NOATIME => opts.push("noatime"),
+        STRICTATIME => {}
+        _ => opts.push("relatime"),
+    }
+    if attr & NODIRATIME != 0 {
+        opts.push("nodiratime");
+    }
+    opts.push(if sb_flags & 0x1 != 0 { "ro" } else { "rw" });
+    let mut text = opts.join(",");
+    if let Some(more) = sb_opts.filter(|o| !o.is_empty()) {
+        text.push(',');
+        text.push_str(&String::from_utf8_lossy(more));
+    }
+    text
 }
 
 /// A mount table read once and indexed by mount id, by device and by
@@ -555,6 +689,40 @@ fn is_hidden(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Needs no privilege: where the kernel has listmount(2), the table it
+    /// gives is `/proc/self/mountinfo`'s (the layout of `struct
+    /// statmount` read right), options aside.
+    #[test]
+    fn the_listed_table_is_the_mountinfo_table() {
+        let listed = match read_listed() {
+            Err(rustix::io::Errno::NOSYS) => {
+                eprintln!("SKIPPED: no listmount(2) on this kernel");
+                return;
+            }
+            listed => listed.unwrap(),
+        };
+        let text = std::fs::read("/proc/self/mountinfo").unwrap();
+        let shown = parse(&text).unwrap();
+        let key = |m: &Mount| {
+            (
+                m.id,
+                m.parent_id,
+                m.dev,
+                m.root.clone(),
+                m.mount_point.clone(),
+                m.fstype.clone(),
+            )
+        };
+        let listed_keys: Vec<_> = listed.iter().map(key).collect();
+        let shown_keys: Vec<_> = shown.iter().map(key).collect();
+        assert_eq!(listed_keys, shown_keys);
+        for (l, m) in listed.iter().zip(&shown) {
+            assert!(l.source.is_empty() || l.source == m.source, "{l:?} {m:?}");
+            let first = |o: &str| o.split(',').next().map(str::to_owned);
+            assert_eq!(first(&l.options), first(&m.options), "{l:?} {m:?}");
+        }
+    }
 
     const SAMPLE: &[u8] = b"\
 22 1 0:21 / /proc rw,nosuid - proc proc rw

@@ -108,6 +108,9 @@ pub enum Unconfirmed {
     /// device or a daemon that does not answer. Given up, left to end on
     /// its own.
     GivenUp,
+    /// As [`Unconfirmed::HeldOutOfView`], where `/proc` is not mounted:
+    /// no holder could be looked for at all.
+    HeldWithoutProc,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -144,6 +147,12 @@ impl fmt::Display for Unconfirmed {
                 f,
                 "the unmount did not end: it sleeps in the kernel past SIGKILL (a device or a \
                  daemon that does not answer), and was left to end on its own"
+            ),
+            Unconfirmed::HeldWithoutProc => write!(
+                f,
+                "held where this process cannot see: /proc is not mounted, so what holds it \
+                 could not be looked for, and it was still held after {}; --timeout waits longer",
+                crate::duration::show(crate::wait::OUT_OF_VIEW_GRACE)
             ),
             Unconfirmed::DeviceClaimed => {
                 write!(

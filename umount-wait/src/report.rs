@@ -43,6 +43,9 @@ pub struct Printer {
     /// The waiting line of the current target has been printed as a log
     /// line (no terminal, no -v): once is enough.
     waiting_logged: Mutex<bool>,
+    /// `/proc` is not mounted here: no holder can be looked for, and an
+    /// empty list of holders says nothing.
+    no_proc: bool,
 }
 
 impl Printer {
@@ -54,6 +57,7 @@ impl Printer {
             terminal: status_line_terminal(),
             status_shown: Mutex::new(false),
             waiting_logged: Mutex::new(false),
+            no_proc: !umount_wait::sys::proc_fd_usable(),
         }
     }
 
@@ -89,7 +93,7 @@ impl Printer {
                     display(target),
                     elapsed.as_secs_f64()
                 );
-                self.blockers("held by", blockers);
+                self.held_by(blockers);
             }
             return;
         }
@@ -169,7 +173,7 @@ impl Printer {
             Outcome::DetachedUnconfirmed(why) => {
                 let why = reason(why);
                 err!("umount-wait: {target}: detached, shutdown not confirmed: {why} ({timing})");
-                self.blockers("held by", &report.blockers);
+                self.held_by(&report.blockers);
                 if let Some(b) = &report.read_only_through {
                     err!("  made read-only where it stays: {b}");
                 }
@@ -179,7 +183,7 @@ impl Printer {
                     "umount-wait: {target}: {}; remounted read-only",
                     unmount_refused(*errno)
                 );
-                self.blockers("held by", &report.blockers);
+                self.held_by(&report.blockers);
             }
             Outcome::MountReadOnly {
                 errno,
@@ -189,14 +193,14 @@ impl Printer {
                     "umount-wait: {target}: {}",
                     mount_read_only(*errno, still_mounted_at.as_deref())
                 );
-                self.blockers("held by", &report.blockers);
+                self.held_by(&report.blockers);
             }
             Outcome::ShutDownByIoctl(errno) => {
                 err!(
                     "umount-wait: {target}: read-only refused: {}; shut down by FS_IOC_SHUTDOWN, log flushed ({timing})",
                     std::io::Error::from_raw_os_error(errno.raw_os_error())
                 );
-                self.blockers("held by", &report.blockers);
+                self.held_by(&report.blockers);
                 if let Some(b) = &report.read_only_through {
                     err!("  shut down where it stays: {b}");
                 }
@@ -355,13 +359,28 @@ impl Printer {
 
     fn error_text(&self, error: &Error) {
         err!("umount-wait: {error}");
-        self.blockers("held by", &error.blockers);
+        match error.kind == ErrorKind::Busy || error.state == State::Detached {
+            true => self.held_by(&error.blockers),
+            false => self.blockers("held by", &error.blockers),
+        }
     }
 
     fn blockers(&self, label: &str, blockers: &[Blocker]) {
         for b in blockers {
             err!("  {label}: {b}");
         }
+    }
+
+    /// What holds a filesystem that did not go, or, without `/proc`, that
+    /// nothing could be looked for.
+    fn held_by(&self, blockers: &[Blocker]) {
+        if self.no_proc && blockers.is_empty() {
+            err!(
+                "  held by: not known: /proc is not mounted, so no process or mount namespace \
+                 that holds it could be looked for"
+            );
+        }
+        self.blockers("held by", blockers);
     }
 }
 

@@ -162,14 +162,21 @@ impl Reach {
     }
 
     /// A path that leads to the same place in one lookup, for calls that
-    /// take no directory descriptor (`umount2`): through
-    /// `/proc/self/fd/N` for a long path. Valid while `self` lives.
-    pub fn whole(&self) -> std::path::PathBuf {
+    /// take no directory descriptor (`umount2`), and the directory to make
+    /// the call from ([`in_dir`]), if one is needed: through
+    /// `/proc/self/fd/N` for a parent directory held open, or, where
+    /// there is no `/proc` ([`proc_fd_usable`]), the name alone, from
+    /// that directory. Valid while `self` lives.
+    pub fn whole(&self) -> (Option<BorrowedFd<'_>>, std::path::PathBuf) {
         match &self.dir {
-            None => self.name.clone(),
-            Some(dir) => Path::new("/proc/self/fd")
-                .join(dir.as_raw_fd().to_string())
-                .join(&self.name),
+            None => (None, self.name.clone()),
+            Some(dir) if proc_fd_usable() => (
+                None,
+                Path::new("/proc/self/fd")
+                    .join(dir.as_raw_fd().to_string())
+                    .join(&self.name),
+            ),
+            Some(dir) => (Some(dir.as_fd()), self.name.clone()),
         }
     }
 }
@@ -215,18 +222,21 @@ impl MountPoint {
 
     /// `umount2(2)` of the name, in its parent directory.
     pub fn unmount(&self, options: UnmountOptions) -> Result<(), Errno> {
-        rustix::mount::unmount(
-            self.reach.whole(),
-            UnmountFlags::from_bits_retain(options.bits()),
-        )
+        let flags = UnmountFlags::from_bits_retain(options.bits());
+        match self.reach.whole() {
+            (None, path) => rustix::mount::unmount(&path, flags),
+            (Some(dir), name) => in_dir(dir, || rustix::mount::unmount(&name, flags)),
+        }
     }
 
     /// [`MountPoint::unmount`], made ready for a child process.
     pub fn prepare(self, options: UnmountOptions) -> Result<PreparedUnmount, Errno> {
-        let whole = self.reach.whole();
+        let (dir, whole) = self.reach.whole();
         let path = CString::new(whole.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+        let dir = dir.map(|d| d.as_raw_fd());
         Ok(PreparedUnmount {
             path,
+            dir,
             flags: UnmountFlags::from_bits_retain(options.bits()),
             _reach: self.reach,
         })
@@ -238,6 +248,9 @@ impl MountPoint {
 /// from a threaded process ([`crate::child`]).
 pub struct PreparedUnmount {
     path: CString,
+    /// The directory to make the call from, without `/proc`
+    /// ([`Reach::whole`]): `_reach`'s, open while this lives.
+    dir: Option<std::os::fd::RawFd>,
     flags: UnmountFlags,
     /// Keeps the parent directory of a long path open for `path`.
     _reach: Reach,
@@ -255,7 +268,16 @@ impl std::fmt::Debug for PreparedUnmount {
 impl PreparedUnmount {
     /// The system call itself; async-signal-safe.
     pub fn call(&self) -> Result<(), Errno> {
-        rustix::mount::unmount(self.path.as_c_str(), self.flags)
+        self.in_its_dir(|| rustix::mount::unmount(self.path.as_c_str(), self.flags))
+    }
+
+    /// `call` made from the directory of the path, where it needs one.
+    fn in_its_dir<T>(&self, call: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
+        match self.dir {
+            // SAFETY: `_reach` keeps the descriptor open while self lives.
+            Some(dir) => in_dir(unsafe { BorrowedFd::borrow_raw(dir) }, call),
+            None => call(),
+        }
     }
 
     /// The system call with `UMOUNT_NOTIFY` added: the descriptor it
@@ -264,12 +286,14 @@ impl PreparedUnmount {
         let flags = self.flags.bits() | UMOUNT_NOTIFY;
         // SAFETY: a valid C string and plain flags; the kernel returns a
         // new descriptor of ours or -1.
-        let fd = unsafe { nix::libc::umount2(self.path.as_ptr(), flags as nix::libc::c_int) };
-        if fd < 0 {
-            return Err(Errno::from_raw_os_error(
-                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
+        let fd = self.in_its_dir(|| {
+            match unsafe { nix::libc::umount2(self.path.as_ptr(), flags as nix::libc::c_int) } {
+                fd if fd < 0 => Err(Errno::from_raw_os_error(
+                    std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                )),
+                fd => Ok(fd),
+            }
+        })?;
         // SAFETY: the kernel just gave us this descriptor, ours alone.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
@@ -382,12 +406,15 @@ const FS_GOING_FLAGS_LOGFLUSH: u32 = 1;
 /// journal is committed and every later write fails, though it stays
 /// mounted. ext4, xfs and f2fs have it; EOPNOTSUPP or ENOTTY elsewhere.
 pub fn shut_down_filesystem(mount: BorrowedFd<'_>) -> Result<(), Errno> {
-    let link = format!("/proc/self/fd/{}", mount.as_raw_fd());
-    let fd = rustix::fs::open(
-        link.as_str(),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match proc_fd_usable() {
+        true => {
+            let link = format!("/proc/self/fd/{}", mount.as_raw_fd());
+            rustix::fs::open(link.as_str(), flags, Mode::empty())?
+        }
+        // Without /proc: `.` under the handle, the same directory.
+        false => rustix::fs::openat(mount, ".", flags, Mode::empty())?,
+    };
     // SAFETY: FS_IOC_SHUTDOWN reads one u32 from the pointer, which the
     // Setter keeps alive for the call.
     unsafe {
@@ -503,6 +530,130 @@ pub fn check_kernel_views() -> Result<(), (&'static str, String)> {
         }
     }
     Ok(())
+}
+
+/// `listmount(2)` and `statmount(2)` (Linux 6.8): their numbers are the
+/// same on every architecture (the tables were unified before them).
+const SYS_STATMOUNT: nix::libc::c_long = 457;
+const SYS_LISTMOUNT: nix::libc::c_long = 458;
+/// `LSMT_ROOT`: list from the caller's root.
+const LSMT_ROOT: u64 = u64::MAX;
+
+/// `struct mnt_id_req` (linux/mount.h), in its first version
+/// (`MNT_ID_REQ_SIZE_VER0`): 6.8 knows no other.
+#[repr(C)]
+struct MountIdRequest {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+impl MountIdRequest {
+    fn new(mnt_id: u64, param: u64) -> MountIdRequest {
+        MountIdRequest {
+            size: std::mem::size_of::<MountIdRequest>() as u32,
+            spare: 0,
+            mnt_id,
+            param,
+        }
+    }
+}
+
+fn last_errno() -> Errno {
+    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
+}
+
+/// `listmount(2)` from the caller's root: the unique (64-bit) ids of
+/// every mount of this mount namespace reachable from it, in the order
+/// they were mounted. ENOSYS before Linux 6.8. It needs no `/proc`.
+pub fn list_mounts() -> Result<Vec<u64>, Errno> {
+    let mut ids = Vec::new();
+    let mut chunk = vec![0u64; 1024];
+    let mut after = 0;
+    loop {
+        let request = MountIdRequest::new(LSMT_ROOT, after);
+        // SAFETY: a request of the size it says and a buffer of
+        // `chunk.len()` ids, both alive for the call.
+        let n = unsafe {
+            nix::libc::syscall(
+                SYS_LISTMOUNT,
+                &request as *const MountIdRequest,
+                chunk.as_mut_ptr(),
+                chunk.len(),
+                0u32,
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| last_errno())?;
+        ids.extend_from_slice(&chunk[..n]);
+        match chunk[..n].last() {
+            Some(&last) if n == chunk.len() => after = last,
+            _ => return Ok(ids),
+        }
+    }
+}
+
+/// `statmount(2)` of the mount with the unique id `mnt_id`, asking for
+/// `mask` (`STATMOUNT_*`): `struct statmount` and its strings, as the
+/// kernel wrote them. ENOENT for a mount gone since it was listed.
+pub fn stat_mount(mnt_id: u64, mask: u64) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u64; 4096 / 8];
+    loop {
+        let request = MountIdRequest::new(mnt_id, mask);
+        let len = buf.len() * 8;
+        // SAFETY: a request of the size it says and a buffer of `len`
+        // bytes (u64-aligned, as `struct statmount` needs), both alive
+        // for the call.
+        let n = unsafe {
+            nix::libc::syscall(
+                SYS_STATMOUNT,
+                &request as *const MountIdRequest,
+                buf.as_mut_ptr(),
+                len,
+                0u32,
+            )
+        };
+        match n {
+            0 => {
+                let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                return Ok(bytes);
+            }
+            _ => match last_errno() {
+                Errno::OVERFLOW if len < 1 << 24 => buf.resize(buf.len() * 4, 0),
+                e => return Err(e),
+            },
+        }
+    }
+}
+
+/// Whether `/proc/self/fd` is procfs's here: then a handle can be named
+/// by a path (`/proc/self/fd/N`) for the calls that take one. In a chroot
+/// or an initramfs without `/proc`, or with something else mounted there,
+/// it is not, and such a call is made from the handle's directory
+/// instead ([`in_dir`]).
+pub fn proc_fd_usable() -> bool {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs("/proc/self/fd").is_ok_and(|st| st.f_type as i64 == PROC_SUPER_MAGIC)
+}
+
+/// Makes `call` with the working directory at `dir` (an `O_PATH` handle
+/// on a directory), then puts it back (`fchdir(2)` both ways): for the
+/// calls that take a path and no directory handle (`umount2`,
+/// `inotify_add_watch`) where no `/proc` can name the handle. Nothing is
+/// allocated (safe in a child process); the working directory is another
+/// only for the length of `call`, and the process has no other thread.
+/// Err: the working directory could not be reached or put back (then
+/// `call` was not made, or made and its result lost: EIO).
+pub fn in_dir<T>(dir: BorrowedFd<'_>, call: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let back = rustix::fs::open(".", flags, Mode::empty())?;
+    rustix::process::fchdir(dir)?;
+    let result = call();
+    match rustix::process::fchdir(&back) {
+        Ok(()) => result,
+        Err(_) => Err(Errno::IO),
+    }
 }
 
 /// `open(path, O_PATH)`, following a final symbolic link only when
@@ -864,10 +1015,18 @@ impl Inotify {
     /// [`PreparedWatch::call`] there. `inotify_add_watch` checks that the
     /// caller may read the inode, and a FUSE filesystem may ask its daemon
     /// for that: one that does not answer would hold the caller for ever.
-    pub fn prepare_watch(&self, root: BorrowedFd<'_>) -> Result<PreparedWatch<'_>, Errno> {
-        let link = format!("/proc/self/fd/{}", root.as_raw_fd());
+    ///
+    /// Without `/proc` ([`proc_fd_usable`]), the watch is added on `.`
+    /// from the root itself ([`in_dir`]): the same inode, still without a
+    /// lookup by path. `root` must then outlive the watch's call.
+    pub fn prepare_watch<'a>(&'a self, root: BorrowedFd<'a>) -> Result<PreparedWatch<'a>, Errno> {
+        let (dir, link) = match proc_fd_usable() {
+            true => (None, format!("/proc/self/fd/{}", root.as_raw_fd())),
+            false => (Some(root), ".".to_owned()),
+        };
         Ok(PreparedWatch {
             inotify: self.fd.as_fd(),
+            dir,
             link: CString::new(link).map_err(|_| Errno::INVAL)?,
         })
     }
@@ -886,6 +1045,8 @@ impl Inotify {
 /// ([`Inotify::prepare_watch`]).
 pub struct PreparedWatch<'a> {
     inotify: BorrowedFd<'a>,
+    /// The root to add the watch from, without `/proc`.
+    dir: Option<BorrowedFd<'a>>,
     link: CString,
 }
 
@@ -893,7 +1054,11 @@ impl PreparedWatch<'_> {
     /// The system call itself; async-signal-safe. The watch descriptor.
     pub fn call(&self) -> Result<i32, Errno> {
         let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
-        inotify::add_watch(self.inotify, self.link.as_c_str(), mask)
+        let add = || inotify::add_watch(self.inotify, self.link.as_c_str(), mask);
+        match self.dir {
+            Some(dir) => in_dir(dir, add),
+            None => add(),
+        }
     }
 }
 

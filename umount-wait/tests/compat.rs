@@ -459,6 +459,47 @@ fn cases() -> Vec<Case> {
             args: "-t ext4 $T/m",
             ..DEFAULT
         },
+        Case {
+            name: "a tmpfs, without /proc",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && no_proc",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "ext4 on a loop device, without /proc",
+            setup: "mkdir m && image d && attach d && mount $dev m && no_proc",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "busy (a file held open), without /proc",
+            setup: "mkdir m && mount -t tmpfs umw-compat m && echo x >m/f && hold m/f && no_proc",
+            args: "$T/m",
+            ..DEFAULT
+        },
+        Case {
+            name: "`-d`, ext4 on a loop device, without /proc",
+            setup: "mkdir m && image d && attach d && mount $dev m && no_proc",
+            args: "-d $T/m",
+            intended: Some(
+                "umount(8) (util-linux 2.38.1) fails without /proc (\"umount failed: \
+                 No such file or directory\") and leaves the mount and its loop device; \
+                 umount-wait unmounts, waits and detaches (the loop device told by sysfs)",
+            ),
+            ..DEFAULT
+        },
+        Case {
+            name: "`-a -t tmpfs`, without /proc",
+            setup: "isolate tmpfs && mkdir t1 t2 && mount -t tmpfs umw-compat t1 && \
+                    mount -t tmpfs umw-compat t2 && no_proc",
+            args: "-a -t tmpfs",
+            intended: Some(
+                "umount(8) (util-linux 2.38.1) finds no mount table, unmounts nothing and \
+                 exits 0; umount-wait lists the mounts with listmount(2) (Linux 6.8) and \
+                 unmounts them (before 6.8: exit 2, nothing unmounted, /proc named)",
+            ),
+            ..DEFAULT
+        },
     ]
 }
 
@@ -539,7 +580,11 @@ mounts() {
 	awk -v p="$T/" '{ for (i = 7; $i != "-"; i++); if (index($5, p) == 1) {
 		split($6, o, ","); printf "%s%s(%s%s)", sep, substr($5, length(p)), $(i + 1), o[1] == "ro" ? ",ro" : ""; sep = " " } }' "$1"
 }
+# no_proc: an empty tmpfs over /proc for the command, as in an initramfs
+# or a chroot without it; state uncovers it.
+no_proc() { mount -t tmpfs umw-no-proc /proc; }
 state() {
+	[ -e /proc/self ] || "$SELF" --uncover-proc
 	echo "mounts: $(mounts /proc/self/mountinfo)"
 	[ -z "$ns" ] || echo "namespace: $(mounts /proc/$ns/mountinfo)"
 	[ ! -f "$T/.helper.log" ] || echo "helper: $(sed "s|$T||g" "$T/.helper.log" | paste -sd ';')"
@@ -928,6 +973,12 @@ fn main() {
             return;
         }
         _ => {}
+    }
+    // `no_proc`'s cover taken off: umount(8) (util-linux 2.38.1) cannot
+    // unmount it without /proc ("umount failed: No such file or directory").
+    if args == ["--uncover-proc"] {
+        let uncovered = rustix::mount::unmount("/proc", rustix::mount::UnmountFlags::DETACH);
+        std::process::exit(i32::from(uncovered.is_err()));
     }
     let required = std::env::var("UMW_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1");
     if let Some(why) = cannot_run() {

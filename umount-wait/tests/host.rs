@@ -277,6 +277,26 @@ fn main() {
             a_hidden_holder_of_a_deleted_root_is_no_shutdown,
         ),
         (
+            "without_proc_targets_are_unmounted_and_confirmed",
+            without_proc_targets_are_unmounted_and_confirmed,
+        ),
+        (
+            "without_proc_a_held_filesystem_says_what_was_missing",
+            without_proc_a_held_filesystem_says_what_was_missing,
+        ),
+        (
+            "without_proc_all_lists_the_mounts_or_refuses",
+            without_proc_all_lists_the_mounts_or_refuses,
+        ),
+        (
+            "without_proc_an_exchange_cannot_redirect_the_unmount",
+            without_proc_an_exchange_cannot_redirect_the_unmount,
+        ),
+        (
+            "without_proc_a_mount_moved_after_resolution_is_left_alone",
+            without_proc_a_mount_moved_after_resolution_is_left_alone,
+        ),
+        (
             "namespace_with_a_fake_proc_is_refused",
             namespace_with_a_fake_proc_is_refused,
         ),
@@ -5393,4 +5413,257 @@ time.sleep(600)
         run.stdout,
         run.stderr
     );
+}
+
+// ------------------------------------------------------- without /proc
+
+/// An empty tmpfs over `/proc` in this process's private mount namespace,
+/// as in an initramfs, a chroot or a container without `/proc`; `/proc`
+/// is uncovered on drop. Commands run meanwhile see no `/proc` either.
+struct NoProc;
+
+impl NoProc {
+    fn cover() -> NoProc {
+        rustix::mount::mount("umw-no-proc", "/proc", "tmpfs", MountFlags::empty(), None)
+            .unwrap_or_else(|e| panic!("covering /proc: {e}"));
+        assert!(!Path::new("/proc/self").exists(), "/proc still shows");
+        NoProc
+    }
+}
+
+/// Whether the kernel has listmount(2) (Linux 6.8; the same number on
+/// every architecture): asked with no buffer, it fails with EFAULT or
+/// EINVAL where it exists.
+fn kernel_has_listmount() -> bool {
+    // SAFETY: null pointers and a zero count; the kernel writes nothing.
+    let r = unsafe {
+        nix::libc::syscall(
+            458,
+            std::ptr::null::<u8>(),
+            std::ptr::null_mut::<u64>(),
+            0usize,
+            0u32,
+        )
+    };
+    r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(nix::libc::ENOSYS)
+}
+
+impl Drop for NoProc {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount("/proc", UnmountFlags::DETACH);
+    }
+}
+
+/// Issue 22 item 8: without `/proc` every run exited 2 ("reading
+/// /proc/self/mountinfo") while umount(8) unmounted. The mount table comes
+/// from listmount(2) and the unmount goes through the checked handle:
+/// tmpfs and ext4 on a loop device unmounted and confirmed shut down
+/// (exit 0, the device free right after), a symbolic link followed as
+/// umount(8) follows it and refused with `--no-follow`.
+fn without_proc_targets_are_unmounted_and_confirmed() {
+    let s = Scratch::new("noproc-targets");
+    let t = s.dir("tmpfs");
+    let e = s.dir("ext4");
+    let link = s.path("link");
+    symlink(&t, &link).unwrap();
+    mount_tmpfs(&t);
+    let lo = LoopExt4::new(&s, 32);
+    lo.mount(&e);
+    let (refused, left, by_link, ext4, claimed) = {
+        let _no_proc = NoProc::cover();
+        let refused = umw([OsStr::new("--no-follow"), link.as_os_str()]);
+        let left = umount_wait::sys::stat_target(&t, false).map(|st| st.is_mount_root);
+        let by_link = umw([OsStr::new("--json"), link.as_os_str()]);
+        let ext4 = umw([OsStr::new("--json"), e.as_os_str()]);
+        (refused, left, by_link, ext4, excl_busy(&lo.device))
+    };
+    assert_ne!(
+        refused.code, EXIT_OK,
+        "--no-follow LINK: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("symbolic link"),
+        "--no-follow LINK: {}",
+        refused.stderr
+    );
+    assert_eq!(left, Ok(true), "--no-follow LINK unmounted its target");
+    for (run, what) in [(&by_link, "tmpfs by a link"), (&ext4, "ext4")] {
+        assert_code(run, EXIT_OK, what);
+        assert_eq!(
+            field(&run.stdout, "outcome"),
+            Some("shut_down"),
+            "{what}: {}",
+            run.stdout
+        );
+    }
+    assert!(!claimed, "ext4: the device was still claimed after return");
+    assert!(
+        !is_mounted(&t) && !is_mounted(&e),
+        "a target is still mounted"
+    );
+}
+
+/// Without `/proc` the holder scan cannot run: a busy target is left
+/// untouched (exit 32) and a lazy unmount that cannot be confirmed ends
+/// "detached, shutdown not confirmed" (exit 3), each saying that `/proc`
+/// was missing, never exit 2. Without `--timeout`, the 5 s grace ends the
+/// wait with a reason that names `/proc`.
+fn without_proc_a_held_filesystem_says_what_was_missing() {
+    let s = Scratch::new("noproc-held");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let file = m.join("held");
+    fs::write(&file, b"x").unwrap();
+    let mut holder = hold_open(&file);
+    let (busy, still_mounted, lazy) = {
+        let _no_proc = NoProc::cover();
+        let busy = umw([m.as_os_str()]);
+        let still_mounted = umount_wait::sys::stat_target(&m, false).map(|st| st.is_mount_root);
+        let lazy = umw([OsStr::new("-l"), m.as_os_str()]);
+        (busy, still_mounted, lazy)
+    };
+    holder.release();
+    assert_code(&busy, EXIT_FAILURE, "busy without /proc");
+    assert!(
+        busy.stderr.contains("target is busy (untouched)")
+            && busy.stderr.contains("/proc is not mounted"),
+        "busy: {}",
+        busy.stderr
+    );
+    assert_eq!(still_mounted, Ok(true), "the busy target was unmounted");
+    assert_code(&lazy, EXIT_UNCONFIRMED, "-l without /proc");
+    assert!(
+        lazy.stderr.contains("detached, shutdown not confirmed")
+            && lazy
+                .stderr
+                .contains("/proc is not mounted, so what holds it could not be looked for"),
+        "-l: {}",
+        lazy.stderr
+    );
+    assert!(!is_mounted(&m), "-l left the mount in the table");
+}
+
+/// `--all` without `/proc`: where the kernel has listmount(2) (6.8), the
+/// same run as with it (a tmpfs, ext4 on a loop device and a tmpfs on
+/// that, deepest first, every one confirmed, the device free); where it
+/// has not, refused untouched (exit 2) with `/proc` named.
+fn without_proc_all_lists_the_mounts_or_refuses() {
+    let s = Scratch::new("noproc-all");
+    let top = s.dir("top");
+    mount_tmpfs(&top);
+    let e = top.join("ext4");
+    fs::create_dir(&e).unwrap();
+    let lo = LoopExt4::new(&s, 32);
+    lo.mount(&e);
+    let inner = e.join("inner");
+    fs::create_dir(&inner).unwrap();
+    mount_tmpfs(&inner);
+    let (run, claimed) = {
+        let _no_proc = NoProc::cover();
+        let run = umw([
+            OsStr::new("--all"),
+            OsStr::new("--include"),
+            top.as_os_str(),
+        ]);
+        (run, excl_busy(&lo.device))
+    };
+    if !kernel_has_listmount() {
+        assert_code(&run, EXIT_SYSTEM, "--all without /proc nor listmount");
+        assert!(run.stderr.contains("/proc"), "{}", run.stderr);
+        assert!(is_mounted(&top) && is_mounted(&e) && is_mounted(&inner));
+        return;
+    }
+    assert_code(&run, EXIT_OK, "--all without /proc");
+    let shut_down = run.stderr.matches("unmounted; shut down").count();
+    assert_eq!(shut_down, 3, "{}", run.stderr);
+    let order: Vec<usize> = [&inner, &e, &top]
+        .iter()
+        .map(|m| {
+            run.stderr
+                .find(&format!("{} unmounted", m.display()))
+                .unwrap()
+        })
+        .collect();
+    assert!(order.is_sorted(), "not deepest first: {}", run.stderr);
+    assert!(!claimed, "the device was still claimed after return");
+    assert!(!is_mounted(&top) && !is_mounted(&e) && !is_mounted(&inner));
+}
+
+/// [`an_exchange_between_check_and_unmount_cannot_redirect_it`] without
+/// `/proc`: the parent directory's handle cannot be named
+/// `/proc/self/fd/N`, and the unmount is made from that handle
+/// (`fchdir(2)`): the mount checked is still the one unmounted.
+fn without_proc_an_exchange_cannot_redirect_the_unmount() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use umount_wait::sys::{MountPoint, UnmountOptions};
+    let s = Scratch::new("noproc-exchange");
+    let other = s.dir("other");
+    let other_boot = s.dir("other/boot");
+    let target = s.dir("d/boot");
+    let d = s.dir("d");
+    let link = s.path("evil");
+    symlink(&other, &link).unwrap();
+    mount_tmpfs(&other_boot);
+    mount_tmpfs(&target);
+    let cwd = std::env::current_dir().unwrap();
+    let result = {
+        let _no_proc = NoProc::cover();
+        let mount_point = MountPoint::open(&target, false).unwrap();
+        assert!(mount_point.stat().unwrap().is_mount_root);
+        renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+        let no_follow = UnmountOptions {
+            no_follow: true,
+            ..Default::default()
+        };
+        let result = mount_point.unmount(no_follow);
+        renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+        result
+    };
+    let (selected_left, other_left) = (is_mounted(&target), is_mounted(&other_boot));
+    for m in [&target, &other_boot] {
+        let _ = rustix::mount::unmount(m, UnmountFlags::empty());
+    }
+    result.unwrap();
+    assert_eq!(
+        std::env::current_dir().unwrap(),
+        cwd,
+        "the working directory moved"
+    );
+    assert!(other_left, "the unselected mount was unmounted");
+    assert!(!selected_left, "the mount checked is still mounted");
+}
+
+/// [`a_mount_moved_after_resolution_is_left_alone`] without `/proc`: the
+/// table listed (listmount(2)), the mount moved and another put at its
+/// path is refused (`moved or replaced`), both left mounted.
+fn without_proc_a_mount_moved_after_resolution_is_left_alone() {
+    use umount_wait::{target, ErrorKind, State, WaitPath};
+    if !kernel_has_listmount() {
+        eprintln!("    no listmount(2) on this kernel: not checked");
+        return;
+    }
+    let s = Scratch::new("noproc-moved");
+    let p = s.dir("p");
+    let q = s.dir("q");
+    mount_tmpfs(&p);
+    let result = {
+        let _no_proc = NoProc::cover();
+        let mounts = mountinfo::read(None).unwrap();
+        let t = target::resolve(&p, true, &mounts).unwrap();
+        rustix::mount::mount_move(&p, &q).unwrap();
+        mount_tmpfs(&p);
+        let options = umount_wait::Options {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        umount_wait::unmount(&t, WaitPath::Fallback, &options, &|_| {})
+    };
+    let (at_p, at_q) = (is_mounted(&p), is_mounted(&q));
+    let _ = rustix::mount::unmount(&p, UnmountFlags::empty());
+    let _ = rustix::mount::unmount(&q, UnmountFlags::empty());
+    let error = result.expect_err("acted on the mount at the path");
+    assert_eq!(error.kind, ErrorKind::Moved, "{error}");
+    assert_eq!(error.state, State::Untouched, "{error}");
+    assert!(at_p && at_q, "a mount went (p {at_p}, q {at_q})");
 }

@@ -375,7 +375,7 @@ fn call_end(
     };
     match stopped {
         Some(Stopped::Deadline) => CallEnd::Detached(timed_out(timeout)),
-        Some(Stopped::OutOfView) => CallEnd::Detached(Unconfirmed::HeldOutOfView),
+        Some(Stopped::OutOfView) => CallEnd::Detached(super::out_of_view_reason()),
         Some(Stopped::Cancelled) => CallEnd::Detached(Unconfirmed::Cancelled),
         Some(Stopped::Failed(step, e)) => CallEnd::DetachedError(step, e),
         None => CallEnd::Detached(Unconfirmed::Signal(killed_by)),

@@ -132,7 +132,7 @@ fn wait(attempt: &Attempt<'_>, watching: Watching<'_>) -> Result<Report, Error> 
                     return Ok(detached_unconfirmed(
                         options,
                         report,
-                        Unconfirmed::HeldOutOfView,
+                        super::out_of_view_reason(),
                     ));
                 }
                 tick += STATUS_INTERVAL;

@@ -326,6 +326,15 @@ fn still_leads_there(
 /// ([`Unconfirmed::HeldOutOfView`]); `--timeout` asks for longer.
 pub const OUT_OF_VIEW_GRACE: Duration = Duration::from_secs(5);
 
+/// Why a wait that saw no holder for [`OUT_OF_VIEW_GRACE`] ended: held
+/// out of view, or, without `/proc`, held where nothing could be looked at.
+fn out_of_view_reason() -> crate::outcome::Unconfirmed {
+    match sys::proc_fd_usable() {
+        true => crate::outcome::Unconfirmed::HeldOutOfView,
+        false => crate::outcome::Unconfirmed::HeldWithoutProc,
+    }
+}
+
 /// How long a scan for holders may look once the caller's deadline has
 /// passed or it cancelled (a wait ended unconfirmed, and the report names
 /// what holds the filesystem): a short grace, not the scan's own

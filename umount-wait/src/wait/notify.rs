@@ -88,7 +88,7 @@ pub(super) fn unmount(attempt: &Attempt<'_>, report: Report) -> Result<Report, E
                     return Ok(detached_unconfirmed(
                         options,
                         report,
-                        Unconfirmed::HeldOutOfView,
+                        super::out_of_view_reason(),
                     ));
                 }
                 tick += STATUS_INTERVAL;
