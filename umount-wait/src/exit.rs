@@ -67,6 +67,7 @@ impl Exit {
             | ErrorKind::Covered
             | ErrorKind::Moved
             | ErrorKind::DeadlineReached
+            | ErrorKind::AmbiguousTag { .. }
             | ErrorKind::GivenUp(_)
             | ErrorKind::Interrupted => Exit::Failure,
             ErrorKind::HelperFailed { status, .. } => Exit::Helper(status.clamp(0, 255) as u8),

@@ -314,6 +314,11 @@ pub enum ErrorKind {
     Moved,
     /// `--all`: the deadline (`--timeout`) came before this mount's turn.
     DeadlineReached,
+    /// A tag (`LABEL=`, `UUID=`...) carried by `count` mounted
+    /// filesystems (cloned disks): it does not say which to unmount.
+    AmbiguousTag {
+        count: usize,
+    },
     /// A step made in a child process (the unmount, before the mount was
     /// detached; a read-only remount) was still asleep in the kernel past
     /// SIGKILL at the deadline: given up, it may yet do its work (an
@@ -449,6 +454,11 @@ impl fmt::Display for Error {
                 "the path leads to another mount than the one looked up (moved or replaced)"
             )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
+            ErrorKind::AmbiguousTag { count } => write!(
+                f,
+                "{count} mounted filesystems carry this tag (cloned disks or images): \
+                 name the mount point instead"
+            )?,
             ErrorKind::GivenUp(step) => write!(
                 f,
                 "deadline reached while {step}: it sleeps in the kernel past SIGKILL (a \

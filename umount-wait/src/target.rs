@@ -131,15 +131,7 @@ pub fn resolve(given: &Path, follow: bool, mounts: &Table) -> Result<Target, Err
 /// [`resolve`], with umount(8)'s `-c` among the choices.
 pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Target, Error> {
     if let Some(tag) = Tag::parse(given) {
-        let node = tag
-            .device()
-            .ok_or_else(|| Error::new(given, ErrorKind::NotFound, None))?;
-        return match sys::stat_dev(&node) {
-            Ok((_, Some(rdev))) => by_source(given, mounts, |m| on_device(m, rdev))
-                .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None)),
-            Ok(_) => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
-            Err(e) => Err(Error::from_errno(given, "inspecting the tagged device", e)),
-        };
+        return by_tag(given, &tag, mounts);
     }
     let follow = lookup.follow;
     let normal = absolute(given)?;
@@ -271,28 +263,36 @@ impl<'a> Tag<'a> {
             })
     }
 
-    /// The device node that carries the tag: udev's link under
-    /// `/dev/disk/by-label/` (and so on), or, where udev made none (an
-    /// initramfs, a container), the first device `blkid(8)` finds with it
-    /// (probed, not from its cache).
-    pub fn device(&self) -> Option<std::path::PathBuf> {
+    /// The device nodes that carry the tag: udev's link under
+    /// `/dev/disk/by-label/` (and so on), then every device `blkid(8)`
+    /// finds with it (probed, not from its cache), which is the only way
+    /// where udev made no link (an initramfs, a container), and the way to
+    /// see a second device with the same tag (a cloned disk or image),
+    /// which udev's link names only one of.
+    pub fn devices(&self) -> Vec<std::path::PathBuf> {
+        let mut nodes = Vec::new();
         let dir = format!("/dev/disk/by-{}", self.name.to_ascii_lowercase());
         let link = Path::new(&dir).join(OsStr::from_bytes(&udev_encode(self.value)));
         if let Ok(node) = std::fs::canonicalize(link) {
-            return Some(node);
+            nodes.push(node);
         }
         let mut tag = format!("{}=", self.name).into_bytes();
         tag.extend_from_slice(self.value);
         let out = std::process::Command::new("blkid")
-            .args(["-c", "/dev/null", "-l", "-o", "device", "-t"])
+            .args(["-c", "/dev/null", "-o", "device", "-t"])
             .arg(OsStr::from_bytes(&tag))
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let node = out.stdout.strip_suffix(b"\n")?;
-        (out.status.success() && node.starts_with(b"/dev/"))
-            .then(|| std::path::PathBuf::from(OsStr::from_bytes(node)))
+            .output();
+        if let Ok(out) = out {
+            for node in out.stdout.split(|&b| b == b'\n') {
+                let node = std::path::PathBuf::from(OsStr::from_bytes(node));
+                if node.starts_with("/dev/") && !nodes.contains(&node) {
+                    nodes.push(node);
+                }
+            }
+        }
+        nodes
     }
 }
 
@@ -367,6 +367,43 @@ fn on_device(mount: &Mount, rdev: mountinfo::DevId) -> bool {
 
 /// The most recent mount that `is_it` picks (the last in the table), as a
 /// target named by its source.
+/// The mounted filesystem that `tag` names: of the devices that carry it
+/// ([`Tag::devices`]), the one mounted here. Two devices can carry one
+/// tag (a cloned disk, a copied image); the one mounted is the one meant,
+/// as umount(8) 2.38 takes it. Where more than one of them is mounted, the
+/// tag does not say which: refused, untouched.
+fn by_tag(given: &Path, tag: &Tag<'_>, mounts: &Table) -> Result<Target, Error> {
+    let nodes = tag.devices();
+    if nodes.is_empty() {
+        return Err(Error::new(given, ErrorKind::NotFound, None));
+    }
+    let mut found: Vec<Target> = Vec::new();
+    let mut failed = None;
+    for node in &nodes {
+        match sys::stat_dev(node) {
+            Ok((_, Some(rdev))) => {
+                let seen = found.iter().any(|t| t.mount.dev == rdev);
+                if let Some(t) = by_source(given, mounts, |m| on_device(m, rdev)).filter(|_| !seen)
+                {
+                    found.push(t);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => failed = Some(e),
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => match failed {
+            Some(e) if nodes.len() == 1 => {
+                Err(Error::from_errno(given, "inspecting the tagged device", e))
+            }
+            _ => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
+        },
+        count => Err(Error::new(given, ErrorKind::AmbiguousTag { count }, None)),
+    }
+}
+
 fn by_source(given: &Path, mounts: &[Mount], is_it: impl Fn(&Mount) -> bool) -> Option<Target> {
     let mount = mounts.iter().rev().find(|m| is_it(m))?;
     Some(Target {
