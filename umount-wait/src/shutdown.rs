@@ -208,51 +208,6 @@ pub fn reserve(timeout: Duration) -> Duration {
 /// The least [`reserve`].
 pub const RESERVE_MIN: Duration = Duration::from_secs(1);
 
-/// The entries of a run, and what settling one takes.
-struct Settle<'c> {
-    entries: Vec<Entry>,
-    /// What was released for each filesystem (by mount id), until its
-    /// entry takes it.
-    released: HashMap<u64, Vec<Released>>,
-    deadline: Option<Instant>,
-    cancel: Cancel<'c>,
-}
-
-impl Settle<'_> {
-    /// The final word on a filesystem, with its loop device detached when
-    /// it shut down; told as it comes. Whether its mount is gone (not
-    /// still mounted, read-only or shut down by ioctl).
-    fn settle(
-        &mut self,
-        host: &mut dyn Host,
-        events: &mut dyn FnMut(Event<'_>),
-        pass: u32,
-        mount_id: u64,
-        result: Result<Report, Error>,
-        lo: Option<LoopDevice>,
-    ) -> bool {
-        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
-        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
-        let loop_detach = match lo {
-            Some(lo) if shut_down => {
-                let until = self
-                    .deadline
-                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-                Some(host.detach_loop(&lo, until, self.cancel))
-            }
-            _ => None,
-        };
-        self.entries.push(Entry {
-            pass,
-            result,
-            loop_detach,
-            released: self.released.remove(&mount_id).unwrap_or_default(),
-        });
-        events(Event::Done(self.entries.last().expect("just pushed")));
-        !stays
-    }
-}
-
 /// A wait going on beside the others, with what comes after it.
 struct Waiting {
     pending: Pending,
@@ -316,51 +271,147 @@ const FOREVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
+///
+/// The driver: passes while they make progress, each one taking its
+/// mounts ([`Run::take_mounts`]) and then waiting side by side
+/// ([`Run::wait_side_by_side`]); the rules that end the loop sit here.
 pub fn run(
     plan: &Plan<'_>,
     host: &mut dyn Host,
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Summary> {
-    let start = Instant::now();
-    let deadline = plan.timeout.map(|t| duration::deadline(start, t));
-    // The waits end at the reserve; then one last pass over what is left.
-    let waits_end = plan
-        .timeout
-        .map(|t| duration::deadline(start, t - reserve(t)));
-    let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
-    let root_id = host.root_mount_id()?;
-    let mut run = Settle {
-        entries: Vec::new(),
-        released: HashMap::new(),
-        deadline,
-        cancel: plan.cancel,
-    };
-    let mut failures: Vec<(Mount, Error)> = Vec::new();
-    let mut waiting: Vec<Waiting> = Vec::new();
-    let mut pass = 0;
-    let mut last = false;
-    let mut stopped = None;
-    let mut watcher = Watcher::default();
-    let mut mounts;
-    // Mounts a step was given up on, asleep in the kernel past SIGKILL:
-    // their filesystem does not answer, and a later pass would only wait
-    // for it again.
-    let mut given_up: HashSet<u64> = HashSet::new();
-    'passes: loop {
-        pass += 1;
-        if !last && reached(waits_end) {
-            stopped = Some(Stop::Deadline);
-            last = true;
-            let waits = std::mem::take(&mut waiting);
-            for w in stop_waits(waits, &watcher, End::Deadline, deadline) {
-                run.settle(host, events, w.pass, w.mount.id, w.result, w.lo);
+    let mut run = Run::new(plan, host, events)?;
+    loop {
+        let mut pass = run.start_pass()?;
+        match run.take_mounts(&mut pass) {
+            Step::Go => {}
+            Step::NextPass => continue,
+            Step::Stop => break,
+        }
+        match run.wait_side_by_side(&mut pass) {
+            Step::Go => {}
+            Step::NextPass => continue,
+            Step::Stop => break,
+        }
+        if run.last || run.failures.is_empty() {
+            break;
+        }
+        if !pass.progress && pass.gone.is_empty() {
+            run.last = true;
+        }
+    }
+    run.end()
+}
+
+/// What the driver does next, once a step is over.
+enum Step {
+    /// On with this pass.
+    Go,
+    /// A new pass, now.
+    NextPass,
+    /// No more passes: the end ([`Run::end`]).
+    Stop,
+}
+
+/// One `--all` run under way: its deadlines, its entries, what it waits
+/// for and what stays to be tried.
+struct Run<'r, 'c> {
+    plan: &'r Plan<'c>,
+    host: &'r mut dyn Host,
+    events: &'r mut dyn FnMut(Event<'_>),
+    start: Instant,
+    /// The end of the whole run (`--timeout`).
+    deadline: Option<Instant>,
+    /// The waits end at the reserve; then one last pass over what is left.
+    waits_end: Option<Instant>,
+    root_id: u64,
+    entries: Vec<Entry>,
+    /// What was released for each filesystem (by mount id), until its
+    /// entry takes it.
+    released: HashMap<u64, Vec<Released>>,
+    /// The mounts the current pass could not unmount, with why.
+    failures: Vec<(Mount, Error)>,
+    waiting: Vec<Waiting>,
+    pass: u32,
+    /// The last pass: what stays busy is made read-only.
+    last: bool,
+    stopped: Option<Stop>,
+    /// The run's one inotify instance.
+    watcher: Watcher,
+    /// The mount table as the current pass read it.
+    mounts: Table,
+    /// Mounts a step was given up on, asleep in the kernel past SIGKILL:
+    /// their filesystem does not answer, and a later pass would only wait
+    /// for it again.
+    given_up: HashSet<u64>,
+}
+
+/// One pass's work and what it did.
+struct Pass {
+    /// The candidates not waited for nor given up on, in order.
+    todo: Vec<Mount>,
+    /// What `--all` may take care of: every candidate, those waited for
+    /// and those settled in earlier passes too.
+    selected: HashSet<u64>,
+    /// Unmounted in this pass (or being waited for).
+    gone: HashSet<u64>,
+    /// Something went or shut down in this pass: a busy mount may be
+    /// free now.
+    progress: bool,
+}
+
+impl<'r, 'c> Run<'r, 'c> {
+    fn new(
+        plan: &'r Plan<'c>,
+        host: &'r mut dyn Host,
+        events: &'r mut dyn FnMut(Event<'_>),
+    ) -> io::Result<Run<'r, 'c>> {
+        let start = Instant::now();
+        let root_id = host.root_mount_id()?;
+        Ok(Run {
+            plan,
+            host,
+            events,
+            start,
+            deadline: plan.timeout.map(|t| duration::deadline(start, t)),
+            waits_end: plan
+                .timeout
+                .map(|t| duration::deadline(start, t - reserve(t))),
+            root_id,
+            entries: Vec::new(),
+            released: HashMap::new(),
+            failures: Vec::new(),
+            waiting: Vec::new(),
+            pass: 0,
+            last: false,
+            stopped: None,
+            watcher: Watcher::default(),
+            mounts: Table::default(),
+            given_up: HashSet::new(),
+        })
+    }
+
+    /// Whether the waits' end (the reserve) has come.
+    fn in_reserve(&self) -> bool {
+        self.waits_end.is_some_and(|e| Instant::now() >= e)
+    }
+
+    /// A new pass: at the reserve, the waits ended first and this pass
+    /// made the last; then the table read, the pass's mounts chosen and
+    /// told.
+    fn start_pass(&mut self) -> io::Result<Pass> {
+        self.pass += 1;
+        if !self.last && self.in_reserve() {
+            self.stopped = Some(Stop::Deadline);
+            self.last = true;
+            let waits = std::mem::take(&mut self.waiting);
+            for w in stop_waits(waits, &self.watcher, End::Deadline, self.deadline) {
+                self.settle(w.pass, w.mount.id, w.result, w.lo);
             }
         }
-        mounts = host.mounts()?;
-        let waited: HashSet<u64> = waiting.iter().map(|w| w.pending.mount().id).collect();
-        let chosen = candidates(&mounts, root_id, &plan.filter);
-        // What `--all` may take care of: every candidate, those waited for
-        // and those settled in earlier passes too.
+        self.mounts = self.host.mounts()?;
+        let waited: HashSet<u64> = self.waiting.iter().map(|w| w.pending.mount().id).collect();
+        let chosen = candidates(&self.mounts, self.root_id, &self.plan.filter);
         let selected: HashSet<u64> = chosen
             .iter()
             .map(|m| m.id)
@@ -368,270 +419,347 @@ pub fn run(
             .collect();
         let todo: Vec<Mount> = chosen
             .into_iter()
-            .filter(|m| !waited.contains(&m.id) && !given_up.contains(&m.id))
+            .filter(|m| !waited.contains(&m.id) && !self.given_up.contains(&m.id))
             .cloned()
             .collect();
-        events(Event::Pass {
-            number: pass,
-            last,
+        (self.events)(Event::Pass {
+            number: self.pass,
+            last: self.last,
             candidates: todo.len(),
         });
-        failures.clear();
-        let mut gone = HashSet::new();
-        // Something went or shut down in this pass: a busy mount may be
-        // free now.
-        let mut progress = false;
+        self.failures.clear();
+        Ok(Pass {
+            todo,
+            selected,
+            gone: HashSet::new(),
+            progress: false,
+        })
+    }
+
+    /// The pass's mounts, in order, each taken once ([`Run::take`]),
+    /// until the caller cancels or the reserve comes.
+    fn take_mounts(&mut self, pass: &mut Pass) -> Step {
+        let todo = std::mem::take(&mut pass.todo);
         for (done, m) in todo.iter().enumerate() {
-            if plan.cancel.is_cancelled() {
-                stopped = Some(Stop::Cancelled);
-                break 'passes;
+            if self.plan.cancel.is_cancelled() {
+                self.stopped = Some(Stop::Cancelled);
+                return Step::Stop;
             }
-            if !last && reached(waits_end) {
+            if !self.last && self.in_reserve() {
                 // The reserve: the last pass, over what is left, now.
-                continue 'passes;
+                return Step::NextPass;
             }
-            let now = Instant::now();
-            // Before the reserve, a wait may last until it; in the
-            // reserve, each mount left has its share of what remains.
-            let timeout = match (waits_end, deadline) {
-                (Some(end), Some(deadline)) if now >= end => {
-                    let left = u32::try_from(todo.len() - done).unwrap_or(u32::MAX);
-                    Some(deadline.saturating_duration_since(now) / left)
-                }
-                (Some(end), _) => Some(end - now),
-                _ => None,
-            };
-            let unselected = unselected_mount_of(&mounts, m, &selected);
-            let elsewhere =
-                wait::stays_mounted_at(&mounts, m, &gone).map(|o| o.mount_point.clone());
-            let options = Options {
-                force: last && plan.force_last_pass,
-                lazy: false,
-                read_only_on_failure: last,
-                read_only_if_unconfirmed: true,
-                shut_down_if_read_only_fails: unselected.is_none(),
-                this_mount_only: unselected.map(|o| o.mount_point.as_path()),
-                read_only_first: elsewhere.is_none() && unselected.is_none(),
-                timeout,
-                watch_blockers: plan.watch_blockers,
-                cancel: plan.cancel,
-                caller: None,
-                helpers: None,
-            };
-            let target = match host.reach(m, &mounts) {
-                Ok(t) => t,
-                Err(e) => {
-                    if !last {
-                        events(Event::Retry { pass, error: &e });
-                    }
-                    failures.push((m.clone(), e));
-                    continue;
-                }
-            };
-            let lo = match elsewhere {
-                None => host.loop_device(m),
-                Some(_) => None,
-            };
-            // Its last mount: first what backs onto it (swap, loop
-            // devices), once.
-            if elsewhere.is_none() && !run.released.contains_key(&m.id) {
-                let until =
-                    deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-                let released = host.release(m, &mounts, until, plan.cancel);
-                run.released.insert(m.id, released);
+            if let Step::Stop = self.take(pass, m, todo.len() - done) {
+                return Step::Stop;
             }
-            let detached = match &elsewhere {
-                Some(at) => host
-                    .unmount_shared(&target, at, &options)
-                    .map(|r| Detached::Done(Box::new(r))),
-                None => host.detach(&target, &options, &mut watcher),
-            };
-            let mut result = match detached {
-                // Most filesystems are gone by the time umount2 returns:
-                // those are settled now, in order, the rest waited for.
-                Ok(Detached::Pending(pending)) => match pending.try_finish(&watcher) {
-                    Ok(result) => result,
-                    Err(pending) => {
-                        gone.insert(m.id);
-                        waiting.push(Waiting { pending, lo, pass });
-                        continue;
-                    }
-                },
-                Ok(Detached::Done(report)) => Ok(*report),
-                Err(e) => Err(e),
-            };
-            // Its share of the reserve ended before the unmount did.
-            if last
-                && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
-            {
-                result = host.remount_read_only(&target, &options);
+        }
+        Step::Go
+    }
+
+    /// How long the unmount of one of `left` mounts may take: before the
+    /// reserve, until it; in the reserve, a share of what remains.
+    fn timeout_for(&self, left: usize) -> Option<Duration> {
+        let now = Instant::now();
+        match (self.waits_end, self.deadline) {
+            (Some(end), Some(deadline)) if now >= end => {
+                let left = u32::try_from(left).unwrap_or(u32::MAX);
+                Some(deadline.saturating_duration_since(now) / left)
             }
-            match result {
-                Err(e) if e.kind == ErrorKind::Interrupted => {
-                    stopped = Some(Stop::Cancelled);
-                    break 'passes;
+            (Some(end), _) => Some(end - now),
+            _ => None,
+        }
+    }
+
+    /// One mount (`left` counts it and those after it in the pass):
+    /// released, unmounted (without a wait where its filesystem stays
+    /// mounted), settled at once or left waiting, or kept for a retry.
+    fn take(&mut self, pass: &mut Pass, m: &Mount, left: usize) -> Step {
+        let unselected = unselected_mount_of(&self.mounts, m, &pass.selected);
+        let elsewhere =
+            wait::stays_mounted_at(&self.mounts, m, &pass.gone).map(|o| o.mount_point.clone());
+        let options = Options {
+            force: self.last && self.plan.force_last_pass,
+            lazy: false,
+            read_only_on_failure: self.last,
+            read_only_if_unconfirmed: true,
+            shut_down_if_read_only_fails: unselected.is_none(),
+            this_mount_only: unselected.map(|o| o.mount_point.as_path()),
+            read_only_first: elsewhere.is_none() && unselected.is_none(),
+            timeout: self.timeout_for(left),
+            watch_blockers: self.plan.watch_blockers,
+            cancel: self.plan.cancel,
+            caller: None,
+            helpers: None,
+        };
+        let target = match self.host.reach(m, &self.mounts) {
+            Ok(t) => t,
+            Err(e) => {
+                self.retry_later(m.clone(), e);
+                return Step::Go;
+            }
+        };
+        let lo = match elsewhere {
+            None => self.host.loop_device(m),
+            Some(_) => None,
+        };
+        // Its last mount: first what backs onto it (swap, loop
+        // devices), once.
+        if elsewhere.is_none() && !self.released.contains_key(&m.id) {
+            let until = self
+                .deadline
+                .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+            let released = self.host.release(m, &self.mounts, until, self.plan.cancel);
+            self.released.insert(m.id, released);
+        }
+        let detached = match &elsewhere {
+            Some(at) => self
+                .host
+                .unmount_shared(&target, at, &options)
+                .map(|r| Detached::Done(Box::new(r))),
+            None => self.host.detach(&target, &options, &mut self.watcher),
+        };
+        let mut result = match detached {
+            // Most filesystems are gone by the time umount2 returns:
+            // those are settled now, in order, the rest waited for.
+            Ok(Detached::Pending(pending)) => match pending.try_finish(&self.watcher) {
+                Ok(result) => result,
+                Err(pending) => {
+                    pass.gone.insert(m.id);
+                    let pass = self.pass;
+                    self.waiting.push(Waiting { pending, lo, pass });
+                    return Step::Go;
                 }
-                Err(e) if matches!(e.kind, ErrorKind::GivenUp(_)) => {
-                    given_up.insert(m.id);
-                    run.settle(host, events, pass, m.id, Err(e), lo);
-                }
-                Err(e) if e.state == State::Untouched => {
-                    if !last {
-                        events(Event::Retry { pass, error: &e });
-                    }
-                    failures.push((m.clone(), e));
-                }
-                result => {
-                    if run.settle(host, events, pass, m.id, result, lo) {
-                        gone.insert(m.id);
-                    }
+            },
+            Ok(Detached::Done(report)) => Ok(*report),
+            Err(e) => Err(e),
+        };
+        // Its share of the reserve ended before the unmount did.
+        if self.last
+            && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
+        {
+            result = self.host.remount_read_only(&target, &options);
+        }
+        match result {
+            Err(e) if e.kind == ErrorKind::Interrupted => {
+                self.stopped = Some(Stop::Cancelled);
+                return Step::Stop;
+            }
+            Err(e) if matches!(e.kind, ErrorKind::GivenUp(_)) => {
+                self.given_up.insert(m.id);
+                self.settle(self.pass, m.id, Err(e), lo);
+            }
+            Err(e) if e.state == State::Untouched => self.retry_later(m.clone(), e),
+            result => {
+                if self.settle(self.pass, m.id, result, lo) {
+                    pass.gone.insert(m.id);
                 }
             }
         }
-        // The waits, side by side, until each has ended; a change of the
-        // mount table while some mount is busy starts the next pass (a
-        // mount below it may be gone), the others' waits going on.
-        while !waiting.is_empty() {
-            let until = match reached(waits_end) {
-                true => deadline,
-                false => waits_end,
+        Step::Go
+    }
+
+    /// `m` was not unmounted in this pass: told (but in the last pass,
+    /// where it is the end) and kept among the failures.
+    fn retry_later(&mut self, m: Mount, e: Error) {
+        if !self.last {
+            (self.events)(Event::Retry {
+                pass: self.pass,
+                error: &e,
+            });
+        }
+        self.failures.push((m, e));
+    }
+
+    /// The waits, side by side, until each has ended; a change of the
+    /// mount table while some mount is busy starts the next pass (a
+    /// mount below it may be gone), the others' waits going on.
+    fn wait_side_by_side(&mut self, pass: &mut Pass) -> Step {
+        while !self.waiting.is_empty() {
+            let until = match self.in_reserve() {
+                true => self.deadline,
+                false => self.waits_end,
             };
             let until = until.unwrap_or_else(|| duration::deadline(Instant::now(), FOREVER));
-            let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
-            let retry = !last && !failures.is_empty();
-            let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);
+            let pending: Vec<&Pending> = self.waiting.iter().map(|w| &w.pending).collect();
+            let retry = !self.last && !self.failures.is_empty();
+            let (wake, changed) =
+                self.host
+                    .wait(&pending, &self.watcher, retry, self.plan.cancel, until);
             let end = match wake {
                 Wake::Readable => None,
                 Wake::Deadline | Wake::Failed(_) => Some(End::Deadline),
                 Wake::Cancelled => Some(End::Cancelled),
             };
             let ended = match end {
-                None => {
-                    let mut ended = Vec::new();
-                    for w in std::mem::take(&mut waiting) {
-                        let mount = w.pending.mount().clone();
-                        match w.pending.try_finish(&watcher) {
-                            Ok(result) => ended.push(Ended {
-                                mount,
-                                pass: w.pass,
-                                lo: w.lo,
-                                result,
-                            }),
-                            Err(pending) => waiting.push(Waiting { pending, ..w }),
-                        }
-                    }
-                    ended
-                }
-                Some(end) => stop_waits(std::mem::take(&mut waiting), &watcher, end, deadline),
+                None => self.finished_waits(),
+                Some(end) => stop_waits(
+                    std::mem::take(&mut self.waiting),
+                    &self.watcher,
+                    end,
+                    self.deadline,
+                ),
             };
             for w in ended {
                 match w.result {
                     // The kernel path's unmount refused (busy): again later.
-                    Err(e) if e.state == State::Untouched => {
-                        if !last {
-                            events(Event::Retry { pass, error: &e });
-                        }
-                        failures.push((w.mount, e));
-                    }
+                    Err(e) if e.state == State::Untouched => self.retry_later(w.mount, e),
                     result => {
-                        run.settle(host, events, w.pass, w.mount.id, result, w.lo);
-                        progress = true;
+                        self.settle(w.pass, w.mount.id, result, w.lo);
+                        pass.progress = true;
                     }
                 }
             }
             match end {
                 Some(End::Cancelled) => {
-                    stopped = Some(Stop::Cancelled);
-                    break 'passes;
+                    self.stopped = Some(Stop::Cancelled);
+                    return Step::Stop;
                 }
-                Some(End::Deadline) if !last => {
-                    stopped = Some(Stop::Deadline);
-                    last = true;
-                    continue 'passes;
+                Some(End::Deadline) if !self.last => {
+                    self.stopped = Some(Stop::Deadline);
+                    self.last = true;
+                    return Step::NextPass;
                 }
-                _ if changed && retry => continue 'passes,
+                _ if changed && retry => return Step::NextPass,
                 _ => {}
             }
         }
-        if last || failures.is_empty() {
-            break;
-        }
-        if !progress && gone.is_empty() {
-            last = true;
-        }
-    }
-    let Settle {
-        mut entries,
-        mut released,
-        ..
-    } = run;
-
-    // What is left: the failures of the last pass, and, when the run was
-    // stopped, the mounts it did not reach.
-    let settled: HashSet<u64> = entries
-        .iter()
-        .map(|e| match &e.result {
-            Ok(r) => r.mount.id,
-            Err(_) => u64::MAX,
-        })
-        .collect();
-    let left: Vec<Mount> = match stopped {
-        None => failures.iter().map(|(m, _)| m.clone()).collect(),
-        Some(_) => {
-            let now = host.mounts().unwrap_or(mounts);
-            candidates(&now, root_id, &plan.filter)
-                .into_iter()
-                .filter(|m| !settled.contains(&m.id))
-                .cloned()
-                .collect()
-        }
-    };
-    // The first error of each mount left.
-    let mut failed: HashMap<u64, Error> = HashMap::with_capacity(failures.len());
-    for (m, e) in failures {
-        failed.entry(m.id).or_insert(e);
-    }
-    for m in left {
-        let error = failed.remove(&m.id).unwrap_or_else(|| {
-            let kind = match stopped {
-                Some(Stop::Cancelled) => ErrorKind::Interrupted,
-                _ => ErrorKind::DeadlineReached,
-            };
-            Error::new(&m.mount_point, kind, None)
-        });
-        entries.push(Entry {
-            pass,
-            result: Err(error),
-            loop_detach: None,
-            released: released.remove(&m.id).unwrap_or_default(),
-        });
-        events(Event::Done(entries.last().expect("just pushed")));
+        Step::Go
     }
 
-    // The root last: never unmounted, remounted read-only when selected,
-    // deadline or not.
-    let mounts = host.mounts()?;
-    if let Some(root) = mounts.by_id(root_id).filter(|r| plan.filter.selects(r)) {
-        let result = match stopped {
-            None | Some(Stop::Deadline) => host.remount_root(root),
-            Some(Stop::Cancelled) => {
-                Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
+    /// The waits that have ended, taken out of those going on.
+    fn finished_waits(&mut self) -> Vec<Ended> {
+        let mut ended = Vec::new();
+        for w in std::mem::take(&mut self.waiting) {
+            let mount = w.pending.mount().clone();
+            match w.pending.try_finish(&self.watcher) {
+                Ok(result) => ended.push(Ended {
+                    mount,
+                    pass: w.pass,
+                    lo: w.lo,
+                    result,
+                }),
+                Err(pending) => self.waiting.push(Waiting { pending, ..w }),
             }
+        }
+        ended
+    }
+
+    /// The final word on a filesystem, with its loop device detached when
+    /// it shut down; told as it comes. Whether its mount is gone (not
+    /// still mounted, read-only or shut down by ioctl).
+    fn settle(
+        &mut self,
+        pass: u32,
+        mount_id: u64,
+        result: Result<Report, Error>,
+        lo: Option<LoopDevice>,
+    ) -> bool {
+        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
+        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
+        let loop_detach = match lo {
+            Some(lo) if shut_down => {
+                let until = self
+                    .deadline
+                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+                Some(self.host.detach_loop(&lo, until, self.plan.cancel))
+            }
+            _ => None,
         };
-        entries.push(Entry {
+        let released = self.released.remove(&mount_id).unwrap_or_default();
+        self.push(Entry {
             pass,
             result,
-            loop_detach: None,
-            released: Vec::new(),
+            loop_detach,
+            released,
         });
-        events(Event::Done(entries.last().expect("just pushed")));
+        !stays
     }
-    Ok(Summary {
-        entries,
-        passes: pass,
-        elapsed: start.elapsed(),
-        stopped,
-    })
+
+    /// An entry, kept and told.
+    fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+        (self.events)(Event::Done(self.entries.last().expect("just pushed")));
+    }
+
+    /// The end: what is left reported (the failures of the last pass,
+    /// and, when the run was stopped, the mounts it did not reach), then
+    /// the root.
+    fn end(mut self) -> io::Result<Summary> {
+        let settled: HashSet<u64> = self
+            .entries
+            .iter()
+            .map(|e| match &e.result {
+                Ok(r) => r.mount.id,
+                Err(_) => u64::MAX,
+            })
+            .collect();
+        let left: Vec<Mount> = match self.stopped {
+            None => self.failures.iter().map(|(m, _)| m.clone()).collect(),
+            Some(_) => {
+                let now = self
+                    .host
+                    .mounts()
+                    .unwrap_or_else(|_| std::mem::take(&mut self.mounts));
+                candidates(&now, self.root_id, &self.plan.filter)
+                    .into_iter()
+                    .filter(|m| !settled.contains(&m.id))
+                    .cloned()
+                    .collect()
+            }
+        };
+        // The first error of each mount left.
+        let mut failed: HashMap<u64, Error> = HashMap::with_capacity(self.failures.len());
+        for (m, e) in std::mem::take(&mut self.failures) {
+            failed.entry(m.id).or_insert(e);
+        }
+        for m in left {
+            let error = failed.remove(&m.id).unwrap_or_else(|| {
+                let kind = match self.stopped {
+                    Some(Stop::Cancelled) => ErrorKind::Interrupted,
+                    _ => ErrorKind::DeadlineReached,
+                };
+                Error::new(&m.mount_point, kind, None)
+            });
+            let released = self.released.remove(&m.id).unwrap_or_default();
+            self.push(Entry {
+                pass: self.pass,
+                result: Err(error),
+                loop_detach: None,
+                released,
+            });
+        }
+        self.root_read_only()?;
+        Ok(Summary {
+            entries: self.entries,
+            passes: self.pass,
+            elapsed: self.start.elapsed(),
+            stopped: self.stopped,
+        })
+    }
+
+    /// The root last: never unmounted, remounted read-only when selected,
+    /// deadline or not.
+    fn root_read_only(&mut self) -> io::Result<()> {
+        let mounts = self.host.mounts()?;
+        if let Some(root) = mounts
+            .by_id(self.root_id)
+            .filter(|r| self.plan.filter.selects(r))
+        {
+            let result = match self.stopped {
+                None | Some(Stop::Deadline) => self.host.remount_root(root),
+                Some(Stop::Cancelled) => {
+                    Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
+                }
+            };
+            self.push(Entry {
+                pass: self.pass,
+                result,
+                loop_detach: None,
+                released: Vec::new(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
