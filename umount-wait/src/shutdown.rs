@@ -54,7 +54,9 @@ use crate::release::{self, Backers, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Caller, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
+use crate::wait::{
+    self, Caller, Detached, DryRun, End, Options, Pending, Progress, Watcher, CLAIM_GRACE,
+};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -490,6 +492,7 @@ impl<'r, 'c> Run<'r, 'c> {
             cancel: self.plan.cancel,
             caller: None,
             helpers: None,
+            dry_run: None,
         };
         let target = match self.host.reach(m, &self.mounts) {
             Ok(t) => t,
@@ -918,6 +921,229 @@ impl Host for System<'_> {
     }
 }
 
+/// `--fake --all`: the system as a real run would find it, every action
+/// recorded in a [`DryRun`] instead of made, and answered as the kernel
+/// would: a mount with a mount on it (one the run leaves) is busy, any
+/// other unmount ends at once, shut down. The engine's decisions are the
+/// real run's: the order, the passes, the mounts without a wait, the
+/// retries and the last pass's read-only remounts.
+pub struct Recording<'a> {
+    path: WaitPath,
+    dry: &'a DryRun,
+    /// The table as first read (or given); those unmounted since are
+    /// left out of each pass's ([`DryRun::gone`]).
+    table: Option<Table>,
+    root_id: Option<u64>,
+    /// What backs onto the filesystems of the pass's table.
+    backers: Option<Backers>,
+}
+
+impl<'a> Recording<'a> {
+    /// Over the system's mount table, read at the first pass.
+    pub fn new(path: WaitPath, dry: &'a DryRun) -> Recording<'a> {
+        Recording {
+            path,
+            dry,
+            table: None,
+            root_id: None,
+            backers: None,
+        }
+    }
+
+    /// Over `table`, whose root is the mount `root_id` (tests).
+    pub fn over(table: Table, root_id: u64, path: WaitPath, dry: &'a DryRun) -> Recording<'a> {
+        Recording {
+            table: Some(table),
+            root_id: Some(root_id),
+            ..Recording::new(path, dry)
+        }
+    }
+
+    fn report(&self, target: &Target, outcome: Outcome) -> Report {
+        let mut report = wait::new_report(target, self.path);
+        report.outcome = outcome;
+        report
+    }
+
+    /// A mount on `mount`, in the table as it would be: the kernel's
+    /// EBUSY.
+    fn mounted_on(&mut self, mount: &Mount) -> Option<PathBuf> {
+        let gone = self.dry.gone();
+        self.table
+            .as_ref()?
+            .iter()
+            .find(|c| c.parent_id == mount.id && c.id != mount.id && !gone.contains(&c.id))
+            .map(|c| c.mount_point.clone())
+    }
+
+    /// An unmount that would end `outcome`, or busy: refused (a later
+    /// pass tries again) or, in the last pass, made read-only.
+    fn unmount(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+        line: String,
+        outcome: Outcome,
+    ) -> Result<Report, Error> {
+        let Some(on_it) = self.mounted_on(&target.mount) else {
+            self.dry.record(line);
+            self.dry.unmounted(&target.mount);
+            return Ok(self.report(target, outcome));
+        };
+        if !options.read_only_on_failure {
+            return Err(Error::from_unmount(&target.given, rustix::io::Errno::BUSY));
+        }
+        self.dry.record(format!(
+            "would remount {} read-only: busy, {} is mounted on it",
+            DryRun::describe(&target.mount),
+            mountinfo::display(&on_it)
+        ));
+        Ok(self.report(target, Outcome::RemountedReadOnly(rustix::io::Errno::BUSY)))
+    }
+}
+
+impl Host for Recording<'_> {
+    fn root_mount_id(&mut self) -> io::Result<u64> {
+        if let Some(id) = self.root_id {
+            return Ok(id);
+        }
+        let id = System::new(self.path, &|_| {}).root_mount_id()?;
+        self.root_id = Some(id);
+        Ok(id)
+    }
+
+    fn mounts(&mut self) -> io::Result<Table> {
+        if self.table.is_none() {
+            self.table = Some(mountinfo::read(None)?);
+        }
+        self.backers = None;
+        let gone = self.dry.gone();
+        let table = self.table.as_ref().expect("just read");
+        Ok(Table::new(
+            table
+                .iter()
+                .filter(|m| !gone.contains(&m.id))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
+        // A mount stacked on it, still there, covers its mount point.
+        if mounts
+            .iter()
+            .any(|m| m.parent_id == mount.id && m.mount_point == mount.mount_point)
+        {
+            return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
+        }
+        Ok(Target::of_mount(mount))
+    }
+
+    fn detach(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+        _: &mut Watcher,
+    ) -> Result<Detached, Error> {
+        let line = format!(
+            "would unmount {} by the {} path",
+            DryRun::describe(&target.mount),
+            self.path.name()
+        );
+        self.unmount(target, options, line, Outcome::ShutDown)
+            .map(|r| Detached::Done(Box::new(r)))
+    }
+
+    fn wait(
+        &mut self,
+        _: &[&Pending],
+        _: &Watcher,
+        _: bool,
+        _: Cancel<'_>,
+        _: Instant,
+    ) -> (Wake, bool) {
+        // Every unmount of a dry run has ended at once: no wait is kept.
+        (Wake::Readable, false)
+    }
+
+    fn unmount_shared(
+        &mut self,
+        target: &Target,
+        still_mounted_at: &Path,
+        options: &Options<'_>,
+    ) -> Result<Report, Error> {
+        let line = format!(
+            "would unmount {} without a wait: its filesystem stays mounted at {}",
+            DryRun::describe(&target.mount),
+            mountinfo::display(still_mounted_at)
+        );
+        let outcome = Outcome::Unmounted {
+            still_mounted_at: still_mounted_at.to_path_buf(),
+        };
+        self.unmount(target, options, line, outcome)
+    }
+
+    fn remount_read_only(&mut self, target: &Target, _: &Options<'_>) -> Result<Report, Error> {
+        self.dry.record(format!(
+            "would remount {} read-only",
+            DryRun::describe(&target.mount)
+        ));
+        Ok(self.report(
+            target,
+            Outcome::RemountedReadOnly(rustix::io::Errno::TIMEDOUT),
+        ))
+    }
+
+    fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
+        self.dry.record(format!(
+            "would remount {} read-only",
+            DryRun::describe(root)
+        ));
+        Ok(self.report(&Target::of_mount(root), Outcome::RootReadOnly))
+    }
+
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &Table,
+        deadline: Instant,
+        _: Cancel<'_>,
+    ) -> Vec<Released> {
+        let backers = self
+            .backers
+            .get_or_insert_with(|| Backers::read(mounts, deadline));
+        let backing = backers.of(mount, mounts);
+        for swap in &backing.swaps {
+            self.dry.record(format!(
+                "would turn swap off on {}",
+                mountinfo::display(swap)
+            ));
+        }
+        for lo in &backing.loops {
+            self.dry.record(format!(
+                "would detach {} (backing {})",
+                mountinfo::display(&lo.node),
+                mountinfo::display(&lo.backing_file)
+            ));
+        }
+        Vec::new()
+    }
+
+    fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
+        loopdev::of(mount.dev, Path::new(&mount.source))
+    }
+
+    fn detach_loop(&mut self, lo: &LoopDevice, _: Instant, _: Cancel<'_>) -> LoopDetach {
+        self.dry
+            .then(&format!(", then detach {}", mountinfo::display(&lo.node)));
+        LoopDetach {
+            device: lo.clone(),
+            outcome: loopdev::LoopOutcome::Detached { autoclear: false },
+            time: Duration::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1327,6 +1553,65 @@ mod tests {
             ]
         );
         assert_eq!(fake.log.last().map(String::as_str), Some("root-ro"));
+    }
+
+    /// `--fake --all` is the engine over a host that records: a mount
+    /// with a mount on it that the run leaves is busy, retried, then made
+    /// read-only in the last pass, as by the real run; what it leaves is
+    /// never said to be unmounted.
+    #[test]
+    fn a_dry_run_plans_what_the_run_does() {
+        let dry = DryRun::default();
+        let mut host = Recording::over(
+            Table::new(parse(TABLE).unwrap()),
+            20,
+            WaitPath::Fallback,
+            &dry,
+        );
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                exclude: vec!["/mnt/t/a".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let mut events = Vec::new();
+        let summary = run(&plan, &mut host, &mut |e| {
+            if let Event::Pass { number, last, .. } = e {
+                events.push((number, last));
+            }
+        })
+        .unwrap();
+        assert_eq!(events, [(1, false), (2, true)]);
+        assert_eq!(
+            dry.take_lines(),
+            ["would remount /mnt/t (none on 0:25, tmpfs) read-only: busy, /mnt/t/a is mounted on it"]
+        );
+        assert_eq!(summary.entries.len(), 1);
+
+        // With /mnt/t/a selected too, both go, the deepest first.
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let mut host = Recording::over(
+            Table::new(parse(TABLE).unwrap()),
+            20,
+            WaitPath::Kernel,
+            &dry,
+        );
+        run(&plan, &mut host, &mut |_| {}).unwrap();
+        assert_eq!(
+            dry.take_lines(),
+            [
+                "would unmount /mnt/t/a (none on 0:26, tmpfs) by the kernel path",
+                "would unmount /mnt/t (none on 0:25, tmpfs) by the kernel path"
+            ]
+        );
     }
 
     #[test]

@@ -116,6 +116,8 @@ fn detach_started(
         caller: options.caller,
         // `--all` runs no unmount helper.
         helpers: None,
+        // A dry run has no wait to keep.
+        dry_run: None,
     };
     let wait = match path {
         WaitPath::Notify => {
