@@ -144,6 +144,26 @@ pub trait Host {
         cancel: Cancel<'_>,
         until: Instant,
     ) -> (Wake, bool);
+    /// [`Pending::try_finish`]: the wait's result if it has ended, else
+    /// the wait, given back. A host that makes its own waits
+    /// ([`Pending::kept`]) answers for them.
+    fn try_finish(
+        &mut self,
+        pending: Pending,
+        watcher: &Watcher,
+    ) -> Result<Result<Report, Error>, Pending> {
+        pending.try_finish(watcher)
+    }
+    /// [`wait::stop_all`]: the waits ended now, in their order.
+    fn stop_all(
+        &mut self,
+        pending: Vec<Pending>,
+        watcher: &Watcher,
+        end: End,
+        scan_until: Instant,
+    ) -> Vec<Result<Report, Error>> {
+        wait::stop_all(pending, watcher, end, scan_until)
+    }
     /// [`wait::unmount_shared`]
     fn unmount_shared(
         &mut self,
@@ -226,6 +246,7 @@ struct Waiting {
 /// has the other half), or, once it has passed or the caller cancelled,
 /// [`wait::LATE_SCAN`].
 fn stop_waits(
+    host: &mut dyn Host,
     waiting: Vec<Waiting>,
     watcher: &Watcher,
     end: End,
@@ -247,7 +268,7 @@ fn stop_waits(
             (w.pending, (mount, w.pass, w.lo))
         })
         .unzip();
-    let results = wait::stop_all(pending, watcher, end, scan_until);
+    let results = host.stop_all(pending, watcher, end, scan_until);
     meta.into_iter()
         .zip(results)
         .map(|((mount, pass, lo), result)| Ended {
@@ -407,7 +428,14 @@ impl<'r, 'c> Run<'r, 'c> {
             self.stopped = Some(Stop::Deadline);
             self.last = true;
             let waits = std::mem::take(&mut self.waiting);
-            for w in stop_waits(waits, &self.watcher, End::Deadline, self.deadline) {
+            let ended = stop_waits(
+                &mut *self.host,
+                waits,
+                &self.watcher,
+                End::Deadline,
+                self.deadline,
+            );
+            for w in ended {
                 self.settle(w.pass, w.mount.id, w.result, w.lo);
             }
         }
@@ -524,7 +552,7 @@ impl<'r, 'c> Run<'r, 'c> {
         let mut result = match detached {
             // Most filesystems are gone by the time umount2 returns:
             // those are settled now, in order, the rest waited for.
-            Ok(Detached::Pending(pending)) => match pending.try_finish(&self.watcher) {
+            Ok(Detached::Pending(pending)) => match self.host.try_finish(pending, &self.watcher) {
                 Ok(result) => result,
                 Err(pending) => {
                     pass.gone.insert(m.id);
@@ -596,6 +624,7 @@ impl<'r, 'c> Run<'r, 'c> {
             let ended = match end {
                 None => self.finished_waits(),
                 Some(end) => stop_waits(
+                    &mut *self.host,
                     std::mem::take(&mut self.waiting),
                     &self.watcher,
                     end,
@@ -634,7 +663,7 @@ impl<'r, 'c> Run<'r, 'c> {
         let mut ended = Vec::new();
         for w in std::mem::take(&mut self.waiting) {
             let mount = w.pending.mount().clone();
-            match w.pending.try_finish(&self.watcher) {
+            match self.host.try_finish(w.pending, &self.watcher) {
                 Ok(result) => ended.push(Ended {
                     mount,
                     pass: w.pass,
@@ -1155,7 +1184,15 @@ mod tests {
     /// A mount table in memory: unmounting removes a line. `busy` mounts
     /// fail with EBUSY until the mount named as their blocker is gone (or
     /// for ever, blocker 0); `covered` mounts cannot be reached.
+    /// `pending` mounts are detached with their wait still to end: each
+    /// wake ends the next of `ends` that is waited for, and when none is
+    /// left the deadline comes; a wait over the table's changes first
+    /// sees `table_change` unmounted by someone else.
     struct Fake {
+        pending: HashSet<u64>,
+        ends: std::collections::VecDeque<u64>,
+        ended: HashSet<u64>,
+        table_change: Option<u64>,
         mounts: Vec<Mount>,
         busy: HashMap<u64, u64>,
         covered: HashSet<u64>,
@@ -1172,6 +1209,10 @@ mod tests {
     impl Fake {
         fn new(table: &[u8]) -> Fake {
             Fake {
+                pending: HashSet::new(),
+                ends: Default::default(),
+                ended: HashSet::new(),
+                table_change: None,
                 mounts: parse(table).unwrap(),
                 busy: HashMap::new(),
                 covered: HashSet::new(),
@@ -1254,18 +1295,70 @@ mod tests {
         ) -> Result<Detached, Error> {
             self.watchers.insert(w as *mut Watcher as usize);
             self.log.push(format!("wait {}", t.mount.id));
-            self.attempt(t, o, Outcome::ShutDown)
-                .map(|r| Detached::Done(Box::new(r)))
+            let report = self.attempt(t, o, Outcome::ShutDown)?;
+            Ok(match self.pending.contains(&t.mount.id) {
+                true => Detached::Pending(Pending::kept(t.clone(), report)),
+                false => Detached::Done(Box::new(report)),
+            })
         }
         fn wait(
             &mut self,
-            _: &[&Pending],
+            pending: &[&Pending],
             _: &Watcher,
-            _: bool,
+            table_changes: bool,
             _: Cancel<'_>,
             _: Instant,
         ) -> (Wake, bool) {
-            unreachable!("the fake's waits end at once")
+            if let Some(id) = self.table_change.filter(|_| table_changes) {
+                self.table_change = None;
+                self.log.push(format!("change {id}"));
+                self.mounts.retain(|m| m.id != id);
+                return (Wake::Readable, true);
+            }
+            let waited: HashSet<u64> = pending.iter().map(|p| p.mount().id).collect();
+            match self.ends.iter().position(|id| waited.contains(id)) {
+                Some(i) => {
+                    let id = self.ends.remove(i).unwrap();
+                    self.log.push(format!("end {id}"));
+                    self.ended.insert(id);
+                    (Wake::Readable, false)
+                }
+                None => (Wake::Deadline, false),
+            }
+        }
+        fn try_finish(
+            &mut self,
+            pending: Pending,
+            _: &Watcher,
+        ) -> Result<Result<Report, Error>, Pending> {
+            match self.ended.contains(&pending.mount().id) {
+                true => Ok(Ok(Fake::report(
+                    &Target::of_mount(pending.mount()),
+                    Outcome::ShutDown,
+                ))),
+                false => Err(pending),
+            }
+        }
+        fn stop_all(
+            &mut self,
+            pending: Vec<Pending>,
+            watcher: &Watcher,
+            end: End,
+            _: Instant,
+        ) -> Vec<Result<Report, Error>> {
+            pending
+                .into_iter()
+                .map(|p| {
+                    self.log.push(format!("stop {}", p.mount().id));
+                    match self.try_finish(p, watcher) {
+                        Ok(result) => result,
+                        // No holder to look for: no scan.
+                        Err(p) => wait::stop_all(vec![p], watcher, end, Instant::now())
+                            .pop()
+                            .unwrap(),
+                    }
+                })
+                .collect()
         }
         fn unmount_shared(
             &mut self,
@@ -1612,6 +1705,110 @@ mod tests {
                 "would unmount /mnt/t (none on 0:25, tmpfs) by the kernel path"
             ]
         );
+    }
+
+    /// Waits go on side by side: every mount is detached before any wait
+    /// ends, and each is settled as its wait ends, in any order.
+    #[test]
+    fn waits_side_by_side_end_in_any_order() {
+        let mut fake = Fake::new(TABLE);
+        fake.pending.extend([31, 28, 30]);
+        fake.ends.extend([30, 28, 31]);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 28", "wait 30", "end 30", "end 28", "end 31"]
+        );
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "done /mnt/t shut_down",
+                "done /data/img shut_down",
+                "done /mnt/t/a shut_down"
+            ]
+        );
+        assert_eq!((summary.passes, summary.stopped), (1, None));
+    }
+
+    /// At the reserve, the waits that go on are stopped (detached,
+    /// shutdown not confirmed), and the last pass makes what stays busy
+    /// read-only.
+    #[test]
+    fn at_the_deadline_the_waits_stop_and_the_reserve_pass_takes_the_rest() {
+        let mut fake = Fake::new(TABLE);
+        // /data/img's wait never ends; /mnt/t/a's does; /mnt/t is busy.
+        fake.pending.extend([28, 31]);
+        fake.ends.push_back(31);
+        fake.busy.insert(30, 0);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            timeout: Some(Duration::from_secs(60)),
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t",
+                "done /mnt/t/a shut_down",
+                "done /data/img detached_unconfirmed",
+                "pass 2 last",
+                "done /mnt/t remounted_read_only"
+            ]
+        );
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 28", "wait 30", "end 31", "stop 28", "wait 30", "ro 30"]
+        );
+        assert_eq!(summary.stopped, Some(Stop::Deadline));
+    }
+
+    /// A busy mount is tried again when the mount table changes while
+    /// waits go on (what kept it busy may be gone), the waits going on.
+    #[test]
+    fn a_busy_mount_is_retried_when_the_table_changes_during_the_waits() {
+        let mut fake = Fake::new(TABLE);
+        fake.pending.insert(31);
+        fake.ends.push_back(31);
+        // /mnt/t is busy while /mnt/home, which the run leaves, is
+        // mounted; someone else unmounts it during the wait.
+        fake.busy.insert(30, 32);
+        fake.table_change = Some(32);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t",
+                "pass 2",
+                "done /mnt/t shut_down",
+                "done /mnt/t/a shut_down"
+            ]
+        );
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 30", "change 32", "wait 30", "end 31"]
+        );
+        assert_eq!(summary.passes, 2);
     }
 
     #[test]
