@@ -314,8 +314,8 @@ pub struct Cli {
     #[arg(short = 'c', long = "no-canonicalize")]
     pub no_canonicalize: bool,
 
-    /// Dry run: resolve the targets, print what would be unmounted, change
-    /// nothing
+    /// Dry run: take the real run's path, print each unmount, remount and
+    /// detach it would make, in order; change nothing
     #[arg(long)]
     pub fake: bool,
 

@@ -16,7 +16,7 @@ use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
 use umount_wait::sys::{self, Probe};
 use umount_wait::target::{self, Target};
-use umount_wait::wait::{Caller, Watcher};
+use umount_wait::wait::{Caller, DryRun, Watcher};
 use umount_wait::{mountinfo, wait, Mode, Options, Progress, WaitPath};
 
 use exit::Exit;
@@ -149,7 +149,19 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     if cli.all {
         return unmount_all(cli, path, &printer, &signals);
     }
+    unmount_targets(cli, path, &printer, signals.cancel(), None)
+}
 
+/// The targets, one after the other (`-R`, `-A`, `-d`); with `dry_run`
+/// (`--fake`), every decision taken and every action recorded there
+/// instead of made.
+fn unmount_targets(
+    cli: &Cli,
+    path: WaitPath,
+    printer: &Printer,
+    cancel: umount_wait::Cancel<'_>,
+    dry_run: Option<&DryRun>,
+) -> anyhow::Result<Exit> {
     // The table is read once for every target, and again only when an
     // answer depends on a change ([`mountinfo::Snapshot`]).
     let table = mountinfo::Snapshot::read().context("reading /proc/self/mountinfo")?;
@@ -164,7 +176,7 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         duplicates.extend(target::inside_trees(&resolved, table.table()));
     }
     if !duplicates.is_empty() {
-        return Ok(refuse_all(&printer, &duplicates));
+        return Ok(refuse_all(printer, &duplicates));
     }
 
     let options = Options {
@@ -177,16 +189,17 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         read_only_first: false,
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
-        cancel: signals.cancel(),
+        cancel,
         caller: Caller::find(table.table()).ok(),
         helpers: (!cli.internal_only).then_some(Helpers {
             verbose: cli.verbose,
         }),
+        dry_run,
     };
     let mut run = Targets {
         path,
         options: &options,
-        printer: &printer,
+        printer,
         watcher: Watcher::default(),
         table,
     };
@@ -278,115 +291,30 @@ fn resolve_targets(cli: &Cli, mounts: &mountinfo::Table) -> Vec<Result<Target, E
     out
 }
 
-/// `--fake`: what would be unmounted, in order, on stdout; nothing changed.
+/// `--fake`: what would be unmounted, in order, on stdout; nothing
+/// changed. The real run's own path, each action recorded instead of
+/// made ([`DryRun`]): for targets, through [`Options::dry_run`]; for
+/// `--all`, the engine ([`shutdown::run`]) over a host that records
+/// ([`shutdown::Recording`]).
 fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
-    let mounts = mountinfo::read(None).context("reading /proc/self/mountinfo")?;
-    let describe = |m: &mountinfo::Mount| {
-        format!(
-            "{} ({} on {}, {})",
-            mountinfo::display(&m.mount_point),
-            mountinfo::display_bytes(&m.source),
-            m.dev,
-            mountinfo::display_bytes(m.fstype.as_ref())
-        )
-    };
-    let loop_note = |m: &mountinfo::Mount| match umount_wait::loopdev::of(
-        m.dev,
-        std::path::Path::new(&m.source),
-    ) {
-        Some(lo) => format!(", then detach {}", mountinfo::display(&lo.node)),
-        None => String::new(),
-    };
-    let how = path.name();
-    if cli.all {
-        let filter = cli.filter();
-        let root_id = sys::stat_target(std::path::Path::new("/"), true)
-            .map(|st| st.mount_id)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-            .context("--fake: looking up the root's mount")?;
-        // As the run goes: a mount whose filesystem stays mounted at one
-        // that comes later goes without a wait.
-        let mut gone = std::collections::HashSet::new();
-        let backers =
-            umount_wait::release::Backers::read(&mounts, umount_wait::blockers::deadline_in(None));
-        for m in shutdown::candidates(&mounts, root_id, &filter) {
-            let stays = wait::stays_mounted_at(&mounts, m, &gone);
-            if stays.is_none() {
-                let backing = backers.of(m, &mounts);
-                for swap in &backing.swaps {
-                    printer.plan(&format!(
-                        "would turn swap off on {}",
-                        mountinfo::display(swap)
-                    ));
-                }
-                for lo in &backing.loops {
-                    printer.plan(&format!(
-                        "would detach {} (backing {})",
-                        mountinfo::display(&lo.node),
-                        mountinfo::display(&lo.backing_file)
-                    ));
-                }
-            }
-            let line = match stays {
-                Some(stays) => format!(
-                    "would unmount {} without a wait: its filesystem stays mounted at {}",
-                    describe(m),
-                    mountinfo::display(&stays.mount_point)
-                ),
-                None => format!(
-                    "would unmount {} by the {how} path{}",
-                    describe(m),
-                    loop_note(m)
-                ),
+    let dry = DryRun::default();
+    let exit = match cli.all {
+        true => {
+            let plan = Plan {
+                filter: cli.filter(),
+                force_last_pass: cli.force,
+                ..Plan::default()
             };
-            printer.plan(&line);
-            gone.insert(m.id);
+            let mut host = shutdown::Recording::new(path, &dry);
+            shutdown::run(&plan, &mut host, &mut |_| {}).context("--fake --all")?;
+            Exit::Success
         }
-        if let Some(root) = mounts.by_id(root_id).filter(|r| filter.selects(r)) {
-            printer.plan(&format!("would remount {} read-only", describe(root)));
-        }
-        return Ok(Exit::Success);
+        false => unmount_targets(cli, path, printer, umount_wait::Cancel::never(), Some(&dry))?,
+    };
+    for line in dry.take_lines() {
+        printer.plan(&line);
     }
-    let resolved = resolve_targets(cli, &mounts);
-    if cli.recursive {
-        let nested = target::inside_trees(&resolved, &mounts);
-        if !nested.is_empty() {
-            return Ok(refuse_all(printer, &nested));
-        }
-    }
-    let mut codes = Vec::new();
-    for r in resolved {
-        match r {
-            Ok(t) => {
-                let subs = match cli.recursive {
-                    true => mounts.submounts_children_first(t.mount.id),
-                    false => vec![],
-                };
-                for m in subs.into_iter().chain([&t.mount]) {
-                    let detach = match cli.detach_loop {
-                        true => loop_note(m),
-                        false => String::new(),
-                    };
-                    let helpers = (!cli.internal_only).then_some(Helpers::default());
-                    let line = match helpers.and_then(|h| Helper::for_mount(m, h)) {
-                        Some(helper) => format!(
-                            "would unmount {} by its helper {}, then wait by the fallback path{detach}",
-                            describe(m),
-                            mountinfo::display(&helper.program)
-                        ),
-                        None => format!("would unmount {} by the {how} path{detach}", describe(m)),
-                    };
-                    printer.plan(&line);
-                }
-                codes.push(Exit::Success);
-            }
-            Err(e) => {
-                printer.error(&e, Some(path));
-                codes.push(Exit::for_error(&e));
-            }
-        }
-    }
-    Ok(Exit::combine(&codes))
+    Ok(exit)
 }
 
 fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
@@ -395,6 +323,20 @@ fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
     }
     eprintln!("umount-wait: nothing was unmounted");
     Exit::Usage
+}
+
+/// [`print_result`], but for a dry run's results that are not errors:
+/// the plan says those.
+fn print_outcome(
+    result: &Result<Report, Error>,
+    path: WaitPath,
+    printer: &Printer,
+    dry_run: bool,
+) -> Exit {
+    match result {
+        Ok(report) if dry_run => Exit::for_report(report),
+        result => print_result(result, path, printer),
+    }
 }
 
 /// Prints what happened to one target; its exit code.
@@ -460,21 +402,24 @@ impl Targets<'_> {
         if recursive {
             return self.unmount_recursive(t);
         }
-        let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
-            Some(helper) => format!(
-                "by its helper {}, then the fallback path",
-                mountinfo::display(&helper.program)
-            ),
-            None => format!("by the {} path", path.name()),
-        };
-        printer.verbose_note(&format!(
-            "{}: unmounting {} ({} on {}, {}) {how}",
-            mountinfo::display(&t.given),
-            mountinfo::display(&t.path),
-            mountinfo::display_bytes(&t.mount.source),
-            t.mount.dev,
-            mountinfo::display_bytes(t.mount.fstype.as_ref()),
-        ));
+        // A dry run says it in its plan.
+        if options.dry_run.is_none() {
+            let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
+                Some(helper) => format!(
+                    "by its helper {}, then the fallback path",
+                    mountinfo::display(&helper.program)
+                ),
+                None => format!("by the {} path", path.name()),
+            };
+            printer.verbose_note(&format!(
+                "{}: unmounting {} ({} on {}, {}) {how}",
+                mountinfo::display(&t.given),
+                mountinfo::display(&t.path),
+                mountinfo::display_bytes(&t.mount.source),
+                t.mount.dev,
+                mountinfo::display_bytes(t.mount.fstype.as_ref()),
+            ));
+        }
         let result = wait::unmount_target(
             t,
             path,
@@ -483,14 +428,14 @@ impl Targets<'_> {
             &mut self.watcher,
             &mut self.table,
         );
-        print_result(&result, path, printer)
+        self.print(&result)
     }
 
     /// `-R`: the mounts below `t` first, children first in mount order (as
     /// umount(8)); `t` itself only when all of them are gone. Its code is
     /// that of the submount that stopped it, if one did.
     fn unmount_recursive(&mut self, t: &Target) -> Exit {
-        let (path, printer) = (self.path, self.printer);
+        let (path, printer, dry_run) = (self.path, self.printer, self.options.dry_run);
         let mut failed = None;
         let result = wait::unmount_recursive(
             t,
@@ -500,14 +445,25 @@ impl Targets<'_> {
             &mut self.watcher,
             &mut self.table,
             &mut |sub| {
-                let code = print_result(sub, path, printer);
+                let code = print_outcome(sub, path, printer, dry_run.is_some());
                 if code != Exit::Success {
                     failed = Some(code);
                 }
             },
         );
-        let code = print_result(&result, path, printer);
+        let code = self.print(&result);
         failed.unwrap_or(code)
+    }
+
+    /// Prints what happened to one target (in a dry run, only what
+    /// failed: the plan says the rest); its exit code.
+    fn print(&self, result: &Result<Report, Error>) -> Exit {
+        print_outcome(
+            result,
+            self.path,
+            self.printer,
+            self.options.dry_run.is_some(),
+        )
     }
 
     /// `-d`: the loop devices under `t` (with `recursive`, under the mounts
@@ -548,9 +504,20 @@ impl Targets<'_> {
     /// is a loop device to ask about (the unmount changed it).
     fn detach_loops(&mut self, loops: Vec<LoopDevice>, code: Exit) -> Exit {
         let mut worst = code;
+        // In a dry run, the table as it would be.
+        let gone = self.options.dry_run.map(DryRun::gone).unwrap_or_default();
         for lo in loops {
-            let mounted = self.table.current().is_ok_and(|t| t.has_dev(lo.dev));
+            let mounted = self
+                .table
+                .current()
+                .is_ok_and(|t| t.of_dev(lo.dev).any(|m| !gone.contains(&m.id)));
             if mounted {
+                continue;
+            }
+            if let Some(dry) = self.options.dry_run {
+                if code == Exit::Success {
+                    dry.then(&format!(", then detach {}", mountinfo::display(&lo.node)));
+                }
                 continue;
             }
             if detach_loop(Some(lo), code, self.options, self.printer) != code {

@@ -54,7 +54,9 @@ use crate::release::{self, Backers, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{self, Caller, Detached, End, Options, Pending, Progress, Watcher, CLAIM_GRACE};
+use crate::wait::{
+    self, Caller, Detached, DryRun, End, Options, Pending, Progress, Watcher, CLAIM_GRACE,
+};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -142,6 +144,26 @@ pub trait Host {
         cancel: Cancel<'_>,
         until: Instant,
     ) -> (Wake, bool);
+    /// [`Pending::try_finish`]: the wait's result if it has ended, else
+    /// the wait, given back. A host that makes its own waits
+    /// ([`Pending::kept`]) answers for them.
+    fn try_finish(
+        &mut self,
+        pending: Pending,
+        watcher: &Watcher,
+    ) -> Result<Result<Report, Error>, Pending> {
+        pending.try_finish(watcher)
+    }
+    /// [`wait::stop_all`]: the waits ended now, in their order.
+    fn stop_all(
+        &mut self,
+        pending: Vec<Pending>,
+        watcher: &Watcher,
+        end: End,
+        scan_until: Instant,
+    ) -> Vec<Result<Report, Error>> {
+        wait::stop_all(pending, watcher, end, scan_until)
+    }
     /// [`wait::unmount_shared`]
     fn unmount_shared(
         &mut self,
@@ -208,51 +230,6 @@ pub fn reserve(timeout: Duration) -> Duration {
 /// The least [`reserve`].
 pub const RESERVE_MIN: Duration = Duration::from_secs(1);
 
-/// The entries of a run, and what settling one takes.
-struct Settle<'c> {
-    entries: Vec<Entry>,
-    /// What was released for each filesystem (by mount id), until its
-    /// entry takes it.
-    released: HashMap<u64, Vec<Released>>,
-    deadline: Option<Instant>,
-    cancel: Cancel<'c>,
-}
-
-impl Settle<'_> {
-    /// The final word on a filesystem, with its loop device detached when
-    /// it shut down; told as it comes. Whether its mount is gone (not
-    /// still mounted, read-only or shut down by ioctl).
-    fn settle(
-        &mut self,
-        host: &mut dyn Host,
-        events: &mut dyn FnMut(Event<'_>),
-        pass: u32,
-        mount_id: u64,
-        result: Result<Report, Error>,
-        lo: Option<LoopDevice>,
-    ) -> bool {
-        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
-        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
-        let loop_detach = match lo {
-            Some(lo) if shut_down => {
-                let until = self
-                    .deadline
-                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-                Some(host.detach_loop(&lo, until, self.cancel))
-            }
-            _ => None,
-        };
-        self.entries.push(Entry {
-            pass,
-            result,
-            loop_detach,
-            released: self.released.remove(&mount_id).unwrap_or_default(),
-        });
-        events(Event::Done(self.entries.last().expect("just pushed")));
-        !stays
-    }
-}
-
 /// A wait going on beside the others, with what comes after it.
 struct Waiting {
     pending: Pending,
@@ -269,6 +246,7 @@ struct Waiting {
 /// has the other half), or, once it has passed or the caller cancelled,
 /// [`wait::LATE_SCAN`].
 fn stop_waits(
+    host: &mut dyn Host,
     waiting: Vec<Waiting>,
     watcher: &Watcher,
     end: End,
@@ -290,7 +268,7 @@ fn stop_waits(
             (w.pending, (mount, w.pass, w.lo))
         })
         .unzip();
-    let results = wait::stop_all(pending, watcher, end, scan_until);
+    let results = host.stop_all(pending, watcher, end, scan_until);
     meta.into_iter()
         .zip(results)
         .map(|((mount, pass, lo), result)| Ended {
@@ -316,51 +294,154 @@ const FOREVER: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 
 /// Runs `--all`. Errors are only those that stop everything (the mount
 /// table cannot be read); what happens to each mount is in the [`Summary`].
+///
+/// The driver: passes while they make progress, each one taking its
+/// mounts ([`Run::take_mounts`]) and then waiting side by side
+/// ([`Run::wait_side_by_side`]); the rules that end the loop sit here.
 pub fn run(
     plan: &Plan<'_>,
     host: &mut dyn Host,
     events: &mut dyn FnMut(Event<'_>),
 ) -> io::Result<Summary> {
-    let start = Instant::now();
-    let deadline = plan.timeout.map(|t| duration::deadline(start, t));
-    // The waits end at the reserve; then one last pass over what is left.
-    let waits_end = plan
-        .timeout
-        .map(|t| duration::deadline(start, t - reserve(t)));
-    let reached = |end: Option<Instant>| end.is_some_and(|e| Instant::now() >= e);
-    let root_id = host.root_mount_id()?;
-    let mut run = Settle {
-        entries: Vec::new(),
-        released: HashMap::new(),
-        deadline,
-        cancel: plan.cancel,
-    };
-    let mut failures: Vec<(Mount, Error)> = Vec::new();
-    let mut waiting: Vec<Waiting> = Vec::new();
-    let mut pass = 0;
-    let mut last = false;
-    let mut stopped = None;
-    let mut watcher = Watcher::default();
-    let mut mounts;
-    // Mounts a step was given up on, asleep in the kernel past SIGKILL:
-    // their filesystem does not answer, and a later pass would only wait
-    // for it again.
-    let mut given_up: HashSet<u64> = HashSet::new();
-    'passes: loop {
-        pass += 1;
-        if !last && reached(waits_end) {
-            stopped = Some(Stop::Deadline);
-            last = true;
-            let waits = std::mem::take(&mut waiting);
-            for w in stop_waits(waits, &watcher, End::Deadline, deadline) {
-                run.settle(host, events, w.pass, w.mount.id, w.result, w.lo);
+    let mut run = Run::new(plan, host, events)?;
+    loop {
+        let mut pass = run.start_pass()?;
+        match run.take_mounts(&mut pass) {
+            Step::Go => {}
+            Step::NextPass => continue,
+            Step::Stop => break,
+        }
+        match run.wait_side_by_side(&mut pass) {
+            Step::Go => {}
+            Step::NextPass => continue,
+            Step::Stop => break,
+        }
+        if run.last || run.failures.is_empty() {
+            break;
+        }
+        if !pass.progress && pass.gone.is_empty() {
+            run.last = true;
+        }
+    }
+    run.end()
+}
+
+/// What the driver does next, once a step is over.
+enum Step {
+    /// On with this pass.
+    Go,
+    /// A new pass, now.
+    NextPass,
+    /// No more passes: the end ([`Run::end`]).
+    Stop,
+}
+
+/// One `--all` run under way: its deadlines, its entries, what it waits
+/// for and what stays to be tried.
+struct Run<'r, 'c> {
+    plan: &'r Plan<'c>,
+    host: &'r mut dyn Host,
+    events: &'r mut dyn FnMut(Event<'_>),
+    start: Instant,
+    /// The end of the whole run (`--timeout`).
+    deadline: Option<Instant>,
+    /// The waits end at the reserve; then one last pass over what is left.
+    waits_end: Option<Instant>,
+    root_id: u64,
+    entries: Vec<Entry>,
+    /// What was released for each filesystem (by mount id), until its
+    /// entry takes it.
+    released: HashMap<u64, Vec<Released>>,
+    /// The mounts the current pass could not unmount, with why.
+    failures: Vec<(Mount, Error)>,
+    waiting: Vec<Waiting>,
+    pass: u32,
+    /// The last pass: what stays busy is made read-only.
+    last: bool,
+    stopped: Option<Stop>,
+    /// The run's one inotify instance.
+    watcher: Watcher,
+    /// The mount table as the current pass read it.
+    mounts: Table,
+    /// Mounts a step was given up on, asleep in the kernel past SIGKILL:
+    /// their filesystem does not answer, and a later pass would only wait
+    /// for it again.
+    given_up: HashSet<u64>,
+}
+
+/// One pass's work and what it did.
+struct Pass {
+    /// The candidates not waited for nor given up on, in order.
+    todo: Vec<Mount>,
+    /// What `--all` may take care of: every candidate, those waited for
+    /// and those settled in earlier passes too.
+    selected: HashSet<u64>,
+    /// Unmounted in this pass (or being waited for).
+    gone: HashSet<u64>,
+    /// Something went or shut down in this pass: a busy mount may be
+    /// free now.
+    progress: bool,
+}
+
+impl<'r, 'c> Run<'r, 'c> {
+    fn new(
+        plan: &'r Plan<'c>,
+        host: &'r mut dyn Host,
+        events: &'r mut dyn FnMut(Event<'_>),
+    ) -> io::Result<Run<'r, 'c>> {
+        let start = Instant::now();
+        let root_id = host.root_mount_id()?;
+        Ok(Run {
+            plan,
+            host,
+            events,
+            start,
+            deadline: plan.timeout.map(|t| duration::deadline(start, t)),
+            waits_end: plan
+                .timeout
+                .map(|t| duration::deadline(start, t - reserve(t))),
+            root_id,
+            entries: Vec::new(),
+            released: HashMap::new(),
+            failures: Vec::new(),
+            waiting: Vec::new(),
+            pass: 0,
+            last: false,
+            stopped: None,
+            watcher: Watcher::default(),
+            mounts: Table::default(),
+            given_up: HashSet::new(),
+        })
+    }
+
+    /// Whether the waits' end (the reserve) has come.
+    fn in_reserve(&self) -> bool {
+        self.waits_end.is_some_and(|e| Instant::now() >= e)
+    }
+
+    /// A new pass: at the reserve, the waits ended first and this pass
+    /// made the last; then the table read, the pass's mounts chosen and
+    /// told.
+    fn start_pass(&mut self) -> io::Result<Pass> {
+        self.pass += 1;
+        if !self.last && self.in_reserve() {
+            self.stopped = Some(Stop::Deadline);
+            self.last = true;
+            let waits = std::mem::take(&mut self.waiting);
+            let ended = stop_waits(
+                &mut *self.host,
+                waits,
+                &self.watcher,
+                End::Deadline,
+                self.deadline,
+            );
+            for w in ended {
+                self.settle(w.pass, w.mount.id, w.result, w.lo);
             }
         }
-        mounts = host.mounts()?;
-        let waited: HashSet<u64> = waiting.iter().map(|w| w.pending.mount().id).collect();
-        let chosen = candidates(&mounts, root_id, &plan.filter);
-        // What `--all` may take care of: every candidate, those waited for
-        // and those settled in earlier passes too.
+        self.mounts = self.host.mounts()?;
+        let waited: HashSet<u64> = self.waiting.iter().map(|w| w.pending.mount().id).collect();
+        let chosen = candidates(&self.mounts, self.root_id, &self.plan.filter);
         let selected: HashSet<u64> = chosen
             .iter()
             .map(|m| m.id)
@@ -368,270 +449,349 @@ pub fn run(
             .collect();
         let todo: Vec<Mount> = chosen
             .into_iter()
-            .filter(|m| !waited.contains(&m.id) && !given_up.contains(&m.id))
+            .filter(|m| !waited.contains(&m.id) && !self.given_up.contains(&m.id))
             .cloned()
             .collect();
-        events(Event::Pass {
-            number: pass,
-            last,
+        (self.events)(Event::Pass {
+            number: self.pass,
+            last: self.last,
             candidates: todo.len(),
         });
-        failures.clear();
-        let mut gone = HashSet::new();
-        // Something went or shut down in this pass: a busy mount may be
-        // free now.
-        let mut progress = false;
+        self.failures.clear();
+        Ok(Pass {
+            todo,
+            selected,
+            gone: HashSet::new(),
+            progress: false,
+        })
+    }
+
+    /// The pass's mounts, in order, each taken once ([`Run::take`]),
+    /// until the caller cancels or the reserve comes.
+    fn take_mounts(&mut self, pass: &mut Pass) -> Step {
+        let todo = std::mem::take(&mut pass.todo);
         for (done, m) in todo.iter().enumerate() {
-            if plan.cancel.is_cancelled() {
-                stopped = Some(Stop::Cancelled);
-                break 'passes;
+            if self.plan.cancel.is_cancelled() {
+                self.stopped = Some(Stop::Cancelled);
+                return Step::Stop;
             }
-            if !last && reached(waits_end) {
+            if !self.last && self.in_reserve() {
                 // The reserve: the last pass, over what is left, now.
-                continue 'passes;
+                return Step::NextPass;
             }
-            let now = Instant::now();
-            // Before the reserve, a wait may last until it; in the
-            // reserve, each mount left has its share of what remains.
-            let timeout = match (waits_end, deadline) {
-                (Some(end), Some(deadline)) if now >= end => {
-                    let left = u32::try_from(todo.len() - done).unwrap_or(u32::MAX);
-                    Some(deadline.saturating_duration_since(now) / left)
-                }
-                (Some(end), _) => Some(end - now),
-                _ => None,
-            };
-            let unselected = unselected_mount_of(&mounts, m, &selected);
-            let elsewhere =
-                wait::stays_mounted_at(&mounts, m, &gone).map(|o| o.mount_point.clone());
-            let options = Options {
-                force: last && plan.force_last_pass,
-                lazy: false,
-                read_only_on_failure: last,
-                read_only_if_unconfirmed: true,
-                shut_down_if_read_only_fails: unselected.is_none(),
-                this_mount_only: unselected.map(|o| o.mount_point.as_path()),
-                read_only_first: elsewhere.is_none() && unselected.is_none(),
-                timeout,
-                watch_blockers: plan.watch_blockers,
-                cancel: plan.cancel,
-                caller: None,
-                helpers: None,
-            };
-            let target = match host.reach(m, &mounts) {
-                Ok(t) => t,
-                Err(e) => {
-                    if !last {
-                        events(Event::Retry { pass, error: &e });
-                    }
-                    failures.push((m.clone(), e));
-                    continue;
-                }
-            };
-            let lo = match elsewhere {
-                None => host.loop_device(m),
-                Some(_) => None,
-            };
-            // Its last mount: first what backs onto it (swap, loop
-            // devices), once.
-            if elsewhere.is_none() && !run.released.contains_key(&m.id) {
-                let until =
-                    deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-                let released = host.release(m, &mounts, until, plan.cancel);
-                run.released.insert(m.id, released);
+            if let Step::Stop = self.take(pass, m, todo.len() - done) {
+                return Step::Stop;
             }
-            let detached = match &elsewhere {
-                Some(at) => host
-                    .unmount_shared(&target, at, &options)
-                    .map(|r| Detached::Done(Box::new(r))),
-                None => host.detach(&target, &options, &mut watcher),
-            };
-            let mut result = match detached {
-                // Most filesystems are gone by the time umount2 returns:
-                // those are settled now, in order, the rest waited for.
-                Ok(Detached::Pending(pending)) => match pending.try_finish(&watcher) {
-                    Ok(result) => result,
-                    Err(pending) => {
-                        gone.insert(m.id);
-                        waiting.push(Waiting { pending, lo, pass });
-                        continue;
-                    }
-                },
-                Ok(Detached::Done(report)) => Ok(*report),
-                Err(e) => Err(e),
-            };
-            // Its share of the reserve ended before the unmount did.
-            if last
-                && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
-            {
-                result = host.remount_read_only(&target, &options);
+        }
+        Step::Go
+    }
+
+    /// How long the unmount of one of `left` mounts may take: before the
+    /// reserve, until it; in the reserve, a share of what remains.
+    fn timeout_for(&self, left: usize) -> Option<Duration> {
+        let now = Instant::now();
+        match (self.waits_end, self.deadline) {
+            (Some(end), Some(deadline)) if now >= end => {
+                let left = u32::try_from(left).unwrap_or(u32::MAX);
+                Some(deadline.saturating_duration_since(now) / left)
             }
-            match result {
-                Err(e) if e.kind == ErrorKind::Interrupted => {
-                    stopped = Some(Stop::Cancelled);
-                    break 'passes;
+            (Some(end), _) => Some(end - now),
+            _ => None,
+        }
+    }
+
+    /// One mount (`left` counts it and those after it in the pass):
+    /// released, unmounted (without a wait where its filesystem stays
+    /// mounted), settled at once or left waiting, or kept for a retry.
+    fn take(&mut self, pass: &mut Pass, m: &Mount, left: usize) -> Step {
+        let unselected = unselected_mount_of(&self.mounts, m, &pass.selected);
+        let elsewhere =
+            wait::stays_mounted_at(&self.mounts, m, &pass.gone).map(|o| o.mount_point.clone());
+        let options = Options {
+            force: self.last && self.plan.force_last_pass,
+            lazy: false,
+            read_only_on_failure: self.last,
+            read_only_if_unconfirmed: true,
+            shut_down_if_read_only_fails: unselected.is_none(),
+            this_mount_only: unselected.map(|o| o.mount_point.as_path()),
+            read_only_first: elsewhere.is_none() && unselected.is_none(),
+            timeout: self.timeout_for(left),
+            watch_blockers: self.plan.watch_blockers,
+            cancel: self.plan.cancel,
+            caller: None,
+            helpers: None,
+            dry_run: None,
+        };
+        let target = match self.host.reach(m, &self.mounts) {
+            Ok(t) => t,
+            Err(e) => {
+                self.retry_later(m.clone(), e);
+                return Step::Go;
+            }
+        };
+        let lo = match elsewhere {
+            None => self.host.loop_device(m),
+            Some(_) => None,
+        };
+        // Its last mount: first what backs onto it (swap, loop
+        // devices), once.
+        if elsewhere.is_none() && !self.released.contains_key(&m.id) {
+            let until = self
+                .deadline
+                .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+            let released = self.host.release(m, &self.mounts, until, self.plan.cancel);
+            self.released.insert(m.id, released);
+        }
+        let detached = match &elsewhere {
+            Some(at) => self
+                .host
+                .unmount_shared(&target, at, &options)
+                .map(|r| Detached::Done(Box::new(r))),
+            None => self.host.detach(&target, &options, &mut self.watcher),
+        };
+        let mut result = match detached {
+            // Most filesystems are gone by the time umount2 returns:
+            // those are settled now, in order, the rest waited for.
+            Ok(Detached::Pending(pending)) => match self.host.try_finish(pending, &self.watcher) {
+                Ok(result) => result,
+                Err(pending) => {
+                    pass.gone.insert(m.id);
+                    let pass = self.pass;
+                    self.waiting.push(Waiting { pending, lo, pass });
+                    return Step::Go;
                 }
-                Err(e) if matches!(e.kind, ErrorKind::GivenUp(_)) => {
-                    given_up.insert(m.id);
-                    run.settle(host, events, pass, m.id, Err(e), lo);
-                }
-                Err(e) if e.state == State::Untouched => {
-                    if !last {
-                        events(Event::Retry { pass, error: &e });
-                    }
-                    failures.push((m.clone(), e));
-                }
-                result => {
-                    if run.settle(host, events, pass, m.id, result, lo) {
-                        gone.insert(m.id);
-                    }
+            },
+            Ok(Detached::Done(report)) => Ok(*report),
+            Err(e) => Err(e),
+        };
+        // Its share of the reserve ended before the unmount did.
+        if self.last
+            && matches!(&result, Err(e) if e.kind == ErrorKind::DeadlineReached && e.state == State::Untouched)
+        {
+            result = self.host.remount_read_only(&target, &options);
+        }
+        match result {
+            Err(e) if e.kind == ErrorKind::Interrupted => {
+                self.stopped = Some(Stop::Cancelled);
+                return Step::Stop;
+            }
+            Err(e) if matches!(e.kind, ErrorKind::GivenUp(_)) => {
+                self.given_up.insert(m.id);
+                self.settle(self.pass, m.id, Err(e), lo);
+            }
+            Err(e) if e.state == State::Untouched => self.retry_later(m.clone(), e),
+            result => {
+                if self.settle(self.pass, m.id, result, lo) {
+                    pass.gone.insert(m.id);
                 }
             }
         }
-        // The waits, side by side, until each has ended; a change of the
-        // mount table while some mount is busy starts the next pass (a
-        // mount below it may be gone), the others' waits going on.
-        while !waiting.is_empty() {
-            let until = match reached(waits_end) {
-                true => deadline,
-                false => waits_end,
+        Step::Go
+    }
+
+    /// `m` was not unmounted in this pass: told (but in the last pass,
+    /// where it is the end) and kept among the failures.
+    fn retry_later(&mut self, m: Mount, e: Error) {
+        if !self.last {
+            (self.events)(Event::Retry {
+                pass: self.pass,
+                error: &e,
+            });
+        }
+        self.failures.push((m, e));
+    }
+
+    /// The waits, side by side, until each has ended; a change of the
+    /// mount table while some mount is busy starts the next pass (a
+    /// mount below it may be gone), the others' waits going on.
+    fn wait_side_by_side(&mut self, pass: &mut Pass) -> Step {
+        while !self.waiting.is_empty() {
+            let until = match self.in_reserve() {
+                true => self.deadline,
+                false => self.waits_end,
             };
             let until = until.unwrap_or_else(|| duration::deadline(Instant::now(), FOREVER));
-            let pending: Vec<&Pending> = waiting.iter().map(|w| &w.pending).collect();
-            let retry = !last && !failures.is_empty();
-            let (wake, changed) = host.wait(&pending, &watcher, retry, plan.cancel, until);
+            let pending: Vec<&Pending> = self.waiting.iter().map(|w| &w.pending).collect();
+            let retry = !self.last && !self.failures.is_empty();
+            let (wake, changed) =
+                self.host
+                    .wait(&pending, &self.watcher, retry, self.plan.cancel, until);
             let end = match wake {
                 Wake::Readable => None,
                 Wake::Deadline | Wake::Failed(_) => Some(End::Deadline),
                 Wake::Cancelled => Some(End::Cancelled),
             };
             let ended = match end {
-                None => {
-                    let mut ended = Vec::new();
-                    for w in std::mem::take(&mut waiting) {
-                        let mount = w.pending.mount().clone();
-                        match w.pending.try_finish(&watcher) {
-                            Ok(result) => ended.push(Ended {
-                                mount,
-                                pass: w.pass,
-                                lo: w.lo,
-                                result,
-                            }),
-                            Err(pending) => waiting.push(Waiting { pending, ..w }),
-                        }
-                    }
-                    ended
-                }
-                Some(end) => stop_waits(std::mem::take(&mut waiting), &watcher, end, deadline),
+                None => self.finished_waits(),
+                Some(end) => stop_waits(
+                    &mut *self.host,
+                    std::mem::take(&mut self.waiting),
+                    &self.watcher,
+                    end,
+                    self.deadline,
+                ),
             };
             for w in ended {
                 match w.result {
                     // The kernel path's unmount refused (busy): again later.
-                    Err(e) if e.state == State::Untouched => {
-                        if !last {
-                            events(Event::Retry { pass, error: &e });
-                        }
-                        failures.push((w.mount, e));
-                    }
+                    Err(e) if e.state == State::Untouched => self.retry_later(w.mount, e),
                     result => {
-                        run.settle(host, events, w.pass, w.mount.id, result, w.lo);
-                        progress = true;
+                        self.settle(w.pass, w.mount.id, result, w.lo);
+                        pass.progress = true;
                     }
                 }
             }
             match end {
                 Some(End::Cancelled) => {
-                    stopped = Some(Stop::Cancelled);
-                    break 'passes;
+                    self.stopped = Some(Stop::Cancelled);
+                    return Step::Stop;
                 }
-                Some(End::Deadline) if !last => {
-                    stopped = Some(Stop::Deadline);
-                    last = true;
-                    continue 'passes;
+                Some(End::Deadline) if !self.last => {
+                    self.stopped = Some(Stop::Deadline);
+                    self.last = true;
+                    return Step::NextPass;
                 }
-                _ if changed && retry => continue 'passes,
+                _ if changed && retry => return Step::NextPass,
                 _ => {}
             }
         }
-        if last || failures.is_empty() {
-            break;
-        }
-        if !progress && gone.is_empty() {
-            last = true;
-        }
-    }
-    let Settle {
-        mut entries,
-        mut released,
-        ..
-    } = run;
-
-    // What is left: the failures of the last pass, and, when the run was
-    // stopped, the mounts it did not reach.
-    let settled: HashSet<u64> = entries
-        .iter()
-        .map(|e| match &e.result {
-            Ok(r) => r.mount.id,
-            Err(_) => u64::MAX,
-        })
-        .collect();
-    let left: Vec<Mount> = match stopped {
-        None => failures.iter().map(|(m, _)| m.clone()).collect(),
-        Some(_) => {
-            let now = host.mounts().unwrap_or(mounts);
-            candidates(&now, root_id, &plan.filter)
-                .into_iter()
-                .filter(|m| !settled.contains(&m.id))
-                .cloned()
-                .collect()
-        }
-    };
-    // The first error of each mount left.
-    let mut failed: HashMap<u64, Error> = HashMap::with_capacity(failures.len());
-    for (m, e) in failures {
-        failed.entry(m.id).or_insert(e);
-    }
-    for m in left {
-        let error = failed.remove(&m.id).unwrap_or_else(|| {
-            let kind = match stopped {
-                Some(Stop::Cancelled) => ErrorKind::Interrupted,
-                _ => ErrorKind::DeadlineReached,
-            };
-            Error::new(&m.mount_point, kind, None)
-        });
-        entries.push(Entry {
-            pass,
-            result: Err(error),
-            loop_detach: None,
-            released: released.remove(&m.id).unwrap_or_default(),
-        });
-        events(Event::Done(entries.last().expect("just pushed")));
+        Step::Go
     }
 
-    // The root last: never unmounted, remounted read-only when selected,
-    // deadline or not.
-    let mounts = host.mounts()?;
-    if let Some(root) = mounts.by_id(root_id).filter(|r| plan.filter.selects(r)) {
-        let result = match stopped {
-            None | Some(Stop::Deadline) => host.remount_root(root),
-            Some(Stop::Cancelled) => {
-                Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
+    /// The waits that have ended, taken out of those going on.
+    fn finished_waits(&mut self) -> Vec<Ended> {
+        let mut ended = Vec::new();
+        for w in std::mem::take(&mut self.waiting) {
+            let mount = w.pending.mount().clone();
+            match self.host.try_finish(w.pending, &self.watcher) {
+                Ok(result) => ended.push(Ended {
+                    mount,
+                    pass: w.pass,
+                    lo: w.lo,
+                    result,
+                }),
+                Err(pending) => self.waiting.push(Waiting { pending, ..w }),
             }
+        }
+        ended
+    }
+
+    /// The final word on a filesystem, with its loop device detached when
+    /// it shut down; told as it comes. Whether its mount is gone (not
+    /// still mounted, read-only or shut down by ioctl).
+    fn settle(
+        &mut self,
+        pass: u32,
+        mount_id: u64,
+        result: Result<Report, Error>,
+        lo: Option<LoopDevice>,
+    ) -> bool {
+        let stays = matches!(&result, Ok(r) if matches!(r.outcome.state(), State::ReadOnly | State::ShutDownByIoctl));
+        let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
+        let loop_detach = match lo {
+            Some(lo) if shut_down => {
+                let until = self
+                    .deadline
+                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+                Some(self.host.detach_loop(&lo, until, self.plan.cancel))
+            }
+            _ => None,
         };
-        entries.push(Entry {
+        let released = self.released.remove(&mount_id).unwrap_or_default();
+        self.push(Entry {
             pass,
             result,
-            loop_detach: None,
-            released: Vec::new(),
+            loop_detach,
+            released,
         });
-        events(Event::Done(entries.last().expect("just pushed")));
+        !stays
     }
-    Ok(Summary {
-        entries,
-        passes: pass,
-        elapsed: start.elapsed(),
-        stopped,
-    })
+
+    /// An entry, kept and told.
+    fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+        (self.events)(Event::Done(self.entries.last().expect("just pushed")));
+    }
+
+    /// The end: what is left reported (the failures of the last pass,
+    /// and, when the run was stopped, the mounts it did not reach), then
+    /// the root.
+    fn end(mut self) -> io::Result<Summary> {
+        let settled: HashSet<u64> = self
+            .entries
+            .iter()
+            .map(|e| match &e.result {
+                Ok(r) => r.mount.id,
+                Err(_) => u64::MAX,
+            })
+            .collect();
+        let left: Vec<Mount> = match self.stopped {
+            None => self.failures.iter().map(|(m, _)| m.clone()).collect(),
+            Some(_) => {
+                let now = self
+                    .host
+                    .mounts()
+                    .unwrap_or_else(|_| std::mem::take(&mut self.mounts));
+                candidates(&now, self.root_id, &self.plan.filter)
+                    .into_iter()
+                    .filter(|m| !settled.contains(&m.id))
+                    .cloned()
+                    .collect()
+            }
+        };
+        // The first error of each mount left.
+        let mut failed: HashMap<u64, Error> = HashMap::with_capacity(self.failures.len());
+        for (m, e) in std::mem::take(&mut self.failures) {
+            failed.entry(m.id).or_insert(e);
+        }
+        for m in left {
+            let error = failed.remove(&m.id).unwrap_or_else(|| {
+                let kind = match self.stopped {
+                    Some(Stop::Cancelled) => ErrorKind::Interrupted,
+                    _ => ErrorKind::DeadlineReached,
+                };
+                Error::new(&m.mount_point, kind, None)
+            });
+            let released = self.released.remove(&m.id).unwrap_or_default();
+            self.push(Entry {
+                pass: self.pass,
+                result: Err(error),
+                loop_detach: None,
+                released,
+            });
+        }
+        self.root_read_only()?;
+        Ok(Summary {
+            entries: self.entries,
+            passes: self.pass,
+            elapsed: self.start.elapsed(),
+            stopped: self.stopped,
+        })
+    }
+
+    /// The root last: never unmounted, remounted read-only when selected,
+    /// deadline or not.
+    fn root_read_only(&mut self) -> io::Result<()> {
+        let mounts = self.host.mounts()?;
+        if let Some(root) = mounts
+            .by_id(self.root_id)
+            .filter(|r| self.plan.filter.selects(r))
+        {
+            let result = match self.stopped {
+                None | Some(Stop::Deadline) => self.host.remount_root(root),
+                Some(Stop::Cancelled) => {
+                    Err(Error::new(&root.mount_point, ErrorKind::Interrupted, None))
+                }
+            };
+            self.push(Entry {
+                pass: self.pass,
+                result,
+                loop_detach: None,
+                released: Vec::new(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
@@ -790,6 +950,229 @@ impl Host for System<'_> {
     }
 }
 
+/// `--fake --all`: the system as a real run would find it, every action
+/// recorded in a [`DryRun`] instead of made, and answered as the kernel
+/// would: a mount with a mount on it (one the run leaves) is busy, any
+/// other unmount ends at once, shut down. The engine's decisions are the
+/// real run's: the order, the passes, the mounts without a wait, the
+/// retries and the last pass's read-only remounts.
+pub struct Recording<'a> {
+    path: WaitPath,
+    dry: &'a DryRun,
+    /// The table as first read (or given); those unmounted since are
+    /// left out of each pass's ([`DryRun::gone`]).
+    table: Option<Table>,
+    root_id: Option<u64>,
+    /// What backs onto the filesystems of the pass's table.
+    backers: Option<Backers>,
+}
+
+impl<'a> Recording<'a> {
+    /// Over the system's mount table, read at the first pass.
+    pub fn new(path: WaitPath, dry: &'a DryRun) -> Recording<'a> {
+        Recording {
+            path,
+            dry,
+            table: None,
+            root_id: None,
+            backers: None,
+        }
+    }
+
+    /// Over `table`, whose root is the mount `root_id` (tests).
+    pub fn over(table: Table, root_id: u64, path: WaitPath, dry: &'a DryRun) -> Recording<'a> {
+        Recording {
+            table: Some(table),
+            root_id: Some(root_id),
+            ..Recording::new(path, dry)
+        }
+    }
+
+    fn report(&self, target: &Target, outcome: Outcome) -> Report {
+        let mut report = wait::new_report(target, self.path);
+        report.outcome = outcome;
+        report
+    }
+
+    /// A mount on `mount`, in the table as it would be: the kernel's
+    /// EBUSY.
+    fn mounted_on(&mut self, mount: &Mount) -> Option<PathBuf> {
+        let gone = self.dry.gone();
+        self.table
+            .as_ref()?
+            .iter()
+            .find(|c| c.parent_id == mount.id && c.id != mount.id && !gone.contains(&c.id))
+            .map(|c| c.mount_point.clone())
+    }
+
+    /// An unmount that would end `outcome`, or busy: refused (a later
+    /// pass tries again) or, in the last pass, made read-only.
+    fn unmount(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+        line: String,
+        outcome: Outcome,
+    ) -> Result<Report, Error> {
+        let Some(on_it) = self.mounted_on(&target.mount) else {
+            self.dry.record(line);
+            self.dry.unmounted(&target.mount);
+            return Ok(self.report(target, outcome));
+        };
+        if !options.read_only_on_failure {
+            return Err(Error::from_unmount(&target.given, rustix::io::Errno::BUSY));
+        }
+        self.dry.record(format!(
+            "would remount {} read-only: busy, {} is mounted on it",
+            DryRun::describe(&target.mount),
+            mountinfo::display(&on_it)
+        ));
+        Ok(self.report(target, Outcome::RemountedReadOnly(rustix::io::Errno::BUSY)))
+    }
+}
+
+impl Host for Recording<'_> {
+    fn root_mount_id(&mut self) -> io::Result<u64> {
+        if let Some(id) = self.root_id {
+            return Ok(id);
+        }
+        let id = System::new(self.path, &|_| {}).root_mount_id()?;
+        self.root_id = Some(id);
+        Ok(id)
+    }
+
+    fn mounts(&mut self) -> io::Result<Table> {
+        if self.table.is_none() {
+            self.table = Some(mountinfo::read(None)?);
+        }
+        self.backers = None;
+        let gone = self.dry.gone();
+        let table = self.table.as_ref().expect("just read");
+        Ok(Table::new(
+            table
+                .iter()
+                .filter(|m| !gone.contains(&m.id))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
+        // A mount stacked on it, still there, covers its mount point.
+        if mounts
+            .iter()
+            .any(|m| m.parent_id == mount.id && m.mount_point == mount.mount_point)
+        {
+            return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
+        }
+        Ok(Target::of_mount(mount))
+    }
+
+    fn detach(
+        &mut self,
+        target: &Target,
+        options: &Options<'_>,
+        _: &mut Watcher,
+    ) -> Result<Detached, Error> {
+        let line = format!(
+            "would unmount {} by the {} path",
+            DryRun::describe(&target.mount),
+            self.path.name()
+        );
+        self.unmount(target, options, line, Outcome::ShutDown)
+            .map(|r| Detached::Done(Box::new(r)))
+    }
+
+    fn wait(
+        &mut self,
+        _: &[&Pending],
+        _: &Watcher,
+        _: bool,
+        _: Cancel<'_>,
+        _: Instant,
+    ) -> (Wake, bool) {
+        // Every unmount of a dry run has ended at once: no wait is kept.
+        (Wake::Readable, false)
+    }
+
+    fn unmount_shared(
+        &mut self,
+        target: &Target,
+        still_mounted_at: &Path,
+        options: &Options<'_>,
+    ) -> Result<Report, Error> {
+        let line = format!(
+            "would unmount {} without a wait: its filesystem stays mounted at {}",
+            DryRun::describe(&target.mount),
+            mountinfo::display(still_mounted_at)
+        );
+        let outcome = Outcome::Unmounted {
+            still_mounted_at: still_mounted_at.to_path_buf(),
+        };
+        self.unmount(target, options, line, outcome)
+    }
+
+    fn remount_read_only(&mut self, target: &Target, _: &Options<'_>) -> Result<Report, Error> {
+        self.dry.record(format!(
+            "would remount {} read-only",
+            DryRun::describe(&target.mount)
+        ));
+        Ok(self.report(
+            target,
+            Outcome::RemountedReadOnly(rustix::io::Errno::TIMEDOUT),
+        ))
+    }
+
+    fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
+        self.dry.record(format!(
+            "would remount {} read-only",
+            DryRun::describe(root)
+        ));
+        Ok(self.report(&Target::of_mount(root), Outcome::RootReadOnly))
+    }
+
+    fn release(
+        &mut self,
+        mount: &Mount,
+        mounts: &Table,
+        deadline: Instant,
+        _: Cancel<'_>,
+    ) -> Vec<Released> {
+        let backers = self
+            .backers
+            .get_or_insert_with(|| Backers::read(mounts, deadline));
+        let backing = backers.of(mount, mounts);
+        for swap in &backing.swaps {
+            self.dry.record(format!(
+                "would turn swap off on {}",
+                mountinfo::display(swap)
+            ));
+        }
+        for lo in &backing.loops {
+            self.dry.record(format!(
+                "would detach {} (backing {})",
+                mountinfo::display(&lo.node),
+                mountinfo::display(&lo.backing_file)
+            ));
+        }
+        Vec::new()
+    }
+
+    fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
+        loopdev::of(mount.dev, Path::new(&mount.source))
+    }
+
+    fn detach_loop(&mut self, lo: &LoopDevice, _: Instant, _: Cancel<'_>) -> LoopDetach {
+        self.dry
+            .then(&format!(", then detach {}", mountinfo::display(&lo.node)));
+        LoopDetach {
+            device: lo.clone(),
+            outcome: loopdev::LoopOutcome::Detached { autoclear: false },
+            time: Duration::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,7 +1184,15 @@ mod tests {
     /// A mount table in memory: unmounting removes a line. `busy` mounts
     /// fail with EBUSY until the mount named as their blocker is gone (or
     /// for ever, blocker 0); `covered` mounts cannot be reached.
+    /// `pending` mounts are detached with their wait still to end: each
+    /// wake ends the next of `ends` that is waited for, and when none is
+    /// left the deadline comes; a wait over the table's changes first
+    /// sees `table_change` unmounted by someone else.
     struct Fake {
+        pending: HashSet<u64>,
+        ends: std::collections::VecDeque<u64>,
+        ended: HashSet<u64>,
+        table_change: Option<u64>,
         mounts: Vec<Mount>,
         busy: HashMap<u64, u64>,
         covered: HashSet<u64>,
@@ -818,6 +1209,10 @@ mod tests {
     impl Fake {
         fn new(table: &[u8]) -> Fake {
             Fake {
+                pending: HashSet::new(),
+                ends: Default::default(),
+                ended: HashSet::new(),
+                table_change: None,
                 mounts: parse(table).unwrap(),
                 busy: HashMap::new(),
                 covered: HashSet::new(),
@@ -900,18 +1295,70 @@ mod tests {
         ) -> Result<Detached, Error> {
             self.watchers.insert(w as *mut Watcher as usize);
             self.log.push(format!("wait {}", t.mount.id));
-            self.attempt(t, o, Outcome::ShutDown)
-                .map(|r| Detached::Done(Box::new(r)))
+            let report = self.attempt(t, o, Outcome::ShutDown)?;
+            Ok(match self.pending.contains(&t.mount.id) {
+                true => Detached::Pending(Pending::kept(t.clone(), report)),
+                false => Detached::Done(Box::new(report)),
+            })
         }
         fn wait(
             &mut self,
-            _: &[&Pending],
+            pending: &[&Pending],
             _: &Watcher,
-            _: bool,
+            table_changes: bool,
             _: Cancel<'_>,
             _: Instant,
         ) -> (Wake, bool) {
-            unreachable!("the fake's waits end at once")
+            if let Some(id) = self.table_change.filter(|_| table_changes) {
+                self.table_change = None;
+                self.log.push(format!("change {id}"));
+                self.mounts.retain(|m| m.id != id);
+                return (Wake::Readable, true);
+            }
+            let waited: HashSet<u64> = pending.iter().map(|p| p.mount().id).collect();
+            match self.ends.iter().position(|id| waited.contains(id)) {
+                Some(i) => {
+                    let id = self.ends.remove(i).unwrap();
+                    self.log.push(format!("end {id}"));
+                    self.ended.insert(id);
+                    (Wake::Readable, false)
+                }
+                None => (Wake::Deadline, false),
+            }
+        }
+        fn try_finish(
+            &mut self,
+            pending: Pending,
+            _: &Watcher,
+        ) -> Result<Result<Report, Error>, Pending> {
+            match self.ended.contains(&pending.mount().id) {
+                true => Ok(Ok(Fake::report(
+                    &Target::of_mount(pending.mount()),
+                    Outcome::ShutDown,
+                ))),
+                false => Err(pending),
+            }
+        }
+        fn stop_all(
+            &mut self,
+            pending: Vec<Pending>,
+            watcher: &Watcher,
+            end: End,
+            _: Instant,
+        ) -> Vec<Result<Report, Error>> {
+            pending
+                .into_iter()
+                .map(|p| {
+                    self.log.push(format!("stop {}", p.mount().id));
+                    match self.try_finish(p, watcher) {
+                        Ok(result) => result,
+                        // No holder to look for: no scan.
+                        Err(p) => wait::stop_all(vec![p], watcher, end, Instant::now())
+                            .pop()
+                            .unwrap(),
+                    }
+                })
+                .collect()
         }
         fn unmount_shared(
             &mut self,
@@ -1199,6 +1646,169 @@ mod tests {
             ]
         );
         assert_eq!(fake.log.last().map(String::as_str), Some("root-ro"));
+    }
+
+    /// `--fake --all` is the engine over a host that records: a mount
+    /// with a mount on it that the run leaves is busy, retried, then made
+    /// read-only in the last pass, as by the real run; what it leaves is
+    /// never said to be unmounted.
+    #[test]
+    fn a_dry_run_plans_what_the_run_does() {
+        let dry = DryRun::default();
+        let mut host = Recording::over(
+            Table::new(parse(TABLE).unwrap()),
+            20,
+            WaitPath::Fallback,
+            &dry,
+        );
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                exclude: vec!["/mnt/t/a".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let mut events = Vec::new();
+        let summary = run(&plan, &mut host, &mut |e| {
+            if let Event::Pass { number, last, .. } = e {
+                events.push((number, last));
+            }
+        })
+        .unwrap();
+        assert_eq!(events, [(1, false), (2, true)]);
+        assert_eq!(
+            dry.take_lines(),
+            ["would remount /mnt/t (none on 0:25, tmpfs) read-only: busy, /mnt/t/a is mounted on it"]
+        );
+        assert_eq!(summary.entries.len(), 1);
+
+        // With /mnt/t/a selected too, both go, the deepest first.
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let mut host = Recording::over(
+            Table::new(parse(TABLE).unwrap()),
+            20,
+            WaitPath::Kernel,
+            &dry,
+        );
+        run(&plan, &mut host, &mut |_| {}).unwrap();
+        assert_eq!(
+            dry.take_lines(),
+            [
+                "would unmount /mnt/t/a (none on 0:26, tmpfs) by the kernel path",
+                "would unmount /mnt/t (none on 0:25, tmpfs) by the kernel path"
+            ]
+        );
+    }
+
+    /// Waits go on side by side: every mount is detached before any wait
+    /// ends, and each is settled as its wait ends, in any order.
+    #[test]
+    fn waits_side_by_side_end_in_any_order() {
+        let mut fake = Fake::new(TABLE);
+        fake.pending.extend([31, 28, 30]);
+        fake.ends.extend([30, 28, 31]);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 28", "wait 30", "end 30", "end 28", "end 31"]
+        );
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "done /mnt/t shut_down",
+                "done /data/img shut_down",
+                "done /mnt/t/a shut_down"
+            ]
+        );
+        assert_eq!((summary.passes, summary.stopped), (1, None));
+    }
+
+    /// At the reserve, the waits that go on are stopped (detached,
+    /// shutdown not confirmed), and the last pass makes what stays busy
+    /// read-only.
+    #[test]
+    fn at_the_deadline_the_waits_stop_and_the_reserve_pass_takes_the_rest() {
+        let mut fake = Fake::new(TABLE);
+        // /data/img's wait never ends; /mnt/t/a's does; /mnt/t is busy.
+        fake.pending.extend([28, 31]);
+        fake.ends.push_back(31);
+        fake.busy.insert(30, 0);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into(), "/data/img".into()],
+                ..Filter::default()
+            },
+            timeout: Some(Duration::from_secs(60)),
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t",
+                "done /mnt/t/a shut_down",
+                "done /data/img detached_unconfirmed",
+                "pass 2 last",
+                "done /mnt/t remounted_read_only"
+            ]
+        );
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 28", "wait 30", "end 31", "stop 28", "wait 30", "ro 30"]
+        );
+        assert_eq!(summary.stopped, Some(Stop::Deadline));
+    }
+
+    /// A busy mount is tried again when the mount table changes while
+    /// waits go on (what kept it busy may be gone), the waits going on.
+    #[test]
+    fn a_busy_mount_is_retried_when_the_table_changes_during_the_waits() {
+        let mut fake = Fake::new(TABLE);
+        fake.pending.insert(31);
+        fake.ends.push_back(31);
+        // /mnt/t is busy while /mnt/home, which the run leaves, is
+        // mounted; someone else unmounts it during the wait.
+        fake.busy.insert(30, 32);
+        fake.table_change = Some(32);
+        let plan = Plan {
+            filter: Filter {
+                include: vec!["/mnt/t".into()],
+                ..Filter::default()
+            },
+            ..Plan::default()
+        };
+        let (summary, events) = run_fake(&mut fake, &plan);
+        assert_eq!(
+            events,
+            [
+                "pass 1",
+                "retry /mnt/t",
+                "pass 2",
+                "done /mnt/t shut_down",
+                "done /mnt/t/a shut_down"
+            ]
+        );
+        assert_eq!(
+            fake.log,
+            ["wait 31", "wait 30", "change 32", "wait 30", "end 31"]
+        );
+        assert_eq!(summary.passes, 2);
     }
 
     #[test]

@@ -345,6 +345,10 @@ fn main() {
             fake_all_prints_the_order_and_touches_nothing,
         ),
         (
+            "fake_says_what_the_real_run_does",
+            fake_says_what_the_real_run_does,
+        ),
+        (
             "all_refuses_bad_prefixes_untouched",
             all_refuses_bad_prefixes_untouched,
         ),
@@ -555,6 +559,15 @@ fn run_ok(cmd: &mut Command) -> Output {
 fn mount_tmpfs(at: &Path) {
     rustix::mount::mount("umw-test", at, "tmpfs", MountFlags::empty(), None)
         .unwrap_or_else(|e| panic!("mounting tmpfs on {}: {e}", at.display()));
+}
+
+/// The `major:minor` of the mount on `at`, as the plan shows it.
+fn dev_of(at: &Path) -> String {
+    let mounts = mountinfo::read(None).unwrap();
+    let m = mounts.iter().rev().find(|m| m.mount_point == at);
+    m.unwrap_or_else(|| panic!("nothing mounted on {}", at.display()))
+        .dev
+        .to_string()
 }
 
 fn is_mounted(at: &Path) -> bool {
@@ -3431,6 +3444,107 @@ fn fake_all_prints_the_order_and_touches_nothing() {
     );
     for m in [&t, &bind, &data] {
         rustix::mount::unmount(m, UnmountFlags::empty()).unwrap();
+    }
+}
+
+/// `--fake` takes the real run's decisions, then the real run does what
+/// it said: `--all -t tmpfs` over a tmpfs with a ramfs on it (busy, made
+/// read-only in the last pass), `-R` over a tree with a bind of its own
+/// filesystem inside and `-A` over a tmpfs and a bind of it (the first
+/// goes without a wait, the last one waits). Before, `--fake` was a
+/// planner of its own and said each would be unmounted and waited for.
+fn fake_says_what_the_real_run_does() {
+    let s = Scratch::new("fake-real");
+    let shown = |p: &Path| p.display().to_string();
+    let lines = |run: &Run| -> Vec<String> { run.stdout.lines().map(String::from).collect() };
+
+    // --all: a busy mount is made read-only, in the plan as in the run.
+    let t = s.dir("t");
+    mount_tmpfs(&t);
+    let r = t.join("r");
+    fs::create_dir(&r).unwrap();
+    rustix::mount::mount("umw-test", &r, "ramfs", MountFlags::empty(), None).unwrap();
+    let all = [
+        OsStr::new("--all"),
+        OsStr::new("-t"),
+        OsStr::new("tmpfs"),
+        OsStr::new("--include"),
+        s.dir.as_os_str(),
+    ];
+    let plan = umw([OsStr::new("--fake")].into_iter().chain(all));
+    assert_code(&plan, EXIT_OK, "--fake --all -t tmpfs over a busy tmpfs");
+    assert!(is_mounted(&t) && is_mounted(&r), "--fake changed the table");
+    assert_eq!(
+        lines(&plan),
+        [format!(
+            "would remount {} (umw-test on {}, tmpfs) read-only: busy, {} is mounted on it",
+            shown(&t),
+            dev_of(&t),
+            shown(&r)
+        )],
+        "{}",
+        plan.stderr
+    );
+    let run = umw(all.into_iter().chain([OsStr::new("--json")]));
+    assert_code(&run, EXIT_FAILURE, "--all -t tmpfs over a busy tmpfs");
+    assert_eq!(
+        field(line_of(&run, &t), "outcome"),
+        Some("remounted_read_only"),
+        "{}",
+        run.stdout
+    );
+    rustix::mount::unmount(&r, UnmountFlags::empty()).unwrap();
+    rustix::mount::unmount(&t, UnmountFlags::empty()).unwrap();
+
+    // -R and -A: a bind of the filesystem goes without a wait, the last
+    // mount waits.
+    let b = t.join("b");
+    let outside = s.dir("bind");
+    for (option, bind) in [("-R", &b), ("-A", &outside)] {
+        mount_tmpfs(&t);
+        let x = t.join("x");
+        fs::create_dir(&x).unwrap();
+        if !bind.exists() {
+            fs::create_dir(bind).unwrap();
+        }
+        rustix::mount::mount_bind(&x, bind).unwrap();
+        let dev = dev_of(&t);
+        let plan = umw([OsStr::new("--fake"), OsStr::new(option), t.as_os_str()]);
+        assert_code(&plan, EXIT_OK, &format!("--fake {option}"));
+        assert!(
+            is_mounted(&t) && is_mounted(bind),
+            "--fake changed the table"
+        );
+        assert_eq!(
+            lines(&plan),
+            [
+                format!(
+                    "would unmount {} (umw-test on {dev}, tmpfs) without a wait: \
+                     its filesystem stays mounted at {}",
+                    shown(bind),
+                    shown(&t)
+                ),
+                format!(
+                    "would unmount {} (umw-test on {dev}, tmpfs) by the fallback path",
+                    shown(&t)
+                ),
+            ],
+            "--fake {option}"
+        );
+        let run = umw([OsStr::new("--json"), OsStr::new(option), t.as_os_str()]);
+        assert_code(&run, EXIT_OK, option);
+        let outcomes: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter_map(|l| field(l, "outcome"))
+            .collect();
+        assert_eq!(
+            outcomes,
+            ["unmounted", "shut_down"],
+            "{option}: {}",
+            run.stdout
+        );
+        assert!(!is_mounted(&t) && !is_mounted(bind));
     }
 }
 

@@ -105,6 +105,60 @@ pub struct Options<'a> {
     /// umount(8) runs it unless `-i`; the wait follows on the fallback path
     /// (a helper cannot pass `UMOUNT_WAIT`). None: never (`-i`, `--all`).
     pub helpers: Option<Helpers>,
+    /// `--fake`: every decision taken as for a real run, every action
+    /// recorded there instead of made ([`DryRun`]).
+    pub dry_run: Option<&'a DryRun>,
+}
+
+/// A dry run (`--fake`): the plan, a line per action that a real run
+/// would make, in its order, and the mounts it would have unmounted, so
+/// that later decisions see the table as it would be. The paths check
+/// [`Options::dry_run`] right before their system calls, as libmount's
+/// `do_umount()` does under `mnt_context_is_fake()`.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    lines: std::cell::RefCell<Vec<String>>,
+    gone: std::cell::RefCell<HashSet<u64>>,
+}
+
+impl DryRun {
+    /// A step of the plan.
+    pub fn record(&self, line: String) {
+        self.lines.borrow_mut().push(line);
+    }
+
+    /// What follows the last step at once (`, then detach /dev/loop0`).
+    pub fn then(&self, more: &str) {
+        if let Some(last) = self.lines.borrow_mut().last_mut() {
+            last.push_str(more);
+        }
+    }
+
+    /// `mount` would be unmounted by now.
+    pub fn unmounted(&self, mount: &Mount) {
+        self.gone.borrow_mut().insert(mount.id);
+    }
+
+    /// The mounts that would be unmounted by now.
+    pub fn gone(&self) -> HashSet<u64> {
+        self.gone.borrow().clone()
+    }
+
+    /// The plan so far, taken.
+    pub fn take_lines(&self) -> Vec<String> {
+        std::mem::take(&mut self.lines.borrow_mut())
+    }
+
+    /// A mount as the plan names it: `/mnt (/dev/loop0 on 7:0, ext4)`.
+    pub fn describe(m: &Mount) -> String {
+        format!(
+            "{} ({} on {}, {})",
+            mountinfo::display(&m.mount_point),
+            mountinfo::display_bytes(&m.source),
+            m.dev,
+            mountinfo::display_bytes(m.fstype.as_ref())
+        )
+    }
 }
 
 /// The mounts of this process's root and working directory, and their
@@ -183,7 +237,23 @@ pub fn unmount_with(
         Some(_) => WaitPath::Fallback,
         None => path,
     };
-    let report = new_report(target, path);
+    let mut report = new_report(target, path);
+    if let Some(dry) = options.dry_run {
+        let how = match &attempt.helper {
+            Some(helper) => format!(
+                "by its helper {}, then wait by the fallback path",
+                mountinfo::display(&helper.program)
+            ),
+            None => format!("by the {} path", path.name()),
+        };
+        dry.record(format!(
+            "would unmount {} {how}",
+            DryRun::describe(&target.mount)
+        ));
+        dry.unmounted(&target.mount);
+        report.outcome = Outcome::ShutDown;
+        return Ok(report);
+    }
     let report = match path {
         WaitPath::Kernel => kernel::unmount(&attempt, report),
         WaitPath::Notify => notify::unmount(&attempt, report),
@@ -256,7 +326,7 @@ fn still_mounted_here(
         return None;
     }
     let stays = |mounts: &Table| {
-        let going: HashSet<u64> = match options.lazy {
+        let mut going: HashSet<u64> = match options.lazy {
             true => mounts
                 .submounts_deepest_first(target.mount.id)
                 .iter()
@@ -264,6 +334,8 @@ fn still_mounted_here(
                 .collect(),
             false => HashSet::new(),
         };
+        // In a dry run, those it would have unmounted by now.
+        going.extend(options.dry_run.map(DryRun::gone).unwrap_or_default());
         stays_mounted_at(mounts, &target.mount, &going).map(|m| m.mount_point.clone())
     };
     stays(table.table())?;
@@ -431,14 +503,29 @@ pub fn unmount_shared(
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
     let mut report = new_report(target, path);
+    let unmounted = Outcome::Unmounted {
+        still_mounted_at: still_mounted_at.to_path_buf(),
+    };
+    if let Some(dry) = options.dry_run {
+        let by = match helper_for(target, options) {
+            Some(helper) => format!(" by its helper {}", mountinfo::display(&helper.program)),
+            None => String::new(),
+        };
+        dry.record(format!(
+            "would unmount {}{by} without a wait: its filesystem stays mounted at {}",
+            DryRun::describe(&target.mount),
+            mountinfo::display(still_mounted_at)
+        ));
+        dry.unmounted(&target.mount);
+        report.outcome = unmounted;
+        return Ok(report);
+    }
     let mount_point = still_there(target)?;
     if let Some(helper) = helper_for(target, options) {
         drop(mount_point);
         return match call::unmount_by_helper(target, options, report, &helper, None) {
             std::ops::ControlFlow::Continue(report) => Ok(Report {
-                outcome: Outcome::Unmounted {
-                    still_mounted_at: still_mounted_at.to_path_buf(),
-                },
+                outcome: unmounted,
                 ..report
             }),
             std::ops::ControlFlow::Break(result) => result,
@@ -449,9 +536,7 @@ pub fn unmount_shared(
     report.umount_time = start.elapsed();
     match result {
         Ok(()) => {
-            report.outcome = Outcome::Unmounted {
-                still_mounted_at: still_mounted_at.to_path_buf(),
-            };
+            report.outcome = unmounted;
             Ok(report)
         }
         Err(errno) => {

@@ -64,6 +64,9 @@ enum Wait {
         child: CallChild,
         umount_start: Instant,
     },
+    /// A wait that the host which made it answers for ([`Pending::kept`]):
+    /// nothing here to poll, and it never ends by itself.
+    Kept { wait_start: Instant },
 }
 
 /// Why waits are ended before they are done.
@@ -116,6 +119,8 @@ fn detach_started(
         caller: options.caller,
         // `--all` runs no unmount helper.
         helpers: None,
+        // A dry run has no wait to keep.
+        dry_run: None,
     };
     let wait = match path {
         WaitPath::Notify => {
@@ -173,6 +178,22 @@ fn detach_started(
 }
 
 impl Pending {
+    /// A wait that goes on until the host that made it says it ended: a
+    /// host that does not unmount through [`detach`] (the `--all`
+    /// engine's test host, with waits that end in any order or at the
+    /// deadline). `report` is the target's so far. Stopped
+    /// ([`stop_all`]), it is detached, shutdown not confirmed.
+    pub fn kept(target: Target, report: Report) -> Pending {
+        Pending(Box::new(Inner {
+            target,
+            options: Options::default(),
+            report,
+            wait: Wait::Kept {
+                wait_start: Instant::now(),
+            },
+        }))
+    }
+
     /// The mount it unmounted.
     pub fn mount(&self) -> &Mount {
         &self.0.target.mount
@@ -224,6 +245,8 @@ impl Pending {
                     return Ok(Err(e.with_state(State::Detached)));
                 }
             },
+            Wait::Kept { .. } if stop.is_none() => return Err(self),
+            Wait::Kept { .. } => return Ok(Ok(self.end_kept(stop, held))),
             Wait::Child { child, .. } => match child.try_wait() {
                 Ok(None) if stop.is_none() => return Err(self),
                 Ok(_) => None,
@@ -305,6 +328,23 @@ impl Pending {
         Ok(settled(&options, report))
     }
 
+    /// The result of a [`Pending::kept`] wait that was stopped: detached,
+    /// shutdown not confirmed.
+    fn end_kept(self, stop: Option<End>, held: Option<Vec<Blocker>>) -> Report {
+        let Inner {
+            options,
+            mut report,
+            wait,
+            ..
+        } = *self.0;
+        let Wait::Kept { wait_start } = wait else {
+            unreachable!("a kept wait")
+        };
+        report.wait_time = wait_start.elapsed();
+        let why = why_stopped(stop, &options);
+        detached_held_by(&options, report, why, held)
+    }
+
     /// The result of the kernel path's child, killed first unless it has
     /// ended (`stopped`: why the wait did not go on; `held`: what holds the
     /// filesystem, where it is found already).
@@ -381,7 +421,7 @@ pub fn wait_any(
     // instance) wake nobody through the descriptor: such a wait has ended.
     let ended = pending.iter().any(|p| match &p.0.wait {
         Wait::Watch { wd, .. } => watcher.instance().is_none_or(|i| i.ended_already(*wd)),
-        Wait::Child { .. } | Wait::Notify { .. } => false,
+        Wait::Child { .. } | Wait::Notify { .. } | Wait::Kept { .. } => false,
     });
     if ended {
         return (Wake::Readable, false);
@@ -396,7 +436,7 @@ pub fn wait_any(
     fds.extend(pending.iter().filter_map(|p| match &p.0.wait {
         Wait::Child { child, .. } => Some(child.fd()),
         Wait::Notify { dead, .. } => Some(dead.as_fd()),
-        Wait::Watch { .. } => None,
+        Wait::Watch { .. } | Wait::Kept { .. } => None,
     }));
     cancel::wait_any(&fds, mount_table, cancel, until)
 }
