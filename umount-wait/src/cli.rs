@@ -277,7 +277,14 @@ pub struct Cli {
     /// Wait at most DURATION for each target (500ms, 30s, 2m, 1h)
     ///
     /// It bounds every step: the watch and umount2 on a FUSE or network
-    /// filesystem too, made in a child process killed at the deadline. A
+    /// filesystem, umount2, the read-only remount and FS_IOC_SHUTDOWN on a
+    /// filesystem on a device, and unmount helpers, made in a child process
+    /// killed at the deadline; one asleep in the kernel past SIGKILL (a
+    /// disk or a daemon that does not answer) is given up a second later,
+    /// left to end on its own (state unknown, or detached and not
+    /// confirmed: exit 3). Not bounded: the notification path's umount2 of
+    /// a filesystem on a device (it runs the final writeback in this
+    /// process) and swapoff. A
     /// bare number is seconds; one too long for the clock to count to
     /// (3000000000000000h) never expires. With --all, one deadline for the
     /// whole run, whose last tenth (at least 1 s) is kept to make what survives
