@@ -164,6 +164,7 @@ mod tests {
             claim_attempts: 0,
             blockers: vec![],
             read_only_through: None,
+            kernel_errors: Vec::new(),
         };
         assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
         assert_eq!(

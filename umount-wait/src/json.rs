@@ -32,6 +32,8 @@ pub struct Target<'a> {
     claim_attempts: u32,
     blockers: Vec<Holder<'a>>,
     read_only_through: Option<Holder<'a>>,
+    /// The kernel log's records that name the device and say "error".
+    kernel_errors: Vec<&'a str>,
     error: Option<String>,
     errno: Option<i32>,
 }
@@ -223,6 +225,7 @@ pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
         claim_attempts: r.claim_attempts,
         blockers: holders(&r.blockers),
         read_only_through: r.read_only_through.as_ref().map(holder),
+        kernel_errors: r.kernel_errors.iter().map(String::as_str).collect(),
         error: None,
         errno: None,
     }
@@ -247,6 +250,7 @@ pub fn error(e: &Error, path: Option<WaitPath>) -> Target<'_> {
         claim_attempts: 0,
         blockers: holders(&e.blockers),
         read_only_through: None,
+        kernel_errors: Vec::new(),
         error: Some(e.to_string()),
         errno: e.errno.map(|errno| errno.raw_os_error()),
     }

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod device;
 pub mod duration;
 pub mod helper;
+pub mod kmsg;
 pub mod loopdev;
 pub mod mountinfo;
 pub mod outcome;

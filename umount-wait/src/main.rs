@@ -75,6 +75,11 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
         printer.probe(&probe_line(probe, sys::notify_supported()));
         return Ok(Exit::Success);
     }
+    // What the kernel log says from here on about the devices of the
+    // filesystems that shut down: a failed final writeback.
+    if !cli.fake {
+        umount_wait::kmsg::start();
+    }
 
     // -N: everything after this happens in that mount namespace, where
     // the working directory is its root: relative targets are made

@@ -255,6 +255,10 @@ pub struct Report {
     /// Under `--all`, when that failed, shut down through it instead
     /// ([`Outcome::ShutDownByIoctl`]).
     pub read_only_through: Option<Blocker>,
+    /// Records of the kernel log during the run that name the filesystem's
+    /// block device and say "error" ([`crate::kmsg`]): a filesystem shut
+    /// down after its final writeback failed.
+    pub kernel_errors: Vec<String>,
 }
 
 /// What went wrong with a target.

@@ -169,6 +169,16 @@ impl Printer {
                     err!("umount-wait: {target} unmounted; shut down ({timing})");
                     self.blockers("held until then by", &report.blockers);
                 }
+                // Said even when all else went well: the final writeback
+                // may have failed.
+                if !report.kernel_errors.is_empty() {
+                    err!(
+                        "umount-wait: {target}: shut down, with errors in the kernel log about its device during the run:"
+                    );
+                    for line in &report.kernel_errors {
+                        err!("umount-wait:   {line}");
+                    }
+                }
             }
             Outcome::DetachedUnconfirmed(why) => {
                 let why = reason(why);
@@ -596,7 +606,7 @@ mod tests {
     }
 
     /// Every field a target's object has (README.md, "JSON").
-    const TARGET_FIELDS: [&str; 18] = [
+    const TARGET_FIELDS: [&str; 19] = [
         "target",
         "mount_point",
         "source",
@@ -613,6 +623,7 @@ mod tests {
         "claim_attempts",
         "blockers",
         "read_only_through",
+        "kernel_errors",
         "error",
         "errno",
     ];

@@ -165,6 +165,10 @@ fn main() {
             a_label_carried_by_two_devices_names_the_mounted_one,
         ),
         (
+            "a_final_writeback_that_fails_is_not_a_plain_shut_down",
+            a_final_writeback_that_fails_is_not_a_plain_shut_down,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -4934,6 +4938,12 @@ impl ReadingFuse {
         }
     }
 
+    /// From now on every WRITE is answered EIO, as by a disk that fails;
+    /// the rest as before.
+    fn fail_writes(&mut self) {
+        self.silence.write_all(b"e").unwrap();
+    }
+
     fn go_silent(&mut self) {
         self.silence.write_all(b"s").unwrap();
         // The daemon answers what it has read, then nothing: a request
@@ -4957,6 +4967,7 @@ fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixS
     use nix::poll::{PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     let mut silent = false;
+    let mut failing = false;
     let mut buf = vec![0u8; 1 << 17];
     let mut image = vec![0u8; FUSE_IMAGE_SIZE as usize];
     loop {
@@ -4969,7 +4980,11 @@ fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixS
                 continue;
             }
             if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                silent = true;
+                let mut what = [0u8; 1];
+                match (&*silence).read(&mut what) {
+                    Ok(1) if what[0] == b'e' => failing = true,
+                    _ => silent = true,
+                }
             }
         }
         let n = match rustix::io::read(device, &mut buf) {
@@ -5033,6 +5048,7 @@ fn fuse_serve(device: &std::os::fd::OwnedFd, silence: &std::os::unix::net::UnixS
                 let at = offset.min(FUSE_IMAGE_SIZE) as usize;
                 Ok(image[at..at + len as usize].to_vec())
             }
+            16 if failing => Err(nix::libc::EIO),
             // WRITE (fuse_write_in, 40 bytes, then the data): kept within
             // the file's size; fuse_write_out says how much.
             16 => {
@@ -5419,6 +5435,67 @@ fn a_label_carried_by_two_devices_names_the_mounted_one() {
         run.stderr
     );
     assert_eq!(left, (true, true), "one of them was unmounted");
+}
+
+/// Issue 26 item 2, I/O errors during the final writeback: an ext4 on a
+/// loop device whose backing file's daemon answers every write with EIO
+/// from the moment before the unmount, dirty data in the page cache. The
+/// filesystem shuts down all the same (the claim is given up after a
+/// failed `->put_super()`): before, a plain "shut down", silent, in
+/// `--json` nothing; now the report quotes the kernel log's errors about
+/// its device ("shut down, with errors ..." on standard error, and
+/// `kernel_errors` in `--json`), exit 0 still: it did shut down.
+fn a_final_writeback_that_fails_is_not_a_plain_shut_down() {
+    let s = Scratch::new("failing-disk");
+    let fuse_at = s.dir("outside/fuse");
+    let mut fuse = ReadingFuse::mount(&fuse_at);
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(fuse_at.join("disk.img")),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    run_ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&lo.device));
+    let m = s.dir("m");
+    lo.mount(&m);
+    fs::write(m.join("f"), vec![7u8; 256 << 10]).unwrap();
+    fuse.fail_writes();
+    let run = umw_bounded(
+        &[
+            OsStr::new("--mode"),
+            OsStr::new("fallback"),
+            OsStr::new("--timeout"),
+            OsStr::new("10s"),
+            OsStr::new("--json"),
+            m.as_os_str(),
+        ],
+        HUNG_KILL,
+    );
+    let left = is_mounted(&m);
+    let _ = rustix::mount::unmount(&m, UnmountFlags::DETACH);
+    drop(fuse);
+    drop(lo);
+    eprintln!(
+        "    a failing final writeback: exit {}: {}",
+        run.code,
+        run.stderr.trim()
+    );
+    assert!(!left, "still mounted: {}{}", run.stdout, run.stderr);
+    assert_code(&run, EXIT_OK, "a filesystem shut down with write errors");
+    assert!(
+        run.stderr
+            .contains("shut down, with errors in the kernel log"),
+        "{}",
+        run.stderr
+    );
+    let errors = field(&run.stdout, "kernel_errors").unwrap_or_default();
+    assert!(
+        errors.contains("error"),
+        "kernel_errors: {errors:?}: {}",
+        run.stdout
+    );
 }
 
 /// Item 9: a user's FUSE mount without `allow_other` (a plain

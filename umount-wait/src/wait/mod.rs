@@ -270,7 +270,22 @@ fn settled(options: &Options<'_>, mut report: Report) -> Report {
     {
         read_only::elsewhere(options, &mut report);
     }
+    if report.outcome == Outcome::ShutDown {
+        report.kernel_errors = kernel_errors(&report);
+    }
     report
+}
+
+/// What the kernel log said about the filesystem's block devices during
+/// the run ([`crate::kmsg`], read where the caller started it).
+fn kernel_errors(report: &Report) -> Vec<String> {
+    let nodes = match report.device_nodes.is_empty() {
+        // An anonymous device (tmpfs, FUSE): no block device to name.
+        true if report.mount.dev.major == 0 => return Vec::new(),
+        true => crate::device::nodes_for(&report.mount),
+        false => report.device_nodes.clone(),
+    };
+    crate::kmsg::errors_about(&crate::kmsg::device_names(&nodes))
 }
 
 /// Unmounts `target` and waits for its filesystem, unless that filesystem

@@ -25,6 +25,7 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
         claim_attempts: 0,
         blockers: Vec::new(),
         read_only_through: None,
+        kernel_errors: Vec::new(),
     }
 }
 

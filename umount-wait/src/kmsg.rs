@@ -1,0 +1,172 @@
+//! The kernel log during the run: what it said about a filesystem's block
+//! device, so that a filesystem that shut down after its final writeback
+//! failed (a disk that went, I/O errors) is not reported as a plain "shut
+//! down". `IN_UNMOUNT`, the claim and `UMOUNT_WAIT` all come after a
+//! failed `->put_super()` as after a good one: only the log tells them
+//! apart.
+//!
+//! [`start`] opens `/dev/kmsg` at its end (root; where it cannot be read,
+//! nothing is reported, as before); [`errors_about`] reads what came since,
+//! without blocking, and returns the records that name one of the devices
+//! as a word and say "error". The records are kept for the run, so that
+//! every filesystem of `--all` is matched against all of them.
+
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rustix::fs::{Mode, OFlags, SeekFrom};
+use rustix::io::Errno;
+
+/// The most records reported for one filesystem.
+pub const MOST: usize = 5;
+
+struct Log {
+    kmsg: OwnedFd,
+    /// The messages read so far (their text, one line each).
+    records: Vec<String>,
+}
+
+static LOG: Mutex<Option<Log>> = Mutex::new(None);
+
+/// Opens the kernel log at its end, once: what comes after is read by
+/// [`errors_about`]. Without permission or without `/dev/kmsg`, nothing.
+pub fn start() {
+    let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    if log.is_some() {
+        return;
+    }
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(kmsg) = rustix::fs::open("/dev/kmsg", flags, Mode::empty()) else {
+        return;
+    };
+    if rustix::fs::seek(&kmsg, SeekFrom::End(0)).is_err() {
+        return;
+    }
+    *log = Some(Log {
+        kmsg,
+        records: Vec::new(),
+    });
+}
+
+/// The kernel's names of the block devices `nodes` (`/dev/loop0` is
+/// `loop0`), and for a partition its disk's too (the block layer names the
+/// disk in its I/O errors, the filesystem the partition).
+pub fn device_names(nodes: &[impl AsRef<Path>]) -> Vec<String> {
+    let mut names = Vec::new();
+    for node in nodes {
+        let Some(name) = node.as_ref().file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        names.push(name.to_string());
+        let class = Path::new("/sys/class/block").join(name);
+        if class.join("partition").exists() {
+            let disk = std::fs::canonicalize(class.join(".."))
+                .ok()
+                .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string));
+            names.extend(disk);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The records since [`start`] that name one of `names` as a word and say
+/// "error" (any case), at most [`MOST`]. Empty where the log is not read.
+pub fn errors_about(names: &[String]) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(log) = log.as_mut() else {
+        return Vec::new();
+    };
+    read_new(log);
+    log.records
+        .iter()
+        .filter(|r| says_error_about(r, names))
+        .take(MOST)
+        .cloned()
+        .collect()
+}
+
+/// Reads every record that came since the last read, without blocking.
+fn read_new(log: &mut Log) {
+    // A record is at most 1 KiB of text with its prefix (PRINTK_MESSAGE_MAX
+    // is 2 KiB); a read returns one record.
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match rustix::io::read(&log.kmsg, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if let Some(text) = message(&buf[..n]) {
+                    log.records.push(text);
+                }
+            }
+            // Records overwritten before they were read: go on with the next.
+            Err(Errno::PIPE) => continue,
+            Err(Errno::INTR) => continue,
+            Err(e) if std::io::Error::from(e).kind() == ErrorKind::WouldBlock => return,
+            Err(_) => return,
+        }
+    }
+}
+
+/// The text of a `/dev/kmsg` record: `PRIO,SEQ,TIME,FLAGS;TEXT\n`, then
+/// continuation lines (` KEY=VALUE`) that are not part of the text.
+pub fn message(record: &[u8]) -> Option<String> {
+    let start = record.iter().position(|&b| b == b';')? + 1;
+    let text = &record[start..];
+    let end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    Some(String::from_utf8_lossy(&text[..end]).into_owned())
+}
+
+/// Whether `text` names one of `names` as a word (not `loop0` in
+/// `loop01`) and says "error".
+pub fn says_error_about(text: &str, names: &[String]) -> bool {
+    if !text.to_ascii_lowercase().contains("error") {
+        return false;
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    names.iter().any(|name| {
+        text.match_indices(name.as_str()).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + name.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_of_a_record() {
+        assert_eq!(
+            message(
+                b"3,1234,5678,-;Buffer I/O error on dev loop0, logical block 9\n SUBSYSTEM=block\n"
+            ),
+            Some("Buffer I/O error on dev loop0, logical block 9".into())
+        );
+        assert_eq!(message(b"no prefix"), None);
+    }
+
+    #[test]
+    fn errors_about_a_device_as_a_word() {
+        let names = vec!["loop0".to_string(), "sda".to_string()];
+        assert!(says_error_about(
+            "I/O error, dev loop0, sector 2048 op 0x1:(WRITE)",
+            &names
+        ));
+        assert!(says_error_about(
+            "EXT4-fs warning (device sda): ext4_end_bio:343: I/O error 5 writing",
+            &names
+        ));
+        assert!(!says_error_about("I/O error, dev loop01, sector 8", &names));
+        assert!(!says_error_about("I/O error, dev sdab, sector 8", &names));
+        assert!(!says_error_about("loop0: detected capacity change", &names));
+    }
+}
