@@ -165,6 +165,7 @@ mod tests {
             blockers: vec![],
             read_only_through: None,
             kernel_errors: Vec::new(),
+            thawed: false,
         };
         assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
         assert_eq!(

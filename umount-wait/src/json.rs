@@ -34,6 +34,8 @@ pub struct Target<'a> {
     read_only_through: Option<Holder<'a>>,
     /// The kernel log's records that name the device and say "error".
     kernel_errors: Vec<&'a str>,
+    /// Frozen (`fsfreeze -f`), thawed before the unmount.
+    thawed: bool,
     error: Option<String>,
     errno: Option<i32>,
 }
@@ -226,6 +228,7 @@ pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
         blockers: holders(&r.blockers),
         read_only_through: r.read_only_through.as_ref().map(holder),
         kernel_errors: r.kernel_errors.iter().map(String::as_str).collect(),
+        thawed: r.thawed,
         error: None,
         errno: None,
     }
@@ -251,6 +254,7 @@ pub fn error(e: &Error, path: Option<WaitPath>) -> Target<'_> {
         blockers: holders(&e.blockers),
         read_only_through: None,
         kernel_errors: Vec::new(),
+        thawed: false,
         error: Some(e.to_string()),
         errno: e.errno.map(|errno| errno.raw_os_error()),
     }

@@ -259,6 +259,10 @@ pub struct Report {
     /// block device and say "error" ([`crate::kmsg`]): a filesystem shut
     /// down after its final writeback failed.
     pub kernel_errors: Vec<String>,
+    /// The filesystem was frozen from userspace (`fsfreeze -f`) and was
+    /// thawed before the unmount: a frozen filesystem holds itself alive,
+    /// and its unmount would only have detached it.
+    pub thawed: bool,
 }
 
 /// What went wrong with a target.

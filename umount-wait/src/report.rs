@@ -169,6 +169,9 @@ impl Printer {
                     err!("umount-wait: {target} unmounted; shut down ({timing})");
                     self.blockers("held until then by", &report.blockers);
                 }
+                if report.thawed {
+                    err!("umount-wait: {target}: it was frozen (fsfreeze): thawed so that it could shut down");
+                }
                 // Said even when all else went well: the final writeback
                 // may have failed.
                 if !report.kernel_errors.is_empty() {
@@ -606,7 +609,7 @@ mod tests {
     }
 
     /// Every field a target's object has (README.md, "JSON").
-    const TARGET_FIELDS: [&str; 19] = [
+    const TARGET_FIELDS: [&str; 20] = [
         "target",
         "mount_point",
         "source",
@@ -624,6 +627,7 @@ mod tests {
         "blockers",
         "read_only_through",
         "kernel_errors",
+        "thawed",
         "error",
         "errno",
     ];

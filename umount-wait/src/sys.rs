@@ -400,29 +400,56 @@ const FS_IOC_SHUTDOWN: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<u32
 /// `FS_GOING_FLAGS_LOGFLUSH`: commit the log, then shut down.
 const FS_GOING_FLAGS_LOGFLUSH: u32 = 1;
 
-/// `ioctl(FS_IOC_SHUTDOWN, FS_GOING_FLAGS_LOGFLUSH)` on the filesystem that
-/// `mount` (an [`open_path`] handle on a mount's root, checked by the
-/// caller) refers to, reopened for reading through `/proc/self/fd`: the
-/// journal is committed and every later write fails, though it stays
-/// mounted. ext4, xfs and f2fs have it; EOPNOTSUPP or ENOTTY elsewhere.
-pub fn shut_down_filesystem(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+/// The directory that `mount` (an [`open_path`] handle on a mount's root,
+/// checked by the caller) refers to, reopened for reading through
+/// `/proc/self/fd` (or `.` under the handle without /proc): an `O_PATH`
+/// handle takes no ioctl.
+pub fn reopen_dir(mount: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = match proc_fd_usable() {
+    match proc_fd_usable() {
         true => {
             let link = format!("/proc/self/fd/{}", mount.as_raw_fd());
-            rustix::fs::open(link.as_str(), flags, Mode::empty())?
+            rustix::fs::open(link.as_str(), flags, Mode::empty())
         }
-        // Without /proc: `.` under the handle, the same directory.
-        false => rustix::fs::openat(mount, ".", flags, Mode::empty())?,
-    };
+        false => rustix::fs::openat(mount, ".", flags, Mode::empty()),
+    }
+}
+
+/// `ioctl(FS_IOC_SHUTDOWN, FS_GOING_FLAGS_LOGFLUSH)` on the filesystem that
+/// `mount` (an [`open_path`] handle on a mount's root, checked by the
+/// caller) refers to ([`reopen_dir`]): the journal is committed and every
+/// later write fails, though it stays mounted. ext4, xfs and f2fs have it;
+/// EOPNOTSUPP or ENOTTY elsewhere.
+pub fn shut_down_filesystem(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    shut_down_dir(reopen_dir(mount)?.as_fd())
+}
+
+/// [`shut_down_filesystem`] on a directory opened for reading: one system
+/// call, for a child process.
+pub fn shut_down_dir(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     // SAFETY: FS_IOC_SHUTDOWN reads one u32 from the pointer, which the
     // Setter keeps alive for the call.
     unsafe {
         rustix::ioctl::ioctl(
-            &fd,
+            fd,
             rustix::ioctl::Setter::<FS_IOC_SHUTDOWN, u32>::new(FS_GOING_FLAGS_LOGFLUSH),
         )
     }
+}
+
+/// `FITHAW` (linux/fs.h): `_IOWR('X', 120, int)`.
+const FITHAW: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<i32>(b'X', 120);
+
+/// `ioctl(FITHAW)` on the filesystem that `mount` (a checked [`open_path`]
+/// handle on its root) refers to: Ok when it was frozen from userspace
+/// (`fsfreeze -f`, FIFREEZE) and is thawed now; EINVAL when it was not
+/// frozen; a freeze the kernel holds (suspend, a device mapper snapshot)
+/// is not undone.
+pub fn thaw(mount: BorrowedFd<'_>) -> Result<(), Errno> {
+    let fd = reopen_dir(mount)?;
+    // SAFETY: FITHAW takes no argument the kernel reads (its int is
+    // ignored); the Updater keeps the int alive for the call.
+    unsafe { rustix::ioctl::ioctl(&fd, rustix::ioctl::Updater::<FITHAW, i32>::new(&mut 0)) }
 }
 
 /// What `statx(2)` says about a target before anything is changed.

@@ -238,6 +238,7 @@ pub fn unmount_with(
         None => path,
     };
     let mut report = new_report(target, path);
+    report.thawed = attempt.thawed;
     if let Some(dry) = options.dry_run {
         let how = match &attempt.helper {
             Some(helper) => format!(
@@ -441,6 +442,30 @@ struct Attempt<'a> {
     observer: &'a dyn Fn(Progress<'_>),
     /// The unmount helper that unmounts in place of `umount2(2)`, if one runs.
     helper: Option<Helper>,
+    /// The filesystem was frozen, and thawed by [`thaw_if_frozen`].
+    thawed: bool,
+}
+
+/// Thaws `target`'s filesystem if it was frozen from userspace (`fsfreeze
+/// -f`), through a handle checked to be the root of its mount: a frozen
+/// filesystem holds an active reference to itself (Linux 6.x), so its
+/// unmount only detaches it and it never shuts down, hidden and frozen.
+/// Only where a device backs it (a daemon's filesystem is not asked); not
+/// in a dry run. Whether it thawed one.
+fn thaw_if_frozen(target: &Target, options: &Options<'_>) -> bool {
+    if options.dry_run.is_some() || !target.mount.may_stall() || target.mount.may_not_answer() {
+        return false;
+    }
+    let Ok(handle) = sys::open_path(&target.path, target.follow) else {
+        return false;
+    };
+    use std::os::fd::AsFd;
+    match sys::stat_fd(handle.as_fd()) {
+        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {
+            sys::thaw(handle.as_fd()).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// The unmount helper for `target`'s type, when `options` run helpers and
@@ -466,6 +491,7 @@ impl<'a> Attempt<'a> {
             options,
             observer,
             helper: helper_for(target, options),
+            thawed: thaw_if_frozen(target, options),
         })
     }
 

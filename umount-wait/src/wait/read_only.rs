@@ -81,7 +81,12 @@ pub(super) fn remount_busy(
     {
         return Err(refused(refusal));
     }
-    match bounded(target, options, || sys::shut_down_filesystem(mount.as_fd())) {
+    // Opened here: the child makes the one ioctl.
+    let dir = match sys::reopen_dir(mount.as_fd()) {
+        Ok(dir) => dir,
+        Err(_) => return Err(refused(refusal)),
+    };
+    match bounded(target, options, || sys::shut_down_dir(dir.as_fd())) {
         Ok(()) => {
             report.outcome = Outcome::ShutDownByIoctl(refusal);
             Ok(report)

@@ -26,6 +26,7 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
         blockers: Vec::new(),
         read_only_through: None,
         kernel_errors: Vec::new(),
+        thawed: false,
     }
 }
 

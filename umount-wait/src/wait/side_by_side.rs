@@ -103,7 +103,8 @@ fn detach_started(
     let Attempt {
         target, options, ..
     } = *attempt;
-    let report = super::new_report(target, path);
+    let mut report = super::new_report(target, path);
+    report.thawed = attempt.thawed;
     let kept = Options {
         force: options.force,
         lazy: options.lazy,
