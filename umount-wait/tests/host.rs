@@ -5151,7 +5151,7 @@ fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
 /// the single target and `--all` end within their `--timeout` plus a
 /// grace, the filesystem "detached, shutdown not confirmed" (exit 3).
 fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
-    let timeout = Duration::from_secs(3);
+    let timeout = Duration::from_secs(2);
     let mut failed = Vec::new();
     for form in ["single", "--all"] {
         let s = Scratch::new(&format!("fuseblk-silent-{}", form.trim_start_matches('-')));
@@ -5179,10 +5179,10 @@ fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
             ],
             _ => vec![m.as_os_str()],
         };
-        args.extend(["--mode", "fallback", "--timeout", "3s", "--json"].map(OsStr::new));
+        args.extend(["--mode", "fallback", "--timeout", "2s", "--json"].map(OsStr::new));
         let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
         eprintln!(
-            "    {form} --timeout 3s, fuseblk whose daemon reads DESTROY and never answers: exit {} in {:.2} s",
+            "    {form} --timeout 2s, fuseblk whose daemon reads DESTROY and never answers: exit {} in {:.2} s",
             run.code,
             run.elapsed.as_secs_f64()
         );
@@ -5227,7 +5227,7 @@ fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
 /// `--all` tries no other step on a filesystem it gave a step up on:
 /// every form ends within its `--timeout` plus a grace.
 fn a_disk_whose_io_never_completes_does_not_outlast_the_timeout() {
-    let timeout = Duration::from_secs(3);
+    let timeout = Duration::from_secs(2);
     let mut failed = Vec::new();
     for form in ["single", "-r", "--all"] {
         let s = Scratch::new(&format!("stalled-disk-{}", form.trim_start_matches('-')));
@@ -5258,10 +5258,10 @@ fn a_disk_whose_io_never_completes_does_not_outlast_the_timeout() {
             "-r" => vec![OsStr::new("-r"), m.as_os_str()],
             _ => vec![m.as_os_str()],
         };
-        args.extend(["--mode", "fallback", "--timeout", "3s"].map(OsStr::new));
+        args.extend(["--mode", "fallback", "--timeout", "2s"].map(OsStr::new));
         let run = umw_rescued(&s, &args, HUNG_KILL, || drop(fuse));
         eprintln!(
-            "    {form} --timeout 3s, ext4 on a disk whose writes never complete: exit {} in {:.2} s",
+            "    {form} --timeout 2s, ext4 on a disk whose writes never complete: exit {} in {:.2} s",
             run.code,
             run.elapsed.as_secs_f64()
         );
