@@ -230,8 +230,11 @@ impl Printer {
             // not with -q.
             Outcome::Unmounted { still_mounted_at } => {
                 if !self.quiet {
+                    // `-A` (and a device named) unmounts mounts that are
+                    // not the target's path: the line names the one gone.
+                    let gone = display(&report.mount.mount_point);
                     err!(
-                        "umount-wait: {target}: unmounted; its filesystem stays mounted at {} ({timing})",
+                        "umount-wait: {gone}: unmounted; its filesystem stays mounted at {} ({timing})",
                         display(still_mounted_at)
                     );
                 }

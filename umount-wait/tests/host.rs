@@ -3552,6 +3552,14 @@ fn fake_says_what_the_real_run_does() {
             "{option}: {}",
             run.stdout
         );
+        // The line names the mount that went, not the target given:
+        // before, "T: unmounted; its filesystem stays mounted at T".
+        let said = format!(
+            "umount-wait: {}: unmounted; its filesystem stays mounted at {}",
+            shown(bind),
+            shown(&t)
+        );
+        assert!(run.stderr.contains(&said), "{option}: {}", run.stderr);
         assert!(!is_mounted(&t) && !is_mounted(bind));
     }
 }
