@@ -91,7 +91,11 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
                 targets: cli
                     .targets
                     .iter()
-                    .map(|t| target::absolute(t).unwrap_or_else(|_| t.clone()))
+                    .map(|t| match target::Tag::parse(t) {
+                        // LABEL=... is a tag, not a relative path.
+                        Some(_) => t.clone(),
+                        None => target::absolute(t).unwrap_or_else(|_| t.clone()),
+                    })
                     .collect(),
                 ..cli.clone()
             };
@@ -196,7 +200,9 @@ fn unmount_targets(
         watch_blockers: printer.wants_blockers(),
         cancel,
         caller: Caller::find(table.table()).ok(),
-        helpers: (!cli.internal_only).then_some(Helpers {
+        // Never under -N: /sbin there is whatever the namespace's maker
+        // mounted, and root would run their program.
+        helpers: (!cli.internal_only && cli.namespace.is_none()).then_some(Helpers {
             verbose: cli.verbose,
         }),
         dry_run,
@@ -269,6 +275,8 @@ fn resolve_targets(cli: &Cli, mounts: &mountinfo::Table) -> Vec<Result<Target, E
     let lookup = target::Lookup {
         follow: !cli.no_follow,
         canonicalize: !cli.no_canonicalize,
+        // Not under -N: blkid would be looked up in that namespace's PATH.
+        probe_tags: cli.namespace.is_none(),
     };
     let mut resolved = target::resolve_all_with(&cli.targets, lookup, mounts);
     if cli.recursive {

@@ -104,6 +104,10 @@ pub struct Lookup {
     pub follow: bool,
     /// Resolve the symbolic links in the path (not umount(8)'s `-c`).
     pub canonicalize: bool,
+    /// Run `blkid(8)` to find the devices a tag (`LABEL=`...) names,
+    /// besides udev's links. Not in a mount namespace someone else made
+    /// (`-N`): the program would be the one their `PATH` leads to there.
+    pub probe_tags: bool,
 }
 
 impl Default for Lookup {
@@ -111,6 +115,7 @@ impl Default for Lookup {
         Lookup {
             follow: true,
             canonicalize: true,
+            probe_tags: true,
         }
     }
 }
@@ -131,7 +136,7 @@ pub fn resolve(given: &Path, follow: bool, mounts: &Table) -> Result<Target, Err
 /// [`resolve`], with umount(8)'s `-c` among the choices.
 pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Target, Error> {
     if let Some(tag) = Tag::parse(given) {
-        return by_tag(given, &tag, mounts);
+        return by_tag(given, &tag, lookup.probe_tags, mounts);
     }
     let follow = lookup.follow;
     let normal = absolute(given)?;
@@ -269,12 +274,16 @@ impl<'a> Tag<'a> {
     /// where udev made no link (an initramfs, a container), and the way to
     /// see a second device with the same tag (a cloned disk or image),
     /// which udev's link names only one of.
-    pub fn devices(&self) -> Vec<std::path::PathBuf> {
+    /// `probe`: run blkid (not under `-N`, [`Lookup::probe_tags`]).
+    pub fn devices(&self, probe: bool) -> Vec<std::path::PathBuf> {
         let mut nodes = Vec::new();
         let dir = format!("/dev/disk/by-{}", self.name.to_ascii_lowercase());
         let link = Path::new(&dir).join(OsStr::from_bytes(&udev_encode(self.value)));
         if let Ok(node) = std::fs::canonicalize(link) {
             nodes.push(node);
+        }
+        if !probe {
+            return nodes;
         }
         let mut tag = format!("{}=", self.name).into_bytes();
         tag.extend_from_slice(self.value);
@@ -372,8 +381,8 @@ fn on_device(mount: &Mount, rdev: mountinfo::DevId) -> bool {
 /// tag (a cloned disk, a copied image); the one mounted is the one meant,
 /// as umount(8) 2.38 takes it. Where more than one of them is mounted, the
 /// tag does not say which: refused, untouched.
-fn by_tag(given: &Path, tag: &Tag<'_>, mounts: &Table) -> Result<Target, Error> {
-    let nodes = tag.devices();
+fn by_tag(given: &Path, tag: &Tag<'_>, probe: bool, mounts: &Table) -> Result<Target, Error> {
+    let nodes = tag.devices(probe);
     if nodes.is_empty() {
         return Err(Error::new(given, ErrorKind::NotFound, None));
     }

@@ -173,6 +173,10 @@ fn main() {
             a_frozen_filesystem_is_thawed_and_shut_down,
         ),
         (
+            "no_program_of_another_namespace_runs_under_n",
+            no_program_of_another_namespace_runs_under_n,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -5562,6 +5566,67 @@ fn a_frozen_filesystem_is_thawed_and_shut_down() {
         drop(lo);
     }
     assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// `-N`: root enters a mount namespace that someone else made, whose
+/// /usr/sbin (so /sbin/umount.TYPE) and /usr/local/sbin (first in root's
+/// PATH, so blkid) they mounted with programs of their own. Before, root
+/// ran them: `umount-wait -N PID DIR` ran their umount.ramfs for a ramfs
+/// there, and `umount-wait -N PID LABEL=x` their blkid. Now neither runs
+/// under -N: no unmount helper, and a tag is looked up through udev's links
+/// alone.
+fn no_program_of_another_namespace_runs_under_n() {
+    let s = Scratch::new("ns-programs");
+    let m = s.dir("m");
+    let fake = s.dir("fake");
+    let marker = s.path("ran");
+    let program = format!("#!/bin/sh\necho \"$0 $*\" >>{}\nexit 0\n", marker.display());
+    for name in ["umount.ramfs", "blkid"] {
+        fs::write(fake.join(name), &program).unwrap();
+        fs::set_permissions(
+            fake.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let ready = s.path("ready");
+    let script = format!(
+        "mount -t ramfs umw-ns {m} && \
+         mount -t overlay umw-ns-sbin -o lowerdir={f}:/usr/sbin /usr/sbin && \
+         mount --bind {f} /usr/local/sbin && touch {r} && exec sleep 60",
+        m = m.display(),
+        f = fake.display(),
+        r = ready.display()
+    );
+    let mut holder = Holder::spawn(Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the namespace was not made");
+        sleep(Duration::from_millis(10));
+    }
+    let pid = holder.id().to_string();
+    let by_dir = umw([OsStr::new("-N"), OsStr::new(&pid), m.as_os_str()]);
+    // root's PATH as a login shell has it, /usr/local/sbin first.
+    let by_tag = run_command(
+        Command::new(BIN)
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .args(["-N", &pid, "LABEL=umw-no-such-label"]),
+    );
+    let ran = fs::read_to_string(&marker).unwrap_or_default();
+    holder.kill();
+    assert!(ran.is_empty(), "root ran the namespace's programs: {ran}");
+    assert_code(&by_dir, EXIT_OK, "a ramfs in the other namespace");
+    assert_code(&by_tag, EXIT_FAILURE, "a tag nothing carries");
 }
 
 /// Item 9: a user's FUSE mount without `allow_other` (a plain
