@@ -52,6 +52,7 @@ impl Exit {
             | ErrorKind::Duplicate { .. }
             | ErrorKind::InsideTree { .. }
             | ErrorKind::PermissionDenied
+            | ErrorKind::TagInNamespace
             | ErrorKind::NotSuperuser
             | ErrorKind::UserMount
             | ErrorKind::OwnFuse => Exit::Usage,

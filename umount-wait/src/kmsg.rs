@@ -8,8 +8,12 @@
 //! [`start`] opens `/dev/kmsg` at its end (root; where it cannot be read,
 //! nothing is reported, as before); [`errors_about`] reads what came since,
 //! without blocking, and returns the records that name one of the devices
-//! as a word and say "error". The records are kept for the run, so that
-//! every filesystem of `--all` is matched against all of them.
+//! and say "error". Only records that the block layer or a filesystem
+//! writes count, by the words they begin with ([`SOURCES`]): a user can
+//! make the kernel log text of their own (a mount option it refuses, a
+//! process's name), and that must not be quoted to root as a disk's error.
+//! Those records are kept for the run, so that every filesystem of `--all`
+//! is matched against all of them.
 
 use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
@@ -21,6 +25,28 @@ use rustix::io::Errno;
 
 /// The most records reported for one filesystem.
 pub const MOST: usize = 5;
+
+/// The most records kept for the run: a log flooded with errors costs no
+/// more than this.
+const KEPT: usize = 1000;
+
+/// How the records of the block layer and of the filesystems that have a
+/// block device begin, with `{}` where the device's name stands:
+/// `print_req_error()`, `end_buffer_async_write()`, ext4, xfs, btrfs, f2fs.
+pub const SOURCES: &[&str] = &[
+    "I/O error, dev {},",
+    "Buffer I/O error on dev {},",
+    "Buffer I/O error on device {},",
+    "EXT4-fs ({})",
+    "EXT4-fs error (device {})",
+    "EXT4-fs warning (device {})",
+    "EXT4-fs critical (device {})",
+    "XFS ({})",
+    "BTRFS error (device {}",
+    "BTRFS warning (device {}",
+    "BTRFS critical (device {}",
+    "F2FS-fs ({})",
+];
 
 struct Log {
     kmsg: OwnedFd,
@@ -101,8 +127,14 @@ fn read_new(log: &mut Log) {
         match rustix::io::read(&log.kmsg, &mut buf) {
             Ok(0) => return,
             Ok(n) => {
-                if let Some(text) = message(&buf[..n]) {
+                let Some(text) = message(&buf[..n]) else {
+                    continue;
+                };
+                if from_a_source(&text) && text.to_ascii_lowercase().contains("error") {
                     log.records.push(text);
+                    if log.records.len() > KEPT {
+                        log.records.remove(0);
+                    }
                 }
             }
             // Records overwritten before they were read: go on with the next.
@@ -123,18 +155,32 @@ pub fn message(record: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&text[..end]).into_owned())
 }
 
-/// Whether `text` names one of `names` as a word (not `loop0` in
-/// `loop01`) and says "error".
+/// Whether `text` begins as a record of the block layer or of a
+/// filesystem does ([`SOURCES`], the device's name aside).
+fn from_a_source(text: &str) -> bool {
+    SOURCES.iter().any(|source| {
+        let (head, _) = source.split_once("{}").unwrap_or((source, ""));
+        text.starts_with(head)
+    })
+}
+
+/// Whether `text` is a record of the block layer or of a filesystem about
+/// one of `names` ([`SOURCES`]: the name where the source puts it, not
+/// anywhere in the text) that says "error".
 pub fn says_error_about(text: &str, names: &[String]) -> bool {
     if !text.to_ascii_lowercase().contains("error") {
         return false;
     }
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     names.iter().any(|name| {
-        text.match_indices(name.as_str()).any(|(at, _)| {
-            let before = text[..at].chars().next_back();
-            let after = text[at + name.len()..].chars().next();
-            !before.is_some_and(word) && !after.is_some_and(word)
+        SOURCES.iter().any(|source| match source.split_once("{}") {
+            Some((head, tail)) => text
+                .strip_prefix(head)
+                .and_then(|rest| rest.strip_prefix(name.as_str()))
+                .is_some_and(|rest| {
+                    rest.starts_with(tail)
+                        && (!tail.is_empty() || !rest.starts_with(char::is_alphanumeric))
+                }),
+            None => false,
         })
     })
 }
@@ -155,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_about_a_device_as_a_word() {
+    fn errors_about_a_device_where_the_source_names_it() {
         let names = vec!["loop0".to_string(), "sda".to_string()];
         assert!(says_error_about(
             "I/O error, dev loop0, sector 2048 op 0x1:(WRITE)",
@@ -165,8 +211,28 @@ mod tests {
             "EXT4-fs warning (device sda): ext4_end_bio:343: I/O error 5 writing",
             &names
         ));
+        assert!(says_error_about(
+            "Buffer I/O error on dev loop0, logical block 48, lost sync page write",
+            &names
+        ));
         assert!(!says_error_about("I/O error, dev loop01, sector 8", &names));
         assert!(!says_error_about("I/O error, dev sdab, sector 8", &names));
         assert!(!says_error_about("loop0: detected capacity change", &names));
+    }
+
+    /// Text a user can make the kernel log (a mount option it refuses, a
+    /// process's name) is not a disk's error, though it names the device
+    /// and says "error" (the security review of December 5).
+    #[test]
+    fn a_users_text_in_the_log_is_not_a_disks_error() {
+        let names = vec!["loop0".to_string()];
+        for text in [
+            "tmpfs: Unknown parameter 'x loop0 I/O error: data lost; run rm -rf / now'",
+            "loop0[1234]: segfault at 0 ip 0 sp 0 error 4 in loop0",
+            "x I/O error, dev loop0, sector 1",
+        ] {
+            assert!(!says_error_about(text, &names), "{text}");
+            assert!(!from_a_source(text) || text.starts_with("I/O"), "{text}");
+        }
     }
 }

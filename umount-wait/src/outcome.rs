@@ -327,6 +327,9 @@ pub enum ErrorKind {
     AmbiguousTag {
         count: usize,
     },
+    /// A tag with `-N`: the entered namespace's `/dev` and `PATH` are its
+    /// maker's, and would decide what the tag names.
+    TagInNamespace,
     /// A step made in a child process (the unmount, before the mount was
     /// detached; a read-only remount) was still asleep in the kernel past
     /// SIGKILL at the deadline: given up, it may yet do its work (an
@@ -462,6 +465,11 @@ impl fmt::Display for Error {
                 "the path leads to another mount than the one looked up (moved or replaced)"
             )?,
             ErrorKind::DeadlineReached => write!(f, "deadline reached before unmounting")?,
+            ErrorKind::TagInNamespace => write!(
+                f,
+                "a tag is not looked up in another mount namespace (-N), whose /dev is its \
+                 maker's: name the mount point"
+            )?,
             ErrorKind::AmbiguousTag { count } => write!(
                 f,
                 "{count} mounted filesystems carry this tag (cloned disks or images): \

@@ -104,9 +104,9 @@ pub struct Lookup {
     pub follow: bool,
     /// Resolve the symbolic links in the path (not umount(8)'s `-c`).
     pub canonicalize: bool,
-    /// Run `blkid(8)` to find the devices a tag (`LABEL=`...) names,
-    /// besides udev's links. Not in a mount namespace someone else made
-    /// (`-N`): the program would be the one their `PATH` leads to there.
+    /// Look tags (`LABEL=`...) up: udev's links, `blkid(8)`. Not in a
+    /// mount namespace someone else made (`-N`): its `/dev` and its
+    /// `PATH` are theirs (refused, [`ErrorKind::TagInNamespace`]).
     pub probe_tags: bool,
 }
 
@@ -268,42 +268,67 @@ impl<'a> Tag<'a> {
             })
     }
 
-    /// The device nodes that carry the tag: udev's link under
-    /// `/dev/disk/by-label/` (and so on), then every device `blkid(8)`
-    /// finds with it (probed, not from its cache), which is the only way
-    /// where udev made no link (an initramfs, a container), and the way to
-    /// see a second device with the same tag (a cloned disk or image),
-    /// which udev's link names only one of.
-    /// `probe`: run blkid (not under `-N`, [`Lookup::probe_tags`]).
-    pub fn devices(&self, probe: bool) -> Vec<std::path::PathBuf> {
-        let mut nodes = Vec::new();
+    /// The device node udev's link names for the tag
+    /// (`/dev/disk/by-label/...` and so on), if there is one.
+    pub fn udev_device(&self) -> Option<std::path::PathBuf> {
         let dir = format!("/dev/disk/by-{}", self.name.to_ascii_lowercase());
         let link = Path::new(&dir).join(OsStr::from_bytes(&udev_encode(self.value)));
-        if let Ok(node) = std::fs::canonicalize(link) {
-            nodes.push(node);
-        }
-        if !probe {
-            return nodes;
-        }
+        std::fs::canonicalize(link).ok()
+    }
+
+    /// Every device `blkid(8)` finds with the tag (probed, not from its
+    /// cache): the only way where udev made no link (an initramfs, a
+    /// container), and the way to see a second device with the same tag (a
+    /// cloned disk or image). blkid reads every block device, and one that
+    /// does not answer (a dead disk, a loop device over a file of a FUSE
+    /// daemon that does not answer) would hold it for ever: it is given up
+    /// at `deadline` (None, then).
+    pub fn probed_devices(&self, deadline: std::time::Instant) -> Option<Vec<std::path::PathBuf>> {
+        use std::os::fd::AsFd;
         let mut tag = format!("{}=", self.name).into_bytes();
         tag.extend_from_slice(self.value);
-        let out = std::process::Command::new("blkid")
+        let mut child = std::process::Command::new("blkid")
             .args(["-c", "/dev/null", "-o", "device", "-t"])
             .arg(OsStr::from_bytes(&tag))
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .output();
-        if let Ok(out) = out {
-            for node in out.stdout.split(|&b| b == b'\n') {
-                let node = std::path::PathBuf::from(OsStr::from_bytes(node));
-                if node.starts_with("/dev/") && !nodes.contains(&node) {
-                    nodes.push(node);
-                }
+            .spawn()
+            .ok()?;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+        if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            let wake = crate::cancel::wait_readable(
+                Some(pidfd.as_fd()),
+                crate::cancel::Cancel::never(),
+                deadline,
+            );
+            if wake != crate::cancel::Wake::Readable {
+                // Given up, asleep or not: reaped by whoever inherits it.
+                let _ = child.kill();
+                let grace =
+                    crate::duration::deadline(std::time::Instant::now(), crate::child::KILL_GRACE);
+                let _ = crate::cancel::wait_readable(
+                    Some(pidfd.as_fd()),
+                    crate::cancel::Cancel::never(),
+                    grace,
+                );
+                let _ = child.try_wait();
+                return None;
             }
         }
-        nodes
+        let out = child.wait_with_output().ok()?;
+        Some(
+            out.stdout
+                .split(|&b| b == b'\n')
+                .map(|node| std::path::PathBuf::from(OsStr::from_bytes(node)))
+                .filter(|node| node.starts_with("/dev/"))
+                .collect(),
+        )
     }
 }
+
+/// How long `blkid(8)` may look for a tag's devices ([`Tag::probed_devices`]).
+pub const TAG_PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// udev's encoding of a tag's value in a `/dev/disk/by-*` link name
 /// (`udev_util_encode_string`): bytes outside `[A-Za-z0-9#+-.:=@_]` and
@@ -382,33 +407,42 @@ fn on_device(mount: &Mount, rdev: mountinfo::DevId) -> bool {
 /// as umount(8) 2.38 takes it. Where more than one of them is mounted, the
 /// tag does not say which: refused, untouched.
 fn by_tag(given: &Path, tag: &Tag<'_>, probe: bool, mounts: &Table) -> Result<Target, Error> {
-    let nodes = tag.devices(probe);
+    // Not in a mount namespace someone else made (-N): its /dev, its udev
+    // links and its PATH are theirs, and the tag would name what they
+    // chose (a locked mount they could not remove themselves).
+    if !probe {
+        return Err(Error::new(given, ErrorKind::TagInNamespace, None));
+    }
+    let mounted = |node: &Path| match sys::stat_dev(node) {
+        Ok((_, Some(rdev))) => by_source(given, mounts, |m| on_device(m, rdev)),
+        _ => None,
+    };
+    // udev's link, when it names a mounted device: taken as umount(8)
+    // takes it, with no probe.
+    let linked = tag.udev_device();
+    if let Some(target) = linked.as_deref().and_then(mounted) {
+        return Ok(target);
+    }
+    let deadline = crate::duration::deadline(std::time::Instant::now(), TAG_PROBE_LIMIT);
+    let Some(mut nodes) = tag.probed_devices(deadline) else {
+        let step = "looking for the tag's devices: blkid did not finish within 5 s";
+        return Err(Error::new(given, ErrorKind::System(step), None));
+    };
+    nodes.extend(linked);
     if nodes.is_empty() {
         return Err(Error::new(given, ErrorKind::NotFound, None));
     }
     let mut found: Vec<Target> = Vec::new();
-    let mut failed = None;
     for node in &nodes {
-        match sys::stat_dev(node) {
-            Ok((_, Some(rdev))) => {
-                let seen = found.iter().any(|t| t.mount.dev == rdev);
-                if let Some(t) = by_source(given, mounts, |m| on_device(m, rdev)).filter(|_| !seen)
-                {
-                    found.push(t);
-                }
+        if let Some(t) = mounted(node) {
+            if !found.iter().any(|f| f.mount.dev == t.mount.dev) {
+                found.push(t);
             }
-            Ok(_) => {}
-            Err(e) => failed = Some(e),
         }
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => match failed {
-            Some(e) if nodes.len() == 1 => {
-                Err(Error::from_errno(given, "inspecting the tagged device", e))
-            }
-            _ => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
-        },
+        0 => Err(Error::new(given, ErrorKind::NotMountPoint, None)),
         count => Err(Error::new(given, ErrorKind::AmbiguousTag { count }, None)),
     }
 }

@@ -5572,9 +5572,9 @@ fn a_frozen_filesystem_is_thawed_and_shut_down() {
 /// /usr/sbin (so /sbin/umount.TYPE) and /usr/local/sbin (first in root's
 /// PATH, so blkid) they mounted with programs of their own. Before, root
 /// ran them: `umount-wait -N PID DIR` ran their umount.ramfs for a ramfs
-/// there, and `umount-wait -N PID LABEL=x` their blkid. Now neither runs
-/// under -N: no unmount helper, and a tag is looked up through udev's links
-/// alone.
+/// there (and, once tags were tags under -N, `LABEL=x` their blkid). Now
+/// no unmount helper runs under -N, and a tag is refused there (exit 1):
+/// that namespace's /dev and udev links are its maker's too.
 fn no_program_of_another_namespace_runs_under_n() {
     let s = Scratch::new("ns-programs");
     let m = s.dir("m");
@@ -5626,7 +5626,14 @@ fn no_program_of_another_namespace_runs_under_n() {
     holder.kill();
     assert!(ran.is_empty(), "root ran the namespace's programs: {ran}");
     assert_code(&by_dir, EXIT_OK, "a ramfs in the other namespace");
-    assert_code(&by_tag, EXIT_FAILURE, "a tag nothing carries");
+    assert_code(&by_tag, 1, "a tag under -N");
+    assert!(
+        by_tag
+            .stderr
+            .contains("not looked up in another mount namespace"),
+        "{}",
+        by_tag.stderr
+    );
 }
 
 /// Item 9: a user's FUSE mount without `allow_other` (a plain

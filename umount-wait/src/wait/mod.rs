@@ -456,16 +456,11 @@ fn thaw_if_frozen(target: &Target, options: &Options<'_>) -> bool {
     if options.dry_run.is_some() || !target.mount.may_stall() || target.mount.may_not_answer() {
         return false;
     }
-    let Ok(handle) = sys::open_path(&target.path, target.follow) else {
-        return false;
-    };
+    // The root of that very mount (id, root, device), as a read-only
+    // remount checks it.
     use std::os::fd::AsFd;
-    match sys::stat_fd(handle.as_fd()) {
-        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {
-            sys::thaw(handle.as_fd()).is_ok()
-        }
-        _ => false,
-    }
+    read_only::checked_root(&target.path, &target.mount)
+        .is_ok_and(|handle| sys::thaw(handle.as_fd()).is_ok())
 }
 
 /// The unmount helper for `target`'s type, when `options` run helpers and

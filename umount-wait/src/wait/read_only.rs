@@ -171,7 +171,7 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// exchanged for a symbolic link), must not be acted on in its place; nor
 /// a mount that was given the id of `mount` once that one was gone (mount
 /// ids are reused). ESTALE when it is not that mount.
-fn checked_root(path: &Path, mount: &Mount) -> Result<OwnedFd, Errno> {
+pub(super) fn checked_root(path: &Path, mount: &Mount) -> Result<OwnedFd, Errno> {
     let handle = sys::open_path(path, false)?;
     let st = sys::stat_fd(handle.as_fd())?;
     if st.mount_id != mount.id || !st.is_mount_root || !target::same_filesystem(st.dev, mount) {
