@@ -11,8 +11,10 @@
 //!     each also with a process the script does not know of left running,
 //!     its cwd on the media disk (+survivor) or in a mount namespace of its
 //!     own that has /data (+ns-survivor) or /media, the first disk of
-//!     --all's order (+first-survivor); /data ext4, or f2fs as on Android
-//!     (+f2fs); and `reboot -n -f`
+//!     --all's order (+first-survivor), or /data kept in the script's own
+//!     mount table by a tmpfs on it (+pinned: Android init's shutdown ioctl
+//!     then reaches it); /data ext4, or f2fs as on Android (+f2fs); and
+//!     `reboot -n -f`
 //!   -> console: UMW-SHUTDOWN-FILE (what must be on the disks),
 //!      UMW-SHUTDOWN-UNMOUNTED (status, time to finish), no kernel report
 //!   -> the data disk (/dev/vdc), the media disk (/dev/vdd) and the image
@@ -88,7 +90,7 @@ impl Mode {
     }
 }
 
-pub const MODES: [Mode; 15] = [
+pub const MODES: [Mode; 16] = [
     Mode {
         name: "umount-wait",
         suite: "shutdown-reboot-umount-wait",
@@ -232,6 +234,20 @@ pub const MODES: [Mode; 15] = [
         expected_status: None,
         must_show_bug: true,
         in_test: true,
+        data: Format::F2fs,
+        series_only: false,
+    },
+    // The control of Android's last step: /data pinned in the script's own
+    // mount table by a tmpfs on it that no pass of Android's unmounts, so
+    // its unmount fails there and the script sends F2FS_IOC_SHUTDOWN.
+    // Measured only.
+    Mode {
+        name: "polling+f2fs+pinned",
+        suite: "shutdown-reboot-polling-f2fs-pinned",
+        test: "polling_f2fs_pinned_baseline_measured",
+        expected_status: None,
+        must_show_bug: false,
+        in_test: false,
         data: Format::F2fs,
         series_only: false,
     },

@@ -5,6 +5,7 @@
 #   android-init-reboot.sh
 #
 # DoReboot() in system/core/init/reboot.cpp, step by step:
+#   0. /data not mounted at all: sync and reboot at once;
 #   1. SIGTERM to the services, then wait up to min((timeout + 1) / 2, 3) s
 #      for them to exit, re-counting every 50 ms;
 #   2. SIGKILL to what is left (Service::Stop), no wait;
@@ -16,10 +17,57 @@
 #      timeout, SysRq-i (SIGKILL to every process but init) and one last
 #      pass with MNT_FORCE;
 #   5. sync; sleep 100 ms ("follow what linux shutdown is doing");
-#   6. reboot, whether or not the filesystems have shut down: "if umount
+#   6. when /data is still in init's own mount table (its /proc/mounts),
+#      the shutdown ioctl on /data: F2FS_IOC_SHUTDOWN with
+#      F2FS_GOING_DOWN_FULLSYNC on f2fs, EXT4_IOC_SHUTDOWN with
+#      EXT4_GOING_FLAGS_DEFAULT on ext4 (fs-shutdown, qemu/guest/bin),
+#      its failure only logged;
+#   7. reboot, whether or not the filesystems have shut down: "if umount
 #      fails, fsck after reboot will fix it".
 # Nothing here knows whether a filesystem has shut down: a mount gone from
 # /proc/mounts is taken for a filesystem gone.
+#
+# Steps 0 and 6 test the same thing, IsDataMounted(), which reads init's
+# own /proc/mounts and answers for the first entry on /data. In
+# aosp-mirror/platform_system_core, init/reboot.cpp at a3b721a (main,
+# March 26 2025; the f2fs branch since 3e595d5 "Shutdown f2fs to avoid
+# fsck", 2022, the ext4 one since 2a9a6b5, 2025):
+#
+#   static bool IsDataMounted(const std::string& fstype) {
+#       std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(setmntent("/proc/mounts", "re"), endmntent);
+#       ...
+#       while ((mentry = getmntent(fp.get())) != nullptr) {
+#           if (mentry->mnt_dir == "/data"s) {
+#               return fstype == "*" || mentry->mnt_type == fstype;
+#
+#   // If /data isn't mounted then we can skip the extra reboot steps below, since we don't need to
+#   // worry about unmounting it.
+#   if (!IsDataMounted("*")) {
+#       sync();
+#       RebootSystem(cmd, reboot_target, reason);
+#
+# and at the very end of DoReboot(), after TryUmountAndFsck() (step 4),
+# the sync and the 100 ms (step 5):
+#
+#   // Reboot regardless of umount status. If umount fails, fsck after reboot will fix it.
+#   if (IsDataMounted("f2fs")) {
+#       uint32_t flag = F2FS_GOING_DOWN_FULLSYNC;
+#       unique_fd fd(TEMP_FAILURE_RETRY(open("/data", O_RDONLY)));
+#       LOG(INFO) << "Invoking F2FS_IOC_SHUTDOWN during shutdown";
+#       int ret = ioctl(fd.get(), F2FS_IOC_SHUTDOWN, &flag);
+#       ...
+#   } else if (IsDataMounted("ext4")) {
+#       uint32_t flag = EXT4_GOING_FLAGS_DEFAULT;
+#       unique_fd fd(TEMP_FAILURE_RETRY(open("/data", O_RDONLY)));
+#       int ret = ioctl(fd.get(), EXT4_IOC_SHUTDOWN, &flag);
+#       ...
+#   }
+#   RebootSystem(cmd, reboot_target, reason);
+#
+# So a /data that left init's table but lives on in an app's mount
+# namespace (the unmount there succeeded, the superblock did not die) is
+# neither unmounted nor shut down: it is alive at the reboot. The ioctl
+# only reaches a /data whose unmount failed in init's own namespace.
 #
 # Left out: the services kept for the shutdown (vold, watchdogd), fsck.
 # SysRq-i would kill this script too (init does it from PID 1): it is
@@ -40,6 +88,20 @@ timeout_ms=6000
 
 now_ms() { monotime-ms; }
 start=$(now_ms)
+
+# IsDataMounted(): the type of the first entry on /data in this process's
+# mount table (init's, not an app's), empty when there is none.
+data_type() {
+	awk '$2 == "/data" { print $3; exit }' /proc/mounts
+}
+log() { echo "android-init-reboot: $*" >&2; }
+
+# 0.
+if [ -z "$(data_type)" ]; then
+	sync
+	export UMW_STATUS=0
+	exec $final
+fi
 
 # 1. Terminate, wait for the processes to be gone (50 ms steps).
 # shellcheck disable=SC2086 # a list of pids
@@ -104,6 +166,21 @@ fi
 sync
 usleep 100000
 
-# 6.
+# 6. The shutdown ioctl, only on a /data still in this mount table. The
+#    log lines are init's; the one for "not mounted here" is the bench's.
+case $(data_type) in
+f2fs)
+	log "Invoking F2FS_IOC_SHUTDOWN during shutdown"
+	fs-shutdown /data f2fs fullsync && log "Shutdown /data"
+	;;
+ext4)
+	fs-shutdown /data ext4 default && log "Shutdown /data"
+	;;
+*)
+	log "/data not in init's mount table: no shutdown ioctl"
+	;;
+esac
+
+# 7.
 export UMW_STATUS=$status
 exec $final
