@@ -177,6 +177,10 @@ fn main() {
             no_program_of_another_namespace_runs_under_n,
         ),
         (
+            "a_tag_probe_over_a_device_that_does_not_answer_is_given_up",
+            a_tag_probe_over_a_device_that_does_not_answer_is_given_up,
+        ),
+        (
             "busy_target_names_a_holder_whose_leader_has_exited",
             busy_target_names_a_holder_whose_leader_has_exited,
         ),
@@ -5633,6 +5637,62 @@ fn no_program_of_another_namespace_runs_under_n() {
             .contains("not looked up in another mount namespace"),
         "{}",
         by_tag.stderr
+    );
+}
+
+/// A tag without udev's link is looked up by blkid(8), which reads every
+/// block device: a loop device over a file of a FUSE daemon that reads
+/// every request and answers none (a user can make one with udisks) held
+/// `umount-wait LABEL=x` for ever, --timeout or not (security review of
+/// December 5). Now blkid is given up after 5 s: exit 2, untouched.
+fn a_tag_probe_over_a_device_that_does_not_answer_is_given_up() {
+    let s = Scratch::new("tag-probe");
+    let fuse_at = s.dir("fuse");
+    let mut fuse = ReadingFuse::mount(&fuse_at);
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show", "--read-only"])
+            .arg(fuse_at.join("disk.img")),
+    );
+    let lo = LoopExt4 {
+        device: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+    };
+    fuse.go_silent();
+    let run = umw_rescued(
+        &s,
+        &[
+            OsStr::new("--timeout"),
+            OsStr::new("2s"),
+            OsStr::new("LABEL=umw-nowhere"),
+        ],
+        HUNG_KILL,
+        || drop(fuse),
+    );
+    eprintln!(
+        "    LABEL= beside a device that does not answer: exit {} in {:.2} s",
+        run.code,
+        run.elapsed.as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while loop_bound(&lo.device) && Instant::now() < deadline {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&lo.device)
+            .stderr(Stdio::null())
+            .status();
+        sleep(Duration::from_millis(50));
+    }
+    drop(lo);
+    assert!(
+        run.elapsed < Duration::from_secs(5) + HUNG_GRACE,
+        "held {:.1} s: {}",
+        run.elapsed.as_secs_f64(),
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("blkid did not finish"),
+        "{}",
+        run.stderr
     );
 }
 
