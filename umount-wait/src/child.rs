@@ -236,6 +236,47 @@ impl CallChild {
     }
 }
 
+/// How a program started by the caller ended ([`wait_for_program`]).
+#[derive(Debug)]
+pub enum ProgramEnd {
+    /// It exited (or died) before the deadline: its status, reaped.
+    Ended(std::process::ExitStatus),
+    /// The deadline or the cancellation came first (the reason): killed
+    /// and reaped.
+    Stopped(crate::cancel::Wake),
+    /// As [`ProgramEnd::Stopped`], but asleep in the kernel past SIGKILL
+    /// for [`KILL_GRACE`]: given up, reaped by whoever inherits it.
+    GivenUp(crate::cancel::Wake),
+}
+
+/// Waits for `child`, a program the caller started (an unmount helper,
+/// blkid), until `deadline` or `cancel`; then kills it and, as
+/// [`CallChild::end_within`] does, gives it up if it has not ended
+/// [`KILL_GRACE`] later. Without a pidfd (a kernel older than 5.3) it is
+/// waited for without a bound. Err: waiting for it failed.
+pub fn wait_for_program(
+    child: &mut std::process::Child,
+    deadline: Instant,
+    cancel: crate::cancel::Cancel<'_>,
+) -> std::io::Result<ProgramEnd> {
+    use crate::cancel::{wait_readable, Cancel, Wake};
+    let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
+    let Ok(pidfd) = rustix::process::pidfd_open(pid, PidfdFlags::empty()) else {
+        return child.wait().map(ProgramEnd::Ended);
+    };
+    let wake = wait_readable(Some(pidfd.as_fd()), cancel, deadline);
+    if wake == Wake::Readable {
+        return child.wait().map(ProgramEnd::Ended);
+    }
+    let _ = child.kill();
+    let grace = crate::duration::deadline(Instant::now(), KILL_GRACE);
+    let _ = wait_readable(Some(pidfd.as_fd()), Cancel::never(), grace);
+    Ok(match child.try_wait()? {
+        Some(_) => ProgramEnd::Stopped(wake),
+        None => ProgramEnd::GivenUp(wake),
+    })
+}
+
 fn ended_as(status: WaitIdStatus) -> Ended {
     match (status.exit_status(), status.terminating_signal()) {
         (Some(0), _) => Ended::Returned(Ok(())),

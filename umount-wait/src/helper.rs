@@ -7,15 +7,13 @@
 //! comes after it, as after `umount2`.
 
 use std::ffi::OsString;
-use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, PidfdFlags};
-
-use crate::cancel::{self, Cancel, Wake};
+use crate::cancel::{Cancel, Wake};
+use crate::child::{wait_for_program, ProgramEnd};
 use crate::mountinfo::Mount;
 
 /// Where libmount looks for `umount.TYPE` (its `FS_SEARCH_PATH`), in order.
@@ -177,38 +175,18 @@ impl Helper {
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::io::stderr()))
             .spawn()?;
-        let pid = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
-        let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok();
-        let wake = match &pidfd {
-            Some(pidfd) => {
-                let until = deadline
-                    .unwrap_or_else(|| crate::duration::deadline(Instant::now(), Duration::MAX));
-                cancel::wait_readable(Some(pidfd.as_fd()), cancel, until)
-            }
-            // No pidfd (a kernel older than 5.3): the helper is waited for
-            // without a bound.
-            None => Wake::Readable,
-        };
-        if wake != Wake::Readable {
-            let _ = child.kill();
-            // A helper asleep in the kernel past SIGKILL (its umount2 in
-            // the writeback of a disk or a server that does not answer) is
-            // given up after a grace, left to end on its own: the deadline
-            // holds.
-            if let Some(pidfd) = &pidfd {
-                let grace = crate::duration::deadline(Instant::now(), crate::child::KILL_GRACE);
-                let _ = cancel::wait_readable(Some(pidfd.as_fd()), Cancel::never(), grace);
-            }
-            if child.try_wait()?.is_none() {
-                return Ok(Ran::GivenUp);
-            }
-        }
-        let status = child.wait()?;
-        Ok(match (wake, status.code(), status.signal()) {
-            (Wake::Readable, Some(code), _) => Ran::Exited(code),
-            (Wake::Readable, None, Some(signal)) => Ran::Signalled(signal),
-            (Wake::Readable, None, None) => Ran::Signalled(0),
-            (stopped, _, _) => Ran::Stopped(stopped),
+        let until =
+            deadline.unwrap_or_else(|| crate::duration::deadline(Instant::now(), Duration::MAX));
+        // A helper asleep in the kernel past SIGKILL (its umount2 in the
+        // writeback of a disk or a server that does not answer) is given
+        // up after a grace, left to end on its own: the deadline holds.
+        Ok(match wait_for_program(&mut child, until, cancel)? {
+            ProgramEnd::Ended(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => Ran::Exited(code),
+                (None, signal) => Ran::Signalled(signal.unwrap_or(0)),
+            },
+            ProgramEnd::Stopped(wake) => Ran::Stopped(wake),
+            ProgramEnd::GivenUp(_) => Ran::GivenUp,
         })
     }
 }

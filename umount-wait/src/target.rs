@@ -284,7 +284,6 @@ impl<'a> Tag<'a> {
     /// daemon that does not answer) would hold it for ever: it is given up
     /// at `deadline` (None, then).
     pub fn probed_devices(&self, deadline: std::time::Instant) -> Option<Vec<std::path::PathBuf>> {
-        use std::os::fd::AsFd;
         let mut tag = format!("{}=", self.name).into_bytes();
         tag.extend_from_slice(self.value);
         let mut child = std::process::Command::new("blkid")
@@ -295,31 +294,16 @@ impl<'a> Tag<'a> {
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
-        if let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            let wake = crate::cancel::wait_readable(
-                Some(pidfd.as_fd()),
-                crate::cancel::Cancel::never(),
-                deadline,
-            );
-            if wake != crate::cancel::Wake::Readable {
-                // Given up, asleep or not: reaped by whoever inherits it.
-                let _ = child.kill();
-                let grace =
-                    crate::duration::deadline(std::time::Instant::now(), crate::child::KILL_GRACE);
-                let _ = crate::cancel::wait_readable(
-                    Some(pidfd.as_fd()),
-                    crate::cancel::Cancel::never(),
-                    grace,
-                );
-                let _ = child.try_wait();
-                return None;
-            }
+        let never = crate::cancel::Cancel::never();
+        match crate::child::wait_for_program(&mut child, deadline, never).ok()? {
+            crate::child::ProgramEnd::Ended(_) => {}
+            // Given up, asleep or not: reaped by whoever inherits it.
+            _ => return None,
         }
-        let out = child.wait_with_output().ok()?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut child.stdout.take()?, &mut out).ok()?;
         Some(
-            out.stdout
-                .split(|&b| b == b'\n')
+            out.split(|&b| b == b'\n')
                 .map(|node| std::path::PathBuf::from(OsStr::from_bytes(node)))
                 .filter(|node| node.starts_with("/dev/"))
                 .collect(),
