@@ -80,40 +80,20 @@ pub const SERVED_TYPES: &[&str] = &[
     "virtiofs",
 ];
 
-/// Filesystem types that keep their data in memory, or have none: no
-/// device and no daemon, so that neither their unmount nor their
-/// read-only remount waits for I/O.
-pub const MEMORY_TYPES: &[&str] = &[
-    "autofs",
-    "binfmt_misc",
-    "bpf",
-    "cgroup",
-    "cgroup2",
-    "configfs",
-    "debugfs",
-    "devpts",
-    "devtmpfs",
-    "efivarfs",
-    "fusectl",
-    "hugetlbfs",
-    "mqueue",
-    "nsfs",
-    "proc",
-    "pstore",
-    "ramfs",
-    "securityfs",
-    "sysfs",
-    "tmpfs",
-    "tracefs",
-];
+/// Filesystem types that keep data in memory: with the kernel's and the
+/// init system's own ([`crate::select::API_TYPES`]), the types with no
+/// device and no daemon, so that neither their unmount nor their read-only
+/// remount waits for I/O.
+pub const MEMORY_TYPES: &[&str] = &["ramfs", "tmpfs"];
 
 impl Mount {
     /// Whether this filesystem's unmount or read-only remount may sleep
     /// in the kernel for as long as something outside answers: a device
-    /// (its I/O), a daemon or a server; every type but [`MEMORY_TYPES`].
+    /// (its I/O), a daemon or a server; every type but [`MEMORY_TYPES`] and the API types.
     /// Such a step is made in a child process where a deadline bounds it.
     pub fn may_stall(&self) -> bool {
-        !MEMORY_TYPES.contains(&self.fstype.as_str())
+        let fstype = self.fstype.as_str();
+        !MEMORY_TYPES.contains(&fstype) && !crate::select::API_TYPES.contains(&fstype)
     }
 
     /// Whether a daemon or a server answers for this filesystem
