@@ -4634,6 +4634,22 @@ fn umw_rescued(s: &Scratch, args: &[&OsStr], bound: Duration, rescue: impl FnOnc
     }
 }
 
+/// Detaches the loop device `device` (`losetup -d`) as soon as nothing
+/// holds it any more, trying until `within`: a child of the command given
+/// up on a filesystem that did not answer may hold it a moment after the
+/// daemon went.
+fn detach_loop_when_free(device: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    while loop_bound(device) && Instant::now() < deadline {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(device)
+            .stderr(Stdio::null())
+            .status();
+        sleep(Duration::from_millis(50));
+    }
+}
+
 /// How long a run over a filesystem that does not answer may take beyond
 /// its `--timeout`: the children killed and reaped, the report written.
 const HUNG_GRACE: Duration = Duration::from_secs(5);
@@ -5137,15 +5153,7 @@ fn a_loop_over_a_fuse_file_whose_daemon_reads_and_never_answers() {
     );
     // The daemon is gone (the connection aborted); a child of the command
     // given up on it may hold the loop device a moment longer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while loop_bound(&lo.device) && Instant::now() < deadline {
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&lo.device)
-            .stderr(Stdio::null())
-            .status();
-        sleep(Duration::from_millis(50));
-    }
+    detach_loop_when_free(&lo.device, Duration::from_secs(10));
     assert!(
         !loop_bound(&lo.device),
         "{} left bound",
@@ -5214,15 +5222,7 @@ fn an_unmount_asleep_past_sigkill_does_not_outlast_the_timeout() {
         }));
         // The daemon gone, the child given up ends and lets the loop
         // device go.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while loop_bound(&lo.device) && Instant::now() < deadline {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(&lo.device)
-                .stderr(Stdio::null())
-                .status();
-            sleep(Duration::from_millis(50));
-        }
+        detach_loop_when_free(&lo.device, Duration::from_secs(10));
         drop(lo);
         if checked.is_err() {
             failed.push(form);
@@ -5294,15 +5294,7 @@ fn a_disk_whose_io_never_completes_does_not_outlast_the_timeout() {
         // The daemon gone (killed by the rescue, or now), the writes fail
         // and every sleep ends: the filesystem goes, then the device.
         let _ = rustix::mount::unmount(&m, UnmountFlags::DETACH);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while loop_bound(&lo.device) && Instant::now() < deadline {
-            let _ = Command::new("losetup")
-                .arg("-d")
-                .arg(&lo.device)
-                .stderr(Stdio::null())
-                .status();
-            sleep(Duration::from_millis(50));
-        }
+        detach_loop_when_free(&lo.device, Duration::from_secs(20));
         drop(lo);
         if let Err(e) = checked {
             eprintln!("{form}: {:?}", e.downcast_ref::<String>());
@@ -5673,15 +5665,7 @@ fn a_tag_probe_over_a_device_that_does_not_answer_is_given_up() {
         run.code,
         run.elapsed.as_secs_f64()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while loop_bound(&lo.device) && Instant::now() < deadline {
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&lo.device)
-            .stderr(Stdio::null())
-            .status();
-        sleep(Duration::from_millis(50));
-    }
+    detach_loop_when_free(&lo.device, Duration::from_secs(10));
     drop(lo);
     assert!(
         run.elapsed < Duration::from_secs(5) + HUNG_GRACE,
