@@ -87,7 +87,7 @@ pub fn run(
     boot: &Boot,
     log: &Path,
 ) -> Result<Outcome> {
-    let mut command = qemu(bench, image, initramfs, disks, boot);
+    let (mut command, _monitor) = qemu(bench, image, initramfs, disks, boot);
     let status = if boot.interactive {
         command.args([
             "-chardev",
@@ -104,13 +104,7 @@ pub fn run(
         ]);
         command.status()
     } else {
-        let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        command.args(["-monitor", "none", "-serial", "stdio"]);
-        command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .status()
+        return run_watched(bench, image, initramfs, disks, boot, log, |_| None);
     }
     .context("running qemu-system-x86_64 (run ci/setup)")?;
     Ok(Outcome {
@@ -121,7 +115,10 @@ pub fn run(
 
 /// A boot whose console is read while it runs: `watch` gets each line as it
 /// comes, and the first time it returns something the VM is stopped (the
-/// mutation tool stops at the first failing test). Not interactive.
+/// mutation tool stops at the first failing test). Not interactive. Every
+/// boot that runs suites is one: a line `UMW-QMP device_del vdX` from the
+/// guest has the host remove that disk through QEMU's monitor (the fault
+/// suite's disk that disappears; [`Monitor`]).
 pub fn run_watched(
     bench: &Bench,
     image: &KernelImage,
@@ -134,7 +131,7 @@ pub fn run_watched(
     use rustix::process::{kill_process, kill_process_group, Pid, Signal};
     use std::io::Read;
 
-    let mut command = qemu(bench, image, initramfs, disks, boot);
+    let (mut command, mut monitor) = qemu(bench, image, initramfs, disks, boot);
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     command.args(["-monitor", "none", "-serial", "stdio"]);
     let mut child = command
@@ -158,6 +155,7 @@ pub fn run_watched(
                 while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
                     let line = String::from_utf8_lossy(&pending[start..start + end]).into_owned();
                     start += end + 1;
+                    monitor.request(&line, disks.len());
                     if let Some(what) = watch(&line) {
                         // timeout(1) passes SIGTERM on to qemu, which quits.
                         let _ = kill_process(pid, Signal::TERM);
@@ -188,14 +186,14 @@ fn timed_out(status: std::process::ExitStatus) -> bool {
 }
 
 /// The `timeout ... qemu-system-x86_64 ...` command of a boot, without its
-/// console's options.
+/// console's options, and its monitor.
 fn qemu(
     bench: &Bench,
     image: &KernelImage,
     initramfs: &Initramfs,
     disks: &[PathBuf],
     boot: &Boot,
-) -> Command {
+) -> (Command, Monitor) {
     let mut command = Command::new("timeout");
     command.args(["--kill-after=10", &format!("{}s", boot.timeout.as_secs())]);
     command.arg("qemu-system-x86_64");
@@ -216,12 +214,122 @@ fn qemu(
     command.arg("-kernel").arg(&image.bzimage);
     command.arg("-initrd").arg(initramfs.for_kernel(image));
     command.arg("-append").arg(cmdline(image, boot));
-    for disk in disks {
+    // Each disk a virtio-blk PCI device of its own name (vda, vdb...: the
+    // guest's names, in the same order), which device_del can remove.
+    for (disk, id) in disks.iter().zip(disk_ids()) {
+        command.arg("-drive").arg(format!(
+            "file={},if=none,id=drive-{id},format=raw",
+            disk.display()
+        ));
         command
-            .arg("-drive")
-            .arg(format!("file={},if=virtio,format=raw", disk.display()));
+            .arg("-device")
+            .arg(format!("virtio-blk-pci,drive=drive-{id},id={id}"));
     }
-    command
+    let monitor = Monitor::new(bench);
+    command.arg("-qmp").arg(format!(
+        "unix:{},server=on,wait=off",
+        monitor.socket.display()
+    ));
+    (command, monitor)
+}
+
+/// vda, vdb, ...: the device ids of the disks, as the guest names them.
+fn disk_ids() -> impl Iterator<Item = String> {
+    ('a'..='z').map(|letter| format!("vd{letter}"))
+}
+
+/// QEMU's monitor (QMP) of one boot, on a socket of its own. The guest asks
+/// for what only the host can do by a console line; the one request is
+/// `UMW-QMP device_del vdX` (a disk that disappears under a mounted
+/// filesystem, as a hot-unplugged disk does: QEMU asks the guest through
+/// ACPI, and the guest's PCI hotplug driver removes the device). The answer
+/// goes to the log `qmp.log`; the guest sees the disk go, or not.
+struct Monitor {
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Monitor {
+    fn new(bench: &Bench) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        // A short path: a unix socket's name has at most 107 bytes.
+        let socket = std::env::temp_dir().join(format!(
+            "umw-qmp-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&socket);
+        Monitor {
+            socket,
+            log: bench.log("qmp.log"),
+        }
+    }
+
+    /// Acts on `line` if it is a request for one of the boot's `disks`.
+    fn request(&mut self, line: &str, disks: usize) {
+        let Some(id) = line.trim_end().strip_prefix("UMW-QMP device_del ") else {
+            return;
+        };
+        if !disk_ids().take(disks).any(|known| known == id) {
+            self.note(&format!(
+                "refused: device_del of {id:?}, not a disk of this boot"
+            ));
+            return;
+        }
+        let answer = self.device_del(id);
+        self.note(&format!("device_del {id}: {answer}"));
+    }
+
+    fn device_del(&self, id: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        use std::os::unix::net::UnixStream;
+        let exchange = || -> std::io::Result<String> {
+            let stream = UnixStream::connect(&self.socket)?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let mut writer = stream;
+            let mut line = String::new();
+            reader.read_line(&mut line)?; // the greeting
+            let mut answers = Vec::new();
+            for command in [
+                serde_json::json!({"execute": "qmp_capabilities"}),
+                serde_json::json!({"execute": "device_del", "arguments": {"id": id}}),
+            ] {
+                writeln!(writer, "{command}")?;
+                // Events may come before the answer.
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line)? == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    if line.contains("\"return\"") || line.contains("\"error\"") {
+                        answers.push(line.trim().to_string());
+                        break;
+                    }
+                }
+            }
+            Ok(answers.join(" "))
+        };
+        exchange().unwrap_or_else(|err| format!("failed: {err}"))
+    }
+
+    fn note(&self, text: &str) {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log)
+        {
+            let _ = writeln!(file, "{}: {text}", self.socket.display());
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
 }
 
 fn cmdline(image: &KernelImage, boot: &Boot) -> String {

@@ -1,7 +1,9 @@
 //! Blank ext4 images, made on the host, fresh for each boot.
 //!
 //! /dev/vda kselftest, /dev/vdb the tool's suites, /dev/vdc race scenarios,
-//! /dev/vdd spare (docs/bench-contract.md, "Disks"). The race disk can be
+//! /dev/vdd spare, /dev/vde and /dev/vdf the fault suite's disks that are
+//! removed during a wait, /dev/vdg the one under its device-mapper device
+//! (docs/bench-contract.md, "Disks"). The race disk can be
 //! f2fs instead (Android's /data in the shutdown-reboot test), 256 MiB: at
 //! 64 MiB f2fs leaves 15 MiB free. Each boot gets its own
 //! directory (target/vm/disks/<label>-<pid>), removed after the boot, so
@@ -15,7 +17,15 @@ use anyhow::Result;
 
 use crate::context::{run_logged, Bench};
 
-pub const ROLES: [&str; 4] = ["kselftest", "tool", "race", "spare"];
+pub const ROLES: [&str; 7] = [
+    "kselftest",
+    "tool",
+    "race",
+    "spare",
+    "gone-1",
+    "gone-2",
+    "mapped",
+];
 const SIZE: &str = "64M";
 const F2FS_SIZE: u64 = 256 << 20;
 
@@ -46,12 +56,12 @@ impl Drop for Disks {
     }
 }
 
-/// Makes the four images for one boot, all ext4.
+/// Makes the images for one boot, all ext4.
 pub fn fresh(bench: &Bench, label: &str) -> Result<Disks> {
     fresh_with(bench, label, Format::Ext4)
 }
 
-/// Makes the four images for one boot, the race disk as `race`.
+/// Makes the images for one boot, the race disk as `race`.
 pub fn fresh_with(bench: &Bench, label: &str, race: Format) -> Result<Disks> {
     let dir = bench
         .paths
