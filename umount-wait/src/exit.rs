@@ -167,6 +167,8 @@ mod tests {
             read_only_through: None,
             kernel_errors: Vec::new(),
             thawed: false,
+            device_names: Vec::new(),
+            device_removed: false,
         };
         assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
         assert_eq!(

@@ -32,8 +32,11 @@ pub struct Target<'a> {
     claim_attempts: u32,
     blockers: Vec<Holder<'a>>,
     read_only_through: Option<Holder<'a>>,
-    /// The kernel log's records that name the device and say "error".
+    /// The kernel log's records that name the device and say "error"
+    /// (every one about it, when it went away).
     kernel_errors: Vec<&'a str>,
+    /// The block device went away during the run.
+    device_removed: bool,
     /// Frozen (`fsfreeze -f`), thawed before the unmount.
     thawed: bool,
     error: Option<String>,
@@ -228,6 +231,7 @@ pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
         blockers: holders(&r.blockers),
         read_only_through: r.read_only_through.as_ref().map(holder),
         kernel_errors: r.kernel_errors.iter().map(String::as_str).collect(),
+        device_removed: r.device_removed,
         thawed: r.thawed,
         error: None,
         errno: None,
@@ -254,6 +258,7 @@ pub fn error(e: &Error, path: Option<WaitPath>) -> Target<'_> {
         blockers: holders(&e.blockers),
         read_only_through: None,
         kernel_errors: Vec::new(),
+        device_removed: false,
         thawed: false,
         error: Some(e.to_string()),
         errno: e.errno.map(|errno| errno.raw_os_error()),

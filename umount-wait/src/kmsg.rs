@@ -23,6 +23,8 @@ use std::sync::Mutex;
 use rustix::fs::{Mode, OFlags, SeekFrom};
 use rustix::io::Errno;
 
+use crate::mountinfo::DevId;
+
 /// The most records reported for one filesystem.
 pub const MOST: usize = 5;
 
@@ -99,9 +101,54 @@ pub fn device_names(nodes: &[impl AsRef<Path>]) -> Vec<String> {
     names
 }
 
+/// The kernel's names of the block device `dev` from sysfs
+/// (`/sys/dev/block/MAJOR:MINOR` links to `.../block/vde`, or
+/// `.../block/vda/vda1` for a partition: then its disk's name too). Read
+/// before the unmount: a device that goes away during the run takes its
+/// sysfs entry and its `/dev` node along, and its names are still wanted
+/// to read the log and to tell that it went ([`gone`]). Empty without
+/// sysfs.
+pub fn names_of(dev: DevId) -> Vec<String> {
+    let link = format!("/sys/dev/block/{}:{}", dev.major, dev.minor);
+    let Ok(target) = std::fs::read_link(&link) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if Path::new(&link).join("partition").exists() {
+        names.extend(
+            target
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string),
+        );
+    }
+    names
+}
+
+/// Whether the block device `dev`, which [`names_of`] found as `names`
+/// before the unmount, has gone away since (a disk removed, a device whose
+/// driver let it go): sysfs no longer has it, or has another device in its
+/// place. Never where sysfs did not answer before.
+pub fn gone(dev: DevId, names: &[String]) -> bool {
+    let Some(first) = names.first() else {
+        return false;
+    };
+    names_of(dev).first() != Some(first)
+}
+
 /// The records since [`start`] that name one of `names` as a word and say
-/// "error" (any case), at most [`MOST`]. Empty where the log is not read.
-pub fn errors_about(names: &[String]) -> Vec<String> {
+/// "error" (any case), at most [`MOST`]; with `gone` (the device went away
+/// during the run), also those that say it shut down, aborted or lost
+/// something ([`says_loss`]: ext4 says "shut down requested" when its disk
+/// goes, and discards what it had not written). Empty where the log is not
+/// read.
+pub fn errors_about(names: &[String], gone: bool) -> Vec<String> {
     if names.is_empty() {
         return Vec::new();
     }
@@ -112,7 +159,7 @@ pub fn errors_about(names: &[String]) -> Vec<String> {
     read_new(log);
     log.records
         .iter()
-        .filter(|r| says_error_about(r, names))
+        .filter(|r| says_error_about(r, names) || (gone && says_loss(r) && is_about(r, names)))
         .take(MOST)
         .cloned()
         .collect()
@@ -130,7 +177,7 @@ fn read_new(log: &mut Log) {
                 let Some(text) = message(&buf[..n]) else {
                     continue;
                 };
-                if from_a_source(&text) && text.to_ascii_lowercase().contains("error") {
+                if from_a_source(&text) {
                     log.records.push(text);
                     if log.records.len() > KEPT {
                         log.records.remove(0);
@@ -168,9 +215,21 @@ fn from_a_source(text: &str) -> bool {
 /// one of `names` ([`SOURCES`]: the name where the source puts it, not
 /// anywhere in the text) that says "error".
 pub fn says_error_about(text: &str, names: &[String]) -> bool {
-    if !text.to_ascii_lowercase().contains("error") {
-        return false;
-    }
+    text.to_ascii_lowercase().contains("error") && is_about(text, names)
+}
+
+/// Whether `text` says that a filesystem shut down, aborted or lost data,
+/// without the word "error".
+fn says_loss(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["shut down", "shutdown", "abort", "lost"]
+        .iter()
+        .any(|word| text.contains(word))
+}
+
+/// Whether `text` is a record of the block layer or of a filesystem about
+/// one of `names`, whatever it says.
+fn is_about(text: &str, names: &[String]) -> bool {
     names.iter().any(|name| {
         SOURCES.iter().any(|source| match source.split_once("{}") {
             Some((head, tail)) => text
@@ -218,6 +277,19 @@ mod tests {
         assert!(!says_error_about("I/O error, dev loop01, sector 8", &names));
         assert!(!says_error_about("I/O error, dev sdab, sector 8", &names));
         assert!(!says_error_about("loop0: detected capacity change", &names));
+    }
+
+    /// When its disk goes, ext4 shuts itself down and says so without the
+    /// word "error": quoted only when the device went away.
+    #[test]
+    fn a_disk_that_went_quotes_what_its_filesystem_said() {
+        let names = vec!["vde".to_string()];
+        let text = "EXT4-fs (vde): shut down requested (2)";
+        assert!(!says_error_about(text, &names));
+        assert!(is_about(text, &names) && says_loss(text));
+        assert!(!says_loss("EXT4-fs (vde): unmounting filesystem 0123."));
+        assert!(!is_about("EXT4-fs (vdef): shut down requested (2)", &names));
+        assert!(!is_about("vde: shut down requested", &names));
     }
 
     /// Text a user can make the kernel log (a mount option it refuses, a

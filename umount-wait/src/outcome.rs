@@ -263,6 +263,14 @@ pub struct Report {
     /// thawed before the unmount: a frozen filesystem holds itself alive,
     /// and its unmount would only have detached it.
     pub thawed: bool,
+    /// The kernel's names of the filesystem's block device, read before
+    /// the unmount ([`crate::kmsg::names_of`]); empty for a filesystem
+    /// without one.
+    pub device_names: Vec<String>,
+    /// The block device went away during the run (a disk removed): the
+    /// filesystem shut down without it, and what it had not written is
+    /// lost.
+    pub device_removed: bool,
 }
 
 /// What went wrong with a target.

@@ -174,6 +174,12 @@ impl Printer {
                 }
                 // Said even when all else went well: the final writeback
                 // may have failed.
+                if report.device_removed {
+                    let names = report.device_names.join(", ");
+                    err!(
+                        "umount-wait: {target}: shut down, with errors: its device ({names}) went away during the run; what the filesystem had not written is lost"
+                    );
+                }
                 if !report.kernel_errors.is_empty() {
                     err!(
                         "umount-wait: {target}: shut down, with errors in the kernel log about its device during the run:"
@@ -612,7 +618,7 @@ mod tests {
     }
 
     /// Every field a target's object has (README.md, "JSON").
-    const TARGET_FIELDS: [&str; 20] = [
+    const TARGET_FIELDS: [&str; 21] = [
         "target",
         "mount_point",
         "source",
@@ -630,6 +636,7 @@ mod tests {
         "blockers",
         "read_only_through",
         "kernel_errors",
+        "device_removed",
         "thawed",
         "error",
         "errno",

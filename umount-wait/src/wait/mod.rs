@@ -272,6 +272,7 @@ fn settled(options: &Options<'_>, mut report: Report) -> Report {
         read_only::elsewhere(options, &mut report);
     }
     if report.outcome == Outcome::ShutDown {
+        report.device_removed = crate::kmsg::gone(report.mount.dev, &report.device_names);
         report.kernel_errors = kernel_errors(&report);
     }
     report
@@ -286,7 +287,11 @@ fn kernel_errors(report: &Report) -> Vec<String> {
         true => crate::device::nodes_for(&report.mount),
         false => report.device_nodes.clone(),
     };
-    crate::kmsg::errors_about(&crate::kmsg::device_names(&nodes))
+    let mut names = crate::kmsg::device_names(&nodes);
+    names.extend(report.device_names.iter().cloned());
+    names.sort();
+    names.dedup();
+    crate::kmsg::errors_about(&names, report.device_removed)
 }
 
 /// Unmounts `target` and waits for its filesystem, unless that filesystem

@@ -27,6 +27,11 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
         read_only_through: None,
         kernel_errors: Vec::new(),
         thawed: false,
+        device_names: match target.mount.dev.major {
+            0 => Vec::new(),
+            _ => crate::kmsg::names_of(target.mount.dev),
+        },
+        device_removed: false,
     }
 }
 
