@@ -45,7 +45,7 @@ pub struct CampaignOptions {
 /// The parts of a campaign, in the order they run. All but `mutants` run
 /// when none is named; `mutants` runs the mutation tool (not statistics) on
 /// the bases of the campaign's kernels.
-pub const CAMPAIGN_PARTS: [&str; 4] = ["races", "s4", "shutdown-reboot", "mutants"];
+pub const CAMPAIGN_PARTS: [&str; 5] = ["races", "s4", "shutdown-reboot", "faults", "mutants"];
 
 /// What `umw-vm mutants` runs.
 pub struct MutantsOptions {
@@ -263,7 +263,10 @@ impl Bench {
                 || options.parts.iter().any(|p| p == part)
         };
         let mut ok = true;
-        if ["races", "s4", "shutdown-reboot"].iter().any(|p| wants(p)) {
+        if ["races", "s4", "shutdown-reboot", "faults"]
+            .iter()
+            .any(|p| wants(p))
+        {
             ok = self.campaign_scenarios(kernels, options, &wants)?;
         }
         if wants("mutants") {
@@ -309,6 +312,12 @@ impl Bench {
             }
             if wants("s4") && image.name != KernelName::Mutant {
                 reboot::run(self, image, initramfs, options.boots, result)?;
+            }
+            if wants("faults")
+                && !suites::for_kernel(&self.paths.suites(), image.name, &["faults".into()])?
+                    .is_empty()
+            {
+                self.faults_boots(image, initramfs, options.boots, result)?;
             }
             if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {
                 shutdown_reboot::run_modes(
@@ -519,6 +528,92 @@ impl Bench {
         boot: &Boot,
     ) -> Result<Verdict> {
         let disks = disks::fresh(self, label)?;
+        let verdict = self.boot_on(label, image, initramfs, boot, &disks)?;
+        if boot.suites.iter().any(|s| s == "faults") {
+            self.fault_disks(image.name, &disks, label)?;
+        }
+        Ok(verdict)
+    }
+
+    /// After a boot that ran the fault suite: the host's check of the
+    /// disks it broke (`e2fsck -fn` and the journal's state, then `-fy` as
+    /// the next boot would run it), one sample each and a note. A record,
+    /// not a verdict: what a disk that went or an error table leaves.
+    fn fault_disks(&self, kernel: KernelName, disks: &disks::Disks, label: &str) -> Result<()> {
+        let log = crate::diskcheck::Log(self.log(&format!("{label}-fault-disks.log")));
+        let mut said = Vec::new();
+        for role in ["gone-1", "gone-2", "mapped"] {
+            let image = &disks.images[disks::index(role)];
+            let unclean = crate::diskcheck::unclean(image, &log)?;
+            let left = crate::diskcheck::replay(image, &log)?;
+            said.push(format!(
+                "{role} {}{}",
+                if unclean.is_empty() {
+                    "clean".to_string()
+                } else {
+                    unclean.join(", ")
+                },
+                left.as_deref()
+                    .map(|l| format!("; {l}"))
+                    .unwrap_or_default()
+            ));
+            self.sample(&serde_json::json!({
+                "kernel": kernel.as_str(),
+                "part": "faults",
+                "disk": role,
+                "unclean": unclean,
+                "after_repair": left,
+            }))?;
+        }
+        self.progress.note(&format!(
+            "{kernel} kernel: the fault suite's disks on the host afterwards: {}",
+            said.join("; ")
+        ));
+        Ok(())
+    }
+
+    /// `boots` boots of the fault suite alone (the campaign's part
+    /// `faults`), each on fresh disks, each test's result a sample.
+    fn faults_boots(
+        &self,
+        image: &KernelImage,
+        initramfs: &Initramfs,
+        boots: u32,
+        result: &mut KernelResult,
+    ) -> Result<()> {
+        for n in 1..=boots {
+            let label = format!("faults-{}-{n}", image.name);
+            let boot = Boot::suites(vec!["faults".into()], 1, image.name);
+            let verdict = self.boot(&label, image, initramfs, &boot)?;
+            let booted = KernelResult::from_verdict(image, &verdict);
+            result.umount_wait = booted.umount_wait;
+            for (test, outcome) in &booted.tests {
+                self.sample(&serde_json::json!({
+                    "kernel": image.name.as_str(),
+                    "part": "faults",
+                    "boot": n,
+                    "test": test,
+                    "result": outcome,
+                }))?;
+                // A test that failed in any boot stays failed.
+                let kept = result.tests.entry(test.clone()).or_insert(outcome.clone());
+                if outcome != "pass" {
+                    *kept = outcome.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A boot on `disks`, its console parsed.
+    fn boot_on(
+        &self,
+        label: &str,
+        image: &KernelImage,
+        initramfs: &Initramfs,
+        boot: &Boot,
+        disks: &disks::Disks,
+    ) -> Result<Verdict> {
         let log = self.log(&format!("console-{label}.log"));
         let what = format!(
             "{} kernel: boot, suites {}",
