@@ -172,7 +172,7 @@ pub fn run_watched(
             }
             Some(_) => {}
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
     };
     Ok(Outcome {
         timed_out: stopped.is_none() && timed_out(status),
