@@ -403,3 +403,53 @@ pub fn reboot_run_on(
         }),
     })
 }
+
+/// A boot of `image` without the bench's initramfs: an image that boots its
+/// own init from /dev/vda (the Debian image of systemd_reboot.rs).
+/// `append` is the kernel command line after the bench's console and panic
+/// options; QEMU ends at the guest's reboot (-no-reboot).
+pub fn run_own_init(
+    bench: &Bench,
+    image: &KernelImage,
+    disks: &[PathBuf],
+    append: &str,
+    memory_mb: u32,
+    timeout: Duration,
+    log: &Path,
+) -> Result<Outcome> {
+    let mut command = Command::new("timeout");
+    command.args(["--kill-after=10", &format!("{}s", timeout.as_secs())]);
+    command.arg("qemu-system-x86_64");
+    if bench.kvm {
+        command.args(["-accel", "kvm", "-cpu", "host"]);
+    } else {
+        command.args(["-accel", "tcg"]);
+    }
+    command.args(["-smp", "2", "-m", &memory_mb.to_string()]);
+    command.args(["-no-reboot", "-display", "none"]);
+    command.arg("-kernel").arg(&image.bzimage);
+    command.arg("-append").arg(format!(
+        "console=ttyS0 panic=-1 oops=panic hung_task_panic=1 loglevel=5 printk.time=1 {append}"
+    ));
+    for (disk, id) in disks.iter().zip(disk_ids()) {
+        command.arg("-drive").arg(format!(
+            "file={},if=none,id=drive-{id},format=raw",
+            disk.display()
+        ));
+        command
+            .arg("-device")
+            .arg(format!("virtio-blk-pci,drive=drive-{id},id={id}"));
+    }
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    command.args(["-monitor", "none", "-serial", "stdio"]);
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .context("running qemu-system-x86_64 (run ci/setup)")?;
+    Ok(Outcome {
+        timed_out: timed_out(status),
+        stopped: None,
+    })
+}

@@ -261,7 +261,7 @@ fn gen_init_cpio(bench: &Bench) -> Result<PathBuf> {
 
 /// The contract's static build of the command, and of its example
 /// umount-wait/examples/pid1-reboot.rs.
-fn static_umount_wait(bench: &Bench) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn static_umount_wait(bench: &Bench) -> Result<(PathBuf, PathBuf)> {
     let log = bench.log("umount-wait-static.log");
     let _ = fs::remove_file(&log);
     run_logged(
@@ -305,7 +305,7 @@ fn static_umount_wait(bench: &Bench) -> Result<(PathBuf, PathBuf)> {
 
 /// qemu/guest/bin/*.c and the man-pages patch's example -> static
 /// binaries in target/vm/bin.
-fn static_helpers(bench: &Bench) -> Result<Vec<PathBuf>> {
+pub(crate) fn static_helpers(bench: &Bench) -> Result<Vec<PathBuf>> {
     let out = bench.paths.out.join("bin");
     fs::create_dir_all(&out)?;
     let log = bench.log("helpers.log");
