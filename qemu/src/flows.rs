@@ -17,7 +17,7 @@ use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, Base, KernelImage, KernelName};
 use crate::mutants::{self, BaseReport, Fate, Mutant, Report};
 use crate::summary::{KernelResult, Summary};
-use crate::{ci_boot, disks, mutant, reboot, shutdown_reboot, suites};
+use crate::{ci_boot, disks, mutant, reboot, shutdown_reboot, suites, systemd_reboot};
 
 pub struct TestOptions {
     pub suites: Vec<String>,
@@ -28,6 +28,9 @@ pub struct TestOptions {
     /// Boots per mode of the shutdown-reboot test (shutdown_reboot.rs) on
     /// the kernels it runs on; 0 leaves it out.
     pub shutdown_boots: u32,
+    /// Boots per mode (stock, both) of the reboot under a real systemd
+    /// (systemd_reboot.rs) on patched-7.3; 0 leaves it out.
+    pub systemd_boots: u32,
 }
 
 /// What `umw-vm campaign` runs: statistics, not a test.
@@ -45,7 +48,14 @@ pub struct CampaignOptions {
 /// The parts of a campaign, in the order they run. All but `mutants` run
 /// when none is named; `mutants` runs the mutation tool (not statistics) on
 /// the bases of the campaign's kernels.
-pub const CAMPAIGN_PARTS: [&str; 5] = ["races", "s4", "shutdown-reboot", "faults", "mutants"];
+pub const CAMPAIGN_PARTS: [&str; 6] = [
+    "races",
+    "s4",
+    "shutdown-reboot",
+    "faults",
+    "systemd-reboot",
+    "mutants",
+];
 
 /// What `umw-vm mutants` runs.
 pub struct MutantsOptions {
@@ -137,6 +147,14 @@ impl Bench {
                     &mut result,
                 )?;
             }
+            // The reboot under a real systemd: the stock baseline and the
+            // examples (data service and shutdown hook), one boot each, on
+            // the 7.3 kernel with the series; every mode and both 7.3
+            // kernels in `umw-vm systemd-reboot` and the campaign.
+            if options.systemd_boots > 0 && image.name == KernelName::Patched73 {
+                let modes = systemd_reboot::select_modes(&["stock".into(), "both".into()])?;
+                systemd_reboot::run(self, image, options.systemd_boots, &modes, &mut result)?;
+            }
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;
                 result.tests.insert(
@@ -213,6 +231,18 @@ impl Bench {
 
     /// `umw-vm ci-boot`: the CI boot job alone, on each kernel, its control
     /// on the patched kernel (or the only one); writes the summary.
+    pub fn systemd_reboot_alone(
+        &self,
+        kernels: &[KernelName],
+        boots: u32,
+        modes: &[String],
+    ) -> Result<bool> {
+        let modes = systemd_reboot::select_modes(modes)?;
+        self.scenario_alone(kernels, |image, _, result| {
+            systemd_reboot::run(self, image, boots, &modes, result)
+        })
+    }
+
     pub fn ci_boot_alone(&self, kernels: &[KernelName]) -> Result<bool> {
         self.scenario_alone(kernels, |image, initramfs, result| {
             let control = image.name == KernelName::Patched || kernels.len() == 1;
@@ -233,8 +263,9 @@ impl Bench {
         let stock = crate::kernel_stock::fetch(self)?;
         initramfs::build_with(self, Some(selftest), &[&stock])?;
         let _disks = disks::fresh_with(self, "prepare", disks::Format::F2fs)?;
+        crate::debian::base_image(self)?;
         self.progress.note(&format!(
-            "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks",
+            "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks, the Debian image",
             trees.len(),
             self.paths.cache.display()
         ));
@@ -263,7 +294,7 @@ impl Bench {
                 || options.parts.iter().any(|p| p == part)
         };
         let mut ok = true;
-        if ["races", "s4", "shutdown-reboot", "faults"]
+        if ["races", "s4", "shutdown-reboot", "faults", "systemd-reboot"]
             .iter()
             .any(|p| wants(p))
         {
@@ -318,6 +349,10 @@ impl Bench {
                     .is_empty()
             {
                 self.faults_boots(image, initramfs, options.boots, result)?;
+            }
+            if wants("systemd-reboot") && systemd_reboot::runs_on(image.name) {
+                let modes = systemd_reboot::select_modes(&[])?;
+                systemd_reboot::run(self, image, options.boots, &modes, result)?;
             }
             if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {
                 shutdown_reboot::run_modes(

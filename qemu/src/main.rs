@@ -17,6 +17,7 @@ mod cache;
 mod ci_boot;
 mod console;
 mod context;
+mod debian;
 mod diskcheck;
 mod disks;
 mod flows;
@@ -31,6 +32,7 @@ mod reboot;
 mod shutdown_reboot;
 mod suites;
 mod summary;
+mod systemd_reboot;
 
 use std::process::ExitCode;
 
@@ -87,6 +89,9 @@ enum Command {
         /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it and the CI boot job; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 1)]
         shutdown_boots: u32,
+        /// Boots per mode of the reboot under a real systemd (the Debian image: stock and both examples) on patched-7.3, 0 skips it (ci/test runs it beside the host stages instead, `umw-vm systemd-reboot`); only without --suites.
+        #[arg(long, default_value_t = 1)]
+        systemd_boots: u32,
     },
     /// Run only scenario S4 (reboot right after the unmount, disk checked on the host).
     S4 {
@@ -106,6 +111,18 @@ enum Command {
         #[arg(long, default_value_t = shutdown_reboot::DEFAULT_BOOTS)]
         boots: u32,
         /// Only these modes (umount-wait, polling, umount-wait+survivor, umount-wait+f2fs, plain+f2fs, ...; none and none+f2fs: the control boots); all, and the controls on the patched kernel, when none is given.
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
+    },
+    /// Run only the reboot under a real systemd: a Debian trixie image booted by its own systemd, a service writing to /data from its own mount namespace, `systemctl reboot`, /data checked on the host; stock, or with the examples' data service, shutdown hook, or both.
+    SystemdReboot {
+        /// Kernels to test; patched-7.3 and unpatched-7.3 when none is given.
+        #[arg(value_enum)]
+        kernels: Vec<KernelName>,
+        /// Boots per mode.
+        #[arg(long, default_value_t = 1)]
+        boots: u32,
+        /// Only these modes (stock, service, hook, both); all when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
     },
@@ -201,6 +218,7 @@ fn run(cli: Cli) -> Result<bool> {
             no_crash_test,
             s4_boots,
             shutdown_boots,
+            systemd_boots,
         } => {
             let kernels = if kernels.is_empty() {
                 KernelName::TESTED.to_vec()
@@ -210,6 +228,7 @@ fn run(cli: Cli) -> Result<bool> {
             let options = flows::TestOptions {
                 s4_boots: if suites.is_empty() { s4_boots } else { 0 },
                 shutdown_boots: if suites.is_empty() { shutdown_boots } else { 0 },
+                systemd_boots: if suites.is_empty() { systemd_boots } else { 0 },
                 suites,
                 runs,
                 crash_test: !no_crash_test,
@@ -240,6 +259,18 @@ fn run(cli: Cli) -> Result<bool> {
                 kernels
             };
             bench.shutdown_reboot_alone(&kernels, boots, &modes)
+        }
+        Command::SystemdReboot {
+            kernels,
+            boots,
+            modes,
+        } => {
+            let kernels = if kernels.is_empty() {
+                vec![KernelName::Patched73, KernelName::Unpatched73]
+            } else {
+                kernels
+            };
+            bench.systemd_reboot_alone(&kernels, boots, &modes)
         }
         Command::Campaign {
             kernels,
