@@ -134,12 +134,13 @@ pub fn names_of(dev: DevId) -> Vec<String> {
 /// Whether the block device `dev`, which [`names_of`] found as `names`
 /// before the unmount, has gone away since (a disk removed, a device whose
 /// driver let it go): sysfs no longer has it, or has another device in its
-/// place. Never where sysfs did not answer before.
+/// place. Never where sysfs did not answer before, nor where it is not
+/// there now (a run that unmounted `/sys` on the way).
 pub fn gone(dev: DevId, names: &[String]) -> bool {
     let Some(first) = names.first() else {
         return false;
     };
-    names_of(dev).first() != Some(first)
+    Path::new("/sys/dev/block").is_dir() && names_of(dev).first() != Some(first)
 }
 
 /// The records since [`start`] that name one of `names` as a word and say
