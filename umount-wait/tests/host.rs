@@ -117,6 +117,10 @@ fn main() {
             read_only_through_other_namespace_never_a_mount_stacked_on_it,
         ),
         (
+            "all_names_the_holder_of_what_it_leaves_read_write",
+            all_names_the_holder_of_what_it_leaves_read_write,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -3111,6 +3115,31 @@ fn all_remounts_busy_read_only_and_names_holder() {
     // remounts a read-only.
     assert_eq!(field(line, "pass"), Some("3"), "{line}");
     assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
+}
+
+/// A filesystem `--all` leaves read-write (busy, its read-only remount
+/// refused by a file open for writing, and tmpfs has no FS_IOC_SHUTDOWN)
+/// names what held it, in the report and in `--json`, as a busy one does.
+/// Before, the holders the scan found were dropped with the refusal.
+fn all_names_the_holder_of_what_it_leaves_read_write() {
+    let s = Scratch::new("all-left-rw");
+    let a = s.dir("held");
+    mount_tmpfs(&a);
+    let b = s.dir("ok");
+    mount_tmpfs(&b);
+    let mut writer = hold_open_for_writing(&a.join("log"));
+    let run = umw_all(&s.dir, &["--timeout", "5s"]);
+    let pid = writer.pid();
+    writer.release();
+    assert_code(&run, EXIT_SOME_FAILED, "--all, one left read-write");
+    let line = line_of(&run, &a);
+    assert_eq!(field(line, "outcome"), Some("untouched"), "{line}");
+    assert!(line.contains(&format!("\"pid\":{pid}")), "{line}");
+    assert!(
+        run.stderr.contains(&format!("held by: pid {pid} (sh)")),
+        "{}",
+        run.stderr
+    );
 }
 
 /// Whether a file can be written in `dir` as the process `pid` sees it
