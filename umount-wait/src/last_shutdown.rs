@@ -1,0 +1,249 @@
+//! The shutdown's verdict across the reboot: `--all` records it in
+//! pstore's pmsg when it ends ([`record`]); `--last-shutdown` prints it on
+//! the next boot ([`show`]). The format and the reading are the
+//! library's ([`umount_wait::verdict`]); what each filesystem was left as,
+//! in the report's own words, is decided here.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use umount_wait::blockers::Blocker;
+use umount_wait::mountinfo::{Mount, Table};
+use umount_wait::outcome::{Outcome, Report, State};
+use umount_wait::shutdown::{Entry, Summary};
+use umount_wait::verdict::{self, Filesystem, Holder, Left, Name, NotWritten, Search, Verdict};
+
+use crate::exit::Exit;
+use crate::report::{outcome_reason, stopped_name, Printer};
+
+/// The record's size where the buffer's is not known (a pmsg backend
+/// other than ramoops): a few dozen filesystems fit.
+const DEFAULT_ROOM: usize = 16 << 10;
+
+/// The verdict of a `--all` run that ended with `exit`.
+pub fn verdict(summary: &Summary, exit: i32) -> Verdict {
+    Verdict {
+        version: verdict::VERSION,
+        boot_id: first_line("/proc/sys/kernel/random/boot_id"),
+        time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        kernel: first_line("/proc/sys/kernel/osrelease"),
+        exit,
+        stopped: stopped_name(summary.stopped),
+        passes: summary.passes,
+        elapsed_ms: crate::json::ms(summary.elapsed),
+        filesystems: {
+            // What is left mounted, as it is now: the mounts that failed
+            // are named by their path alone in the run's errors.
+            let now = umount_wait::mountinfo::read(None).ok();
+            summary
+                .entries
+                .iter()
+                .map(|e| filesystem(e, now.as_ref()))
+                .collect()
+        },
+        omitted_shut_down: 0,
+        omitted_other: 0,
+    }
+}
+
+fn first_line(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.lines().next()?.to_string())
+}
+
+/// One filesystem as the next boot should read it; `now`, the mount
+/// table at the end of the run, tells what a failed one was left as.
+fn filesystem(entry: &Entry, now: Option<&Table>) -> Filesystem {
+    match &entry.result {
+        Ok(report) => from_report(report),
+        Err(error) => {
+            let mount = now.and_then(|t| t.iter().rfind(|m| m.mount_point == error.target));
+            let left = match error.state {
+                State::Untouched if mount.is_some_and(superblock_read_only) => Left::ReadOnly,
+                State::Untouched if error.made_read_only => Left::ReadOnly,
+                State::Untouched => Left::ReadWrite,
+                State::Detached => Left::Detached,
+                State::ReadOnly => Left::ReadOnly,
+                State::ShutDown => Left::ShutDown,
+                State::Unmounted => Left::Unmounted,
+                State::ShutDownByIoctl => Left::ShutDownByIoctl,
+                State::Unknown => Left::Unknown,
+            };
+            // The message names the target; the line does already.
+            let message = error.to_string();
+            let target = format!("{}: ", umount_wait::mountinfo::display(&error.target));
+            Filesystem {
+                mount_point: Name::of(&error.target),
+                source: mount.map(|m| Name::of(&m.source)),
+                fstype: mount.map(|m| m.fstype.to_string()),
+                outcome: crate::json::state_name(error.state).into(),
+                left,
+                reason: Some(message.strip_prefix(&target).unwrap_or(&message).into()),
+                held_by: holders(&error.blockers),
+                more_holders: 0,
+            }
+        }
+    }
+}
+
+/// The superblock's `ro`: the second `ro` or `rw` among the options (the
+/// mount's come first, then the superblock's, each beginning with one).
+fn superblock_read_only(mount: &Mount) -> bool {
+    mount
+        .options
+        .split(',')
+        .filter(|o| *o == "ro" || *o == "rw")
+        .nth(1)
+        == Some("ro")
+}
+
+fn from_report(report: &Report) -> Filesystem {
+    let left = match &report.outcome {
+        Outcome::ShutDown => Left::ShutDown,
+        Outcome::Unmounted { .. } => Left::Unmounted,
+        Outcome::RemountedReadOnly(_) | Outcome::RootReadOnly => Left::ReadOnly,
+        // This mount alone: the filesystem stays writable where it is
+        // mounted and was not selected.
+        Outcome::MountReadOnly { .. } => Left::ReadWrite,
+        Outcome::ShutDownByIoctl(_) => Left::ShutDownByIoctl,
+        Outcome::DetachedUnconfirmed(_) if report.read_only_through.is_some() => Left::ReadOnly,
+        Outcome::DetachedUnconfirmed(_) => Left::Detached,
+    };
+    let reason = match (left, report.kernel_errors.first()) {
+        (Left::ShutDown, Some(first)) => Some(format!(
+            "with errors in the kernel log about its device: {first}"
+        )),
+        _ => outcome_reason(&report.outcome),
+    };
+    Filesystem {
+        mount_point: Name::of(&report.mount.mount_point),
+        source: Some(Name::of(&report.mount.source)),
+        fstype: Some(report.mount.fstype.to_string()),
+        outcome: report.outcome.name().into(),
+        left,
+        reason,
+        // Those of a filesystem that shut down held it until then only.
+        held_by: match left {
+            Left::ShutDown => Vec::new(),
+            _ => holders(&report.blockers),
+        },
+        more_holders: 0,
+    }
+}
+
+fn holders(blockers: &[Blocker]) -> Vec<Holder> {
+    blockers
+        .iter()
+        .map(|b| {
+            let (pid, command) = match b {
+                Blocker::Process { pid, command, .. } => (Some(*pid), Some(command.clone())),
+                Blocker::Mount { pid, .. } => (Some(*pid), None),
+                _ => (None, None),
+            };
+            Holder {
+                pid,
+                command,
+                what: b.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// `--all`, once it has ended: the verdict written to `/dev/pmsg0`, where
+/// there is one, fitted to its buffer. Never an error of the run: the
+/// absence of pmsg is said with `-v` only, any other failure in a line.
+pub fn record(summary: &Summary, exit: i32, printer: &Printer) {
+    let room = verdict::pmsg_size().unwrap_or(DEFAULT_ROOM);
+    let record = verdict(summary, exit).fit(room).encode();
+    let device = Path::new(verdict::PMSG_DEVICE);
+    match verdict::write_pmsg(device, &record) {
+        Ok(()) => printer.verbose_note(&format!(
+            "--all: the verdict recorded in {} for the next boot ({} bytes; umount-wait --last-shutdown)",
+            verdict::PMSG_DEVICE,
+            record.len()
+        )),
+        Err(NotWritten::Absent) => printer.verbose_note(&format!(
+            "--all: no {}: the verdict is not kept for the next boot",
+            verdict::PMSG_DEVICE
+        )),
+        Err(why) => {
+            let why = match why {
+                NotWritten::Absent => unreachable!(),
+                NotWritten::NotPmsg(what) => format!("{what}, left alone"),
+                NotWritten::Failed(errno) => {
+                    std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
+                }
+                NotWritten::Short(n) => format!("{n} of {} bytes written", record.len()),
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "umount-wait: --all: the verdict was not recorded in {}: {why}",
+                verdict::PMSG_DEVICE
+            );
+        }
+    }
+}
+
+/// `--last-shutdown[=PATH]`: the latest verdict found at `path` printed
+/// (text, or its JSON with `json`) on stdout.
+pub fn show(path: &Path, json: bool) -> Exit {
+    let err = |text: String| {
+        let _ = writeln!(std::io::stderr(), "umount-wait: {text}");
+    };
+    let shown = umount_wait::mountinfo::display(path);
+    match verdict::search(path) {
+        Ok(Search::Found(verdict, file)) => {
+            let mut out = std::io::stdout().lock();
+            let _ = match json {
+                true => writeln!(out, "{}", crate::json::line(&*verdict)),
+                false => {
+                    let mut text = verdict.lines().join("\n");
+                    text += &format!("\n(read from {})", umount_wait::mountinfo::display(&file));
+                    writeln!(out, "{text}")
+                }
+            };
+            Exit::Success
+        }
+        Ok(Search::Nothing(why)) => {
+            err(format!("--last-shutdown: no verdict recorded: {why}"));
+            Exit::NoVerdict
+        }
+        Ok(Search::Damaged(file, why)) => {
+            err(format!(
+                "--last-shutdown: a verdict was recorded in {} but cannot be read: {why}",
+                umount_wait::mountinfo::display(&file)
+            ));
+            Exit::BadVerdict
+        }
+        Err(e) => {
+            err(format!("--last-shutdown: reading {shown}: {e}"));
+            Exit::System
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_superblocks_read_only_flag_is_the_second() {
+        let line = |opts: &str, sb: &str| {
+            format!("36 35 98:0 / /mnt/x {opts} - ext4 /dev/vdb {sb}\n").into_bytes()
+        };
+        let mount = |opts, sb| umount_wait::mountinfo::parse(&line(opts, sb)).unwrap()[0].clone();
+        assert!(superblock_read_only(&mount(
+            "rw,relatime",
+            "ro,errors=remount-ro"
+        )));
+        assert!(!superblock_read_only(&mount(
+            "ro,relatime",
+            "rw,errors=remount-ro"
+        )));
+        assert!(!superblock_read_only(&mount("rw", "rw")));
+    }
+}
