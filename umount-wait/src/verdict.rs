@@ -349,10 +349,9 @@ pub fn scan(data: &[u8]) -> Vec<Found> {
         let start = at + i + MAGIC.len();
         let (record, next) = record(&data[start..]);
         found.push(record);
-        at = start + next.max(1).min(data.len() - start);
-        if at >= data.len() {
-            break;
-        }
+        // A damaged record consumed its magic alone: a record that begins
+        // right after it is found.
+        at = start + next;
     }
     found
 }
@@ -719,6 +718,14 @@ mod tests {
             Some(&Found::Verdict(Box::new(v))),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_record_right_after_a_bare_magic_is_found() {
+        let v = sample();
+        let mut data = MAGIC.to_vec();
+        data.extend(v.encode());
+        assert_eq!(scan(&data).last(), Some(&Found::Verdict(Box::new(v))));
     }
 
     #[test]
