@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use rustix::io::Errno;
 use umount_wait::blockers::Blocker;
 use umount_wait::mountinfo::{Mount, Table};
 use umount_wait::outcome::{Outcome, Report, State};
@@ -159,33 +160,47 @@ fn holders(blockers: &[Blocker]) -> Vec<Holder> {
 pub fn record(summary: &Summary, exit: i32, printer: &Printer) {
     let room = verdict::pmsg_size().unwrap_or(DEFAULT_ROOM);
     let record = verdict(summary, exit).fit(room).encode();
-    let device = Path::new(verdict::PMSG_DEVICE);
-    match verdict::write_pmsg(device, &record) {
-        Ok(()) => printer.verbose_note(&format!(
-            "--all: the verdict recorded in {} for the next boot ({} bytes; umount-wait --last-shutdown)",
-            verdict::PMSG_DEVICE,
-            record.len()
-        )),
-        Err(NotWritten::Absent) => printer.verbose_note(&format!(
-            "--all: no {}: the verdict is not kept for the next boot",
-            verdict::PMSG_DEVICE
-        )),
-        Err(why) => {
-            let why = match why {
-                NotWritten::Absent => unreachable!(),
-                NotWritten::NotPmsg(what) => format!("{what}, left alone"),
-                NotWritten::Failed(errno) => {
-                    std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
-                }
-                NotWritten::Short(n) => format!("{n} of {} bytes written", record.len()),
-            };
-            let _ = writeln!(
-                std::io::stderr(),
-                "umount-wait: --all: the verdict was not recorded in {}: {why}",
-                verdict::PMSG_DEVICE
-            );
+    let written = verdict::write_pmsg(Path::new(verdict::PMSG_DEVICE), &record);
+    match said(&written, record.len()) {
+        Said::Verbose(text) => printer.verbose_note(&text),
+        Said::Always(text) => {
+            let _ = writeln!(std::io::stderr(), "umount-wait: {text}");
         }
     }
+}
+
+/// What [`record`] says of a write: with `-v` only, or always.
+#[derive(Debug, PartialEq, Eq)]
+enum Said {
+    Verbose(String),
+    Always(String),
+}
+
+/// Written, no pmsg here, or pmsg root's (a test run as a user): `-v`
+/// says it. Anything else is worth a line: something was in the way.
+fn said(written: &Result<(), NotWritten>, len: usize) -> Said {
+    let device = verdict::PMSG_DEVICE;
+    let lost = "the verdict is not kept for the next boot";
+    let why = match written {
+        Ok(()) => {
+            return Said::Verbose(format!(
+                "--all: the verdict recorded in {device} for the next boot ({len} bytes; \
+                 umount-wait --last-shutdown)"
+            ))
+        }
+        Err(NotWritten::Absent) => return Said::Verbose(format!("--all: no {device}: {lost}")),
+        Err(NotWritten::Failed(Errno::ACCESS | Errno::PERM)) => {
+            return Said::Verbose(format!("--all: {device} is root's: {lost}"))
+        }
+        Err(NotWritten::NotPmsg(what)) => format!("{what}, left alone"),
+        Err(NotWritten::Failed(errno)) => {
+            std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string()
+        }
+        Err(NotWritten::Short(n)) => format!("{n} of {len} bytes written"),
+    };
+    Said::Always(format!(
+        "--all: the verdict was not recorded in {device}: {why}"
+    ))
 }
 
 /// `--last-shutdown[=PATH]`: the latest verdict found at `path` printed
@@ -229,6 +244,24 @@ pub fn show(path: &Path, json: bool) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_was_in_the_way_is_said_without_verbose() {
+        let verbose = |r| matches!(said(&r, 10), Said::Verbose(_));
+        assert!(verbose(Ok(())));
+        assert!(verbose(Err(NotWritten::Absent)));
+        assert!(verbose(Err(NotWritten::Failed(Errno::ACCESS))));
+        assert!(verbose(Err(NotWritten::Failed(Errno::PERM))));
+        assert_eq!(
+            said(&Err(NotWritten::NotPmsg("a symbolic link")), 10),
+            Said::Always(
+                "--all: the verdict was not recorded in /dev/pmsg0: a symbolic link, left alone"
+                    .into()
+            )
+        );
+        assert!(!verbose(Err(NotWritten::Failed(Errno::IO))));
+        assert!(!verbose(Err(NotWritten::Short(3))));
+    }
 
     #[test]
     fn the_superblocks_read_only_flag_is_the_second() {
