@@ -197,6 +197,16 @@ mod tests {
         UMW-SUITE-END last-shutdown rc=0\nUMW-END\n";
 
     #[test]
+    fn the_suite_is_patched_73s_and_taken_out_of_its_normal_boot() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/suites");
+        let mut names =
+            crate::suites::for_kernel(&dir, crate::kernel::KernelName::Patched73, &[]).unwrap();
+        assert!(take_from(&mut names), "{names:?}");
+        assert!(!names.contains(&SUITE.to_string()) && !names.is_empty());
+        assert!(!take_from(&mut names));
+    }
+
+    #[test]
     fn two_clean_boots_pass() {
         let checked = judge(&format!("{BOOT1}{BOOT2}"));
         assert!(checked.problems.is_empty(), "{:?}", checked.problems);
