@@ -4,13 +4,14 @@
 //! library's ([`umount_wait::verdict`]); what each filesystem was left as,
 //! in the report's own words, is decided here.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
 use rustix::io::Errno;
 use umount_wait::blockers::Blocker;
-use umount_wait::mountinfo::{Mount, Table};
+use umount_wait::mountinfo::Mount;
 use umount_wait::outcome::{Outcome, Report, State};
 use umount_wait::shutdown::{Entry, Summary};
 use umount_wait::verdict::{self, Filesystem, Holder, Left, Name, NotWritten, Search, Verdict};
@@ -39,12 +40,14 @@ pub fn verdict(summary: &Summary, exit: i32) -> Verdict {
         filesystems: {
             // What is left mounted, as it is now: the mounts that failed
             // are named by their path alone in the run's errors.
+            // Indexed once (the newest mount at a path wins).
             let now = umount_wait::mountinfo::read(None).ok();
-            summary
-                .entries
+            let at: HashMap<&Path, &Mount> = now
                 .iter()
-                .map(|e| filesystem(e, now.as_ref()))
-                .collect()
+                .flat_map(|t| t.iter())
+                .map(|m| (m.mount_point.as_path(), m))
+                .collect();
+            summary.entries.iter().map(|e| filesystem(e, &at)).collect()
         },
         omitted_shut_down: 0,
         omitted_other: 0,
@@ -56,13 +59,14 @@ fn first_line(path: &str) -> Option<String> {
     Some(text.lines().next()?.to_string())
 }
 
-/// One filesystem as the next boot should read it; `now`, the mount
-/// table at the end of the run, tells what a failed one was left as.
-fn filesystem(entry: &Entry, now: Option<&Table>) -> Filesystem {
+/// One filesystem as the next boot should read it; `at`, the mount
+/// table at the end of the run by mount point, tells what a failed one
+/// was left as.
+fn filesystem(entry: &Entry, at: &HashMap<&Path, &Mount>) -> Filesystem {
     match &entry.result {
         Ok(report) => from_report(report),
         Err(error) => {
-            let mount = now.and_then(|t| t.iter().rfind(|m| m.mount_point == error.target));
+            let mount = at.get(error.target.as_path()).copied();
             let left = match error.state {
                 State::Untouched if mount.is_some_and(superblock_read_only) => Left::ReadOnly,
                 State::Untouched if error.made_read_only => Left::ReadOnly,
@@ -261,6 +265,47 @@ mod tests {
         );
         assert!(!verbose(Err(NotWritten::Failed(Errno::IO))));
         assert!(!verbose(Err(NotWritten::Short(3))));
+    }
+
+    /// A filesystem `--all` failed on is named by its path alone: the
+    /// mount table at the end gives its source and type, and whether it
+    /// was left read-only or read-write; the error's holders stay.
+    #[test]
+    fn a_failed_filesystem_is_described_from_the_table_at_the_end() {
+        use umount_wait::outcome::{Error, ErrorKind};
+        let table = umount_wait::mountinfo::parse(
+            b"36 35 0:40 / /mnt/rw rw,relatime - tmpfs tmpfs rw,size=8k\n\
+              37 35 0:41 / /mnt/ro ro,relatime - tmpfs none ro\n",
+        )
+        .unwrap();
+        let at: HashMap<&Path, &Mount> =
+            table.iter().map(|m| (m.mount_point.as_path(), m)).collect();
+        let entry = |target: &str| {
+            let mut error = Error::new(target, ErrorKind::Busy, Some(Errno::BUSY));
+            error.blockers = vec![Blocker::Process {
+                pid: 42,
+                command: "sleep".into(),
+                uses: vec![],
+            }];
+            Entry {
+                pass: 3,
+                result: Err(error),
+                loop_detach: None,
+                released: vec![],
+            }
+        };
+        let rw = filesystem(&entry("/mnt/rw"), &at);
+        assert_eq!(rw.left, Left::ReadWrite);
+        assert_eq!(rw.source, Some(Name::Text("tmpfs".into())));
+        assert_eq!(rw.fstype.as_deref(), Some("tmpfs"));
+        assert_eq!(
+            (rw.held_by[0].pid, rw.held_by[0].command.as_deref()),
+            (Some(42), Some("sleep"))
+        );
+        assert_eq!(rw.reason.as_deref(), Some("target is busy (untouched)"));
+        assert_eq!(filesystem(&entry("/mnt/ro"), &at).left, Left::ReadOnly);
+        let gone = filesystem(&entry("/mnt/gone"), &at);
+        assert_eq!((gone.left, gone.source), (Left::ReadWrite, None));
     }
 
     #[test]
