@@ -1,6 +1,7 @@
 //! Image + initramfs + disks -> one QEMU boot, its console saved to a log.
 //!
-//! TCG unless KVM is asked for, -no-reboot with panic=-1: a panic ends the
+//! TCG unless KVM is asked for, -no-reboot (but for a warm reset,
+//! [`Boot::warm_reset`]) with panic=-1: a panic ends the
 //! boot at once, and so do an oops and a hung task (oops=panic,
 //! hung_task_panic=1): the console parser reports them either way, this only
 //! keeps a broken kernel from holding the boot until its time limit. Every
@@ -27,6 +28,11 @@ pub struct Boot {
     pub timeout: Duration,
     pub suite_timeout: Duration,
     pub interactive: bool,
+    /// A guest reboot resets the VM (RAM kept) instead of ending QEMU
+    /// (no -no-reboot): the last-shutdown test's two boots.
+    pub warm_reset: bool,
+    /// More of the kernel command line (ramoops's reserved memory).
+    pub append: String,
 }
 
 impl Boot {
@@ -49,6 +55,8 @@ impl Boot {
             timeout,
             suite_timeout: Duration::from_secs(per_suite),
             interactive: false,
+            warm_reset: false,
+            append: String::new(),
         }
     }
 
@@ -69,6 +77,8 @@ impl Boot {
             timeout: day,
             suite_timeout: day,
             interactive: true,
+            warm_reset: false,
+            append: String::new(),
         }
     }
 }
@@ -207,10 +217,12 @@ fn qemu(
         "2",
         "-m",
         &image.memory_mb.to_string(),
-        "-no-reboot",
         "-display",
         "none",
     ]);
+    if !boot.warm_reset {
+        command.arg("-no-reboot");
+    }
     command.arg("-kernel").arg(&image.bzimage);
     command.arg("-initrd").arg(initramfs.for_kernel(image));
     command.arg("-append").arg(cmdline(image, boot));
@@ -339,6 +351,10 @@ fn cmdline(image: &KernelImage, boot: &Boot) -> String {
         boot.runs,
         boot.suite_timeout.as_secs()
     );
+    if !boot.append.is_empty() {
+        line.push(' ');
+        line.push_str(&boot.append);
+    }
     if boot.interactive {
         line.push_str(" umw.shell=1");
     } else {

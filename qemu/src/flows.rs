@@ -17,7 +17,9 @@ use crate::initramfs::{self, Initramfs};
 use crate::kernel::{self, Base, KernelImage, KernelName};
 use crate::mutants::{self, BaseReport, Fate, Mutant, Report};
 use crate::summary::{KernelResult, Summary};
-use crate::{ci_boot, disks, mutant, reboot, shutdown_reboot, suites, systemd_reboot};
+use crate::{
+    ci_boot, disks, last_shutdown, mutant, reboot, shutdown_reboot, suites, systemd_reboot,
+};
 
 pub struct TestOptions {
     pub suites: Vec<String>,
@@ -102,7 +104,9 @@ impl Bench {
         }
         let initramfs = initramfs::build(self, &images.iter().collect::<Vec<_>>())?;
         for image in &images {
-            let names = suites::for_kernel(&self.paths.suites(), image.name, &options.suites)?;
+            let mut names = suites::for_kernel(&self.paths.suites(), image.name, &options.suites)?;
+            // A double boot of its own (warm reset, ramoops).
+            let last_shutdown = last_shutdown::take_from(&mut names);
             // The debug kernel hunts for lockdep, sleep-in-atomic and hung-task
             // reports, not for statistics: half the race runs.
             let runs = if image.name == KernelName::Debug {
@@ -110,9 +114,24 @@ impl Bench {
             } else {
                 options.runs
             };
-            let boot = Boot::suites(names, runs, image.name);
-            let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
-            let mut result = KernelResult::from_verdict(image, &verdict);
+            let mut result = if names.is_empty() && last_shutdown {
+                // --suites last-shutdown: that boot alone.
+                KernelResult {
+                    name: image.name.to_string(),
+                    release: image.release.clone(),
+                    source: image.source.clone(),
+                    umount_wait: image.name.has_series(),
+                    tests: Default::default(),
+                    races: Default::default(),
+                }
+            } else {
+                let boot = Boot::suites(names, runs, image.name);
+                let verdict = self.boot(image.name.as_str(), image, &initramfs, &boot)?;
+                KernelResult::from_verdict(image, &verdict)
+            };
+            if last_shutdown {
+                last_shutdown::run(self, image, &initramfs, &mut result)?;
+            }
             if image.name == KernelName::Mutant {
                 let list = self.paths.repo.join("qemu/mutant/not-wait-tests");
                 let cannot_fail = mutant::judge(&mut result, &mutant::not_wait_tests(&list)?);

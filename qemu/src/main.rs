@@ -24,6 +24,7 @@ mod flows;
 mod initramfs;
 mod kernel;
 mod kernel_stock;
+mod last_shutdown;
 mod manpage;
 mod mutant;
 mod mutants;

@@ -16,6 +16,7 @@ use clap::{CommandFactory, FromArgMatches};
 use umount_wait::cli::Cli;
 use umount_wait::mountinfo::{self, DevId, Mount};
 use umount_wait::select::{Filter, OptionList, TypeList};
+use umount_wait::verdict::{self, Found};
 use umount_wait::{duration, shutdown, target, Mode};
 
 /// `mountinfo::parse` on any bytes: an error or one mount per line, and
@@ -385,5 +386,69 @@ pub fn cli(data: &[u8]) {
     for p in filter.include.iter().chain(&filter.exclude) {
         let again = target::normalize(p).ok();
         assert_eq!(again.as_ref(), Some(p), "normalized twice");
+    }
+}
+
+/// `verdict::scan` on any bytes, as `--last-shutdown` reads pstore's pmsg
+/// files (other writers' records around ours): never a panic; every
+/// verdict found is whole (it encodes to a record that reads back the
+/// same, fitted to a buffer it fits, and its text can be made); and a good
+/// record written after these bytes is found, last.
+pub fn verdict(data: &[u8]) {
+    for found in verdict::scan(data) {
+        let Found::Verdict(v) = found else {
+            continue;
+        };
+        let _ = v.lines();
+        let record = v.encode();
+        assert_eq!(
+            verdict::scan(&record),
+            vec![Found::Verdict(v.clone())],
+            "a verdict found reads back the same"
+        );
+        let fitted = v.clone().fit(record.len() / 2);
+        assert!(
+            fitted.encode().len() <= record.len() / 2 || fitted.filesystems.is_empty(),
+            "fit() gives a record that fits, or the counts alone"
+        );
+        let _ = fitted.lines();
+    }
+    let good = sample_verdict();
+    let mut after = data.to_vec();
+    after.extend(good.encode());
+    assert_eq!(
+        verdict::scan(&after).last(),
+        Some(&Found::Verdict(Box::new(good))),
+        "a record after foreign bytes is found"
+    );
+}
+
+fn sample_verdict() -> verdict::Verdict {
+    use verdict::{Filesystem, Holder, Left, Name, Verdict, VERSION};
+    Verdict {
+        version: VERSION,
+        boot_id: Some("b00t".into()),
+        time: Some(1),
+        kernel: Some("7.3.0".into()),
+        exit: 64,
+        stopped: None,
+        passes: 3,
+        elapsed_ms: 1.5,
+        filesystems: vec![Filesystem {
+            mount_point: Name::Bytes(b"/mnt/\xff".to_vec()),
+            source: None,
+            fstype: Some("tmpfs".into()),
+            outcome: "untouched".into(),
+            left: Left::ReadWrite,
+            reason: Some("busy".into()),
+            held_by: vec![Holder {
+                pid: Some(7),
+                command: Some("sleep".into()),
+                what: "pid 7 (sleep): cwd".into(),
+            }],
+            more_holders: 0,
+        }],
+        omitted_shut_down: 0,
+        omitted_other: 0,
     }
 }

@@ -13,11 +13,12 @@ use crate::outcome::{Error, ErrorKind};
 use crate::select::{Filter, OptionList, TypeList};
 use crate::{target, Mode};
 
-/// The three forms, for the usage line and the man page's synopsis.
+/// The four forms, for the usage line and the man page's synopsis.
 const USAGE: &str = "\
 umount-wait [OPTIONS] TARGET...
        umount-wait --all [-t TYPES] [-O OPTIONS] [--include PREFIX]... [OPTIONS]
-       umount-wait --probe";
+       umount-wait --probe
+       umount-wait --last-shutdown[=PATH] [--json]";
 
 const ABOUT: &str = "Unmount filesystems and return only when they are shut down";
 
@@ -77,6 +78,16 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
          watch could be added and no block device claim confirmed the \
          shutdown, or nothing that holds it was visible for 5 s (without \
          /proc, nothing can be); the filesystem may still run",
+    ),
+    (
+        4,
+        "--last-shutdown: no verdict recorded (pstore not mounted, no pmsg \
+         buffer, or the last boot's --all wrote none)",
+    ),
+    (
+        5,
+        "--last-shutdown: a verdict was recorded but none can be read \
+         (damaged, cut short, or of a newer format)",
     ),
     (
         32,
@@ -144,6 +155,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "shutdown: every real filesystem, deepest first, one deadline",
     ),
     (
+        "umount-wait --last-shutdown",
+        "at boot: what the last shutdown's --all left of each filesystem, and what held it",
+    ),
+    (
         "umount-wait -a -t tmpfs,ext4 -O noro",
         "every tmpfs and ext4 mounted read-write",
     ),
@@ -151,6 +166,41 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "umount-wait --all --include /data --exclude /data/cache -t noext4",
         "under /data but not /data/cache, every type but ext4",
     ),
+];
+
+/// The man page's LAST SHUTDOWN section: where `--all` keeps its verdict
+/// and why there, one paragraph each.
+pub const LAST_SHUTDOWN: &[&str] = &[
+    "When --all ends, it writes its verdict (each filesystem shut down, \
+     unmounted, read-only, shut down by FS_IOC_SHUTDOWN, left read-write or \
+     detached and unconfirmed, with what held it) to /dev/pmsg0, pstore's \
+     pmsg device (CONFIG_PSTORE_PMSG), in one write(2). The kernel keeps \
+     that buffer across a warm reboot when it is ramoops in RAM that the \
+     firmware or the kernel command line reserves (memmap=1M$0x10000000 \
+     ramoops.mem_address=0x10000000 ramoops.mem_size=0x100000 \
+     ramoops.pmsg_size=0x10000), and shows it after the reboot as \
+     /sys/fs/pstore/pmsg-ramoops-0. Nothing is written to a disk that is \
+     being shut down, and no filesystem needs to stay mounted for it. A \
+     power cut or a cold boot loses it.",
+    "The device is opened with O_WRONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC and \
+     written only when it is a character device of the pmsg major in \
+     /proc/devices: a symbolic link or another file planted there is left \
+     alone (said on stderr). Where there is no /dev/pmsg0, nothing is \
+     written and nothing said (-v says it). It never changes the exit code.",
+    "The record is one line, UMW-VERDICT/1 LENGTH CRC32 JSON, found among \
+     other writers' bytes (Android's logd writes binary records to pmsg \
+     too); its length and CRC-32 tell a record cut by the ring buffer or \
+     damaged in memory from a good one. It is fitted to the buffer \
+     (/sys/module/ramoops/parameters/pmsg_size): at most 5 holders a \
+     filesystem, then the filesystems that shut down counted instead of \
+     listed.",
+    "--last-shutdown prints the latest record in /sys/fs/pstore/pmsg-* \
+     (the latest by the time written in it), or in --last-shutdown=PATH (a \
+     directory's pmsg-* files, or one file: systemd-pstore.service moves \
+     pstore's files to /var/lib/systemd/pstore). Exit 0 when it printed \
+     one, 4 when none was recorded, 5 when one was but cannot be read. \
+     pstore must be mounted (systemd does; elsewhere mount -t pstore \
+     pstore /sys/fs/pstore). Reading the files needs root.",
 ];
 
 /// `--help`'s epilogue: the exit codes and the examples, filled to 80
@@ -220,6 +270,27 @@ pub struct Cli {
     /// Print which path this kernel gets ("kernel" or "fallback") and exit
     #[arg(long, exclusive = true)]
     pub probe: bool,
+
+    /// Print the verdict the last shutdown's --all recorded, and exit
+    ///
+    /// --all writes what it left of each filesystem (shut down, read-only,
+    /// read-write and what held it) to pstore's /dev/pmsg0 when it ends;
+    /// the kernel keeps that buffer across a warm reboot (ramoops) and
+    /// shows it as /sys/fs/pstore/pmsg-ramoops-0. This prints the latest
+    /// verdict found in PATH's pmsg-* files (a directory; default
+    /// /sys/fs/pstore) or in the file PATH, as text or, with --json, as
+    /// the JSON object recorded. Exit 0 when one is printed, whatever it
+    /// says (its "exit" is the run's); 4 when none was recorded; 5 when
+    /// one was but cannot be read.
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = crate::verdict::PSTORE_DIR,
+        conflicts_with_all = ["targets", "all", "fake", "namespace", "lazy", "recursive", "read_only", "all_targets", "detach_loop", "force", "timeout"]
+    )]
+    pub last_shutdown: Option<PathBuf>,
 
     /// Which way to wait
     ///
@@ -440,7 +511,7 @@ pub struct Cli {
     /// Mount points to unmount; or a block device, a tag (LABEL=, UUID=,
     /// PARTLABEL=, PARTUUID=), a loop image's file or a mount's source,
     /// which names its most recent mount
-    #[arg(value_name = "TARGET", required_unless_present_any = ["probe", "all"])]
+    #[arg(value_name = "TARGET", required_unless_present_any = ["probe", "all", "last_shutdown"])]
     pub targets: Vec<PathBuf>,
 }
 
@@ -761,7 +832,7 @@ mod tests {
     }
 
     #[test]
-    fn usage_shows_the_three_forms() {
+    fn usage_shows_the_four_forms() {
         let help = help(false, 80);
         let usage = help
             .split("Usage: ")
@@ -770,7 +841,7 @@ mod tests {
             .split("\n\n")
             .next()
             .unwrap();
-        for form in ["TARGET...", "--all", "--probe"] {
+        for form in ["TARGET...", "--all", "--probe", "--last-shutdown"] {
             assert!(usage.contains(form), "usage lacks {form}:\n{usage}");
         }
     }

@@ -13,6 +13,11 @@ pub enum Exit {
     Unconfirmed,
     Failure,
     SomeFailed,
+    /// `--last-shutdown`: no verdict recorded where it looked.
+    NoVerdict,
+    /// `--last-shutdown`: records there, none intact (damaged, cut, or
+    /// of a newer format).
+    BadVerdict,
     /// An unmount helper's own status, as umount(8) returns it (126: it
     /// could not be started).
     Helper(u8),
@@ -28,6 +33,8 @@ impl Exit {
             Exit::Unconfirmed => 3,
             Exit::Failure => 32,
             Exit::SomeFailed => 64,
+            Exit::NoVerdict => 4,
+            Exit::BadVerdict => 5,
             Exit::Helper(code) => code,
         }
     }

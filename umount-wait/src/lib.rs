@@ -43,6 +43,7 @@ pub mod select;
 pub mod shutdown;
 pub mod sys;
 pub mod target;
+pub mod verdict;
 pub mod wait;
 
 pub use blockers::Blocker;

@@ -2,6 +2,7 @@
 
 mod exit;
 mod json;
+mod last_shutdown;
 mod report;
 mod stop;
 
@@ -74,6 +75,9 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     if cli.probe {
         printer.probe(&probe_line(probe, sys::notify_supported()));
         return Ok(Exit::Success);
+    }
+    if let Some(path) = &cli.last_shutdown {
+        return Ok(last_shutdown::show(path, cli.json));
     }
     // What the kernel log says from here on about the devices of the
     // filesystems that shut down: a failed final writeback.
@@ -265,6 +269,8 @@ fn unmount_all(
     .context("--all: reading the mount table")?;
     let exit = Exit::combine(&codes);
     printer.summary(&summary, i32::from(exit.code()));
+    // The final verdict, for the next boot.
+    last_shutdown::record(&summary, i32::from(exit.code()), printer);
     Ok(exit)
 }
 

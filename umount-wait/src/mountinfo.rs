@@ -639,7 +639,7 @@ pub fn display_bytes(text: &OsStr) -> String {
 /// and U+061C, the zero-width U+200B..U+200D, U+2060 and U+FEFF, the soft
 /// hyphen, the tags U+E0020..U+E007F) and the line and paragraph
 /// separators U+2028, U+2029. With them a name can read as another's.
-fn is_hidden(c: char) -> bool {
+pub(crate) fn is_hidden(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'

@@ -522,17 +522,22 @@ fn json_summary(summary: &Summary, counts: &Counts, exit: i32) -> String {
             loop_devices_not_detached: counts.loops_left,
             passes: summary.passes,
             elapsed_ms: json::ms(summary.elapsed),
-            stopped: match summary.stopped {
-                None => None,
-                Some(Stop::Deadline) => Some("deadline".into()),
-                Some(Stop::Cancelled) => Some(match crate::stop::received() {
-                    Some(sig) => signal_name(sig),
-                    None => "cancelled".into(),
-                }),
-            },
+            stopped: stopped_name(summary.stopped),
             exit,
         },
     })
+}
+
+/// `--all`'s `stopped`: `null`, `"deadline"`, or the signal's name.
+pub fn stopped_name(stopped: Option<Stop>) -> Option<String> {
+    match stopped {
+        None => None,
+        Some(Stop::Deadline) => Some("deadline".into()),
+        Some(Stop::Cancelled) => Some(match crate::stop::received() {
+            Some(sig) => signal_name(sig),
+            None => "cancelled".into(),
+        }),
+    }
 }
 
 /// The object of an unmounted target.
@@ -580,7 +585,7 @@ fn mount_read_only(errno: rustix::io::Errno, still_mounted_at: Option<&Path>) ->
 
 /// The `reason` of a report: why its filesystem was not confirmed shut
 /// down, or `None`.
-fn outcome_reason(outcome: &Outcome) -> Option<String> {
+pub fn outcome_reason(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::ShutDown => None,
         Outcome::DetachedUnconfirmed(why) => Some(reason(why)),

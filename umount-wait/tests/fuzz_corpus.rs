@@ -52,3 +52,8 @@ fn lists() {
 fn cli() {
     replay("cli", checks::cli);
 }
+
+#[test]
+fn verdict() {
+    replay("verdict", checks::verdict);
+}

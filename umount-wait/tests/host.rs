@@ -117,6 +117,14 @@ fn main() {
             read_only_through_other_namespace_never_a_mount_stacked_on_it,
         ),
         (
+            "all_names_the_holder_of_what_it_leaves_read_write",
+            all_names_the_holder_of_what_it_leaves_read_write,
+        ),
+        (
+            "last_shutdown_reads_a_pstore_directory",
+            last_shutdown_reads_a_pstore_directory,
+        ),
+        (
             "sigint_during_wait_is_detached_unconfirmed",
             sigint_during_wait_is_detached_unconfirmed,
         ),
@@ -3111,6 +3119,123 @@ fn all_remounts_busy_read_only_and_names_holder() {
     // remounts a read-only.
     assert_eq!(field(line, "pass"), Some("3"), "{line}");
     assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
+}
+
+/// A filesystem `--all` leaves read-write (busy, its read-only remount
+/// refused by a file open for writing, and tmpfs has no FS_IOC_SHUTDOWN)
+/// names what held it, in the report and in `--json`, as a busy one does.
+/// Before, the holders the scan found were dropped with the refusal.
+fn all_names_the_holder_of_what_it_leaves_read_write() {
+    let s = Scratch::new("all-left-rw");
+    let a = s.dir("held");
+    mount_tmpfs(&a);
+    let b = s.dir("ok");
+    mount_tmpfs(&b);
+    let mut writer = hold_open_for_writing(&a.join("log"));
+    let run = umw_all(&s.dir, &["--timeout", "5s"]);
+    let pid = writer.pid();
+    writer.release();
+    assert_code(&run, EXIT_SOME_FAILED, "--all, one left read-write");
+    let line = line_of(&run, &a);
+    assert_eq!(field(line, "outcome"), Some("untouched"), "{line}");
+    assert!(line.contains(&format!("\"pid\":{pid}")), "{line}");
+    assert!(
+        run.stderr.contains(&format!("held by: pid {pid} (sh)")),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `--last-shutdown=DIR` reads pstore's files as `--all` writes them
+/// (pmsg-*, a record among another writer's bytes): the latest verdict
+/// in text and JSON; nothing there is exit 4 and says "no verdict
+/// recorded"; a damaged record alone is exit 5.
+fn last_shutdown_reads_a_pstore_directory() {
+    use umount_wait::verdict::{Filesystem, Holder, Left, Name, Verdict, VERSION};
+    let s = Scratch::new("last-shutdown");
+    let dir = s.dir("pstore");
+    let arg = |d: &Path| format!("--last-shutdown={}", d.display());
+    let run = umw([arg(&dir)]);
+    assert_code(&run, 4, "--last-shutdown over an empty directory");
+    assert!(run.stderr.contains("no verdict recorded"), "{}", run.stderr);
+    let verdict = |time, exit| Verdict {
+        version: VERSION,
+        boot_id: Some("b00t".into()),
+        time: Some(time),
+        kernel: Some("7.3.0".into()),
+        exit,
+        stopped: None,
+        passes: 3,
+        elapsed_ms: 80.5,
+        filesystems: vec![Filesystem {
+            mount_point: Name::Text("/mnt/held".into()),
+            source: Some(Name::Text("tmpfs".into())),
+            fstype: Some("tmpfs".into()),
+            outcome: "untouched".into(),
+            left: Left::ReadWrite,
+            reason: Some(
+                "remounting read-only: Device or resource busy (os error 16) (untouched)".into(),
+            ),
+            held_by: vec![Holder {
+                pid: Some(77),
+                command: Some("sleep".into()),
+                what: "pid 77 (sleep): fd 3 /mnt/held/f".into(),
+            }],
+            more_holders: 0,
+        }],
+        omitted_shut_down: 1,
+        omitted_other: 0,
+    };
+    let mut damaged = verdict(1, 32).encode();
+    let n = damaged.len();
+    damaged[n - 5] ^= 0x20;
+    fs::write(dir.join("pmsg-ramoops-0"), &damaged).unwrap();
+    let run = umw([arg(&dir)]);
+    assert_code(&run, 5, "--last-shutdown, a damaged record alone");
+    assert!(
+        run.stderr.contains("checksum does not match"),
+        "{}",
+        run.stderr
+    );
+    let mut bytes = b"\x00\x17logd binary record\xff".to_vec();
+    bytes.extend(verdict(100, 64).encode());
+    bytes.extend(b"\x01another writer");
+    bytes.extend(&damaged);
+    bytes.extend(verdict(50, 0).encode());
+    fs::write(dir.join("pmsg-ramoops-0"), &bytes).unwrap();
+    // Not a pmsg file: not read.
+    fs::write(dir.join("dmesg-ramoops-0"), verdict(200, 2).encode()).unwrap();
+    let run = umw([arg(&dir)]);
+    assert_code(&run, 0, "--last-shutdown");
+    assert!(
+        run.stdout
+            .contains("exit 64, 2 filesystem(s), 1 shut down, 1 left read-write"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("/mnt/held (tmpfs on tmpfs): left read-write: held by pid 77 (sleep)"),
+        "{}",
+        run.stdout
+    );
+    let run = umw([arg(&dir), "--json".into()]);
+    assert_code(&run, 0, "--last-shutdown --json");
+    assert_eq!(field(&run.stdout, "exit"), Some("64"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("\"left\":\"read_write\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\"pid\":77,\"command\":\"sleep\""),
+        "{}",
+        run.stdout
+    );
+    // A file named is read whatever its name.
+    let run = umw([arg(&dir.join("dmesg-ramoops-0"))]);
+    assert_code(&run, 0, "--last-shutdown=FILE");
+    assert!(run.stdout.contains("exit 2"), "{}", run.stdout);
 }
 
 /// Whether a file can be written in `dir` as the process `pid` sees it

@@ -58,6 +58,10 @@ fn man_page() -> std::io::Result<Vec<u8>> {
             .text([roman(*meaning)]);
     }
     roff.control("PP", []).text([roman(cli::EXIT_CODES_NOTE)]);
+    roff.control("SH", ["LAST SHUTDOWN"]);
+    for paragraph in cli::LAST_SHUTDOWN {
+        roff.control("PP", []).text([roman(*paragraph)]);
+    }
     roff.control("SH", ["EXAMPLES"]);
     for (line, what) in cli::EXAMPLES {
         roff.control("TP", [])
@@ -156,6 +160,7 @@ mod tests {
             ".SH OPTIONS",
             ".SH \"SHUTDOWN MODE (--ALL)\"",
             ".SH \"EXIT STATUS\"",
+            ".SH \"LAST SHUTDOWN\"",
             ".SH EXAMPLES",
             ".SH \"SEE ALSO\"",
         ] {

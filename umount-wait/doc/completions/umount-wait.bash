@@ -23,12 +23,16 @@ _umount__wait() {
 
     case "${cmd}" in
         umount__wait)
-            opts="-l -f -R -r -w -A -d -c -N -n -i -q -v -a -t -O -h -V --probe --mode --lazy --force --no-follow --recursive --read-only --timeout --all-targets --detach-loop --no-canonicalize --fake --namespace --no-mtab --internal-only --json --quiet --verbose --all --include --exclude --types --test-opts --include-api --help --version"
+            opts="-l -f -R -r -w -A -d -c -N -n -i -q -v -a -t -O -h -V --probe --last-shutdown --mode --lazy --force --no-follow --recursive --read-only --timeout --all-targets --detach-loop --no-canonicalize --fake --namespace --no-mtab --internal-only --json --quiet --verbose --all --include --exclude --types --test-opts --include-api --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --last-shutdown)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --mode)
                     COMPREPLY=($(compgen -W "auto kernel fallback notify" -- "${cur}"))
                     return 0

@@ -1,3 +1,4 @@
+complete -c umount-wait -l last-shutdown -d 'Print the verdict the last shutdown\'s --all recorded, and exit' -r -F
 complete -c umount-wait -l mode -d 'Which way to wait' -r -f -a "auto\t''
 kernel\t''
 fallback\t''

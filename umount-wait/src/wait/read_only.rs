@@ -35,6 +35,24 @@ use crate::target::{self, Target};
 pub(super) fn remount_busy(
     target: &Target,
     options: &Options<'_>,
+    report: Report,
+    errno: Errno,
+) -> Result<Report, Error> {
+    // What held it: a filesystem left read-write names them as a busy
+    // one does.
+    let held = report.blockers.clone();
+    remount_refused_or(target, options, report, errno).map_err(|mut e| {
+        if e.blockers.is_empty() {
+            e.blockers = held;
+        }
+        e
+    })
+}
+
+/// [`remount_busy`], its errors without the holders.
+fn remount_refused_or(
+    target: &Target,
+    options: &Options<'_>,
     mut report: Report,
     errno: Errno,
 ) -> Result<Report, Error> {
