@@ -416,7 +416,7 @@ impl Targets<'_> {
             return self.unmount_recursive(t);
         }
         // A dry run says it in its plan.
-        if options.dry_run.is_none() {
+        if options.dry_run.is_none() && printer.is_verbose() {
             let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
                 Some(helper) => format!(
                     "by its helper {}, then the fallback path",
