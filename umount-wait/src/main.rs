@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use umount_wait::helper::{Helper, Helpers};
+use umount_wait::helper::{self, Helper, Helpers};
 use umount_wait::loopdev::{self, LoopDevice};
 use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
@@ -188,6 +188,11 @@ fn unmount_targets(
         return Ok(refuse_all(printer, &duplicates));
     }
 
+    // What the targets share: the helpers found for their types, and
+    // whether /proc names handles, asked once and again only where an
+    // unmount can change the answer.
+    let found = helper::Found::default();
+    let proc_fd = sys::ProcFd::default();
     let options = Options {
         force: cli.force,
         lazy: cli.lazy,
@@ -204,7 +209,9 @@ fn unmount_targets(
         // mounted, and root would run their program.
         helpers: (!cli.internal_only && cli.namespace.is_none()).then_some(Helpers {
             verbose: cli.verbose,
+            found: Some(&found),
         }),
+        proc_fd: Some(&proc_fd),
         dry_run,
     };
     let mut run = Targets {

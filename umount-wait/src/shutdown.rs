@@ -361,6 +361,9 @@ struct Run<'r, 'c> {
     stopped: Option<Stop>,
     /// The run's one inotify instance.
     watcher: Watcher,
+    /// Whether `/proc/self/fd` names handles, asked once for the run's
+    /// unmounts and again after one that can change it.
+    proc_fd: sys::ProcFd,
     /// The mount table as the current pass read it.
     mounts: Table,
     /// Mounts a step was given up on, asleep in the kernel past SIGKILL:
@@ -409,6 +412,7 @@ impl<'r, 'c> Run<'r, 'c> {
             last: false,
             stopped: None,
             watcher: Watcher::default(),
+            proc_fd: sys::ProcFd::default(),
             mounts: Table::default(),
             given_up: HashSet::new(),
         })
@@ -520,6 +524,7 @@ impl<'r, 'c> Run<'r, 'c> {
             cancel: self.plan.cancel,
             caller: None,
             helpers: None,
+            proc_fd: Some(&self.proc_fd),
             dry_run: None,
         };
         let target = match self.host.reach(m, &self.mounts) {

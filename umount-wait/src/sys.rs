@@ -167,10 +167,11 @@ impl Reach {
     /// `/proc/self/fd/N` for a parent directory held open, or, where
     /// there is no `/proc` ([`proc_fd_usable`]), the name alone, from
     /// that directory. Valid while `self` lives.
-    pub fn whole(&self) -> (Option<BorrowedFd<'_>>, std::path::PathBuf) {
+    /// `proc_fd`: what [`proc_fd_usable`] says now.
+    pub fn whole(&self, proc_fd: bool) -> (Option<BorrowedFd<'_>>, std::path::PathBuf) {
         match &self.dir {
             None => (None, self.name.clone()),
-            Some(dir) if proc_fd_usable() => (
+            Some(dir) if proc_fd => (
                 None,
                 Path::new("/proc/self/fd")
                     .join(dir.as_raw_fd().to_string())
@@ -220,10 +221,11 @@ impl MountPoint {
         stat_at(self.reach.dir(), &self.reach.name, flags)
     }
 
-    /// `umount2(2)` of the name, in its parent directory.
-    pub fn unmount(&self, options: UnmountOptions) -> Result<(), Errno> {
+    /// `umount2(2)` of the name, in its parent directory; `proc_fd`: what
+    /// [`proc_fd_usable`] says now.
+    pub fn unmount(&self, options: UnmountOptions, proc_fd: bool) -> Result<(), Errno> {
         let flags = UnmountFlags::from_bits_retain(options.bits());
-        match self.reach.whole() {
+        match self.reach.whole(proc_fd) {
             (None, path) => rustix::mount::unmount(&path, flags),
             (Some(dir), name) => in_dir(dir, || rustix::mount::unmount(&name, flags)),
         }
@@ -231,7 +233,7 @@ impl MountPoint {
 
     /// [`MountPoint::unmount`], made ready for a child process.
     pub fn prepare(self, options: UnmountOptions) -> Result<PreparedUnmount, Errno> {
-        let (dir, whole) = self.reach.whole();
+        let (dir, whole) = self.reach.whole(proc_fd_usable());
         let path = CString::new(whole.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
         let dir = dir.map(|d| d.as_raw_fd());
         Ok(PreparedUnmount {
@@ -664,6 +666,50 @@ pub fn proc_fd_usable() -> bool {
     rustix::fs::statfs("/proc/self/fd").is_ok_and(|st| st.f_type as i64 == PROC_SUPER_MAGIC)
 }
 
+/// [`proc_fd_usable`], asked once for many targets: a `statfs(2)` of
+/// `/proc/self/fd` walks four components and a link, and the fallback
+/// path asked it twice a target.
+///
+/// What it says changes only when a mount at `/proc`, above it or below
+/// it comes or goes. Another program that can do that is root, and what
+/// it does between the answer and its use is a race that asking every
+/// time would not close either (the answer is only as old as the last
+/// call). The run itself can, unmounting `/proc`, a mount below it, or
+/// one above it (`/` lazily, with everything below): each unmount it makes
+/// or tries is told here ([`ProcFd::unmounted`]), and one that can have
+/// changed it has the question asked again. A stale answer could not
+/// lead a call elsewhere in any case: without procfs at `/proc`, the
+/// path `/proc/self/fd/N` is looked up in the directory under it, root's
+/// own, and fails.
+#[derive(Debug, Default)]
+pub struct ProcFd {
+    usable: std::cell::Cell<Option<bool>>,
+}
+
+impl ProcFd {
+    /// [`proc_fd_usable`], asked if not known.
+    pub fn usable(&self) -> bool {
+        match self.usable.get() {
+            Some(usable) => usable,
+            None => {
+                let usable = proc_fd_usable();
+                self.usable.set(Some(usable));
+                usable
+            }
+        }
+    }
+
+    /// The run has unmounted (or tried to) the mount at `mount_point`,
+    /// with what a lazy unmount takes along below it: the answer is
+    /// forgotten if that mount is `/proc`, below it or above it.
+    pub fn unmounted(&self, mount_point: &Path) {
+        let proc = Path::new("/proc");
+        if proc.starts_with(mount_point) || mount_point.starts_with(proc) {
+            self.usable.set(None);
+        }
+    }
+}
+
 /// Makes `call` with the working directory at `dir` (an `O_PATH` handle
 /// on a directory), then puts it back (`fchdir(2)` both ways): for the
 /// calls that take a path and no directory handle (`umount2`,
@@ -1031,8 +1077,12 @@ impl Inotify {
     /// is. The watch borrows the instance: while it lives there is no
     /// other, so every event for another watch descriptor belongs to a
     /// watch that has ended.
-    pub fn watch_root(&mut self, root: BorrowedFd<'_>) -> Result<RootWatch<'_>, Errno> {
-        let wd = self.prepare_watch(root)?.call()?;
+    pub fn watch_root(
+        &mut self,
+        root: BorrowedFd<'_>,
+        proc_fd: bool,
+    ) -> Result<RootWatch<'_>, Errno> {
+        let wd = self.prepare_watch(root, proc_fd)?.call()?;
         Ok(self.adopt(wd))
     }
 
@@ -1043,11 +1093,16 @@ impl Inotify {
     /// caller may read the inode, and a FUSE filesystem may ask its daemon
     /// for that: one that does not answer would hold the caller for ever.
     ///
-    /// Without `/proc` ([`proc_fd_usable`]), the watch is added on `.`
-    /// from the root itself ([`in_dir`]): the same inode, still without a
-    /// lookup by path. `root` must then outlive the watch's call.
-    pub fn prepare_watch<'a>(&'a self, root: BorrowedFd<'a>) -> Result<PreparedWatch<'a>, Errno> {
-        let (dir, link) = match proc_fd_usable() {
+    /// Without `/proc` (`proc_fd`: what [`proc_fd_usable`] says now), the
+    /// watch is added on `.` from the root itself ([`in_dir`]): the same
+    /// inode, still without a lookup by path. `root` must then outlive the
+    /// watch's call.
+    pub fn prepare_watch<'a>(
+        &'a self,
+        root: BorrowedFd<'a>,
+        proc_fd: bool,
+    ) -> Result<PreparedWatch<'a>, Errno> {
+        let (dir, link) = match proc_fd {
             true => (None, format!("/proc/self/fd/{}", root.as_raw_fd())),
             false => (Some(root), ".".to_owned()),
         };
@@ -1166,6 +1221,25 @@ pub(crate) mod tests {
     /// way (in one `openat2` call where the kernel has it): a directory
     /// on the path exchanged for a link to elsewhere makes it fail, and
     /// the name is looked up in the directory reached.
+    /// Issue 25: whether `/proc/self/fd` names handles is asked once for
+    /// a run's targets, and again after an unmount at `/proc`, below it
+    /// or above it (`/` lazily), which can change the answer.
+    #[test]
+    fn the_proc_answer_is_kept_until_an_unmount_there() {
+        let known = ProcFd::default();
+        let usable = known.usable();
+        assert_eq!(known.usable.get(), Some(usable));
+        for elsewhere in ["/mnt", "/procx", "/run/proc"] {
+            known.unmounted(Path::new(elsewhere));
+            assert_eq!(known.usable.get(), Some(usable), "{elsewhere}");
+        }
+        for there in ["/proc", "/proc/sys/fs/binfmt_misc", "/"] {
+            known.unmounted(Path::new(there));
+            assert_eq!(known.usable.get(), None, "{there}");
+            assert_eq!(known.usable(), usable);
+        }
+    }
+
     #[test]
     fn the_walk_to_the_parent_follows_no_symbolic_link() {
         let tree = LinkTree::new("walk");
@@ -1222,9 +1296,9 @@ pub(crate) mod tests {
         let second = scratch_dir("kept-second");
         let mut inotify = Inotify::new().unwrap();
         let first_fd = open_path(&first, false).unwrap();
-        let first_wd = inotify.watch_root(first_fd.as_fd()).unwrap().keep();
+        let first_wd = inotify.watch_root(first_fd.as_fd(), true).unwrap().keep();
         let second_fd = open_path(&second, false).unwrap();
-        let second_wd = inotify.watch_root(second_fd.as_fd()).unwrap().keep();
+        let second_wd = inotify.watch_root(second_fd.as_fd(), true).unwrap().keep();
         drop((first_fd, second_fd));
         std::fs::remove_dir(&second).unwrap();
         // The first watch's read takes the second's IN_IGNORED along.
@@ -1253,7 +1327,7 @@ pub(crate) mod tests {
         // Given up before IN_IGNORED (a failed unmount, a timeout): the
         // watch is removed with it.
         let first_fd = open_path(&first, false).unwrap();
-        let watch = inotify.watch_root(first_fd.as_fd()).unwrap();
+        let watch = inotify.watch_root(first_fd.as_fd(), true).unwrap();
         assert_eq!(watches(fd), 1);
         drop(watch);
         assert_eq!(watches(fd), 0);
@@ -1261,7 +1335,7 @@ pub(crate) mod tests {
         // The removal queued IN_IGNORED for the first watch; the next one
         // does not take it for its own.
         let second_fd = open_path(&second, false).unwrap();
-        let mut watch = inotify.watch_root(second_fd.as_fd()).unwrap();
+        let mut watch = inotify.watch_root(second_fd.as_fd(), true).unwrap();
         drop(second_fd);
         let mut seen = WatchEvents::default();
         watch.read_events(&mut seen).unwrap();

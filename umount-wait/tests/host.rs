@@ -4411,7 +4411,7 @@ fn an_exchange_between_check_and_unmount_cannot_redirect_it() {
         // The user's exchange, after the check.
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
         let result = match by_handle {
-            true => mount_point.unmount(no_follow),
+            true => mount_point.unmount(no_follow, umount_wait::sys::proc_fd_usable()),
             false => rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW),
         };
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
@@ -6040,7 +6040,7 @@ fn without_proc_an_exchange_cannot_redirect_the_unmount() {
             no_follow: true,
             ..Default::default()
         };
-        let result = mount_point.unmount(no_follow);
+        let result = mount_point.unmount(no_follow, umount_wait::sys::proc_fd_usable());
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
         result
     };

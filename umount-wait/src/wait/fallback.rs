@@ -274,11 +274,14 @@ pub(super) fn detach<'w>(
     // reboot).
     // The watch's permission check asks only a daemon or a server.
     let watch_bounded = bounded && target.mount.may_not_answer();
+    // Asked once for the watch and the unmount: nothing between the two
+    // unmounts anything.
+    let proc_fd = super::proc_fd_usable(options);
     let watch = watch_root(
         attempt,
         &mut report,
         watcher,
-        root.as_fd(),
+        (root.as_fd(), proc_fd),
         start,
         watch_bounded,
     )?;
@@ -298,7 +301,7 @@ pub(super) fn detach<'w>(
     } else {
         let mount_point = super::still_leads_there(target, mount_point)?;
         let umount_start = Instant::now();
-        if let Err(errno) = mount_point.unmount(flags) {
+        if let Err(errno) = mount_point.unmount(flags, proc_fd) {
             return unmount_failed(target, options, report, errno).map(Detached::Done);
         }
         report.umount_time = umount_start.elapsed();
@@ -380,7 +383,8 @@ fn confirm_by_claims(
 }
 
 /// The watch on the mount root, added before the unmount (afterwards the
-/// path no longer leads there) through its `O_PATH` handle `root`. When
+/// path no longer leads there) through its `O_PATH` handle `root`
+/// (with what [`sys::proc_fd_usable`] says now). When
 /// the wait is `bounded`, in a child process ([`call::in_child`], sharing
 /// the instance), since `inotify_add_watch` checks that the caller may
 /// read the root, which a FUSE filesystem may ask its daemon. Ok(Err): no
@@ -390,7 +394,7 @@ fn watch_root<'w>(
     attempt: &Attempt<'_>,
     report: &mut Report,
     watcher: &'w mut Watcher,
-    root: BorrowedFd<'_>,
+    (root, proc_fd): (BorrowedFd<'_>, bool),
     start: Instant,
     bounded: bool,
 ) -> Result<Result<RootWatch<'w>, Errno>, Error> {
@@ -399,7 +403,7 @@ fn watch_root<'w>(
         Err(errno) => return Ok(Err(errno)),
     };
     if !bounded {
-        return Ok(inotify.watch_root(root));
+        return Ok(inotify.watch_root(root, proc_fd));
     }
     let given = &attempt.target.given;
     let step = "adding the watch in a child process";
@@ -407,7 +411,7 @@ fn watch_root<'w>(
     let io_fail = |e: std::io::Error| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO));
     // The child tells the watch descriptor through a socket.
     let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
-    let prepared = inotify.prepare_watch(root).map_err(fail)?;
+    let prepared = inotify.prepare_watch(root, proc_fd).map_err(fail)?;
     let deadline = attempt
         .options
         .timeout

@@ -88,10 +88,12 @@ pub fn detach(
     let attempt = Attempt::start(target, options, observer)?;
     let made_read_only =
         options.read_only_first && super::read_only::before_unmount(target, options)?;
-    detach_started(&attempt, path, watcher).map_err(|mut e| {
+    let detached = detach_started(&attempt, path, watcher).map_err(|mut e| {
         e.made_read_only |= made_read_only && e.state == State::Untouched;
         e
-    })
+    });
+    super::forget_what_it_changed(options, &target.mount);
+    detached
 }
 
 /// [`detach`], once the attempt has started.
@@ -120,6 +122,8 @@ fn detach_started(
         caller: options.caller,
         // `--all` runs no unmount helper.
         helpers: None,
+        // A wait that goes on unmounts nothing more.
+        proc_fd: None,
         // A dry run has no wait to keep.
         dry_run: None,
     };
