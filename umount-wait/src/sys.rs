@@ -1033,12 +1033,19 @@ impl Inotify {
 
     /// Reads the events queued without blocking: those of `own` into
     /// `seen`, those of kept watches kept, the rest dropped (watches that
-    /// have ended).
+    /// have ended). Once `own` has ended and every event read so far is
+    /// handled, it stops without another `read(2)`: what may be queued
+    /// behind belongs to kept watches, whose readers read it (the
+    /// descriptor still polls readable for it).
     fn read_queued(&self, mut own: Option<(i32, &mut WatchEvents)>) -> Result<(), Errno> {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
         let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
         let mut kept = self.kept.borrow_mut();
         loop {
+            let own_ended = own.as_ref().is_some_and(|(_, s)| s.ignored || s.overflow);
+            if own_ended && reader.is_buffer_empty() {
+                return Ok(());
+            }
             match reader.next() {
                 Ok(event) => {
                     let flags = event.events();
