@@ -131,10 +131,17 @@ impl Found {
     /// with what a lazy unmount takes along below it: what was found is
     /// forgotten if that can have changed it.
     pub fn unmounted(&self, mount_point: &Path) {
+        use std::os::unix::ffi::OsStrExt;
         let dirs = self.dirs.borrow();
-        let changes = dirs
-            .iter()
-            .any(|dir| dir.starts_with(mount_point) || mount_point.parent() == Some(dir));
+        fn bytes(p: &Path) -> &[u8] {
+            p.as_os_str().as_bytes()
+        }
+        let changes = dirs.iter().any(|dir| {
+            // Compared by component only where one path begins with the
+            // other at all: most mount points are nowhere near.
+            (bytes(dir).starts_with(bytes(mount_point)) && dir.starts_with(mount_point))
+                || (bytes(mount_point).starts_with(bytes(dir)) && mount_point.parent() == Some(dir))
+        });
         drop(dirs);
         if changes {
             self.by_type.borrow_mut().clear();

@@ -704,7 +704,13 @@ impl ProcFd {
     /// forgotten if that mount is `/proc`, below it or above it.
     pub fn unmounted(&self, mount_point: &Path) {
         let proc = Path::new("/proc");
-        if proc.starts_with(mount_point) || mount_point.starts_with(proc) {
+        let (a, b) = (
+            proc.as_os_str().as_bytes(),
+            mount_point.as_os_str().as_bytes(),
+        );
+        // By component only where one begins with the other at all.
+        let near = a.starts_with(b) || b.starts_with(a);
+        if near && (proc.starts_with(mount_point) || mount_point.starts_with(proc)) {
             self.usable.set(None);
         }
     }
