@@ -218,7 +218,8 @@ fn unmount_targets(
         path,
         options: &options,
         printer,
-        watcher: Watcher::default(),
+        // The command has no other thread.
+        watcher: Watcher::one_thread(),
         table,
     };
     let mut codes = Vec::new();
@@ -253,6 +254,8 @@ fn unmount_all(
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
+        // The command has no other thread.
+        one_thread: true,
     };
     let observer = |p: Progress<'_>| printer.progress(p);
     let mut host = System::new(path, &observer);

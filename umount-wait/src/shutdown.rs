@@ -71,6 +71,9 @@ pub struct Plan<'a> {
     /// The caller's cancellation handle: the mount being waited for is
     /// reported detached, shutdown not confirmed; the rest untouched.
     pub cancel: Cancel<'a>,
+    /// The caller has one thread: the run's watcher is
+    /// [`Watcher::one_thread`]'s.
+    pub one_thread: bool,
 }
 
 /// The final word on one filesystem (one mount).
@@ -411,7 +414,10 @@ impl<'r, 'c> Run<'r, 'c> {
             pass: 0,
             last: false,
             stopped: None,
-            watcher: Watcher::default(),
+            watcher: match plan.one_thread {
+                true => Watcher::one_thread(),
+                false => Watcher::default(),
+            },
             proc_fd: sys::ProcFd::default(),
             mounts: Table::default(),
             given_up: HashSet::new(),

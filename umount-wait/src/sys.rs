@@ -231,6 +231,26 @@ impl MountPoint {
         }
     }
 
+    /// [`MountPoint::unmount`] from the parent's directory entered with
+    /// `cwd` ([`Cwd::within`]); where it cannot be entered (or the name
+    /// has none, a short path followed), as [`MountPoint::unmount`] makes
+    /// it, `proc_fd` saying whether `/proc/self/fd` names handles.
+    pub fn unmount_within(
+        &self,
+        cwd: &Cwd,
+        options: UnmountOptions,
+        proc_fd: impl FnOnce() -> bool,
+    ) -> Result<(), Errno> {
+        let flags = UnmountFlags::from_bits_retain(options.bits());
+        if let Some(dir) = &self.reach.dir {
+            let name = &self.reach.name;
+            if let Ok(result) = cwd.within(dir.as_fd(), || rustix::mount::unmount(name, flags)) {
+                return result;
+            }
+        }
+        self.unmount(options, proc_fd())
+    }
+
     /// [`MountPoint::unmount`], made ready for a child process.
     pub fn prepare(self, options: UnmountOptions) -> Result<PreparedUnmount, Errno> {
         let (dir, whole) = self.reach.whole(proc_fd_usable());
@@ -735,6 +755,52 @@ pub fn in_dir<T>(dir: BorrowedFd<'_>, call: impl FnOnce() -> Result<T, Errno>) -
     }
 }
 
+/// The working directory, held for many [`Cwd::within`] calls: [`in_dir`]
+/// without its `open(2)` and `close(2)` of `.` each time.
+///
+/// For the fallback path's two calls a target that take a path and no
+/// directory handle (`inotify_add_watch` on the checked root, `umount2` of
+/// the name in the checked parent), two `fchdir(2)` around a lookup of
+/// `.` or of one name cost about half of the walk through
+/// `/proc/self/fd/N` (procfs's `self` link, the pid and fd directories,
+/// the fd's magic link): measured on 6.18, 2.3 against 4.2 µs a call. It
+/// needs no `/proc` either. The same handles are acted on: the
+/// directory entered is the handle's, and nothing is looked up on the
+/// way back. As with [`in_dir`], the working directory is another for
+/// the length of a call: for a process with one thread only.
+#[derive(Debug)]
+pub struct Cwd {
+    back: OwnedFd,
+}
+
+impl Cwd {
+    pub fn open() -> Result<Cwd, Errno> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(Cwd {
+            back: rustix::fs::open(".", flags, Mode::empty())?,
+        })
+    }
+
+    /// Makes `call` with the working directory at `dir` (an `O_PATH`
+    /// handle on a directory), then puts it back, as [`in_dir`] does.
+    /// Err: `dir` could not be entered (EACCES where this process may
+    /// not search it), `call` not made: the caller may take another way.
+    /// Ok(Err(EIO)): made, but the working directory could not be put
+    /// back, its result lost.
+    pub fn within<T>(
+        &self,
+        dir: BorrowedFd<'_>,
+        call: impl FnOnce() -> Result<T, Errno>,
+    ) -> Result<Result<T, Errno>, Errno> {
+        rustix::process::fchdir(dir)?;
+        let result = call();
+        Ok(match rustix::process::fchdir(&self.back) {
+            Ok(()) => result,
+            Err(_) => Err(Errno::IO),
+        })
+    }
+}
+
 /// `open(path, O_PATH)`, following a final symbolic link only when
 /// `follow`: a handle on the mount root that a target resolves to, which
 /// later steps can check against. It pins the mount (a plain `umount2`
@@ -1124,6 +1190,27 @@ impl Inotify {
             dir,
             link: CString::new(link).map_err(|_| Errno::INVAL)?,
         })
+    }
+
+    /// [`Inotify::watch_root`] from the root itself entered with `cwd`
+    /// ([`Cwd::within`]: `inotify_add_watch(".")`, the same inode, no
+    /// lookup by path); where it cannot be entered (searching it is
+    /// refused, where reading it may not be), through
+    /// [`Inotify::prepare_watch`], `proc_fd` saying whether
+    /// `/proc/self/fd` names handles.
+    pub fn watch_root_within(
+        &mut self,
+        root: BorrowedFd<'_>,
+        cwd: &Cwd,
+        proc_fd: impl FnOnce() -> bool,
+    ) -> Result<RootWatch<'_>, Errno> {
+        let mask = inotify::WatchFlags::DELETE_SELF | inotify::WatchFlags::MOVE_SELF;
+        let added = cwd.within(root, || inotify::add_watch(&self.fd, ".", mask));
+        let wd = match added {
+            Ok(wd) => wd?,
+            Err(_) => self.prepare_watch(root, proc_fd())?.call()?,
+        };
+        Ok(self.adopt(wd))
     }
 
     /// The watch `wd` that [`PreparedWatch::call`] added to this instance.

@@ -22,7 +22,7 @@ use crate::device;
 use crate::duration;
 use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
-use crate::sys::{self, Inotify, RootWatch, WatchEvents};
+use crate::sys::{self, Cwd, Inotify, RootWatch, WatchEvents};
 use crate::target::Target;
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
@@ -36,22 +36,58 @@ pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
 /// the first watch and kept for the targets that follow. Closing an instance
 /// waits for an SRCU grace period ([`Inotify`]): with an instance per target,
 /// `--all` over 100 tmpfs spent 470 of its 500 ms in `close(2)`.
+///
+/// [`Watcher::one_thread`]'s also holds a handle on the working directory,
+/// from which the watch and the unmount are made in the checked handles'
+/// directories ([`sys::Cwd`]); the default's go through `/proc/self/fd`.
 #[derive(Default)]
 pub struct Watcher {
     inotify: Option<Inotify>,
+    /// [`Watcher::one_thread`].
+    from_dirs: bool,
+    /// The working directory's handle, opened at the first watch (None
+    /// inside: it could not be).
+    cwd: Option<Option<Cwd>>,
 }
 
 impl Watcher {
+    /// For a process with one thread (the command): the watch and the
+    /// unmount are made from the checked handles' own directories
+    /// (`fchdir(2)` there and back, [`sys::Cwd`]), which costs about half
+    /// of a walk through `/proc/self/fd`. The working directory is then
+    /// another for the length of a call: a library caller with other
+    /// threads, whose relative paths would meet it, keeps the default.
+    pub fn one_thread() -> Watcher {
+        Watcher {
+            from_dirs: true,
+            ..Watcher::default()
+        }
+    }
+
     /// The instance, once a watch has opened it.
     pub(super) fn instance(&self) -> Option<&Inotify> {
         self.inotify.as_ref()
     }
 
-    fn inotify(&mut self) -> Result<&mut Inotify, Errno> {
-        if self.inotify.is_none() {
-            self.inotify = Some(Inotify::new()?);
+    /// The instance, opened at the first watch, and the working
+    /// directory's handle, if it could be held.
+    fn parts(&mut self) -> (Result<&mut Inotify, Errno>, Option<&Cwd>) {
+        let Watcher {
+            inotify,
+            from_dirs,
+            cwd,
+        } = self;
+        let cwd = match from_dirs {
+            true => cwd.get_or_insert_with(|| Cwd::open().ok()).as_ref(),
+            false => None,
+        };
+        if inotify.is_none() {
+            match Inotify::new() {
+                Ok(opened) => *inotify = Some(opened),
+                Err(errno) => return (Err(errno), cwd),
+            }
         }
-        Ok(self.inotify.as_mut().expect("just opened"))
+        (Ok(inotify.as_mut().expect("just opened")), cwd)
     }
 }
 
@@ -274,14 +310,17 @@ pub(super) fn detach<'w>(
     // reboot).
     // The watch's permission check asks only a daemon or a server.
     let watch_bounded = bounded && target.mount.may_not_answer();
-    // Asked once for the watch and the unmount: nothing between the two
-    // unmounts anything.
-    let proc_fd = super::proc_fd_usable(options);
+    // Whether /proc/self/fd names handles, where a call needs it: asked
+    // once for the watch and the unmount (nothing between the two
+    // unmounts anything).
+    let proc_fd = std::cell::OnceCell::new();
+    let proc_fd = || *proc_fd.get_or_init(|| super::proc_fd_usable(options));
+    let (inotify, cwd) = watcher.parts();
     let watch = watch_root(
         attempt,
         &mut report,
-        watcher,
-        (root.as_fd(), proc_fd),
+        (inotify, cwd),
+        (root.as_fd(), &proc_fd),
         start,
         watch_bounded,
     )?;
@@ -301,7 +340,11 @@ pub(super) fn detach<'w>(
     } else {
         let mount_point = super::still_leads_there(target, mount_point)?;
         let umount_start = Instant::now();
-        if let Err(errno) = mount_point.unmount(flags, proc_fd) {
+        let unmounted = match cwd {
+            Some(cwd) => mount_point.unmount_within(cwd, flags, proc_fd),
+            None => mount_point.unmount(flags, proc_fd()),
+        };
+        if let Err(errno) = unmounted {
             return unmount_failed(target, options, report, errno).map(Detached::Done);
         }
         report.umount_time = umount_start.elapsed();
@@ -383,8 +426,10 @@ fn confirm_by_claims(
 }
 
 /// The watch on the mount root, added before the unmount (afterwards the
-/// path no longer leads there) through its `O_PATH` handle `root`
-/// (with what [`sys::proc_fd_usable`] says now). When
+/// path no longer leads there) through its `O_PATH` handle `root`, in
+/// the run's instance, from the root itself entered with `cwd`
+/// ([`Inotify::watch_root_within`]) or through `/proc/self/fd` where
+/// `proc_fd` says it names handles. When
 /// the wait is `bounded`, in a child process ([`call::in_child`], sharing
 /// the instance), since `inotify_add_watch` checks that the caller may
 /// read the root, which a FUSE filesystem may ask its daemon. Ok(Err): no
@@ -393,17 +438,20 @@ fn confirm_by_claims(
 fn watch_root<'w>(
     attempt: &Attempt<'_>,
     report: &mut Report,
-    watcher: &'w mut Watcher,
-    (root, proc_fd): (BorrowedFd<'_>, bool),
+    (inotify, cwd): (Result<&'w mut Inotify, Errno>, Option<&Cwd>),
+    (root, proc_fd): (BorrowedFd<'_>, &dyn Fn() -> bool),
     start: Instant,
     bounded: bool,
 ) -> Result<Result<RootWatch<'w>, Errno>, Error> {
-    let inotify = match watcher.inotify() {
+    let inotify = match inotify {
         Ok(inotify) => inotify,
         Err(errno) => return Ok(Err(errno)),
     };
     if !bounded {
-        return Ok(inotify.watch_root(root, proc_fd));
+        return Ok(match cwd {
+            Some(cwd) => inotify.watch_root_within(root, cwd, proc_fd),
+            None => inotify.watch_root(root, proc_fd()),
+        });
     }
     let given = &attempt.target.given;
     let step = "adding the watch in a child process";
@@ -411,7 +459,7 @@ fn watch_root<'w>(
     let io_fail = |e: std::io::Error| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO));
     // The child tells the watch descriptor through a socket.
     let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
-    let prepared = inotify.prepare_watch(root, proc_fd).map_err(fail)?;
+    let prepared = inotify.prepare_watch(root, proc_fd()).map_err(fail)?;
     let deadline = attempt
         .options
         .timeout
