@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ pub(super) fn unmount(
     report: Report,
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    match detach(attempt, report, watcher)? {
+    match detach(attempt, report, watcher, None)? {
         Detached::Done(report) => Ok(report),
         Detached::Watching(watching) => wait(attempt, watching),
     }
@@ -254,14 +254,52 @@ pub(super) fn watch_ended(
     })
 }
 
+/// A target's mount point looked up once more, into a handle on its
+/// parent and one on the root, checked to be the mount resolved: the
+/// watch goes on what the root's refers to, the unmount through the
+/// parent's. The root's pins the mount: it is closed before the unmount.
+pub(super) struct Opened {
+    pub mount_point: sys::MountPoint,
+    pub root: OwnedFd,
+}
+
+impl Opened {
+    /// Err: not looked up, or not the mount resolved (moved or replaced:
+    /// another mount id, not a mount root, or another filesystem).
+    pub(super) fn open(target: &Target) -> Result<Opened, Error> {
+        let open_failed = |e| Error::from_errno(&target.given, "opening the mount root", e);
+        let mount_point =
+            sys::MountPoint::open(&target.path, target.follow).map_err(open_failed)?;
+        let root = mount_point.open_root().map_err(open_failed)?;
+        match sys::stat_fd(root.as_fd()) {
+            Ok(st)
+                if st.mount_id == target.mount.id
+                    && st.is_mount_root
+                    && crate::target::same_filesystem(st.dev, &target.mount) =>
+            {
+                Ok(Opened { mount_point, root })
+            }
+            Ok(_) => Err(Error::new(&target.given, ErrorKind::Moved, None)),
+            Err(e) => Err(Error::from_errno(
+                &target.given,
+                "inspecting the mount root",
+                e,
+            )),
+        }
+    }
+}
+
 /// The steps of [`unmount`] up to the wait for `IN_UNMOUNT`: the watch,
 /// the unmount. When there is no watch to wait on (none could be added),
 /// or the steps were made in a child (a filesystem that may not answer),
 /// the whole unmount.
+/// `opened`: the target's handles, opened and checked already
+/// ([`Opened::open`]), else opened here.
 pub(super) fn detach<'w>(
     attempt: &Attempt<'_>,
     mut report: Report,
     watcher: &'w mut Watcher,
+    opened: Option<Opened>,
 ) -> Result<Detached<'w>, Error> {
     let Attempt {
         target,
@@ -275,23 +313,10 @@ pub(super) fn detach<'w>(
     if let Some(errno) = refusal_if_pinned(target, options) {
         return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
-    // The path looked up once more, into a handle on its parent and one
-    // on the root: the watch goes on what it refers to, checked to be the
-    // mount resolved; the unmount goes through the parent's.
-    let open_failed = |e| Error::from_errno(&target.given, "opening the mount root", e);
-    let mount_point = sys::MountPoint::open(&target.path, target.follow).map_err(open_failed)?;
-    let root = mount_point.open_root().map_err(open_failed)?;
-    match sys::stat_fd(root.as_fd()) {
-        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
-        Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
-        Err(e) => {
-            return Err(Error::from_errno(
-                &target.given,
-                "inspecting the mount root",
-                e,
-            ))
-        }
-    }
+    let Opened { mount_point, root } = match opened {
+        Some(opened) => opened,
+        None => Opened::open(target)?,
+    };
     let start = Instant::now();
     let deadline = options.timeout.map(|t| duration::deadline(start, t));
     // For a filesystem that a device, a daemon or a server can hold up,

@@ -86,9 +86,14 @@ pub fn detach(
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
-    let made_read_only =
-        options.read_only_first && super::read_only::before_unmount(target, options)?;
-    let detached = detach_started(&attempt, path, watcher).map_err(|mut e| {
+    let (made_read_only, opened) = match options.read_only_first {
+        true => super::read_only::before_unmount(target, options)?,
+        false => (false, None),
+    };
+    // The root's handle pins the mount: kept only for the fallback path,
+    // which watches it and closes it before its unmount.
+    let opened = opened.filter(|_| path == WaitPath::Fallback);
+    let detached = detach_started(&attempt, path, watcher, opened).map_err(|mut e| {
         e.made_read_only |= made_read_only && e.state == State::Untouched;
         e
     });
@@ -101,6 +106,7 @@ fn detach_started(
     attempt: &Attempt<'_>,
     path: WaitPath,
     watcher: &mut Watcher,
+    opened: Option<fallback::Opened>,
 ) -> Result<Detached, Error> {
     let Attempt {
         target, options, ..
@@ -155,7 +161,7 @@ fn detach_started(
                 umount_start: Instant::now(),
             }
         }
-        WaitPath::Fallback => match fallback::detach(attempt, report.clone(), watcher)? {
+        WaitPath::Fallback => match fallback::detach(attempt, report.clone(), watcher, opened)? {
             fallback::Detached::Done(report) => {
                 return Ok(Detached::Done(Box::new(settled(options, report))))
             }
