@@ -1020,6 +1020,13 @@ pub fn try_claim(device: &Path) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The watch that [`Inotify::read_queued`] reads for: one with its guard,
+/// its events gathered in `seen`, or one kept in the instance.
+enum Waited<'s> {
+    Own(i32, &'s mut WatchEvents),
+    Kept(i32),
+}
+
 /// An inotify instance for watches on mount roots, one at a time.
 ///
 /// Closing an instance waits for the kernel to free the marks it had:
@@ -1067,7 +1074,7 @@ impl Inotify {
     /// blocking; once it has ended (`ignored` or `overflow`), it is no
     /// longer kept.
     pub fn take_events(&self, wd: i32) -> Result<WatchEvents, Errno> {
-        self.read_queued(None)?;
+        self.read_queued(Waited::Kept(wd))?;
         let mut kept = self.kept.borrow_mut();
         let seen = kept.get(&wd).copied().unwrap_or(WatchEvents {
             ignored: true,
@@ -1103,19 +1110,30 @@ impl Inotify {
         }
     }
 
-    /// Reads the events queued without blocking: those of `own` into
-    /// `seen`, those of kept watches kept, the rest dropped (watches that
-    /// have ended). Once `own` has ended and every event read so far is
+    /// Reads the events queued without blocking: those of the watch
+    /// waited for, if it is [`Waited::Own`], into its `seen`; those of
+    /// kept watches kept; the rest dropped (watches that have ended). Once
+    /// the watch waited for has ended and every event read so far is
     /// handled, it stops without another `read(2)`: what may be queued
     /// behind belongs to kept watches, whose readers read it (the
     /// descriptor still polls readable for it).
-    fn read_queued(&self, mut own: Option<(i32, &mut WatchEvents)>) -> Result<(), Errno> {
+    fn read_queued(&self, waited: Waited<'_>) -> Result<(), Errno> {
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
         let mut reader = inotify::Reader::new(self.fd.as_fd(), &mut buf);
         let mut kept = self.kept.borrow_mut();
+        let (mut own, kept_wd) = match waited {
+            Waited::Own(wd, seen) => (Some((wd, seen)), None),
+            Waited::Kept(wd) => (None, Some(wd)),
+        };
+        let ended = |s: &WatchEvents| s.ignored || s.overflow;
         loop {
-            let own_ended = own.as_ref().is_some_and(|(_, s)| s.ignored || s.overflow);
-            if own_ended && reader.is_buffer_empty() {
+            let waited_ended = match (&own, kept_wd) {
+                (Some((_, seen)), _) => ended(seen),
+                // No longer kept: ended already.
+                (None, Some(wd)) => kept.get(&wd).is_none_or(ended),
+                (None, None) => false,
+            };
+            if waited_ended && reader.is_buffer_empty() {
                 return Ok(());
             }
             match reader.next() {
@@ -1284,7 +1302,7 @@ impl RootWatch<'_> {
     /// to `seen`; those of kept watches are kept ([`Inotify::keep`]), those
     /// of ended watches dropped.
     pub fn read_events(&mut self, seen: &mut WatchEvents) -> Result<(), Errno> {
-        self.inotify.read_queued(Some((self.wd, seen)))?;
+        self.inotify.read_queued(Waited::Own(self.wd, seen))?;
         self.ended |= seen.ignored;
         Ok(())
     }
