@@ -138,6 +138,8 @@ fn shut_down(args: &Args) -> i32 {
         watch_blockers: false,
         // Nothing cancels the init's own deadline.
         cancel: Cancel::never(),
+        // This init has no other thread.
+        one_thread: true,
     };
     let observer = |_: Progress<'_>| {};
     let mut host = System::new(path, &observer);

@@ -6,6 +6,8 @@
 //! owner. The helper unmounts; the wait for the filesystem's shutdown
 //! comes after it, as after `umount2`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -49,10 +51,130 @@ pub struct Helper {
 }
 
 /// That unmount helpers run, as umount(8) runs them unless `-i`, and how.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Helpers {
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Helpers<'a> {
     /// `-v`, passed on to them.
     pub verbose: bool,
+    /// What the run found so far, kept for the mounts that follow
+    /// ([`Found`]); None: looked for again for each mount.
+    pub found: Option<&'a Found>,
+}
+
+/// The helpers found in one run, by type: a run over many mounts of one
+/// type looks for `umount.TYPE` once, where it made three failing
+/// `statx(2)` calls a mount, and asks for the effective user id once.
+///
+/// What was found is forgotten when the run unmounts a mount that the
+/// search path leads through (`/sbin`, or `/usr` where `/sbin` is a link
+/// to `usr/sbin`), one on a search directory, or one on a file in it
+/// ([`Found::unmounted`]): a helper there may be gone or revealed then, as
+/// umount(8) would see it for its next target. A helper installed or
+/// removed by another program during the run is seen from the next run,
+/// as one installed while umount(8) unmounts its last target.
+#[derive(Debug)]
+pub struct Found {
+    /// Where helpers are looked for: [`SEARCH_PATH`].
+    search: Vec<PathBuf>,
+    by_type: RefCell<HashMap<String, Option<Helper>>>,
+    /// `search` as given and with its links resolved, taken when the
+    /// first answer is kept.
+    dirs: RefCell<Vec<PathBuf>>,
+    euid: std::cell::OnceCell<rustix::process::Uid>,
+}
+
+impl Default for Found {
+    fn default() -> Self {
+        Found::in_dirs(SEARCH_PATH.iter().map(PathBuf::from).collect())
+    }
+}
+
+impl Found {
+    /// Helpers looked for in `search` ([`Helper::find_in`]).
+    pub fn in_dirs(search: Vec<PathBuf>) -> Found {
+        Found {
+            search,
+            by_type: RefCell::default(),
+            dirs: RefCell::default(),
+            euid: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// [`Helper::find`], answered from what was found before for `fstype`.
+    pub fn find(&self, fstype: &str, helpers: Helpers<'_>) -> Option<Helper> {
+        let known = self.by_type.borrow().get(fstype).cloned();
+        let helper = match known {
+            Some(helper) => helper,
+            None => {
+                let search: Vec<&Path> = self.search.iter().map(PathBuf::as_path).collect();
+                let helper = Helper::find_in(&search, fstype);
+                if self.dirs.borrow().is_empty() {
+                    *self.dirs.borrow_mut() = search_dirs(&search);
+                }
+                self.by_type
+                    .borrow_mut()
+                    .insert(fstype.to_string(), helper.clone());
+                helper
+            }
+        }?;
+        Some(Helper {
+            verbose: helpers.verbose,
+            ..helper
+        })
+    }
+
+    /// This process's effective user id, asked once: it never changes it.
+    fn euid(&self) -> rustix::process::Uid {
+        *self.euid.get_or_init(rustix::process::geteuid)
+    }
+
+    /// The run has unmounted (or tried to) the mount at `mount_point`,
+    /// with what a lazy unmount takes along below it: what was found is
+    /// forgotten if that can have changed it.
+    pub fn unmounted(&self, mount_point: &Path) {
+        use std::os::unix::ffi::OsStrExt;
+        let dirs = self.dirs.borrow();
+        fn bytes(p: &Path) -> &[u8] {
+            p.as_os_str().as_bytes()
+        }
+        let changes = dirs.iter().any(|dir| {
+            // Compared by component only where one path begins with the
+            // other at all: most mount points are nowhere near.
+            (bytes(dir).starts_with(bytes(mount_point)) && dir.starts_with(mount_point))
+                || (bytes(mount_point).starts_with(bytes(dir)) && mount_point.parent() == Some(dir))
+        });
+        drop(dirs);
+        if changes {
+            self.by_type.borrow_mut().clear();
+            self.dirs.borrow_mut().clear();
+        }
+    }
+}
+
+/// The directories of `search` as given, and each with its symbolic links
+/// resolved (where it does not exist, its nearest ancestor that does,
+/// then the rest as given): the paths whose mounts can change what a
+/// search finds.
+fn search_dirs(search: &[&Path]) -> Vec<PathBuf> {
+    let resolved = |dir: &Path| {
+        let mut rest = Vec::new();
+        let mut at = dir;
+        loop {
+            if let Ok(real) = std::fs::canonicalize(at) {
+                return rest.iter().rev().fold(real, |p: PathBuf, c| p.join(c));
+            }
+            match (at.parent(), at.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name);
+                    at = parent;
+                }
+                _ => return dir.to_path_buf(),
+            }
+        }
+    };
+    search
+        .iter()
+        .flat_map(|dir| [dir.to_path_buf(), resolved(dir)])
+        .collect()
 }
 
 /// How a helper ended.
@@ -73,7 +195,10 @@ pub enum Ran {
 impl Helper {
     /// The helper for `fstype` in [`SEARCH_PATH`], if one is installed,
     /// to be run as `helpers` say.
-    pub fn find(fstype: &str, helpers: Helpers) -> Option<Helper> {
+    pub fn find(fstype: &str, helpers: Helpers<'_>) -> Option<Helper> {
+        if let Some(found) = helpers.found {
+            return found.find(fstype, helpers);
+        }
         let helper = Helper::find_in(&SEARCH_PATH.map(Path::new), fstype)?;
         Some(Helper {
             verbose: helpers.verbose,
@@ -107,8 +232,11 @@ impl Helper {
     /// say: for root, the `umount.TYPE` of its type ([`Helper::find`]);
     /// for another user, `fusermount` on a FUSE mount of that user's own
     /// (its `user_id=`), and nothing else (the kernel refuses the rest).
-    pub fn for_mount(mount: &Mount, helpers: Helpers) -> Option<Helper> {
-        let uid = rustix::process::geteuid();
+    pub fn for_mount(mount: &Mount, helpers: Helpers<'_>) -> Option<Helper> {
+        let uid = match helpers.found {
+            Some(found) => found.euid(),
+            None => rustix::process::geteuid(),
+        };
         if uid.is_root() {
             return Helper::find(&mount.fstype, helpers);
         }
@@ -248,6 +376,47 @@ mod tests {
         for refused in ["", "none", "nfs,tmpfs", "../nfs"] {
             assert_eq!(found(refused), None, "{refused:?}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 25: a run looks for a type's helper once, not once a mount;
+    /// what it found is forgotten where an unmount of the run can change
+    /// it (a mount on the search directory, above it through a link, or
+    /// on a file in it), and kept for any other.
+    #[test]
+    fn a_run_looks_for_a_type_once_until_an_unmount_there() {
+        let dir = std::env::temp_dir().join(format!("umw-found-{}", std::process::id()));
+        let real = dir.join("usr/sbin");
+        std::fs::create_dir_all(&real).unwrap();
+        let _ = std::fs::remove_file(dir.join("sbin"));
+        std::os::unix::fs::symlink("usr/sbin", dir.join("sbin")).unwrap();
+        let found = Found::in_dirs(vec![dir.join("sbin"), dir.join("sbin/fs.d")]);
+        let helpers = Helpers {
+            verbose: true,
+            found: Some(&found),
+        };
+        let program = |t: &str| found.find(t, helpers).map(|h| (h.program, h.verbose));
+        assert_eq!(program("umwtest"), None);
+        std::fs::write(real.join("umount.umwtest"), "").unwrap();
+        assert_eq!(program("umwtest"), None, "looked for once");
+        for elsewhere in [
+            PathBuf::from("/mnt"),
+            dir.join("usr/sbinx"),
+            real.join("sub/deeper"),
+        ] {
+            found.unmounted(&elsewhere);
+            assert_eq!(program("umwtest"), None, "{elsewhere:?}");
+        }
+        found.unmounted(&dir.join("usr"));
+        let helper = Some((dir.join("sbin/umount.umwtest"), true));
+        assert_eq!(program("umwtest"), helper, "looked for again");
+        std::fs::remove_file(real.join("umount.umwtest")).unwrap();
+        assert_eq!(program("umwtest"), helper);
+        found.unmounted(&real.join("fs.d"));
+        assert_eq!(program("umwtest"), None, "a mount on a search directory");
+        std::fs::write(real.join("umount.umwtest"), "").unwrap();
+        found.unmounted(&real.join("umount.umwtest"));
+        assert_eq!(program("umwtest"), helper, "a mount on the helper itself");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

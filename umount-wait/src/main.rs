@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use umount_wait::helper::{Helper, Helpers};
+use umount_wait::helper::{self, Helper, Helpers};
 use umount_wait::loopdev::{self, LoopDevice};
 use umount_wait::outcome::{Error, Report};
 use umount_wait::shutdown::{self, Event, Plan, System};
@@ -192,6 +192,11 @@ fn unmount_targets(
         return Ok(refuse_all(printer, &duplicates));
     }
 
+    // What the targets share: the helpers found for their types, and
+    // whether /proc names handles, asked once and again only where an
+    // unmount can change the answer.
+    let found = helper::Found::default();
+    let proc_fd = sys::ProcFd::default();
     let options = Options {
         force: cli.force,
         lazy: cli.lazy,
@@ -208,14 +213,17 @@ fn unmount_targets(
         // mounted, and root would run their program.
         helpers: (!cli.internal_only && cli.namespace.is_none()).then_some(Helpers {
             verbose: cli.verbose,
+            found: Some(&found),
         }),
+        proc_fd: Some(&proc_fd),
         dry_run,
     };
     let mut run = Targets {
         path,
         options: &options,
         printer,
-        watcher: Watcher::default(),
+        // The command has no other thread.
+        watcher: Watcher::one_thread(),
         table,
     };
     let mut codes = Vec::new();
@@ -250,6 +258,8 @@ fn unmount_all(
         timeout: cli.timeout,
         watch_blockers: printer.wants_blockers(),
         cancel: signals.cancel(),
+        // The command has no other thread.
+        one_thread: true,
     };
     let observer = |p: Progress<'_>| printer.progress(p);
     let mut host = System::new(path, &observer);
@@ -422,7 +432,7 @@ impl Targets<'_> {
             return self.unmount_recursive(t);
         }
         // A dry run says it in its plan.
-        if options.dry_run.is_none() {
+        if options.dry_run.is_none() && printer.is_verbose() {
             let how = match options.helpers.and_then(|h| Helper::for_mount(&t.mount, h)) {
                 Some(helper) => format!(
                     "by its helper {}, then the fallback path",

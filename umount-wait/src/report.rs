@@ -130,6 +130,12 @@ impl Printer {
         out!("{line}");
     }
 
+    /// `-v`: whether notes are printed ([`Printer::verbose_note`]), so
+    /// that a note costs nothing where it is not.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// A note from `-v` before a target is unmounted.
     pub fn verbose_note(&self, text: &str) {
         if self.verbose {
@@ -147,21 +153,24 @@ impl Printer {
 
     /// `always`: say it even when all went well (`-v`, or `--all`).
     fn report_text(&self, report: &Report, always: bool) {
-        let target = display(&report.target);
-        let timing = format!(
-            "{} path, umount {}, wait {}{}",
-            report.path.name(),
-            ms(report.umount_time),
-            ms(report.wait_time),
-            if report.claim_attempts > 0 {
-                format!(
-                    ", device free after {} O_EXCL attempt(s)",
-                    report.claim_attempts
-                )
-            } else {
-                String::new()
-            }
-        );
+        // Made when printed: most reports of a quiet run print nothing.
+        let target = Later(|| display(&report.target));
+        let timing = Later(|| {
+            format!(
+                "{} path, umount {}, wait {}{}",
+                report.path.name(),
+                ms(report.umount_time),
+                ms(report.wait_time),
+                if report.claim_attempts > 0 {
+                    format!(
+                        ", device free after {} O_EXCL attempt(s)",
+                        report.claim_attempts
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        });
         match &report.outcome {
             Outcome::ShutDown => {
                 if always {
@@ -447,6 +456,15 @@ fn is_console(tty: &Path) -> bool {
         || ["/dev/ttyS", "/dev/hvc", "/dev/ttyAMA", "/dev/ttyprintk"]
             .iter()
             .any(|prefix| name.starts_with(prefix))
+}
+
+/// Text made only when it is printed.
+struct Later<F>(F);
+
+impl<F: Fn() -> String> std::fmt::Display for Later<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.0)())
+    }
 }
 
 fn ms(d: Duration) -> String {

@@ -71,6 +71,9 @@ pub struct Plan<'a> {
     /// The caller's cancellation handle: the mount being waited for is
     /// reported detached, shutdown not confirmed; the rest untouched.
     pub cancel: Cancel<'a>,
+    /// The caller has one thread: the run's watcher is
+    /// [`Watcher::one_thread`]'s.
+    pub one_thread: bool,
 }
 
 /// The final word on one filesystem (one mount).
@@ -361,6 +364,9 @@ struct Run<'r, 'c> {
     stopped: Option<Stop>,
     /// The run's one inotify instance.
     watcher: Watcher,
+    /// Whether `/proc/self/fd` names handles, asked once for the run's
+    /// unmounts and again after one that can change it.
+    proc_fd: sys::ProcFd,
     /// The mount table as the current pass read it.
     mounts: Table,
     /// Mounts a step was given up on, asleep in the kernel past SIGKILL:
@@ -408,7 +414,11 @@ impl<'r, 'c> Run<'r, 'c> {
             pass: 0,
             last: false,
             stopped: None,
-            watcher: Watcher::default(),
+            watcher: match plan.one_thread {
+                true => Watcher::one_thread(),
+                false => Watcher::default(),
+            },
+            proc_fd: sys::ProcFd::default(),
             mounts: Table::default(),
             given_up: HashSet::new(),
         })
@@ -520,6 +530,7 @@ impl<'r, 'c> Run<'r, 'c> {
             cancel: self.plan.cancel,
             caller: None,
             helpers: None,
+            proc_fd: Some(&self.proc_fd),
             dry_run: None,
         };
         let target = match self.host.reach(m, &self.mounts) {

@@ -309,6 +309,10 @@ fn main() {
             without_proc_targets_are_unmounted_and_confirmed,
         ),
         (
+            "a_run_that_unmounts_proc_goes_on_without_it",
+            a_run_that_unmounts_proc_goes_on_without_it,
+        ),
+        (
             "without_proc_a_held_filesystem_says_what_was_missing",
             without_proc_a_held_filesystem_says_what_was_missing,
         ),
@@ -4536,7 +4540,7 @@ fn an_exchange_between_check_and_unmount_cannot_redirect_it() {
         // The user's exchange, after the check.
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
         let result = match by_handle {
-            true => mount_point.unmount(no_follow),
+            true => mount_point.unmount(no_follow, umount_wait::sys::proc_fd_usable()),
             false => rustix::mount::unmount(&target, UnmountFlags::NOFOLLOW),
         };
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
@@ -6053,6 +6057,47 @@ fn without_proc_targets_are_unmounted_and_confirmed() {
     );
 }
 
+/// Issue 25: whether `/proc/self/fd` names handles is asked once for a
+/// run's targets, and again after the run unmounts `/proc` (or above or
+/// below it). Here `/proc` is a procfs stacked on an empty tmpfs
+/// ([`NoProc`]); the run unmounts it, then a tmpfs: that one goes
+/// through its parent's handle without `/proc` and is confirmed shut
+/// down, as `/proc` was. With the first answer kept, its unmount would have been
+/// made through a `/proc/self/fd` path that leads nowhere any more.
+fn a_run_that_unmounts_proc_goes_on_without_it() {
+    let s = Scratch::new("unmounts-proc");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let (run, proc_left) = {
+        let _no_proc = NoProc::cover();
+        rustix::mount::mount("proc", "/proc", "proc", MountFlags::empty(), None)
+            .unwrap_or_else(|e| panic!("mounting procfs over the tmpfs: {e}"));
+        assert!(Path::new("/proc/self").exists());
+        let run = umw([
+            OsStr::new("--timeout"),
+            OsStr::new("1s"),
+            OsStr::new("--json"),
+            OsStr::new("/proc"),
+            m.as_os_str(),
+        ]);
+        let proc_left = Path::new("/proc/self").exists();
+        if proc_left {
+            let _ = rustix::mount::unmount("/proc", UnmountFlags::DETACH);
+        }
+        (run, proc_left)
+    };
+    assert!(!proc_left, "/proc was left mounted: {}", run.stderr);
+    assert_code(&run, EXIT_OK, "/proc, then a tmpfs");
+    assert_eq!(
+        field(line_of(&run, &m), "outcome"),
+        Some("shut_down"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(!is_mounted(&m), "{}", run.stderr);
+}
+
 /// Without `/proc` the holder scan cannot run: a busy target is left
 /// untouched (exit 32) and a lazy unmount that cannot be confirmed ends
 /// "detached, shutdown not confirmed" (exit 3), each saying that `/proc`
@@ -6165,7 +6210,7 @@ fn without_proc_an_exchange_cannot_redirect_the_unmount() {
             no_follow: true,
             ..Default::default()
         };
-        let result = mount_point.unmount(no_follow);
+        let result = mount_point.unmount(no_follow, umount_wait::sys::proc_fd_usable());
         renameat_with(CWD, &d, CWD, &link, RenameFlags::EXCHANGE).unwrap();
         result
     };

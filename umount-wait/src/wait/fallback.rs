@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use crate::device;
 use crate::duration;
 use crate::mountinfo;
 use crate::outcome::{Error, ErrorKind, Outcome, Report, State, Unconfirmed};
-use crate::sys::{self, Inotify, RootWatch, WatchEvents};
+use crate::sys::{self, Cwd, Inotify, RootWatch, WatchEvents};
 use crate::target::Target;
 
 /// After `IN_UNMOUNT`, how long the block device claim may take to go when no
@@ -36,22 +36,58 @@ pub const CLAIM_GRACE: Duration = Duration::from_secs(5);
 /// the first watch and kept for the targets that follow. Closing an instance
 /// waits for an SRCU grace period ([`Inotify`]): with an instance per target,
 /// `--all` over 100 tmpfs spent 470 of its 500 ms in `close(2)`.
+///
+/// [`Watcher::one_thread`]'s also holds a handle on the working directory,
+/// from which the watch and the unmount are made in the checked handles'
+/// directories ([`sys::Cwd`]); the default's go through `/proc/self/fd`.
 #[derive(Default)]
 pub struct Watcher {
     inotify: Option<Inotify>,
+    /// [`Watcher::one_thread`].
+    from_dirs: bool,
+    /// The working directory's handle, opened at the first watch (None
+    /// inside: it could not be).
+    cwd: Option<Option<Cwd>>,
 }
 
 impl Watcher {
+    /// For a process with one thread (the command): the watch and the
+    /// unmount are made from the checked handles' own directories
+    /// (`fchdir(2)` there and back, [`sys::Cwd`]), which costs about half
+    /// of a walk through `/proc/self/fd`. The working directory is then
+    /// another for the length of a call: a library caller with other
+    /// threads, whose relative paths would meet it, keeps the default.
+    pub fn one_thread() -> Watcher {
+        Watcher {
+            from_dirs: true,
+            ..Watcher::default()
+        }
+    }
+
     /// The instance, once a watch has opened it.
     pub(super) fn instance(&self) -> Option<&Inotify> {
         self.inotify.as_ref()
     }
 
-    fn inotify(&mut self) -> Result<&mut Inotify, Errno> {
-        if self.inotify.is_none() {
-            self.inotify = Some(Inotify::new()?);
+    /// The instance, opened at the first watch, and the working
+    /// directory's handle, if it could be held.
+    fn parts(&mut self) -> (Result<&mut Inotify, Errno>, Option<&Cwd>) {
+        let Watcher {
+            inotify,
+            from_dirs,
+            cwd,
+        } = self;
+        let cwd = match from_dirs {
+            true => cwd.get_or_insert_with(|| Cwd::open().ok()).as_ref(),
+            false => None,
+        };
+        if inotify.is_none() {
+            match Inotify::new() {
+                Ok(opened) => *inotify = Some(opened),
+                Err(errno) => return (Err(errno), cwd),
+            }
         }
-        Ok(self.inotify.as_mut().expect("just opened"))
+        (Ok(inotify.as_mut().expect("just opened")), cwd)
     }
 }
 
@@ -62,7 +98,7 @@ pub(super) fn unmount(
     report: Report,
     watcher: &mut Watcher,
 ) -> Result<Report, Error> {
-    match detach(attempt, report, watcher)? {
+    match detach(attempt, report, watcher, None)? {
         Detached::Done(report) => Ok(report),
         Detached::Watching(watching) => wait(attempt, watching),
     }
@@ -218,14 +254,52 @@ pub(super) fn watch_ended(
     })
 }
 
+/// A target's mount point looked up once more, into a handle on its
+/// parent and one on the root, checked to be the mount resolved: the
+/// watch goes on what the root's refers to, the unmount through the
+/// parent's. The root's pins the mount: it is closed before the unmount.
+pub(super) struct Opened {
+    pub mount_point: sys::MountPoint,
+    pub root: OwnedFd,
+}
+
+impl Opened {
+    /// Err: not looked up, or not the mount resolved (moved or replaced:
+    /// another mount id, not a mount root, or another filesystem).
+    pub(super) fn open(target: &Target) -> Result<Opened, Error> {
+        let open_failed = |e| Error::from_errno(&target.given, "opening the mount root", e);
+        let mount_point =
+            sys::MountPoint::open(&target.path, target.follow).map_err(open_failed)?;
+        let root = mount_point.open_root().map_err(open_failed)?;
+        match sys::stat_fd(root.as_fd()) {
+            Ok(st)
+                if st.mount_id == target.mount.id
+                    && st.is_mount_root
+                    && crate::target::same_filesystem(st.dev, &target.mount) =>
+            {
+                Ok(Opened { mount_point, root })
+            }
+            Ok(_) => Err(Error::new(&target.given, ErrorKind::Moved, None)),
+            Err(e) => Err(Error::from_errno(
+                &target.given,
+                "inspecting the mount root",
+                e,
+            )),
+        }
+    }
+}
+
 /// The steps of [`unmount`] up to the wait for `IN_UNMOUNT`: the watch,
 /// the unmount. When there is no watch to wait on (none could be added),
 /// or the steps were made in a child (a filesystem that may not answer),
 /// the whole unmount.
+/// `opened`: the target's handles, opened and checked already
+/// ([`Opened::open`]), else opened here.
 pub(super) fn detach<'w>(
     attempt: &Attempt<'_>,
     mut report: Report,
     watcher: &'w mut Watcher,
+    opened: Option<Opened>,
 ) -> Result<Detached<'w>, Error> {
     let Attempt {
         target,
@@ -239,23 +313,10 @@ pub(super) fn detach<'w>(
     if let Some(errno) = refusal_if_pinned(target, options) {
         return unmount_failed(target, options, report, errno).map(Detached::Done);
     }
-    // The path looked up once more, into a handle on its parent and one
-    // on the root: the watch goes on what it refers to, checked to be the
-    // mount resolved; the unmount goes through the parent's.
-    let open_failed = |e| Error::from_errno(&target.given, "opening the mount root", e);
-    let mount_point = sys::MountPoint::open(&target.path, target.follow).map_err(open_failed)?;
-    let root = mount_point.open_root().map_err(open_failed)?;
-    match sys::stat_fd(root.as_fd()) {
-        Ok(st) if st.mount_id == target.mount.id && st.is_mount_root => {}
-        Ok(_) => return Err(Error::new(&target.given, ErrorKind::Moved, None)),
-        Err(e) => {
-            return Err(Error::from_errno(
-                &target.given,
-                "inspecting the mount root",
-                e,
-            ))
-        }
-    }
+    let Opened { mount_point, root } = match opened {
+        Some(opened) => opened,
+        None => Opened::open(target)?,
+    };
     let start = Instant::now();
     let deadline = options.timeout.map(|t| duration::deadline(start, t));
     // For a filesystem that a device, a daemon or a server can hold up,
@@ -274,11 +335,17 @@ pub(super) fn detach<'w>(
     // reboot).
     // The watch's permission check asks only a daemon or a server.
     let watch_bounded = bounded && target.mount.may_not_answer();
+    // Whether /proc/self/fd names handles, where a call needs it: asked
+    // once for the watch and the unmount (nothing between the two
+    // unmounts anything).
+    let proc_fd = std::cell::OnceCell::new();
+    let proc_fd = || *proc_fd.get_or_init(|| super::proc_fd_usable(options));
+    let (inotify, cwd) = watcher.parts();
     let watch = watch_root(
         attempt,
         &mut report,
-        watcher,
-        root.as_fd(),
+        (inotify, cwd),
+        (root.as_fd(), &proc_fd),
         start,
         watch_bounded,
     )?;
@@ -298,7 +365,11 @@ pub(super) fn detach<'w>(
     } else {
         let mount_point = super::still_leads_there(target, mount_point)?;
         let umount_start = Instant::now();
-        if let Err(errno) = mount_point.unmount(flags) {
+        let unmounted = match cwd {
+            Some(cwd) => mount_point.unmount_within(cwd, flags, proc_fd),
+            None => mount_point.unmount(flags, proc_fd()),
+        };
+        if let Err(errno) = unmounted {
             return unmount_failed(target, options, report, errno).map(Detached::Done);
         }
         report.umount_time = umount_start.elapsed();
@@ -380,7 +451,10 @@ fn confirm_by_claims(
 }
 
 /// The watch on the mount root, added before the unmount (afterwards the
-/// path no longer leads there) through its `O_PATH` handle `root`. When
+/// path no longer leads there) through its `O_PATH` handle `root`, in
+/// the run's instance, from the root itself entered with `cwd`
+/// ([`Inotify::watch_root_within`]) or through `/proc/self/fd` where
+/// `proc_fd` says it names handles. When
 /// the wait is `bounded`, in a child process ([`call::in_child`], sharing
 /// the instance), since `inotify_add_watch` checks that the caller may
 /// read the root, which a FUSE filesystem may ask its daemon. Ok(Err): no
@@ -389,17 +463,20 @@ fn confirm_by_claims(
 fn watch_root<'w>(
     attempt: &Attempt<'_>,
     report: &mut Report,
-    watcher: &'w mut Watcher,
-    root: BorrowedFd<'_>,
+    (inotify, cwd): (Result<&'w mut Inotify, Errno>, Option<&Cwd>),
+    (root, proc_fd): (BorrowedFd<'_>, &dyn Fn() -> bool),
     start: Instant,
     bounded: bool,
 ) -> Result<Result<RootWatch<'w>, Errno>, Error> {
-    let inotify = match watcher.inotify() {
+    let inotify = match inotify {
         Ok(inotify) => inotify,
         Err(errno) => return Ok(Err(errno)),
     };
     if !bounded {
-        return Ok(inotify.watch_root(root));
+        return Ok(match cwd {
+            Some(cwd) => inotify.watch_root_within(root, cwd, proc_fd),
+            None => inotify.watch_root(root, proc_fd()),
+        });
     }
     let given = &attempt.target.given;
     let step = "adding the watch in a child process";
@@ -407,7 +484,7 @@ fn watch_root<'w>(
     let io_fail = |e: std::io::Error| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO));
     // The child tells the watch descriptor through a socket.
     let (ours, theirs) = UnixStream::pair().map_err(io_fail)?;
-    let prepared = inotify.prepare_watch(root).map_err(fail)?;
+    let prepared = inotify.prepare_watch(root, proc_fd()).map_err(fail)?;
     let deadline = attempt
         .options
         .timeout

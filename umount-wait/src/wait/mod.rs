@@ -104,7 +104,11 @@ pub struct Options<'a> {
     /// (`/sbin/umount.TYPE`), it unmounts in place of `umount2(2)`, as
     /// umount(8) runs it unless `-i`; the wait follows on the fallback path
     /// (a helper cannot pass `UMOUNT_WAIT`). None: never (`-i`, `--all`).
-    pub helpers: Option<Helpers>,
+    pub helpers: Option<Helpers<'a>>,
+    /// Whether `/proc/self/fd` names handles, asked once for many targets
+    /// and again after an unmount that can change it ([`sys::ProcFd`]);
+    /// None: asked before each call that needs it.
+    pub proc_fd: Option<&'a sys::ProcFd>,
     /// `--fake`: every decision taken as for a real run, every action
     /// recorded there instead of made ([`DryRun`]).
     pub dry_run: Option<&'a DryRun>,
@@ -226,6 +230,33 @@ pub fn unmount(
 /// [`unmount`], with the fallback path's watch in `watcher`'s instance: for
 /// many targets in a row.
 pub fn unmount_with(
+    target: &Target,
+    path: WaitPath,
+    options: &Options<'_>,
+    observer: &dyn Fn(Progress<'_>),
+    watcher: &mut Watcher,
+) -> Result<Report, Error> {
+    let result = unmount_once(target, path, options, observer, watcher);
+    forget_what_it_changed(options, &target.mount);
+    result
+}
+
+/// What the run keeps knowing across targets (the unmount helpers found,
+/// whether `/proc/self/fd` names handles) is forgotten where an unmount
+/// of `mount`, made or tried, can have changed it. Every unmount of a run
+/// goes through here: [`unmount_with`], [`unmount_shared`] and
+/// [`side_by_side::detach`].
+pub(super) fn forget_what_it_changed(options: &Options<'_>, mount: &Mount) {
+    if let Some(found) = options.helpers.and_then(|h| h.found) {
+        found.unmounted(&mount.mount_point);
+    }
+    if let Some(proc_fd) = options.proc_fd {
+        proc_fd.unmounted(&mount.mount_point);
+    }
+}
+
+/// [`unmount_with`] but for what it forgets.
+fn unmount_once(
     target: &Target,
     path: WaitPath,
     options: &Options<'_>,
@@ -540,6 +571,18 @@ pub fn unmount_shared(
     still_mounted_at: &Path,
     options: &Options<'_>,
 ) -> Result<Report, Error> {
+    let result = unmount_shared_once(target, path, still_mounted_at, options);
+    forget_what_it_changed(options, &target.mount);
+    result
+}
+
+/// [`unmount_shared`] but for what it forgets.
+fn unmount_shared_once(
+    target: &Target,
+    path: WaitPath,
+    still_mounted_at: &Path,
+    options: &Options<'_>,
+) -> Result<Report, Error> {
     if options.cancel.is_cancelled() {
         return Err(Error::new(&target.given, ErrorKind::Interrupted, None));
     }
@@ -573,7 +616,7 @@ pub fn unmount_shared(
         };
     }
     let start = Instant::now();
-    let result = mount_point.unmount(plain_flags(target, options));
+    let result = mount_point.unmount(plain_flags(target, options), proc_fd_usable(options));
     report.umount_time = start.elapsed();
     match result {
         Ok(()) => {
@@ -603,6 +646,13 @@ pub fn remount_read_only(
 ) -> Result<Report, Error> {
     let report = new_report(target, path);
     read_only::remount_busy(target, options, report, rustix::io::Errno::TIMEDOUT)
+}
+
+/// Whether `/proc/self/fd` names handles now, as `options` know it.
+pub(super) fn proc_fd_usable(options: &Options<'_>) -> bool {
+    options
+        .proc_fd
+        .map_or_else(sys::proc_fd_usable, sys::ProcFd::usable)
 }
 
 fn plain_flags(target: &Target, options: &Options<'_>) -> UnmountOptions {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
+use super::fallback::Opened;
 use super::Options;
 use crate::blockers::{self, Blocker};
 use crate::child::Ended;
@@ -124,22 +125,33 @@ fn remount_refused_or(
 /// a server answers for, whose sync could hang the run.
 /// Whether it was made read-only; Err when the remount was given up at
 /// the deadline ([`bounded`]): the filesystem's I/O does not complete,
-/// and its unmount would wait the same way.
-pub(super) fn before_unmount(target: &Target, options: &Options<'_>) -> Result<bool, Error> {
+/// and its unmount would wait the same way. The handles checked are
+/// given back for the unmount that follows (the fallback path's), which
+/// would otherwise look the mount up again.
+pub(super) fn before_unmount(
+    target: &Target,
+    options: &Options<'_>,
+) -> Result<(bool, Option<Opened>), Error> {
     if target.mount.may_not_answer() {
-        return Ok(false);
+        return Ok((false, None));
     }
-    match checked_root(&target.path, &target.mount)
-        .and_then(|mount| reconfigure(target, options, mount.as_fd()))
-    {
-        Ok(()) => Ok(true),
-        Err(Errno::TIMEDOUT) => Err(Error::new(
-            &target.given,
-            ErrorKind::GivenUp("remounting read-only"),
-            None,
-        )),
-        Err(_) => Ok(false),
-    }
+    // Checked as [`checked_root`] checks (the same mount id, a mount
+    // root, the filesystem's device), its parent's handle kept.
+    let Ok(opened) = Opened::open(target) else {
+        return Ok((false, None));
+    };
+    let made = match reconfigure(target, options, opened.root.as_fd()) {
+        Ok(()) => true,
+        Err(Errno::TIMEDOUT) => {
+            return Err(Error::new(
+                &target.given,
+                ErrorKind::GivenUp("remounting read-only"),
+                None,
+            ))
+        }
+        Err(_) => false,
+    };
+    Ok((made, Some(opened)))
 }
 
 /// [`sys::reconfigure_read_only`], which syncs the filesystem first,

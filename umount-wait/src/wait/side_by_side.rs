@@ -86,12 +86,19 @@ pub fn detach(
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
-    let made_read_only =
-        options.read_only_first && super::read_only::before_unmount(target, options)?;
-    detach_started(&attempt, path, watcher).map_err(|mut e| {
+    let (made_read_only, opened) = match options.read_only_first {
+        true => super::read_only::before_unmount(target, options)?,
+        false => (false, None),
+    };
+    // The root's handle pins the mount: kept only for the fallback path,
+    // which watches it and closes it before its unmount.
+    let opened = opened.filter(|_| path == WaitPath::Fallback);
+    let detached = detach_started(&attempt, path, watcher, opened).map_err(|mut e| {
         e.made_read_only |= made_read_only && e.state == State::Untouched;
         e
-    })
+    });
+    super::forget_what_it_changed(options, &target.mount);
+    detached
 }
 
 /// [`detach`], once the attempt has started.
@@ -99,6 +106,7 @@ fn detach_started(
     attempt: &Attempt<'_>,
     path: WaitPath,
     watcher: &mut Watcher,
+    opened: Option<fallback::Opened>,
 ) -> Result<Detached, Error> {
     let Attempt {
         target, options, ..
@@ -120,6 +128,8 @@ fn detach_started(
         caller: options.caller,
         // `--all` runs no unmount helper.
         helpers: None,
+        // A wait that goes on unmounts nothing more.
+        proc_fd: None,
         // A dry run has no wait to keep.
         dry_run: None,
     };
@@ -151,7 +161,7 @@ fn detach_started(
                 umount_start: Instant::now(),
             }
         }
-        WaitPath::Fallback => match fallback::detach(attempt, report.clone(), watcher)? {
+        WaitPath::Fallback => match fallback::detach(attempt, report.clone(), watcher, opened)? {
             fallback::Detached::Done(report) => {
                 return Ok(Detached::Done(Box::new(settled(options, report))))
             }
