@@ -282,9 +282,8 @@ impl Bench {
         let stock = crate::kernel_stock::fetch(self)?;
         initramfs::build_with(self, Some(selftest), &[&stock])?;
         let _disks = disks::fresh_with(self, "prepare", disks::Format::F2fs)?;
-        crate::debian::base_image(self)?;
         self.progress.note(&format!(
-            "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks, the Debian image",
+            "prepared, no compile: {} trees in {}, the stock kernel, the initramfs, the disks",
             trees.len(),
             self.paths.cache.display()
         ));
