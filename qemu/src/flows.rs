@@ -257,8 +257,18 @@ impl Bench {
         modes: &[String],
     ) -> Result<bool> {
         let modes = systemd_reboot::select_modes(modes)?;
-        self.scenario_alone(kernels, |image, _, result| {
-            systemd_reboot::run(self, image, boots, &modes, result)
+        // On an empty cache the image's debootstrap (mostly the network's
+        // and dpkg's) runs beside the kernels' builds, not after them; the
+        // boots wait for it on its lock.
+        std::thread::scope(|scope| {
+            let image = scope.spawn(|| crate::debian::base_image(self));
+            let ok = self.scenario_alone(kernels, |image, _, result| {
+                systemd_reboot::run(self, image, boots, &modes, result)
+            });
+            image
+                .join()
+                .map_err(|_| anyhow::anyhow!("building the Debian image panicked"))??;
+            ok
         })
     }
 
