@@ -97,7 +97,7 @@ pub fn run(
     boot: &Boot,
     log: &Path,
 ) -> Result<Outcome> {
-    let (mut command, _monitor) = qemu(bench, image, initramfs, disks, boot);
+    let (mut command, _monitor) = qemu(bench, &Machine::bench(image, initramfs, boot), disks);
     let status = if boot.interactive {
         command.args([
             "-chardev",
@@ -136,12 +136,80 @@ pub fn run_watched(
     disks: &[PathBuf],
     boot: &Boot,
     log: &Path,
+    watch: impl FnMut(&str) -> Option<String>,
+) -> Result<Outcome> {
+    run_machine(
+        bench,
+        &Machine::bench(image, initramfs, boot),
+        disks,
+        log,
+        watch,
+    )
+}
+
+/// What QEMU boots: a kernel, the bench's initramfs or none (an image
+/// with its own init on /dev/vda), the command line, the memory, and
+/// whether a reboot of the guest restarts it (a warm reset, RAM kept) or
+/// ends QEMU (-no-reboot).
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    pub memory_mb: u32,
+    pub warm_reset: bool,
+    pub timeout: Duration,
+}
+
+/// The kernel options of every boot: the console, a panic ends the VM.
+const BASE_CMDLINE: &str =
+    "console=ttyS0 panic=-1 oops=panic hung_task_panic=1 loglevel=5 printk.time=1";
+
+impl Machine {
+    /// A boot of the bench's initramfs, its suites as `boot` says.
+    pub fn bench(image: &KernelImage, initramfs: &Initramfs, boot: &Boot) -> Machine {
+        Machine {
+            kernel: image.bzimage.clone(),
+            initrd: Some(initramfs.for_kernel(image).to_path_buf()),
+            append: cmdline(image, boot),
+            memory_mb: image.memory_mb,
+            warm_reset: boot.warm_reset,
+            timeout: boot.timeout,
+        }
+    }
+
+    /// A boot of `image` without the bench's initramfs: an image that
+    /// boots its own init from /dev/vda (the Debian image of
+    /// systemd_reboot.rs); `append` goes after the bench's console and
+    /// panic options.
+    pub fn own_init(
+        image: &KernelImage,
+        append: &str,
+        memory_mb: u32,
+        timeout: Duration,
+    ) -> Machine {
+        Machine {
+            kernel: image.bzimage.clone(),
+            initrd: None,
+            append: format!("{BASE_CMDLINE} {append}"),
+            memory_mb,
+            warm_reset: false,
+            timeout,
+        }
+    }
+}
+
+/// [`run_watched`] for any [`Machine`].
+pub fn run_machine(
+    bench: &Bench,
+    machine: &Machine,
+    disks: &[PathBuf],
+    log: &Path,
     mut watch: impl FnMut(&str) -> Option<String>,
 ) -> Result<Outcome> {
     use rustix::process::{kill_process, kill_process_group, Pid, Signal};
     use std::io::Read;
 
-    let (mut command, mut monitor) = qemu(bench, image, initramfs, disks, boot);
+    let (mut command, mut monitor) = qemu(bench, machine, disks);
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     command.args(["-monitor", "none", "-serial", "stdio"]);
     let mut child = command
@@ -197,15 +265,12 @@ fn timed_out(status: std::process::ExitStatus) -> bool {
 
 /// The `timeout ... qemu-system-x86_64 ...` command of a boot, without its
 /// console's options, and its monitor.
-fn qemu(
-    bench: &Bench,
-    image: &KernelImage,
-    initramfs: &Initramfs,
-    disks: &[PathBuf],
-    boot: &Boot,
-) -> (Command, Monitor) {
+fn qemu(bench: &Bench, machine: &Machine, disks: &[PathBuf]) -> (Command, Monitor) {
     let mut command = Command::new("timeout");
-    command.args(["--kill-after=10", &format!("{}s", boot.timeout.as_secs())]);
+    command.args([
+        "--kill-after=10",
+        &format!("{}s", machine.timeout.as_secs()),
+    ]);
     command.arg("qemu-system-x86_64");
     if bench.kvm {
         command.args(["-accel", "kvm", "-cpu", "host"]);
@@ -216,16 +281,18 @@ fn qemu(
         "-smp",
         "2",
         "-m",
-        &image.memory_mb.to_string(),
+        &machine.memory_mb.to_string(),
         "-display",
         "none",
     ]);
-    if !boot.warm_reset {
+    if !machine.warm_reset {
         command.arg("-no-reboot");
     }
-    command.arg("-kernel").arg(&image.bzimage);
-    command.arg("-initrd").arg(initramfs.for_kernel(image));
-    command.arg("-append").arg(cmdline(image, boot));
+    command.arg("-kernel").arg(&machine.kernel);
+    if let Some(initrd) = &machine.initrd {
+        command.arg("-initrd").arg(initrd);
+    }
+    command.arg("-append").arg(&machine.append);
     // Each disk a virtio-blk PCI device of its own name (vda, vdb...: the
     // guest's names, in the same order), which device_del can remove.
     for (disk, id) in disks.iter().zip(disk_ids()) {
@@ -346,7 +413,7 @@ impl Drop for Monitor {
 
 fn cmdline(image: &KernelImage, boot: &Boot) -> String {
     let mut line = format!(
-        "console=ttyS0 panic=-1 oops=panic hung_task_panic=1 loglevel=5 printk.time=1 umw.kernel={} umw.runs={} umw.suite_timeout={}",
+        "{BASE_CMDLINE} umw.kernel={} umw.runs={} umw.suite_timeout={}",
         image.name,
         boot.runs,
         boot.suite_timeout.as_secs()
@@ -417,55 +484,5 @@ pub fn reboot_run_on(
                 boot.timeout.as_secs()
             )
         }),
-    })
-}
-
-/// A boot of `image` without the bench's initramfs: an image that boots its
-/// own init from /dev/vda (the Debian image of systemd_reboot.rs).
-/// `append` is the kernel command line after the bench's console and panic
-/// options; QEMU ends at the guest's reboot (-no-reboot).
-pub fn run_own_init(
-    bench: &Bench,
-    image: &KernelImage,
-    disks: &[PathBuf],
-    append: &str,
-    memory_mb: u32,
-    timeout: Duration,
-    log: &Path,
-) -> Result<Outcome> {
-    let mut command = Command::new("timeout");
-    command.args(["--kill-after=10", &format!("{}s", timeout.as_secs())]);
-    command.arg("qemu-system-x86_64");
-    if bench.kvm {
-        command.args(["-accel", "kvm", "-cpu", "host"]);
-    } else {
-        command.args(["-accel", "tcg"]);
-    }
-    command.args(["-smp", "2", "-m", &memory_mb.to_string()]);
-    command.args(["-no-reboot", "-display", "none"]);
-    command.arg("-kernel").arg(&image.bzimage);
-    command.arg("-append").arg(format!(
-        "console=ttyS0 panic=-1 oops=panic hung_task_panic=1 loglevel=5 printk.time=1 {append}"
-    ));
-    for (disk, id) in disks.iter().zip(disk_ids()) {
-        command.arg("-drive").arg(format!(
-            "file={},if=none,id=drive-{id},format=raw",
-            disk.display()
-        ));
-        command
-            .arg("-device")
-            .arg(format!("virtio-blk-pci,drive=drive-{id},id={id}"));
-    }
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    command.args(["-monitor", "none", "-serial", "stdio"]);
-    let status = command
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .status()
-        .context("running qemu-system-x86_64 (run ci/setup)")?;
-    Ok(Outcome {
-        timed_out: timed_out(status),
-        stopped: None,
     })
 }

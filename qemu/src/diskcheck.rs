@@ -109,9 +109,17 @@ fn f2fs_errors(image: &Path, log: &Log) -> Result<Vec<String>> {
         .output()
         .context("running fsck.f2fs --dry-run -f")?;
     log.tool("fsck.f2fs --dry-run -f", &fsck);
-    let out = String::from_utf8_lossy(&fsck.stdout);
+    Ok(f2fs_fsck_notes(
+        &String::from_utf8_lossy(&fsck.stdout),
+        fsck.status.code().unwrap_or(-1),
+    ))
+}
+
+/// What `fsck.f2fs --dry-run -f` said (its output and exit code, the
+/// host's or a guest's): why the f2fs was not shut down, empty when it was.
+pub fn f2fs_fsck_notes(out: &str, rc: i32) -> Vec<String> {
     let mut notes = Vec::new();
-    match f2fs_checkpoint_flags(&out) {
+    match f2fs_checkpoint_flags(out) {
         None => notes.push("checkpoint state not found".to_string()),
         Some(flags) if !flags.split_whitespace().any(|f| f == "unmount") => {
             notes.push(format!("checkpoint not an unmount's ({})", flags.trim()))
@@ -122,11 +130,10 @@ fn f2fs_errors(image: &Path, log: &Log) -> Result<Vec<String>> {
     if failed > 0 {
         notes.push(format!("fsck.f2fs: {failed} checks failed"));
     }
-    let rc = fsck.status.code().unwrap_or(-1);
     if rc != 0 {
         notes.push(format!("fsck.f2fs --dry-run -f exit {rc}"));
     }
-    Ok(notes)
+    notes
 }
 
 /// The flags of `Info: checkpoint state = 185 :  trimmed ... unmount`.

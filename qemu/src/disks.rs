@@ -10,7 +10,7 @@
 //! that two benches running at once never share an image.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
@@ -50,9 +50,55 @@ pub struct Disks {
     pub images: Vec<PathBuf>,
 }
 
+impl Disks {
+    /// The boot's own directory (target/vm/disks/<label>-<pid>), empty,
+    /// removed with it; no image yet.
+    pub fn empty(bench: &Bench, label: &str) -> Result<Disks> {
+        let dir = bench
+            .paths
+            .out
+            .join("disks")
+            .join(format!("{label}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        Ok(Disks {
+            dir,
+            images: Vec::new(),
+        })
+    }
+
+    /// A path in the boot's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
 impl Drop for Disks {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A blank disk image at `image` with the filesystem `format` labelled
+/// `label`: ext4 of 64 MiB, f2fs of 256 MiB.
+pub fn make(image: &Path, label: &str, format: Format, log: &Path) -> Result<()> {
+    match format {
+        Format::F2fs => {
+            fs::File::create(image)?.set_len(F2FS_SIZE)?;
+            run_logged(
+                Command::new("mkfs.f2fs")
+                    .args(["-q", "-f", "-l", label])
+                    .arg(image),
+                log,
+            )
+        }
+        Format::Ext4 => run_logged(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", label])
+                .arg(image)
+                .arg(SIZE),
+            log,
+        ),
     }
 }
 
@@ -63,37 +109,12 @@ pub fn fresh(bench: &Bench, label: &str) -> Result<Disks> {
 
 /// Makes the images for one boot, the race disk as `race`.
 pub fn fresh_with(bench: &Bench, label: &str, race: Format) -> Result<Disks> {
-    let dir = bench
-        .paths
-        .out
-        .join("disks")
-        .join(format!("{label}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir)?;
-    let mut disks = Disks {
-        dir,
-        images: Vec::new(),
-    };
+    let mut disks = Disks::empty(bench, label)?;
     let log = bench.log("disks.log");
     for (letter, role) in ('a'..).zip(ROLES) {
         let image = disks.dir.join(format!("vd{letter}-{role}.img"));
-        if role == "race" && race == Format::F2fs {
-            fs::File::create(&image)?.set_len(F2FS_SIZE)?;
-            run_logged(
-                Command::new("mkfs.f2fs")
-                    .args(["-q", "-f", "-l", &format!("umw-{role}")])
-                    .arg(&image),
-                &log,
-            )?;
-        } else {
-            run_logged(
-                Command::new("mkfs.ext4")
-                    .args(["-q", "-F", "-L", &format!("umw-{role}")])
-                    .arg(&image)
-                    .arg(SIZE),
-                &log,
-            )?;
-        }
+        let format = if role == "race" { race } else { Format::Ext4 };
+        make(&image, &format!("umw-{role}"), format, &log)?;
         disks.images.push(image);
     }
     Ok(disks)

@@ -172,7 +172,14 @@ impl Bench {
             // kernels in `umw-vm systemd-reboot` and the campaign.
             if options.systemd_boots > 0 && image.name == KernelName::Patched73 {
                 let modes = systemd_reboot::select_modes(&["stock".into(), "both".into()])?;
-                systemd_reboot::run(self, image, options.systemd_boots, &modes, &mut result)?;
+                systemd_reboot::run(
+                    self,
+                    image,
+                    options.systemd_boots,
+                    &modes,
+                    true,
+                    &mut result,
+                )?;
             }
             if options.crash_test && image.name == crash_test_kernel(&images) {
                 let caught = self.crash_test(image, &initramfs)?;
@@ -255,6 +262,7 @@ impl Bench {
         kernels: &[KernelName],
         boots: u32,
         modes: &[String],
+        next_boot: bool,
     ) -> Result<bool> {
         let modes = systemd_reboot::select_modes(modes)?;
         // On an empty cache the image's debootstrap (mostly the network's
@@ -263,7 +271,7 @@ impl Bench {
         std::thread::scope(|scope| {
             let image = scope.spawn(|| crate::debian::base_image(self));
             let ok = self.scenario_alone(kernels, |image, _, result| {
-                systemd_reboot::run(self, image, boots, &modes, result)
+                systemd_reboot::run(self, image, boots, &modes, next_boot, result)
             });
             image
                 .join()
@@ -380,7 +388,7 @@ impl Bench {
             }
             if wants("systemd-reboot") && systemd_reboot::runs_on(image.name) {
                 let modes = systemd_reboot::select_modes(&[])?;
-                systemd_reboot::run(self, image, options.boots, &modes, result)?;
+                systemd_reboot::run(self, image, options.boots, &modes, true, result)?;
             }
             if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {
                 shutdown_reboot::run_modes(

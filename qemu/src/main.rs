@@ -123,9 +123,12 @@ enum Command {
         /// Boots per mode.
         #[arg(long, default_value_t = 1)]
         boots: u32,
-        /// Only these modes (stock, service, hook, both); all when none is given.
+        /// Only these modes (stock, service, hook, both, stock+f2fs, both+f2fs); all when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
+        /// No boot after the reboot for the shutdown's verdict (modes with an example; the f2fs modes keep theirs, where /data is read): one boot each, for campaigns.
+        #[arg(long)]
+        no_next_boot: bool,
     },
     /// Run only the CI boot job (examples/ci-boot-job.sh): a VM image booted, its tests run, umount-wait --all, the image checked clean on the host.
     CiBoot {
@@ -265,13 +268,14 @@ fn run(cli: Cli) -> Result<bool> {
             kernels,
             boots,
             modes,
+            no_next_boot,
         } => {
             let kernels = if kernels.is_empty() {
                 vec![KernelName::Patched73, KernelName::Unpatched73]
             } else {
                 kernels
             };
-            bench.systemd_reboot_alone(&kernels, boots, &modes)
+            bench.systemd_reboot_alone(&kernels, boots, &modes, !no_next_boot)
         }
         Command::Campaign {
             kernels,

@@ -17,11 +17,25 @@
 //! Modes: `stock` (Debian's systemd alone: the baseline), `service`
 //! (examples/systemd/umount-wait-data.service enabled), `hook`
 //! (examples/systemd/umount-wait.shutdown in
-//! /usr/lib/systemd/system-shutdown/), `both`. The stock baseline is
+//! /usr/lib/systemd/system-shutdown/), `both`; and `stock+f2fs`,
+//! `both+f2fs` with /data on f2fs (Android's). The stock baseline is
 //! measured, not judged; with the data service, /data must be clean and
 //! complete in every boot. Counts under races["systemd-reboot"], with the
 //! time from `systemctl reboot` to the reset (the guest's uptime then, and
-//! the kernel's timestamp of its last line).
+//! the kernel's timestamp of its "reboot: Restarting system").
+//!
+//! The boot after the reboot: where an example runs `umount-wait --all`
+//! (service, hook) or /data is f2fs, the reboot is a warm reset (no
+//! -no-reboot; ramoops in reserved RAM, last_shutdown::RAMOOPS) into a
+//! second boot of the same image, which leaves /data unmounted
+//! (qemu/guest/debian/data-mount-first-boot.conf) and runs
+//! umw-after-reboot, then powers off:
+//!   - examples/systemd/umount-wait-last-shutdown.service prints the
+//!     shutdown's verdict in that boot's journal: it must be there, and
+//!     name as many filesystems as the shutdown's last `--all` did;
+//!   - f2fs /data is read there (the host has no f2fs driver):
+//!     `fsck.f2fs --dry-run -f` before its mount (the checkpoint the
+//!     reboot left), then each file's size and md5 after it.
 
 use std::fs;
 use std::process::Command;
@@ -31,9 +45,10 @@ use anyhow::Result;
 
 use crate::boot;
 use crate::console::RaceCount;
-use crate::context::{run_logged, Bench};
+use crate::context::Bench;
 use crate::debian::{self, Install};
 use crate::diskcheck::{self, Log};
+use crate::disks::{self, Disks, Format};
 use crate::kernel::{KernelImage, KernelName};
 use crate::summary::KernelResult;
 
@@ -42,8 +57,12 @@ pub const SCENARIO: &str = "systemd-reboot";
 /// The guest's memory: systemd, udev and journald want more than the
 /// initramfs does.
 const MEMORY_MB: u32 = 512;
-/// One boot's limit under TCG (a boot to the reboot takes 20-40 s).
+/// One run's limit under TCG (a boot to the reboot takes 10-40 s, the
+/// boot after it 10-20 s).
 const TIMEOUT: Duration = Duration::from_secs(300);
+/// What the kernel prints when the guest reboots, and powers off.
+const RESTARTING: &str = "reboot: Restarting system";
+const POWER_DOWN: &str = "reboot: Power down";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mode {
@@ -54,32 +73,66 @@ pub struct Mode {
     hook: bool,
     /// /data must be clean and complete in every boot; otherwise measured.
     judged: bool,
+    /// /data's filesystem.
+    data: Format,
 }
 
-pub const MODES: [Mode; 4] = [
+impl Mode {
+    /// An example runs `umount-wait --all`, whose verdict the next boot
+    /// must show.
+    fn records_verdict(&self) -> bool {
+        self.service || self.hook
+    }
+
+    /// The VM is kept for a boot after the reboot: f2fs is read there,
+    /// and with `next_boot` the verdict is shown there.
+    fn second_boot(&self, next_boot: bool) -> bool {
+        self.data == Format::F2fs || (next_boot && self.records_verdict())
+    }
+}
+
+pub const MODES: [Mode; 6] = [
     Mode {
         name: "stock",
         service: false,
         hook: false,
         judged: false,
+        data: Format::Ext4,
     },
     Mode {
         name: "service",
         service: true,
         hook: false,
         judged: true,
+        data: Format::Ext4,
     },
     Mode {
         name: "hook",
         service: false,
         hook: true,
         judged: false,
+        data: Format::Ext4,
     },
     Mode {
         name: "both",
         service: true,
         hook: true,
         judged: true,
+        data: Format::Ext4,
+    },
+    Mode {
+        name: "stock+f2fs",
+        service: false,
+        hook: false,
+        judged: false,
+        data: Format::F2fs,
+    },
+    Mode {
+        name: "both+f2fs",
+        service: true,
+        hook: true,
+        judged: true,
+        data: Format::F2fs,
     },
 ];
 
@@ -106,11 +159,14 @@ pub fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
 
 /// `boots` boots of each of `modes` on `image`; counts and a test per mode
 /// into `result`.
+/// `next_boot`: the boot after the reboot shows the verdict in the modes
+/// that record one (f2fs modes have theirs in any case).
 pub fn run(
     bench: &Bench,
     image: &KernelImage,
     boots: u32,
     modes: &[Mode],
+    next_boot: bool,
     result: &mut KernelResult,
 ) -> Result<()> {
     let base = debian::base_image(bench)?;
@@ -125,7 +181,7 @@ pub fn run(
         let mut failures = Vec::new();
         for n in 1..=boots {
             let label = format!("systemd-{}-{}-{n}", image.name, mode.name);
-            match one_boot(bench, image, &base, *mode, &label)? {
+            match one_boot(bench, image, &base, *mode, next_boot, &label)? {
                 Ok(run) => {
                     count.runs += 1;
                     let bad = !run.unclean.is_empty() || !run.wrong.is_empty();
@@ -137,7 +193,7 @@ pub fn run(
                     *count.damaged.get_or_insert(0) += u64::from(bad);
                     times.extend(run.reboot_ms);
                     let said = format!(
-                        "{} {} boot {n}: /data {}{}, reboot took {}; umount-wait said: {}",
+                        "{} {} boot {n}: /data {}{}, reboot took {}; umount-wait said: {}{}{}",
                         image.name,
                         mode.name,
                         if run.unclean.is_empty() {
@@ -157,6 +213,15 @@ pub fn run(
                             "nothing".to_string()
                         } else {
                             run.verdicts.join(" / ")
+                        },
+                        run.last_shutdown
+                            .as_ref()
+                            .map(|h| format!("; the next boot: {h}"))
+                            .unwrap_or_default(),
+                        if run.second_boot.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; FAILED: {}", run.second_boot.join("; "))
                         }
                     );
                     bench.progress.note(&said);
@@ -169,8 +234,10 @@ pub fn run(
                         "wrong_files": run.wrong,
                         "reboot_ms": run.reboot_ms,
                         "umount_wait_said": run.verdicts,
+                        "next_boot_said": run.last_shutdown,
+                        "next_boot_problems": run.second_boot,
                     }))?;
-                    if (mode.judged && bad) || unreported {
+                    if (mode.judged && bad) || unreported || !run.second_boot.is_empty() {
                         failures.push(said);
                     }
                 }
@@ -209,33 +276,47 @@ struct Run {
     /// Files missing or wrong after the replay, of `files`.
     wrong: Vec<String>,
     files: usize,
-    /// From `systemctl reboot` to the kernel's last line.
+    /// From `systemctl reboot` to the kernel's "Restarting system".
     reboot_ms: Option<u64>,
     /// umount-wait's last lines (`--all: N filesystem(s), ...`) on the
-    /// console: the journal's (the data service) or the kernel log's (the
-    /// shutdown hook).
+    /// console of the first boot: the journal's (the data service) or the
+    /// kernel log's (the shutdown hook).
     verdicts: Vec<String>,
+    /// `umount-wait --last-shutdown`'s heading in the boot after the
+    /// reboot's journal, where there was one.
+    last_shutdown: Option<String>,
+    /// What is wrong with the boot after the reboot, where there was one:
+    /// not finished, no verdict where one was due, not the shutdown's.
+    second_boot: Vec<String>,
 }
 
-/// One boot of `mode`: Ok(Err(why)) when the boot itself went wrong (no
-/// reboot reached, time limit, kernel report).
+/// One boot of `mode` (and the boot after its reboot, where it has one):
+/// Ok(Err(why)) when the boot itself went wrong (no reboot reached, time
+/// limit, kernel report).
 fn one_boot(
     bench: &Bench,
     image: &KernelImage,
     base: &std::path::Path,
     mode: Mode,
+    next_boot: bool,
     label: &str,
 ) -> Result<std::result::Result<Run, String>> {
-    let dir = bench
-        .paths
-        .out
-        .join("disks")
-        .join(format!("{label}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir)?;
+    let second = mode.second_boot(next_boot);
+    let dir = Disks::empty(bench, label)?;
     let log = bench.log(&format!("{label}-disks.log"));
-    let root = dir.join("root.img");
-    let data = dir.join("data.img");
+    let root = dir.path("root.img");
+    let data = dir.path("data.img");
+    let fstab = dir.path("fstab");
+    fs::write(
+        &fstab,
+        format!(
+            "/dev/vdb /data {} defaults 0 0\n",
+            match mode.data {
+                Format::Ext4 => "ext4",
+                Format::F2fs => "f2fs",
+            }
+        ),
+    )?;
     let repo = &bench.paths.repo;
     let guest = bench.paths.guest().join("debian");
     let (command, _) = crate::initramfs::static_umount_wait(bench)?;
@@ -245,6 +326,7 @@ fn one_boot(
         .ok_or_else(|| anyhow::anyhow!("race-hold was not built"))?;
     let mut install = Install {
         files: vec![
+            ("/etc/fstab", fstab.clone(), 0o644),
             ("/usr/bin/umount-wait", command, 0o755),
             ("/usr/local/bin/race-hold", race_hold, 0o755),
             (
@@ -260,6 +342,38 @@ fn one_boot(
         ],
         enable: vec![("umw-writer.service", "multi-user.target")],
     };
+    if second {
+        install.files.extend([
+            (
+                "/usr/local/sbin/umw-after-reboot",
+                guest.join("umw-after-reboot"),
+                0o755,
+            ),
+            (
+                "/etc/systemd/system/umw-after-reboot.service",
+                guest.join("umw-after-reboot.service"),
+                0o644,
+            ),
+            (
+                "/etc/systemd/system/data.mount.d/umw-first-boot.conf",
+                guest.join("data-mount-first-boot.conf"),
+                0o644,
+            ),
+        ]);
+        install
+            .enable
+            .push(("umw-after-reboot.service", "multi-user.target"));
+    }
+    if second && mode.records_verdict() {
+        install.files.push((
+            "/etc/systemd/system/umount-wait-last-shutdown.service",
+            repo.join("examples/systemd/umount-wait-last-shutdown.service"),
+            0o644,
+        ));
+        install
+            .enable
+            .push(("umount-wait-last-shutdown.service", "sysinit.target"));
+    }
     if mode.service {
         install.files.push((
             "/etc/systemd/system/umount-wait-data.service",
@@ -278,94 +392,271 @@ fn one_boot(
         ));
     }
     debian::install(base, &root, &install, &log)?;
-    run_logged(
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-L", "umw-data"])
-            .arg(&data)
-            .arg("64M"),
-        &log,
-    )?;
+    disks::make(&data, "umw-data", mode.data, &log)?;
     let console = bench.log(&format!("console-{label}.log"));
     let what = format!(
-        "{} kernel: Debian under systemd, mode {}",
-        image.name, mode.name
+        "{} kernel: Debian under systemd, mode {}{}",
+        image.name,
+        mode.name,
+        if second {
+            ", and the boot after its reboot"
+        } else {
+            ""
+        }
     );
+    let mut machine = boot::Machine::own_init(
+        image,
+        &format!(
+            "root=/dev/vda rw init=/lib/systemd/systemd{}",
+            if second {
+                format!(" {}", crate::last_shutdown::RAMOOPS)
+            } else {
+                String::new()
+            }
+        ),
+        MEMORY_MB,
+        TIMEOUT,
+    );
+    machine.warm_reset = second;
+    let mut restarts = 0;
     let outcome = bench.progress.stage(&what, Some(&console), || {
-        boot::run_own_init(
+        boot::run_machine(
             bench,
-            image,
+            &machine,
             &[root.clone(), data.clone()],
-            "root=/dev/vda rw init=/lib/systemd/systemd",
-            MEMORY_MB,
-            TIMEOUT,
             &console,
+            |line| {
+                // A guest that would not power off, or reboots again.
+                if line.contains(POWER_DOWN) {
+                    return Some("the guest powered down".into());
+                }
+                restarts += usize::from(line.contains(RESTARTING));
+                (restarts > 1).then(|| "a third boot: the guest rebooted again".into())
+            },
         )
     })?;
     let text = String::from_utf8_lossy(&fs::read(&console)?).into_owned();
-    let result = (|| -> Result<std::result::Result<Run, String>> {
-        if outcome.timed_out {
-            return Ok(Err(format!(
-                "the boot hit its time limit of {} s ({})",
-                TIMEOUT.as_secs(),
+    if outcome.timed_out {
+        return Ok(Err(format!(
+            "the boot hit its time limit of {} s ({})",
+            TIMEOUT.as_secs(),
+            console.display()
+        )));
+    }
+    if let Some(why) = outcome.stopped.filter(|w| !w.contains("powered down")) {
+        return Ok(Err(format!("stopped: {why} ({})", console.display())));
+    }
+    let mut problems = Vec::new();
+    let lines = crate::console::lines(&text, &mut problems);
+    let lines: Vec<&str> = lines.into_iter().collect();
+    if let Some(problem) = problems.first() {
+        return Ok(Err(format!("{problem} ({})", console.display())));
+    }
+    // The first boot's lines, up to its reboot; then the second's.
+    let split = lines
+        .iter()
+        .position(|l| l.contains(RESTARTING))
+        .map_or(lines.len(), |at| at + 1);
+    let (boot1, boot2) = lines.split_at(split);
+    let Some(files) = boot1
+        .iter()
+        .find_map(|l| l.strip_prefix("UMW-SYSTEMD-FILES "))
+    else {
+        return Ok(Err(format!(
+            "the writer never wrote (no UMW-SYSTEMD-FILES line in {})",
+            console.display()
+        )));
+    };
+    let number = |key: &str| -> Option<usize> {
+        files
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    let (Some(n), Some(bytes)) = (number("n="), number("bytes=")) else {
+        return Ok(Err(format!("unreadable: UMW-SYSTEMD-FILES {files}")));
+    };
+    let expected = |i: usize| -> Vec<u8> {
+        format!("umw-systemd f{i}\n")
+            .into_bytes()
+            .into_iter()
+            .cycle()
+            .take(bytes)
+            .collect()
+    };
+    let verdicts = verdicts(boot1);
+    let mut second_boot = Vec::new();
+    let mut last_shutdown = None;
+    if second {
+        if !boot2.iter().any(|l| l.contains("UMW-SECOND-BOOT-DONE")) {
+            second_boot.push(format!(
+                "the boot after the reboot did not finish (no UMW-SECOND-BOOT-DONE in {})",
                 console.display()
-            )));
+            ));
         }
-        let mut problems = Vec::new();
-        let lines = crate::console::lines(&text, &mut problems);
-        let lines: Vec<&str> = lines.into_iter().collect();
-        if let Some(problem) = problems.first() {
-            return Ok(Err(format!("{problem} ({})", console.display())));
-        }
-        let Some(files) = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("UMW-SYSTEMD-FILES "))
-        else {
-            return Ok(Err(format!(
-                "the writer never wrote (no UMW-SYSTEMD-FILES line in {})",
-                console.display()
-            )));
-        };
-        let number = |key: &str| -> Option<usize> {
-            files
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .and_then(|v| v.parse().ok())
-        };
-        let (Some(n), Some(bytes)) = (number("n="), number("bytes=")) else {
-            return Ok(Err(format!("unreadable: UMW-SYSTEMD-FILES {files}")));
-        };
-        let checks = Log(bench.log(&format!("{label}-disk-checks.log")));
-        let unclean = diskcheck::unclean(&data, &checks)?;
-        if let Some(left) = diskcheck::replay(&data, &checks)? {
-            return Ok(Err(format!("/data after the replay: {left}")));
-        }
-        let paths: Vec<String> = (0..n).map(|i| format!("/files/f{i}")).collect();
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let copies = diskcheck::dump(&data, &refs, &dir.join("dump"), &checks)?;
-        let mut wrong = Vec::new();
-        for (i, copy) in copies.iter().enumerate() {
-            let expected: Vec<u8> = format!("umw-systemd f{i}\n")
-                .into_bytes()
-                .into_iter()
-                .cycle()
-                .take(bytes)
-                .collect();
-            match copy {
-                Some(copy) if fs::read(copy)? == expected => {}
-                Some(_) => wrong.push(format!("f{i} (content)")),
-                None => wrong.push(format!("f{i} (missing)")),
+        last_shutdown = last_shutdown_heading(boot2);
+        if mode.records_verdict() {
+            if let Some(why) = verdict_mismatch(&verdicts, last_shutdown.as_deref()) {
+                second_boot.push(why);
             }
         }
-        Ok(Ok(Run {
-            unclean,
-            wrong,
-            files: n,
-            reboot_ms: reboot_ms(&text),
-            verdicts: verdicts(&lines),
-        }))
-    })();
-    let _ = fs::remove_dir_all(&dir);
-    result
+    }
+    let checks = Log(bench.log(&format!("{label}-disk-checks.log")));
+    let (unclean, wrong) = match mode.data {
+        Format::Ext4 => {
+            let unclean = diskcheck::unclean(&data, &checks)?;
+            if let Some(left) = diskcheck::replay(&data, &checks)? {
+                return Ok(Err(format!("/data after the replay: {left}")));
+            }
+            let paths: Vec<String> = (0..n).map(|i| format!("/files/f{i}")).collect();
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let copies = diskcheck::dump(&data, &refs, &dir.path("dump"), &checks)?;
+            let mut wrong = Vec::new();
+            for (i, copy) in copies.iter().enumerate() {
+                match copy {
+                    Some(copy) if fs::read(copy)? == expected(i) => {}
+                    Some(_) => wrong.push(format!("f{i} (content)")),
+                    None => wrong.push(format!("f{i} (missing)")),
+                }
+            }
+            (unclean, wrong)
+        }
+        Format::F2fs => {
+            let read = read_f2fs(boot2);
+            checks.append(&format!(
+                "== {} (f2fs, read by the guest)\n",
+                data.display()
+            ));
+            for l in &read.fsck {
+                checks.append(&format!("{l}\n"));
+            }
+            if read.mount_failed {
+                return Ok(Err(format!(
+                    "the boot after the reboot could not mount /data ({})",
+                    console.display()
+                )));
+            }
+            let Some(rc) = read.fsck_rc else {
+                return Ok(Err(format!(
+                    "the boot after the reboot did not check /data (no UMW-F2FS-FSCK-EXIT in {})",
+                    console.display()
+                )));
+            };
+            let unclean = diskcheck::f2fs_fsck_notes(&read.fsck.join("\n"), rc);
+            let mut wrong = Vec::new();
+            for i in 0..n {
+                let name = format!("f{i}");
+                match read.sums.iter().find(|(f, ..)| *f == name) {
+                    None => wrong.push(format!("{name} (missing)")),
+                    Some((_, size, md5)) => {
+                        if *size != bytes as u64 || *md5 != md5_hex(&expected(i))? {
+                            wrong.push(format!("{name} (content)"));
+                        }
+                    }
+                }
+            }
+            (unclean, wrong)
+        }
+    };
+    Ok(Ok(Run {
+        unclean,
+        wrong,
+        files: n,
+        reboot_ms: reboot_ms(&text),
+        verdicts,
+        last_shutdown,
+        second_boot,
+    }))
+}
+
+/// f2fs /data as the boot after the reboot read it (umw-after-reboot).
+#[derive(Debug, Default, PartialEq)]
+struct F2fsRead {
+    /// `fsck.f2fs --dry-run -f`'s output before the mount, and its exit.
+    fsck: Vec<String>,
+    fsck_rc: Option<i32>,
+    /// (name, bytes, md5) of each file after the mount.
+    sums: Vec<(String, u64, String)>,
+    mount_failed: bool,
+}
+
+fn read_f2fs(lines: &[&str]) -> F2fsRead {
+    let mut read = F2fsRead::default();
+    for line in lines {
+        if let Some(rc) = line.strip_prefix("UMW-F2FS-FSCK-EXIT ") {
+            read.fsck_rc = rc.trim().parse().ok();
+        } else if let Some(out) = line.strip_prefix("UMW-F2FS-FSCK ") {
+            read.fsck.push(out.to_string());
+        } else if let Some(sum) = line.strip_prefix("UMW-SYSTEMD-SUM ") {
+            let w: Vec<&str> = sum.split_whitespace().collect();
+            if let [name, bytes, md5] = w[..] {
+                if let Ok(bytes) = bytes.parse() {
+                    read.sums.push((name.to_string(), bytes, md5.to_string()));
+                }
+            }
+        } else if line.starts_with("UMW-F2FS-MOUNT-FAILED") {
+            read.mount_failed = true;
+        }
+    }
+    read
+}
+
+/// The md5 of `bytes` (md5sum's hex).
+fn md5_hex(bytes: &[u8]) -> Result<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("md5sum's stdin"))?
+        .write_all(bytes)?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The heading of `umount-wait --last-shutdown` in the journal of the
+/// boot after the reboot ("the last shutdown (...): umount-wait --all,
+/// exit N, K filesystem(s), ..."), or its "no verdict" answer.
+fn last_shutdown_heading(lines: &[&str]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let at = l
+            .find("the last shutdown")
+            .or_else(|| l.find("--last-shutdown: "))?;
+        Some(l[at..].trim().to_string())
+    })
+}
+
+/// Why the verdict the boot after the reboot showed is not the shutdown's
+/// last `--all` (the same number of filesystems); None when it is.
+fn verdict_mismatch(verdicts: &[String], heading: Option<&str>) -> Option<String> {
+    let count = |text: &str| -> Option<String> {
+        let before = text.split(" filesystem(s)").next()?;
+        Some(before.rsplit([' ', ',']).next()?.to_string())
+    };
+    let Some(heading) = heading else {
+        return Some(
+            "the boot after the reboot showed no verdict (umount-wait-last-shutdown.service)"
+                .into(),
+        );
+    };
+    let Some(last) = verdicts.last() else {
+        return Some("the shutdown's umount-wait --all printed no summary".into());
+    };
+    if !heading.contains("umount-wait --all, exit") || count(heading) != count(last) {
+        return Some(format!(
+            "the boot after the reboot showed \"{heading}\", the shutdown's last --all said \"{last}\""
+        ));
+    }
+    None
 }
 
 /// umount-wait's summary lines among the console's.
@@ -381,20 +672,20 @@ fn verdicts(lines: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// From the writer's `UMW-SYSTEMD-REBOOT uptime=S` to the kernel's last
-/// timestamp (its "reboot: Restarting system"), in ms.
+/// From the writer's `UMW-SYSTEMD-REBOOT uptime=S` to the timestamp of the
+/// kernel's first "reboot: Restarting system" after it, in ms.
 fn reboot_ms(text: &str) -> Option<u64> {
-    let asked: f64 = text
-        .lines()
+    let mut lines = text.lines();
+    let asked: f64 = lines
         .find_map(|l| l.trim().strip_prefix("UMW-SYSTEMD-REBOOT uptime="))?
         .trim()
         .parse()
         .ok()?;
-    let last: f64 = text.lines().rev().find_map(|l| {
+    let reset: f64 = lines.find(|l| l.contains(RESTARTING)).and_then(|l| {
         let rest = l.trim_start().strip_prefix('[')?;
         rest.split_once(']')?.0.trim().parse::<f64>().ok()
     })?;
-    (last >= asked).then(|| ((last - asked) * 1000.0).round() as u64)
+    (reset >= asked).then(|| ((reset - asked) * 1000.0).round() as u64)
 }
 
 #[cfg(test)]
@@ -406,6 +697,9 @@ mod tests {
         let text = "[    9.000000] x\nUMW-SYSTEMD-REBOOT uptime=10.25\n[   11.500000] reboot: Restarting system\n";
         assert_eq!(reboot_ms(text), Some(1250));
         assert_eq!(reboot_ms("[ 1.0] x\n"), None);
+        // The first reset after the request, not the second boot's end.
+        let two = "UMW-SYSTEMD-REBOOT uptime=10.0\n[   11.0] reboot: Restarting system\n[    5.0] x\n[    9.0] reboot: Power down\n";
+        assert_eq!(reboot_ms(two), Some(1000));
     }
 
     #[test]
@@ -426,8 +720,77 @@ mod tests {
 
     #[test]
     fn modes_by_name() {
-        assert_eq!(select_modes(&[]).unwrap().len(), 4);
+        assert_eq!(select_modes(&[]).unwrap().len(), 6);
+        let f2fs = select_modes(&["both+f2fs".into()]).unwrap()[0];
+        assert!(f2fs.second_boot(false) && f2fs.records_verdict());
+        let stock = select_modes(&["stock".into()]).unwrap()[0];
+        assert!(!stock.second_boot(true));
+        let both = select_modes(&["both".into()]).unwrap()[0];
+        assert!(both.second_boot(true) && !both.second_boot(false));
+        assert!(select_modes(&["stock+f2fs".into()]).unwrap()[0].second_boot(false));
         assert_eq!(select_modes(&["both".into()]).unwrap()[0].name, "both");
         assert!(select_modes(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn the_next_boots_verdict_must_be_the_shutdowns_last() {
+        let first = vec![
+            "umount-wait: --all: 1 filesystem(s), 1 shut down; 1 pass(es), 40 ms".to_string(),
+            "umount-wait: --all: 2 filesystem(s), 2 remounted read only; 1 pass(es), 9 ms"
+                .to_string(),
+        ];
+        let lines = [
+            "[    3.2] umount-wait[120]: the last shutdown (2026-12-05 11:00:00 UTC, kernel 7.3.4): umount-wait --all, exit 0, 2 filesystem(s), 2 read-only; 1 pass(es), 9.0 ms",
+            "[    3.2] umount-wait[120]:   /: read-only",
+        ];
+        let heading = last_shutdown_heading(&lines);
+        assert!(heading
+            .as_deref()
+            .unwrap()
+            .starts_with("the last shutdown (2026"));
+        assert_eq!(verdict_mismatch(&first, heading.as_deref()), None);
+        // The first --all's count, not the last's: a mismatch.
+        assert!(verdict_mismatch(&first[..1], heading.as_deref()).is_some());
+        assert!(verdict_mismatch(&first, None)
+            .unwrap()
+            .contains("no verdict"));
+        assert!(verdict_mismatch(&[], heading.as_deref()).is_some());
+        let nothing = ["[ 3.0] umount-wait[1]: umount-wait: --last-shutdown: no verdict recorded: /sys/fs/pstore holds no pmsg file"];
+        let heading = last_shutdown_heading(&nothing);
+        assert!(heading
+            .as_deref()
+            .unwrap()
+            .starts_with("--last-shutdown: no verdict"));
+        assert!(verdict_mismatch(&first, heading.as_deref()).is_some());
+    }
+
+    #[test]
+    fn f2fs_as_the_next_boot_read_it() {
+        let lines = [
+            "UMW-SECOND-BOOT",
+            "UMW-F2FS-FSCK Info: checkpoint state = 45 :  crc compacted_summary unmount",
+            "UMW-F2FS-FSCK-EXIT 0",
+            "UMW-SYSTEMD-SUM f0 524288 0123abcd",
+            "UMW-SYSTEMD-SUM f1 12",
+            "UMW-SECOND-BOOT-DONE",
+        ];
+        let read = read_f2fs(&lines);
+        assert_eq!(read.fsck_rc, Some(0));
+        assert_eq!(
+            read.sums,
+            vec![("f0".to_string(), 524288, "0123abcd".to_string())]
+        );
+        assert!(!read.mount_failed);
+        assert!(diskcheck::f2fs_fsck_notes(&read.fsck.join("\n"), 0).is_empty());
+        let dirty = [
+            "UMW-F2FS-FSCK Info: checkpoint state = 44 :  crc compacted_summary",
+            "UMW-F2FS-FSCK-EXIT 0",
+        ];
+        let read = read_f2fs(&dirty);
+        assert_eq!(
+            diskcheck::f2fs_fsck_notes(&read.fsck.join("\n"), 0),
+            vec!["checkpoint not an unmount's (crc compacted_summary)".to_string()]
+        );
+        assert_eq!(md5_hex(b"").unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }
