@@ -167,16 +167,16 @@ impl Bench {
                 )?;
             }
             // The reboot under a real systemd: the stock baseline and the
-            // examples (data service and shutdown hook), one boot each, on
-            // the 7.3 kernel with the series; every mode and both 7.3
-            // kernels in `umw-vm systemd-reboot` and the campaign.
-            if options.systemd_boots > 0 && image.name == KernelName::Patched73 {
-                let modes = systemd_reboot::select_modes(&["stock".into(), "both".into()])?;
+            // examples (data service and shutdown hook, with the boot after
+            // the reboot showing their verdict), on ext4 and f2fs, one
+            // boot each, on the 7.3 kernels (systemd_reboot::test_modes);
+            // every mode in `umw-vm systemd-reboot` and the campaign.
+            if options.systemd_boots > 0 && systemd_reboot::runs_on(image.name) {
                 systemd_reboot::run(
                     self,
                     image,
                     options.systemd_boots,
-                    &modes,
+                    &systemd_reboot::test_modes(image.name),
                     true,
                     &mut result,
                 )?;
@@ -264,13 +264,16 @@ impl Bench {
         modes: &[String],
         next_boot: bool,
     ) -> Result<bool> {
-        let modes = systemd_reboot::select_modes(modes)?;
+        for kernel in kernels {
+            systemd_reboot::select_modes(modes, *kernel)?;
+        }
         // On an empty cache the image's debootstrap (mostly the network's
         // and dpkg's) runs beside the kernels' builds, not after them; the
         // boots wait for it on its lock.
         std::thread::scope(|scope| {
             let image = scope.spawn(|| crate::debian::base_image(self));
             let ok = self.scenario_alone(kernels, |image, _, result| {
+                let modes = systemd_reboot::select_modes(modes, image.name)?;
                 systemd_reboot::run(self, image, boots, &modes, next_boot, result)
             });
             image
@@ -387,7 +390,7 @@ impl Bench {
                 self.faults_boots(image, initramfs, options.boots, result)?;
             }
             if wants("systemd-reboot") && systemd_reboot::runs_on(image.name) {
-                let modes = systemd_reboot::select_modes(&[])?;
+                let modes = systemd_reboot::select_modes(&[], image.name)?;
                 systemd_reboot::run(self, image, options.boots, &modes, true, result)?;
             }
             if wants("shutdown-reboot") && shutdown_reboot::runs_on(image.name) {

@@ -90,7 +90,7 @@ enum Command {
         /// Boots per mode of the shutdown-reboot test (the reboot script, then every disk checked on the host), 0 skips it and the CI boot job; unpatched and patched kernels only, only without --suites.
         #[arg(long, default_value_t = 1)]
         shutdown_boots: u32,
-        /// Boots per mode of the reboot under a real systemd (the Debian image: stock and both examples) on patched-7.3, 0 skips it (ci/test runs it beside the host stages instead, `umw-vm systemd-reboot`); only without --suites.
+        /// Boots per mode of the reboot under a real systemd (the Debian image: stock and both examples on patched-7.3, both examples with f2fs /data on unpatched-7.3), 0 skips it (ci/test runs it beside the host stages instead, `umw-vm systemd-reboot`); only without --suites.
         #[arg(long, default_value_t = 1)]
         systemd_boots: u32,
     },
@@ -123,7 +123,7 @@ enum Command {
         /// Boots per mode.
         #[arg(long, default_value_t = 1)]
         boots: u32,
-        /// Only these modes (stock, service, hook, both, stock+f2fs, both+f2fs); all when none is given.
+        /// Only these modes (stock, service, hook, both, stock+f2fs, both+f2fs; or test: umw-vm test's per kernel); all when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
         /// No boot after the reboot for the shutdown's verdict (modes with an example; the f2fs modes keep theirs, where /data is read): one boot each, for campaigns.

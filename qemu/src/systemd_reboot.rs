@@ -136,22 +136,45 @@ pub const MODES: [Mode; 6] = [
     },
 ];
 
+/// The modes of `umw-vm test` (and of CI's systemd job, ci/test:
+/// `--modes test`), per kernel: the stock baseline and both examples on
+/// ext4 with the series (kernel and notify paths), both examples on f2fs
+/// without it (fallback). Every mode on both kernels: the campaign.
+pub fn test_modes(kernel: KernelName) -> Vec<Mode> {
+    let names: &[&str] = match kernel {
+        KernelName::Patched73 => &["stock", "both"],
+        _ => &["both+f2fs"],
+    };
+    MODES
+        .iter()
+        .copied()
+        .filter(|m| names.contains(&m.name))
+        .collect()
+}
+
 /// The kernels it boots: 7.3, with and without the series.
 pub fn runs_on(kernel: KernelName) -> bool {
     matches!(kernel, KernelName::Patched73 | KernelName::Unpatched73)
 }
 
-/// The modes named in `names` (all when empty).
-pub fn select_modes(names: &[String]) -> Result<Vec<Mode>> {
+/// The modes named in `names` (all when empty; `test`: [`test_modes`]
+/// of `kernel`).
+pub fn select_modes(names: &[String], kernel: KernelName) -> Result<Vec<Mode>> {
     if names.is_empty() {
         return Ok(MODES.to_vec());
+    }
+    if names == ["test"] {
+        return Ok(test_modes(kernel));
     }
     names
         .iter()
         .map(|n| {
             MODES.iter().copied().find(|m| m.name == n).ok_or_else(|| {
                 let all: Vec<&str> = MODES.iter().map(|m| m.name).collect();
-                anyhow::anyhow!("no systemd-reboot mode {n} (modes: {})", all.join(", "))
+                anyhow::anyhow!(
+                    "no systemd-reboot mode {n} (modes: {}; or test alone)",
+                    all.join(", ")
+                )
             })
         })
         .collect()
@@ -720,16 +743,22 @@ mod tests {
 
     #[test]
     fn modes_by_name() {
-        assert_eq!(select_modes(&[]).unwrap().len(), 6);
-        let f2fs = select_modes(&["both+f2fs".into()]).unwrap()[0];
+        assert_eq!(select_modes(&[], KernelName::Patched73).unwrap().len(), 6);
+        let f2fs = select_modes(&["both+f2fs".into()], KernelName::Patched73).unwrap()[0];
         assert!(f2fs.second_boot(false) && f2fs.records_verdict());
-        let stock = select_modes(&["stock".into()]).unwrap()[0];
+        let stock = select_modes(&["stock".into()], KernelName::Patched73).unwrap()[0];
         assert!(!stock.second_boot(true));
-        let both = select_modes(&["both".into()]).unwrap()[0];
+        let both = select_modes(&["both".into()], KernelName::Patched73).unwrap()[0];
         assert!(both.second_boot(true) && !both.second_boot(false));
-        assert!(select_modes(&["stock+f2fs".into()]).unwrap()[0].second_boot(false));
-        assert_eq!(select_modes(&["both".into()]).unwrap()[0].name, "both");
-        assert!(select_modes(&["nope".into()]).is_err());
+        assert!(
+            select_modes(&["stock+f2fs".into()], KernelName::Patched73).unwrap()[0]
+                .second_boot(false)
+        );
+        assert_eq!(
+            select_modes(&["both".into()], KernelName::Patched73).unwrap()[0].name,
+            "both"
+        );
+        assert!(select_modes(&["nope".into()], KernelName::Patched73).is_err());
     }
 
     #[test]
