@@ -158,6 +158,9 @@ pub struct Machine {
     pub memory_mb: u32,
     pub warm_reset: bool,
     pub timeout: Duration,
+    /// The guest's RAM in this file (shared, kept after QEMU ends): a
+    /// second run on the same file finds what the first left in RAM.
+    pub ram_file: Option<PathBuf>,
 }
 
 /// The kernel options of every boot: the console, a panic ends the VM.
@@ -174,6 +177,7 @@ impl Machine {
             memory_mb: image.memory_mb,
             warm_reset: boot.warm_reset,
             timeout: boot.timeout,
+            ram_file: None,
         }
     }
 
@@ -194,6 +198,7 @@ impl Machine {
             memory_mb,
             warm_reset: false,
             timeout,
+            ram_file: None,
         }
     }
 }
@@ -285,6 +290,14 @@ fn qemu(bench: &Bench, machine: &Machine, disks: &[PathBuf]) -> (Command, Monito
         "-display",
         "none",
     ]);
+    if let Some(file) = &machine.ram_file {
+        command.arg("-object").arg(format!(
+            "memory-backend-file,id=umw-ram,size={}M,mem-path={},share=on",
+            machine.memory_mb,
+            file.display()
+        ));
+        command.args(["-machine", "memory-backend=umw-ram"]);
+    }
     if !machine.warm_reset {
         command.arg("-no-reboot");
     }
