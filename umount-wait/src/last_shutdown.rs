@@ -168,7 +168,7 @@ pub fn record(summary: &Summary, exit: i32, printer: &Printer) {
     match said(&written, record.len()) {
         Said::Verbose(text) => printer.verbose_note(&text),
         Said::Always(text) => {
-            let _ = writeln!(std::io::stderr(), "umount-wait: {text}");
+            crate::report::stderr_line(format_args!("umount-wait: {text}"));
         }
     }
 }
@@ -211,7 +211,7 @@ fn said(written: &Result<(), NotWritten>, len: usize) -> Said {
 /// (text, or its JSON with `json`) on stdout.
 pub fn show(path: &Path, json: bool) -> Exit {
     let err = |text: String| {
-        let _ = writeln!(std::io::stderr(), "umount-wait: {text}");
+        crate::report::stderr_line(format_args!("umount-wait: {text}"));
     };
     let shown = umount_wait::mountinfo::display(path);
     match verdict::search(path) {

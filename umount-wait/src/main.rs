@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("umount-wait: {e:#}");
+            report::stderr_line(format_args!("umount-wait: {e:#}"));
             Exit::System
         }
     };
@@ -110,19 +110,19 @@ fn run(cli: &Cli) -> anyhow::Result<Exit> {
     if let Some(ns) = &cli.namespace {
         let file = sys::mount_namespace_file(ns);
         if let Err(errno) = sys::enter_mount_namespace(&file) {
-            eprintln!(
+            report::stderr_line(format_args!(
                 "umount-wait: entering the mount namespace {}: {}; nothing was unmounted",
                 mountinfo::display(&file),
                 std::io::Error::from_raw_os_error(errno.raw_os_error())
-            );
+            ));
             return Ok(Exit::System);
         }
         if let Err((path, found)) = sys::check_kernel_views() {
-            eprintln!(
+            report::stderr_line(format_args!(
                 "umount-wait: in the mount namespace {}, {path} is not the kernel's ({found}): \
                  its mount table cannot be trusted; nothing was unmounted",
                 mountinfo::display(&file),
-            );
+            ));
             return Ok(Exit::System);
         }
     }
@@ -350,7 +350,7 @@ fn refuse_all(printer: &Printer, errors: &[Error]) -> Exit {
     for e in errors {
         printer.error(e, None);
     }
-    eprintln!("umount-wait: nothing was unmounted");
+    report::stderr_line(format_args!("umount-wait: nothing was unmounted"));
     Exit::Usage
 }
 

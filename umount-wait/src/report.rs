@@ -28,8 +28,18 @@ macro_rules! out {
 }
 macro_rules! err {
     ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        stderr_line(format_args!($($arg)*));
     }};
+}
+
+/// One line on stderr in one write(2). Where stderr is /dev/kmsg (the
+/// systemd-shutdown hook, `>/dev/kmsg`), each write is a record of the
+/// kernel log: a line written in pieces (stderr is unbuffered) would be
+/// several records, "umount-wait: " and the rest apart.
+pub fn stderr_line(args: std::fmt::Arguments) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Prints what happens to the targets.
