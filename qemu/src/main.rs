@@ -70,7 +70,7 @@ enum Command {
     },
     /// Run the suites on each kernel, write target/vm/summary.json, print the table.
     Test {
-        /// Kernels to test; every kernel but unpatched-7.3 (unpatched, patched, patched-7.3, debug, mutant, stock) when none is given.
+        /// Kernels to test; every kernel (unpatched, patched, unpatched-7.3, patched-7.3, debug, mutant, stock) when none is given.
         #[arg(value_enum)]
         kernels: Vec<KernelName>,
         /// Only these suites (names of files in qemu/guest/suites/).
@@ -126,7 +126,7 @@ enum Command {
         /// Only these modes (stock, service, hook, both, stock+f2fs, both+f2fs; or test: umw-vm test's per kernel); all when none is given.
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
-        /// No boot after the reboot for the shutdown's verdict (modes with an example; the f2fs modes keep theirs, where /data is read): one boot each, for campaigns.
+        /// No boot after the reboot for the shutdown's verdict (modes with an example; the f2fs modes keep theirs, where /data is read): one boot each, for statistics on /data alone (`umw-vm campaign --parts systemd-reboot` keeps the boot after).
         #[arg(long)]
         no_next_boot: bool,
     },

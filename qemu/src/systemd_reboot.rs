@@ -2,7 +2,8 @@
 //! its own systemd, its own shutdown, the project's examples installed or
 //! not. One run is one boot:
 //!
-//!   the image, /data a fresh ext4 disk (/dev/vdb, in its fstab)
+//!   the image, /data a fresh disk (/dev/vdb: ext4, or f2fs in the +f2fs
+//!   modes; the fstab written per boot)
 //!   -> umw-writer.service (qemu/guest/debian/), in a mount namespace of
 //!      its own (PrivateMounts=yes): files of known content left dirty on
 //!      /data, two holders whose files an io_uring ring holds (race-hold
@@ -433,9 +434,7 @@ fn one_boot(
     // ramoops region), without the reset itself, which costs TCG 10-15 s
     // here (the translated code of the first boot invalidated page by
     // page), and with the host reading /data between the two.
-    let ram = second.then(|| {
-        std::path::PathBuf::from(format!("/dev/shm/umw-ram-{}-{label}", std::process::id()))
-    });
+    let ram = if second { Some(ram_file(label)?) } else { None };
     let _ram_gone = ram.as_ref().map(|r| RemoveOnDrop(r.clone()));
     let mut machine = boot::Machine::own_init(
         image,
@@ -489,13 +488,41 @@ fn one_boot(
             .take(bytes)
             .collect()
     };
+    // The first boot must end in its reboot, not a power-off or a halt.
+    if !lines.iter().any(|l| l.contains(RESTARTING)) {
+        return Ok(Err(format!(
+            "the first boot did not reboot (no \"{RESTARTING}\" in {})",
+            console.display()
+        )));
+    }
+    let boot_id = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("UMW-SYSTEMD-BOOT-ID "))
+        .map(str::trim);
+    // /data as the reboot left it, read on the host before the boot after
+    // the reboot (which leaves it unmounted): ext4 whole; f2fs its
+    // checkpoint (the host has no f2fs driver for the files).
     let checks = Log(bench.log(&format!("{label}-disk-checks.log")));
-    // f2fs's checkpoint, as the reboot left it: the host reads it before
-    // the boot after the reboot mounts /data (the host has no f2fs driver
-    // for the files).
-    let f2fs_unclean = match mode.data {
-        Format::F2fs => Some(diskcheck::f2fs_unclean(&data, &checks)?),
-        Format::Ext4 => None,
+    let mut wrong = Vec::new();
+    let unclean = match mode.data {
+        Format::Ext4 => {
+            let unclean = diskcheck::unclean(&data, &checks)?;
+            if let Some(left) = diskcheck::replay(&data, &checks)? {
+                return Ok(Err(format!("/data after the replay: {left}")));
+            }
+            let paths: Vec<String> = (0..n).map(|i| format!("/files/f{i}")).collect();
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let copies = diskcheck::dump(&data, &refs, &dir.path("dump"), &checks)?;
+            for (i, copy) in copies.iter().enumerate() {
+                match copy {
+                    Some(copy) if fs::read(copy)? == expected(i) => {}
+                    Some(_) => wrong.push(format!("f{i} (content)")),
+                    None => wrong.push(format!("f{i} (missing)")),
+                }
+            }
+            unclean
+        }
+        Format::F2fs => diskcheck::f2fs_unclean(&data, &checks)?,
     };
     let next_console = bench.log(&format!("console-{label}-next.log"));
     let boot2 = if second {
@@ -526,54 +553,31 @@ fn one_boot(
         }
         last_shutdown = last_shutdown_heading(&boot2);
         if mode.records_verdict() {
-            if let Some(why) = verdict_mismatch(&verdicts, last_shutdown.as_deref()) {
+            if let Some(why) = verdict_mismatch(&verdicts, last_shutdown.as_deref(), boot_id) {
                 second_boot.push(why);
             }
         }
     }
-    let (unclean, wrong) = match mode.data {
-        Format::Ext4 => {
-            let unclean = diskcheck::unclean(&data, &checks)?;
-            if let Some(left) = diskcheck::replay(&data, &checks)? {
-                return Ok(Err(format!("/data after the replay: {left}")));
-            }
-            let paths: Vec<String> = (0..n).map(|i| format!("/files/f{i}")).collect();
-            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-            let copies = diskcheck::dump(&data, &refs, &dir.path("dump"), &checks)?;
-            let mut wrong = Vec::new();
-            for (i, copy) in copies.iter().enumerate() {
-                match copy {
-                    Some(copy) if fs::read(copy)? == expected(i) => {}
-                    Some(_) => wrong.push(format!("f{i} (content)")),
-                    None => wrong.push(format!("f{i} (missing)")),
-                }
-            }
-            (unclean, wrong)
+    if mode.data == Format::F2fs {
+        let read = read_f2fs(&boot2);
+        if read.mount_failed || !read.done {
+            return Ok(Err(format!(
+                "the boot after the reboot could not read /data ({})",
+                next_console.display()
+            )));
         }
-        Format::F2fs => {
-            let read = read_f2fs(&boot2);
-            if read.mount_failed || !read.done {
-                return Ok(Err(format!(
-                    "the boot after the reboot could not read /data ({})",
-                    next_console.display()
-                )));
-            }
-            let unclean = f2fs_unclean.unwrap_or_default();
-            let mut wrong = Vec::new();
-            for i in 0..n {
-                let name = format!("f{i}");
-                match read.sums.iter().find(|(f, ..)| *f == name) {
-                    None => wrong.push(format!("{name} (missing)")),
-                    Some((_, size, md5)) => {
-                        if *size != bytes as u64 || *md5 != md5_hex(&expected(i))? {
-                            wrong.push(format!("{name} (content)"));
-                        }
+        for i in 0..n {
+            let name = format!("f{i}");
+            match read.sums.iter().find(|(f, ..)| *f == name) {
+                None => wrong.push(format!("{name} (missing)")),
+                Some((_, size, md5)) => {
+                    if *size != bytes as u64 || *md5 != md5_hex(&expected(i))? {
+                        wrong.push(format!("{name} (content)"));
                     }
                 }
             }
-            (unclean, wrong)
         }
-    };
+    }
     Ok(Ok(Run {
         unclean,
         wrong,
@@ -643,6 +647,36 @@ fn one_run(
     Ok(Ok(String::from_utf8_lossy(&fs::read(console)?).into_owned()))
 }
 
+/// The guest's RAM file for a boot and the boot after its reboot:
+/// /dev/shm/umw-ram-<pid>-<label>, none there yet. Files that runs of
+/// umw-vm no longer alive left behind (killed before their cleanup) are
+/// removed first; /dev/shm must hold the guest's memory (a smaller one, a
+/// container's 64 MiB, would make QEMU die of SIGBUS mid-boot).
+fn ram_file(label: &str) -> Result<std::path::PathBuf> {
+    let shm = std::path::Path::new("/dev/shm");
+    for entry in fs::read_dir(shm)?.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("umw-ram-")) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    let stat = rustix::fs::statvfs(shm)?;
+    let free = stat.f_bavail * stat.f_frsize;
+    if free < u64::from(MEMORY_MB) << 20 {
+        anyhow::bail!(
+            "/dev/shm has {} MiB free, the guest's RAM file needs {MEMORY_MB} MiB",
+            free >> 20
+        );
+    }
+    let file = shm.join(format!("umw-ram-{}-{label}", std::process::id()));
+    let _ = fs::remove_file(&file);
+    Ok(file)
+}
+
 /// A file removed when this goes (the guest's RAM file).
 struct RemoveOnDrop(std::path::PathBuf);
 
@@ -675,23 +709,41 @@ fn md5_hex(bytes: &[u8]) -> Result<String> {
 }
 
 /// The heading of `umount-wait --last-shutdown` in the journal of the
-/// boot after the reboot ("the last shutdown (...): umount-wait --all,
-/// exit N, K filesystem(s), ..."), or its "no verdict" answer.
+/// boot after the reboot ("umount-wait[PID]: the last shutdown (...):
+/// umount-wait --all, exit N, K filesystem(s), ..."), or its "no verdict"
+/// answer: the command's own line, not systemd's about the unit (whose
+/// description says "the last shutdown" too).
 fn last_shutdown_heading(lines: &[&str]) -> Option<String> {
     lines.iter().find_map(|l| {
-        let at = l
-            .find("the last shutdown")
-            .or_else(|| l.find("--last-shutdown: "))?;
-        Some(l[at..].trim().to_string())
+        let after = &l[l.find("umount-wait[")?..];
+        let at = after
+            .find("the last shutdown (")
+            .or_else(|| after.find("--last-shutdown: "))?;
+        Some(after[at..].trim().to_string())
     })
 }
 
-/// Why the verdict the boot after the reboot showed is not the shutdown's
-/// last `--all` (the same number of filesystems); None when it is.
-fn verdict_mismatch(verdicts: &[String], heading: Option<&str>) -> Option<String> {
+/// Why the verdict the boot after the reboot showed is not the one the
+/// shutdown's last `--all` recorded; None when it is: the same boot (the
+/// writer's `boot_id`), the same number of filesystems and passes, the
+/// same time to 0.1 ms (what tells the shutdown hook's run from the data
+/// service's, which may count the same).
+fn verdict_mismatch(
+    verdicts: &[String],
+    heading: Option<&str>,
+    boot_id: Option<&str>,
+) -> Option<String> {
     let count = |text: &str| -> Option<String> {
         let before = text.split(" filesystem(s)").next()?;
         Some(before.rsplit([' ', ',']).next()?.to_string())
+    };
+    // "N pass(es), X ms"
+    let passes_ms = |text: &str| -> Option<(String, f64)> {
+        let before = text.split(" pass(es), ").next()?;
+        let passes = before.rsplit([' ', ';']).next()?.to_string();
+        let after = text.split(" pass(es), ").nth(1)?;
+        let ms = after.split(" ms").next()?.trim().parse().ok()?;
+        Some((passes, ms))
     };
     let Some(heading) = heading else {
         return Some(
@@ -702,9 +754,19 @@ fn verdict_mismatch(verdicts: &[String], heading: Option<&str>) -> Option<String
     let Some(last) = verdicts.last() else {
         return Some("the shutdown's umount-wait --all printed no summary".into());
     };
-    if !heading.contains("umount-wait --all, exit") || count(heading) != count(last) {
+    let same_run = match (passes_ms(heading), passes_ms(last)) {
+        (Some((p1, ms1)), Some((p2, ms2))) => p1 == p2 && (ms1 - ms2).abs() <= 0.1 + 1e-9,
+        _ => false,
+    };
+    let same_boot = boot_id.is_some_and(|id| heading.contains(&format!("boot {id}")));
+    if !heading.contains("umount-wait --all, exit")
+        || count(heading) != count(last)
+        || !same_run
+        || !same_boot
+    {
         return Some(format!(
-            "the boot after the reboot showed \"{heading}\", the shutdown's last --all said \"{last}\""
+            "the boot after the reboot showed \"{heading}\", the shutdown's last --all (boot {}) said \"{last}\"",
+            boot_id.unwrap_or("?")
         ));
     }
     None
@@ -792,12 +854,14 @@ mod tests {
     #[test]
     fn the_next_boots_verdict_must_be_the_shutdowns_last() {
         let first = vec![
-            "umount-wait: --all: 1 filesystem(s), 1 shut down; 1 pass(es), 40 ms".to_string(),
-            "umount-wait: --all: 2 filesystem(s), 2 remounted read only; 1 pass(es), 9 ms"
+            "umount-wait: --all: 1 filesystem(s), 1 shut down; 1 pass(es), 40.0 ms".to_string(),
+            "umount-wait: --all: 1 filesystem(s), 1 remounted read only; 1 pass(es), 9.0 ms"
                 .to_string(),
         ];
+        let id = Some("d0485ec6-746c");
         let lines = [
-            "[    3.2] umount-wait[120]: the last shutdown (2026-12-05 11:00:00 UTC, kernel 7.3.4): umount-wait --all, exit 0, 2 filesystem(s), 2 read-only; 1 pass(es), 9.0 ms",
+            "[    3.1] systemd[1]: Starting umount-wait-last-shutdown.service - Show what the last shutdown left of each filesystem (umount-wait --last-shutdown)...",
+            "[    3.2] umount-wait[120]: the last shutdown (2026-12-05 11:00:00 UTC, kernel 7.3.4, boot d0485ec6-746c): umount-wait --all, exit 0, 1 filesystem(s), 1 left read-only; 1 pass(es), 9.0 ms",
             "[    3.2] umount-wait[120]:   /: read-only",
         ];
         let heading = last_shutdown_heading(&lines);
@@ -805,20 +869,25 @@ mod tests {
             .as_deref()
             .unwrap()
             .starts_with("the last shutdown (2026"));
-        assert_eq!(verdict_mismatch(&first, heading.as_deref()), None);
-        // The first --all's count, not the last's: a mismatch.
-        assert!(verdict_mismatch(&first[..1], heading.as_deref()).is_some());
-        assert!(verdict_mismatch(&first, None)
+        assert_eq!(verdict_mismatch(&first, heading.as_deref(), id), None);
+        // The data service's run, not the hook's (the same count): a mismatch.
+        assert!(verdict_mismatch(&first[..1], heading.as_deref(), id).is_some());
+        // Another boot's verdict.
+        assert!(verdict_mismatch(&first, heading.as_deref(), Some("ffff")).is_some());
+        assert!(verdict_mismatch(&first, heading.as_deref(), None).is_some());
+        assert!(verdict_mismatch(&first, None, id)
             .unwrap()
             .contains("no verdict"));
-        assert!(verdict_mismatch(&[], heading.as_deref()).is_some());
+        assert!(verdict_mismatch(&[], heading.as_deref(), id).is_some());
         let nothing = ["[ 3.0] umount-wait[1]: umount-wait: --last-shutdown: no verdict recorded: /sys/fs/pstore holds no pmsg file"];
         let heading = last_shutdown_heading(&nothing);
         assert!(heading
             .as_deref()
             .unwrap()
             .starts_with("--last-shutdown: no verdict"));
-        assert!(verdict_mismatch(&first, heading.as_deref()).is_some());
+        assert!(verdict_mismatch(&first, heading.as_deref(), id).is_some());
+        // systemd's line about the unit alone is no verdict.
+        assert_eq!(last_shutdown_heading(&lines[..1]), None);
     }
 
     #[test]

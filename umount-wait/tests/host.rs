@@ -269,6 +269,10 @@ fn main() {
             all_remounts_busy_read_only_and_names_holder,
         ),
         (
+            "all_writes_each_stderr_line_whole",
+            all_writes_each_stderr_line_whole,
+        ),
+        (
             "all_a_survivor_first_in_the_order_leaves_nothing_read_write",
             all_a_survivor_first_in_the_order_leaves_nothing_read_write,
         ),
@@ -3123,6 +3127,53 @@ fn all_remounts_busy_read_only_and_names_holder() {
     // remounts a read-only.
     assert_eq!(field(line, "pass"), Some("3"), "{line}");
     assert!(run.stderr.contains("remounted read-only"), "{}", run.stderr);
+}
+
+/// Each line `--all` prints on stderr (the passes with -v, a filesystem
+/// left busy and its holder, the summary) is one write(2): the
+/// systemd-shutdown hook sends stderr to /dev/kmsg, where each write is a
+/// kernel log record. A datagram socket keeps the writes apart as
+/// /dev/kmsg does. Before, "umount-wait: ", the path and the rest of a
+/// line were written apart.
+fn all_writes_each_stderr_line_whole() {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixDatagram;
+    let s = Scratch::new("all-records");
+    let a = s.dir("a");
+    mount_tmpfs(&a);
+    let b = s.dir("b");
+    mount_tmpfs(&b);
+    let mut holder = cwd_holder(&a);
+    let (ours, theirs) = UnixDatagram::pair().unwrap();
+    let status = Command::new(BIN)
+        .args(["--all", "-v", "--timeout", "2s", "--include"])
+        .arg(&s.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(OwnedFd::from(theirs)))
+        .status()
+        .unwrap();
+    holder.stop();
+    assert_eq!(
+        status.code(),
+        Some(EXIT_SOME_FAILED),
+        "--all with one busy mount"
+    );
+    ours.set_nonblocking(true).unwrap();
+    let mut writes = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n) = ours.recv(&mut buf) {
+        writes.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        writes.iter().any(|w| w.contains("filesystem(s)")),
+        "no summary among {writes:?}"
+    );
+    for w in &writes {
+        assert!(
+            w.ends_with('\n') && w.matches('\n').count() == 1,
+            "a write that is not one whole line: {w:?} (all: {writes:?})"
+        );
+    }
 }
 
 /// A filesystem `--all` leaves read-write (busy, its read-only remount
