@@ -203,6 +203,30 @@ pub fn wrong_files_note(wrong: &[String], total: usize) -> String {
     note
 }
 
+/// The md5 (md5sum's hex) of what `write` writes to md5sum's input.
+pub fn md5_hex(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<String> {
+    let mut md5sum = Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running md5sum")?;
+    let mut stdin = md5sum
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("md5sum's stdin"))?;
+    write(&mut stdin)?;
+    drop(stdin);
+    let out = md5sum.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// The stdout of a host tool that must succeed (dumpe2fs, md5sum).
 pub fn tool_output(command: &mut Command) -> Result<String> {
     let out = command

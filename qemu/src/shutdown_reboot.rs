@@ -1084,27 +1084,16 @@ fn compare_sum(file: &ExpectedFile, bytes: u64, md5: &str) -> Result<Option<Stri
 
 /// The md5 of `len` bytes of `byte` (a holder's file), by md5sum.
 fn md5_of_bytes(byte: u8, len: u64) -> Result<String> {
-    use std::io::Write as _;
-    let mut md5sum = Command::new("md5sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let mut stdin = md5sum.stdin.take().expect("piped");
-    let block = vec![byte; 1 << 16];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        stdin.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    drop(stdin);
-    let out = md5sum.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string())
+    diskcheck::md5_hex(|stdin| {
+        let block = vec![byte; 1 << 16];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            stdin.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    })
 }
 
 /// None when the copy holds what the guest wrote; what is wrong otherwise.

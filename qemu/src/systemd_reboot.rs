@@ -40,7 +40,6 @@
 //!     has no f2fs driver): each file's size and md5 after the mount.
 
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -688,24 +687,7 @@ impl Drop for RemoveOnDrop {
 
 /// The md5 of `bytes` (md5sum's hex).
 fn md5_hex(bytes: &[u8]) -> Result<String> {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new("md5sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("md5sum's stdin"))?
-        .write_all(bytes)?;
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string())
+    diskcheck::md5_hex(|stdin| stdin.write_all(bytes))
 }
 
 /// The heading of `umount-wait --last-shutdown` in the journal of the
