@@ -120,13 +120,15 @@ mod tests {
     fn every_name_in_the_list_is_a_test_of_the_series() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let names = not_wait_tests(&root.join("mutant/not-wait-tests")).unwrap();
-        // The selftest patches of the series: 0003 (UMOUNT_WAIT), 0006
-        // (UMOUNT_NOTIFY).
+        // The patches of the series that add kselftest tests: 0003
+        // (UMOUNT_WAIT), 0006 (UMOUNT_NOTIFY), 0008 (the device's close).
         let source: String = fs::read_dir(root.join("../kernel-patches"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains("-selftests-"))
+            .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+            .filter(|p| !p.to_string_lossy().contains("cover-letter"))
             .map(|p| fs::read_to_string(p).unwrap())
+            .filter(|text| text.contains("tools/testing/selftests/"))
             .collect();
         assert!(!names.is_empty());
         for name in &names {
