@@ -2750,6 +2750,16 @@ fn odd_names_and_symlinks() {
     assert!(!is_mounted(&m));
 }
 
+/// A copy of the command in `s` that nobody may run: the build's own
+/// directory may be one that other users cannot enter (a target directory
+/// kept in root's home, as ci/test does).
+fn copy_nobody_can_run(s: &Scratch) -> PathBuf {
+    let copy = s.path("umount-wait");
+    fs::copy(BIN, &copy).unwrap();
+    fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    copy
+}
+
 /// umount(8)'s words for a caller who may not unmount: "must be
 /// superuser to unmount", on a mount and on `/` alike (before: "permission
 /// denied", and for `/` "target is busy", the root's own refusal coming
@@ -2758,8 +2768,9 @@ fn permission_denied_for_unprivileged_user() {
     let s = Scratch::new("perm");
     let m = s.dir("m");
     mount_tmpfs(&m);
+    let bin = copy_nobody_can_run(&s);
     for target in [m.as_path(), Path::new("/")] {
-        let out = Command::new(BIN)
+        let out = Command::new(&bin)
             .args(["--mode", "fallback"])
             .arg(target)
             .uid(65534)
