@@ -4,12 +4,20 @@
  * that can be killed or stopped while umount-wait waits. No libfuse (not
  * static here): the protocol straight on /dev/fuse.
  *
- *   fuse-one MOUNTPOINT
+ *   fuse-one [-w] [-d DELAY_MS] [-l LOG] MOUNTPOINT
  *
  * Mounts at MOUNTPOINT (root only) a directory holding one regular file,
  * `f`, that accepts writes (and forgets them) and reads as empty; prints the
  * daemon's pid once mounted and serves in the background until the
- * connection ends (unmounted: FUSE_DESTROY, or the read fails).
+ * connection ends (unmounted: FUSE_DESTROY, or the read fails). Every name
+ * looked up in the directory is that file (a holder may call it `f.0`).
+ *
+ *   -w  writeback cache (FUSE_WRITEBACK_CACHE, when the kernel offers it):
+ *       writes stay dirty in the page cache until the kernel writes them
+ *       back (at the last close of the file, at the latest).
+ *   -d  each WRITE is answered DELAY_MS after it arrived.
+ *   -l  each request's name and arrival time (CLOCK_MONOTONIC, in µs) is
+ *       appended to LOG, one line each: `WRITE 1234567`.
  *
  * Exit: 0 mounted (the daemon goes on), 1 failed.
  */
@@ -24,11 +32,41 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FILE_ID 2
 
 static int dev;
+static int writeback_cache;
+static int write_delay_ms;
+static int log_fd = -1;
+/* The file's size: the end of the furthest write. */
+static uint64_t file_size;
+
+static void log_request(uint32_t opcode)
+{
+	static const char * const names[] = {
+		[FUSE_WRITE] = "WRITE", [FUSE_FLUSH] = "FLUSH",
+		[FUSE_RELEASE] = "RELEASE", [FUSE_FSYNC] = "FSYNC",
+		[FUSE_FORGET] = "FORGET", [FUSE_BATCH_FORGET] = "BATCH_FORGET",
+		[FUSE_DESTROY] = "DESTROY", [FUSE_SETATTR] = "SETATTR",
+		[FUSE_GETATTR] = "GETATTR", [FUSE_LOOKUP] = "LOOKUP",
+		[FUSE_OPEN] = "OPEN", [FUSE_READ] = "READ",
+	};
+	const char *name = opcode < sizeof(names) / sizeof(names[0]) && names[opcode] ?
+				   names[opcode] : "OTHER";
+	struct timespec ts;
+	char line[64];
+	int n;
+
+	if (log_fd < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n = snprintf(line, sizeof(line), "%s %lld\n", name,
+		     (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	(void)write(log_fd, line, n);
+}
 
 static void reply(uint64_t unique, int error, const void *body, size_t size)
 {
@@ -53,6 +91,10 @@ static void attr_of(uint64_t node, struct fuse_attr *attr)
 	attr->nlink = 1;
 	attr->blksize = 4096;
 	attr->mode = node == FUSE_ROOT_ID ? S_IFDIR | 0755 : S_IFREG | 0666;
+	if (node == FILE_ID) {
+		attr->size = file_size;
+		attr->blocks = (file_size + 511) / 512;
+	}
 }
 
 static void serve(void)
@@ -68,8 +110,10 @@ static void serve(void)
 			continue;
 		if (n < (ssize_t)sizeof(*in))
 			exit(0);
+		log_request(in->opcode);
 		switch (in->opcode) {
 		case FUSE_INIT: {
+			const struct fuse_init_in *init = arg;
 			struct fuse_init_out out = {
 				.major = FUSE_KERNEL_VERSION,
 				.minor = FUSE_KERNEL_MINOR_VERSION,
@@ -79,19 +123,18 @@ static void serve(void)
 				.congestion_threshold = 12,
 			};
 
+			if (writeback_cache && (init->flags & FUSE_WRITEBACK_CACHE))
+				out.flags |= FUSE_WRITEBACK_CACHE;
 			reply(in->unique, 0, &out, sizeof(out));
 			break;
 		}
-		case FUSE_LOOKUP:
-			if (strcmp(arg, "f") == 0) {
-				struct fuse_entry_out out = { .nodeid = FILE_ID, .generation = 1 };
+		case FUSE_LOOKUP: {
+			struct fuse_entry_out out = { .nodeid = FILE_ID, .generation = 1 };
 
-				attr_of(FILE_ID, &out.attr);
-				reply(in->unique, 0, &out, sizeof(out));
-			} else {
-				reply(in->unique, ENOENT, NULL, 0);
-			}
+			attr_of(FILE_ID, &out.attr);
+			reply(in->unique, 0, &out, sizeof(out));
 			break;
+		}
 		case FUSE_GETATTR:
 		case FUSE_SETATTR: {
 			struct fuse_attr_out out = { 0 };
@@ -108,8 +151,13 @@ static void serve(void)
 			break;
 		}
 		case FUSE_WRITE: {
-			struct fuse_write_out out = { .size = ((struct fuse_write_in *)arg)->size };
+			const struct fuse_write_in *write_in = arg;
+			struct fuse_write_out out = { .size = write_in->size };
 
+			if (write_in->offset + write_in->size > file_size)
+				file_size = write_in->offset + write_in->size;
+			if (write_delay_ms)
+				usleep(write_delay_ms * 1000);
 			reply(in->unique, 0, &out, sizeof(out));
 			break;
 		}
@@ -149,11 +197,33 @@ int main(int argc, char **argv)
 {
 	char options[128];
 	pid_t pid;
+	int opt;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: fuse-one MOUNTPOINT\n");
+	while ((opt = getopt(argc, argv, "wd:l:")) != -1) {
+		switch (opt) {
+		case 'w':
+			writeback_cache = 1;
+			break;
+		case 'd':
+			write_delay_ms = atoi(optarg);
+			break;
+		case 'l':
+			log_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+			if (log_fd < 0) {
+				fprintf(stderr, "fuse-one: %s: %s\n", optarg, strerror(errno));
+				return 1;
+			}
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1) {
+usage:
+		fprintf(stderr, "usage: fuse-one [-w] [-d DELAY_MS] [-l LOG] MOUNTPOINT\n");
 		return 1;
 	}
+	argv += optind - 1;
 	dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (dev < 0) {
 		fprintf(stderr, "fuse-one: /dev/fuse: %s\n", strerror(errno));
