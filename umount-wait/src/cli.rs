@@ -297,9 +297,15 @@ pub struct Cli {
     /// auto takes the kernel's UMOUNT_NOTIFY where the kernel has it (one
     /// descriptor polled with the deadline, no child process), else the
     /// kernel path where it has UMOUNT_WAIT (in a child), else the
-    /// fallback; --probe says which. notify and kernel force theirs and
-    /// refuse (exit 2, nothing touched) where the kernel lacks it;
-    /// fallback forces the userspace path, for tests and comparisons.
+    /// fallback; --probe says which. Under auto, a filesystem on a device,
+    /// a daemon or a server takes the kernel path's child instead of
+    /// UMOUNT_NOTIFY (every run the command makes can be ended by a
+    /// signal, or by --timeout): the notify call would run the
+    /// filesystem's final sync in this process, which a disk that does not
+    /// answer would hold past the deadline. notify and kernel force theirs
+    /// (notify then makes that call in the process) and refuse (exit 2,
+    /// nothing touched) where the kernel lacks it; fallback forces the
+    /// userspace path, for tests and comparisons.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
 

@@ -217,6 +217,7 @@ fn unmount_targets(
         }),
         proc_fd: Some(&proc_fd),
         dry_run,
+        path_asked: Mode::from(cli.mode) != Mode::Auto,
     };
     let mut run = Targets {
         path,
@@ -262,7 +263,7 @@ fn unmount_all(
         one_thread: true,
     };
     let observer = |p: Progress<'_>| printer.progress(p);
-    let mut host = System::new(path, &observer);
+    let mut host = System::new(path, &observer).path_asked(Mode::from(cli.mode) != Mode::Auto);
     let mut codes = Vec::new();
     let summary = shutdown::run(&plan, &mut host, &mut |event| match event {
         Event::Pass {

@@ -532,6 +532,8 @@ impl<'r, 'c> Run<'r, 'c> {
             helpers: None,
             proc_fd: Some(&self.proc_fd),
             dry_run: None,
+            // The host's to say ([`System::path_asked`]).
+            path_asked: false,
         };
         let target = match self.host.reach(m, &self.mounts) {
             Ok(t) => t,
@@ -808,6 +810,8 @@ impl<'r, 'c> Run<'r, 'c> {
 /// The real system: [`wait`], [`loopdev`], `/proc/self/mountinfo`.
 pub struct System<'a> {
     path: WaitPath,
+    /// The path was asked for, not chosen ([`Options::path_asked`]).
+    path_asked: bool,
     observer: &'a dyn Fn(Progress<'_>),
     /// `/proc/self/mountinfo`, open from the first read of the table on:
     /// it polls POLLPRI when the table changed since.
@@ -824,10 +828,20 @@ impl<'a> System<'a> {
     pub fn new(path: WaitPath, observer: &'a dyn Fn(Progress<'_>)) -> System<'a> {
         System {
             path,
+            path_asked: false,
             observer,
             table: None,
             caller: None,
             backers: None,
+        }
+    }
+
+    /// `path` was asked for (`--mode`), not chosen: every filesystem takes
+    /// it ([`Options::path_asked`]).
+    pub fn path_asked(self, asked: bool) -> System<'a> {
+        System {
+            path_asked: asked,
+            ..self
         }
     }
 }
@@ -876,6 +890,7 @@ impl Host for System<'_> {
     ) -> Result<Detached, Error> {
         let options = Options {
             caller: self.caller,
+            path_asked: self.path_asked,
             ..*options
         };
         wait::detach(target, self.path, &options, self.observer, watcher)

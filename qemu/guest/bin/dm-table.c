@@ -10,6 +10,11 @@
  *                              without freezing the filesystem on it (what
  *                              is dirty stays dirty), then resumed, so the
  *                              writes that follow fail with EIO
+ *   dm-table suspend NAME      suspends it without flushing and without
+ *                              freezing the filesystem on it: its I/O is
+ *                              queued, and waits, until it is resumed (a
+ *                              disk that does not answer)
+ *   dm-table resume NAME       resumes it: the queued I/O goes on
  *   dm-table open NAME         prints the device's open count
  *   dm-table remove NAME       removes it: fails with EBUSY while open
  *
@@ -35,7 +40,8 @@ static int control = -1;
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: dm-table create NAME DEV | error NAME | open NAME | remove NAME\n");
+	fprintf(stderr,
+		"usage: dm-table create NAME DEV | error NAME | suspend NAME | resume NAME | open NAME | remove NAME\n");
 	exit(2);
 }
 
@@ -155,6 +161,16 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "error")) {
 		load(argv[2], "error", length(argv[2]), "");
 		swap_in(argv[2], DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG);
+		return 0;
+	}
+	if (!strcmp(argv[1], "suspend")) {
+		call(DM_DEV_SUSPEND,
+		     request(buffer, argv[2], DM_SUSPEND_FLAG | DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG),
+		     "suspend");
+		return 0;
+	}
+	if (!strcmp(argv[1], "resume")) {
+		call(DM_DEV_SUSPEND, request(buffer, argv[2], 0), "resume");
 		return 0;
 	}
 	if (!strcmp(argv[1], "open")) {

@@ -112,6 +112,10 @@ pub struct Options<'a> {
     /// `--fake`: every decision taken as for a real run, every action
     /// recorded there instead of made ([`DryRun`]).
     pub dry_run: Option<&'a DryRun>,
+    /// The path was asked for (`--mode kernel|notify|fallback`), not chosen
+    /// (`--mode auto`): every target takes it, even where the notification
+    /// path would otherwise give way to the kernel path ([`path_for`]).
+    pub path_asked: bool,
 }
 
 /// A dry run (`--fake`): the plan, a line per action that a real run
@@ -266,7 +270,7 @@ fn unmount_once(
     let attempt = Attempt::start(target, options, observer)?;
     let path = match attempt.helper {
         Some(_) => WaitPath::Fallback,
-        None => path,
+        None => path_for(target, path, options),
     };
     let mut report = new_report(target, path);
     report.thawed = attempt.thawed;
@@ -292,6 +296,28 @@ fn unmount_once(
         WaitPath::Fallback => fallback::unmount(&attempt, report, watcher),
     }?;
     Ok(settled(options, report))
+}
+
+/// The path `target` takes when the run's is `path`. The notification
+/// path's `umount2(UMOUNT_NOTIFY)` is made in this process, and when it
+/// drops the filesystem's last reference, the filesystem's shutdown, its
+/// final sync included, runs before the call returns (the mount's cleanup
+/// is task work of the caller): a disk that does not answer would hold
+/// the process past its deadline, and a signal could not end it. So where
+/// that can happen and matters (a filesystem on a device, a daemon or a
+/// server, [`Mount::may_stall`]; a run with a deadline or a cancellation)
+/// and the path was not asked for, the kernel path takes it: the same
+/// unmount and wait made in a child process (`UMOUNT_WAIT`), which the
+/// deadline or the cancellation ends. Filesystems in memory keep the
+/// notification path (no child: thousands of tmpfs in a row).
+pub(super) fn path_for(target: &Target, path: WaitPath, options: &Options<'_>) -> WaitPath {
+    let bounded = options.timeout.is_some() || options.cancel.may_cancel();
+    match path {
+        WaitPath::Notify if !options.path_asked && bounded && target.mount.may_stall() => {
+            WaitPath::Kernel
+        }
+        path => path,
+    }
 }
 
 /// The last step of a wait that ended: a filesystem detached but not
@@ -667,6 +693,54 @@ fn plain_flags(target: &Target, options: &Options<'_>) -> UnmountOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under `--mode auto`, a filesystem that can stall takes the kernel
+    /// path's child where the run can be ended; one in memory, a run that
+    /// cannot be ended, or a path asked for keep the notification path.
+    #[test]
+    fn the_notification_path_gives_way_where_its_call_could_stall() {
+        let target = |fstype: &str| {
+            let line = format!("30 1 7:0 / /data rw - {fstype} /dev/loop0 rw");
+            Target::of_mount(&mountinfo::parse_line(line.as_bytes()).unwrap())
+        };
+        let bounded = Options {
+            timeout: Some(Duration::from_secs(3)),
+            ..Options::default()
+        };
+        let unbounded = Options::default();
+        let asked = Options {
+            path_asked: true,
+            ..bounded
+        };
+        for fstype in ["ext4", "xfs", "fuse", "nfs4"] {
+            let t = target(fstype);
+            assert_eq!(
+                path_for(&t, WaitPath::Notify, &bounded),
+                WaitPath::Kernel,
+                "{fstype}"
+            );
+            assert_eq!(
+                path_for(&t, WaitPath::Notify, &unbounded),
+                WaitPath::Notify,
+                "{fstype}, no deadline, no cancellation"
+            );
+            assert_eq!(
+                path_for(&t, WaitPath::Notify, &asked),
+                WaitPath::Notify,
+                "{fstype}, --mode notify"
+            );
+            for path in [WaitPath::Kernel, WaitPath::Fallback] {
+                assert_eq!(path_for(&t, path, &bounded), path, "{fstype}");
+            }
+        }
+        for fstype in ["tmpfs", "ramfs", "proc"] {
+            assert_eq!(
+                path_for(&target(fstype), WaitPath::Notify, &bounded),
+                WaitPath::Notify,
+                "{fstype}"
+            );
+        }
+    }
 
     #[test]
     fn a_lazy_unmount_takes_the_mounts_below_along() {

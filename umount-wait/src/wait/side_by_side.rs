@@ -86,6 +86,7 @@ pub fn detach(
     watcher: &mut Watcher,
 ) -> Result<Detached, Error> {
     let attempt = Attempt::start(target, options, observer)?;
+    let path = super::path_for(target, path, options);
     let (made_read_only, opened) = match options.read_only_first {
         true => super::read_only::before_unmount(target, options)?,
         false => (false, None),
@@ -132,6 +133,7 @@ fn detach_started(
         proc_fd: None,
         // A dry run has no wait to keep.
         dry_run: None,
+        path_asked: options.path_asked,
     };
     let wait = match path {
         WaitPath::Notify => {
