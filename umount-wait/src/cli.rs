@@ -77,7 +77,9 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "detached, shutdown not confirmed: --timeout expired, or no inotify \
          watch could be added and no block device claim confirmed the \
          shutdown, or nothing that holds it was visible for 5 s (without \
-         /proc, nothing can be); the filesystem may still run",
+         /proc, nothing can be), or (fallback, Linux 7.0 and later) a \
+         network filesystem, whose IN_UNMOUNT comes before its final \
+         writeback; the filesystem may still run",
     ),
     (
         4,
@@ -299,10 +301,9 @@ pub struct Cli {
     /// kernel path where it has UMOUNT_WAIT (in a child), else the
     /// fallback; --probe says which. Under auto, a filesystem on a device,
     /// a daemon or a server takes the kernel path's child instead of
-    /// UMOUNT_NOTIFY (every run the command makes can be ended by a
-    /// signal, or by --timeout): the notify call would run the
-    /// filesystem's final sync in this process, which a disk that does not
-    /// answer would hold past the deadline. notify and kernel force theirs
+    /// UMOUNT_NOTIFY: the notify call would run the filesystem's final
+    /// sync in this process, which a disk that does not answer would hold
+    /// past the deadline, deaf to signals. notify and kernel force theirs
     /// (notify then makes that call in the process) and refuse (exit 2,
     /// nothing touched) where the kernel lacks it; fallback forces the
     /// userspace path, for tests and comparisons.

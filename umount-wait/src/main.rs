@@ -335,7 +335,8 @@ fn fake(cli: &Cli, path: WaitPath, printer: &Printer) -> anyhow::Result<Exit> {
                 force_last_pass: cli.force,
                 ..Plan::default()
             };
-            let mut host = shutdown::Recording::new(path, &dry);
+            let mut host =
+                shutdown::Recording::new(path, &dry).path_asked(Mode::from(cli.mode) != Mode::Auto);
             shutdown::run(&plan, &mut host, &mut |_| {}).context("--fake --all")?;
             Exit::Success
         }

@@ -80,6 +80,16 @@ pub const SERVED_TYPES: &[&str] = &[
     "virtiofs",
 ];
 
+/// Network filesystems: their last writes go to a server during the
+/// superblock's shutdown (`sync_filesystem()` in `generic_shutdown_super()`,
+/// or their `->kill_sb()`), and no block device claim follows to confirm
+/// its end. FUSE and virtiofs are not here: their connection is aborted in
+/// `->kill_sb()` before `IN_UNMOUNT` (umount-wait/README.md, "What the
+/// fallback's "shut down" rests on"); gfs2 and ocfs2 have a device.
+pub const NETWORK_TYPES: &[&str] = &[
+    "9p", "afs", "ceph", "cifs", "coda", "lustre", "nfs", "nfs4", "orangefs", "smb3", "smbfs",
+];
+
 /// Filesystem types that keep data in memory: with the kernel's and the
 /// init system's own ([`crate::select::API_TYPES`]), the types with no
 /// device and no daemon, so that neither their unmount nor their read-only
@@ -87,6 +97,11 @@ pub const SERVED_TYPES: &[&str] = &[
 pub const MEMORY_TYPES: &[&str] = &["ramfs", "tmpfs"];
 
 impl Mount {
+    /// Whether this is a network filesystem ([`NETWORK_TYPES`]).
+    pub fn network(&self) -> bool {
+        NETWORK_TYPES.contains(&self.fstype.as_str())
+    }
+
     /// Whether this filesystem's unmount or read-only remount may sleep
     /// in the kernel for as long as something outside answers: a device
     /// (its I/O), a daemon or a server; every type but [`MEMORY_TYPES`] and the API types.

@@ -111,6 +111,12 @@ pub enum Unconfirmed {
     /// As [`Unconfirmed::HeldOutOfView`], where `/proc` is not mounted:
     /// no holder could be looked for at all.
     HeldWithoutProc,
+    /// The fallback saw `IN_UNMOUNT` of a network filesystem
+    /// ([`crate::mountinfo::NETWORK_TYPES`]) on a kernel that sends it
+    /// before the filesystem's final writeback (Linux 7.0 and later): the
+    /// last writes to the server may still have been to come, and nothing
+    /// later can be seen.
+    BeforeWriteback,
 }
 
 impl fmt::Display for Unconfirmed {
@@ -147,6 +153,12 @@ impl fmt::Display for Unconfirmed {
                 f,
                 "the unmount did not end: it sleeps in the kernel past SIGKILL (a device or a \
                  daemon that does not answer), and was left to end on its own"
+            ),
+            Unconfirmed::BeforeWriteback => write!(
+                f,
+                "this kernel (Linux 7.0 and later) sends a network filesystem's IN_UNMOUNT \
+                 before its final writeback: its last writes to the server may still be under \
+                 way, and nothing later shows their end"
             ),
             Unconfirmed::HeldWithoutProc => write!(
                 f,

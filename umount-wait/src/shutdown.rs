@@ -984,6 +984,8 @@ impl Host for System<'_> {
 /// retries and the last pass's read-only remounts.
 pub struct Recording<'a> {
     path: WaitPath,
+    /// The path was asked for, not chosen ([`Options::path_asked`]).
+    path_asked: bool,
     dry: &'a DryRun,
     /// The table as first read (or given); those unmounted since are
     /// left out of each pass's ([`DryRun::gone`]).
@@ -998,10 +1000,19 @@ impl<'a> Recording<'a> {
     pub fn new(path: WaitPath, dry: &'a DryRun) -> Recording<'a> {
         Recording {
             path,
+            path_asked: false,
             dry,
             table: None,
             root_id: None,
             backers: None,
+        }
+    }
+
+    /// `path` was asked for (`--mode`), not chosen ([`System::path_asked`]).
+    pub fn path_asked(self, asked: bool) -> Recording<'a> {
+        Recording {
+            path_asked: asked,
+            ..self
         }
     }
 
@@ -1100,10 +1111,15 @@ impl Host for Recording<'_> {
         options: &Options<'_>,
         _: &mut Watcher,
     ) -> Result<Detached, Error> {
+        let options_here = Options {
+            path_asked: self.path_asked,
+            ..*options
+        };
+        let path = wait::path_for(target, self.path, &options_here);
         let line = format!(
             "would unmount {} by the {} path",
             DryRun::describe(&target.mount),
-            self.path.name()
+            path.name()
         );
         self.unmount(target, options, line, Outcome::ShutDown)
             .map(|r| Detached::Done(Box::new(r)))

@@ -1285,6 +1285,24 @@ pub struct WatchEvents {
     pub overflow: bool,
 }
 
+/// `uname -r`: the running kernel's release ("" if uname(2) failed).
+pub fn kernel_release() -> String {
+    // SAFETY: uname(2) fills the structure it is given, which a zeroed
+    // utsname (arrays of chars) is; nothing else is read or written.
+    let mut uts: nix::libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a valid, writable utsname.
+    if unsafe { nix::libc::uname(&mut uts) } != 0 {
+        return String::new();
+    }
+    let release: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&release).into_owned()
+}
+
 impl RootWatch<'_> {
     /// Keeps the watch in its instance beyond this guard
     /// ([`Inotify::keep`]): its watch descriptor.

@@ -247,11 +247,46 @@ pub(super) fn watch_ended(
     }
     if report.device_nodes.is_empty() {
         report.wait_time = wait_start.elapsed();
+        let release = sys::kernel_release();
+        if seen.unmounted && !unmount_event_confirms(&target.mount, &release) {
+            return Ok(detached_unconfirmed(
+                options,
+                report,
+                Unconfirmed::BeforeWriteback,
+            ));
+        }
         return Ok(report);
     }
     confirm_by_claims(target, options, report, deadline, wait_start, || {
         timed_out(options.timeout)
     })
+}
+
+/// Whether `IN_UNMOUNT` confirms that `mount`'s filesystem (no block
+/// device) has shut down, on a kernel of `release`. Not for a network
+/// filesystem ([`Mount::network`]: its last writes go to the server
+/// during the shutdown, and no device claim follows) on a kernel that
+/// sends the event before the final writeback
+/// ([`release_sends_unmount_early`]). Not even when the unmount's own
+/// cleanup sent it: the event cannot tell that from another task's (a
+/// lazy unmount's last holder, a mount namespace that goes at the same
+/// moment), whose writeback would still be under way.
+fn unmount_event_confirms(mount: &crate::mountinfo::Mount, release: &str) -> bool {
+    !mount.network() || !release_sends_unmount_early(release)
+}
+
+/// Whether the kernel of this release sends `IN_UNMOUNT` before the final
+/// writeback of the filesystem: `generic_shutdown_super()` calls
+/// `fsnotify_sb_delete()` before `sync_filesystem()` since the fsnotify
+/// changes merged for Linux 7.0 ("fsnotify: Shutdown fsnotify before
+/// destroying sb's dcache"), after it before (read in 6.12.118 and 7.3.4).
+/// A release that cannot be read counts as new.
+fn release_sends_unmount_early(release: &str) -> bool {
+    let major = release
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    major.is_none_or(|m| m >= 7)
 }
 
 /// A target's mount point looked up once more, into a handle on its
@@ -384,24 +419,18 @@ pub(super) fn detach<'w>(
             .map(Detached::Done)
         }
     };
-    if bounded {
-        // Made in a child so far: the wait too, with its status ticks.
-        let watching = Watching {
-            report,
-            watch,
-            start,
-            wait_start,
-            deadline,
-        };
-        return wait(attempt, watching).map(Detached::Done);
-    }
-    Ok(Detached::Watching(Watching {
+    let watching = Watching {
         report,
         watch,
         start,
         wait_start,
         deadline,
-    }))
+    };
+    if bounded {
+        // Made in a child so far: the wait too, with its status ticks.
+        return wait(attempt, watching).map(Detached::Done);
+    }
+    Ok(Detached::Watching(watching))
 }
 
 /// The last step of the fallback: waits until no block device of the
@@ -621,4 +650,42 @@ fn wait_for_claims(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_order_of_in_unmount_comes_with_linux_7() {
+        for old in [
+            "6.12.118-amd64",
+            "6.18.44-fc-v1272",
+            "6.19.0",
+            "5.10.0-30-amd64",
+        ] {
+            assert!(!release_sends_unmount_early(old), "{old}");
+        }
+        for new in ["7.0.0-rc1", "7.3.4+bpo-amd64", "10.1", "", "unknown"] {
+            assert!(release_sends_unmount_early(new), "{new:?}");
+        }
+    }
+
+    /// A network filesystem's IN_UNMOUNT confirms nothing on 7.x; on 6.x,
+    /// or for a filesystem that is not a network one, it does.
+    #[test]
+    fn in_unmount_confirms_a_network_filesystem_only_where_it_follows_the_writeback() {
+        let mount = |fstype: &str| {
+            let line = format!("30 1 0:50 / /net rw - {fstype} server:/export rw");
+            crate::mountinfo::parse_line(line.as_bytes()).unwrap()
+        };
+        for fstype in ["nfs", "nfs4", "cifs", "smb3", "9p", "ceph"] {
+            let m = mount(fstype);
+            assert!(!unmount_event_confirms(&m, "7.3.4"), "{fstype}");
+            assert!(unmount_event_confirms(&m, "6.12.118"), "{fstype} on 6.12");
+        }
+        for fstype in ["fuse", "fuse.sshfs", "virtiofs", "tmpfs", "overlay"] {
+            assert!(unmount_event_confirms(&mount(fstype), "7.3.4"), "{fstype}");
+        }
+    }
 }

@@ -304,18 +304,16 @@ fn unmount_once(
 /// final sync included, runs before the call returns (the mount's cleanup
 /// is task work of the caller): a disk that does not answer would hold
 /// the process past its deadline, and a signal could not end it. So where
-/// that can happen and matters (a filesystem on a device, a daemon or a
-/// server, [`Mount::may_stall`]; a run with a deadline or a cancellation)
-/// and the path was not asked for, the kernel path takes it: the same
-/// unmount and wait made in a child process (`UMOUNT_WAIT`), which the
-/// deadline or the cancellation ends. Filesystems in memory keep the
-/// notification path (no child: thousands of tmpfs in a row).
-pub(super) fn path_for(target: &Target, path: WaitPath, options: &Options<'_>) -> WaitPath {
-    let bounded = options.timeout.is_some() || options.cancel.may_cancel();
+/// that can happen (a filesystem on a device, a daemon or a server,
+/// [`Mount::may_stall`]) and the path was not asked for, the kernel path
+/// takes it: the same unmount and wait made in a child process
+/// (`UMOUNT_WAIT`), which a deadline or a cancellation ends. Whether or
+/// not this run has either (the command always can be cancelled), so that
+/// a dry run names the path the real run takes. Filesystems in memory
+/// keep the notification path (no child: thousands of tmpfs in a row).
+pub fn path_for(target: &Target, path: WaitPath, options: &Options<'_>) -> WaitPath {
     match path {
-        WaitPath::Notify if !options.path_asked && bounded && target.mount.may_stall() => {
-            WaitPath::Kernel
-        }
+        WaitPath::Notify if !options.path_asked && target.mount.may_stall() => WaitPath::Kernel,
         path => path,
     }
 }
@@ -695,8 +693,8 @@ mod tests {
     use super::*;
 
     /// Under `--mode auto`, a filesystem that can stall takes the kernel
-    /// path's child where the run can be ended; one in memory, a run that
-    /// cannot be ended, or a path asked for keep the notification path.
+    /// path's child; one in memory, or a path asked for, keep the
+    /// notification path.
     #[test]
     fn the_notification_path_gives_way_where_its_call_could_stall() {
         let target = |fstype: &str| {
@@ -721,8 +719,8 @@ mod tests {
             );
             assert_eq!(
                 path_for(&t, WaitPath::Notify, &unbounded),
-                WaitPath::Notify,
-                "{fstype}, no deadline, no cancellation"
+                WaitPath::Kernel,
+                "{fstype}, no deadline, no cancellation (a dry run)"
             );
             assert_eq!(
                 path_for(&t, WaitPath::Notify, &asked),
