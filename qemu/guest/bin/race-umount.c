@@ -2,7 +2,7 @@
 /*
  * race-umount: unmount, then check at once whether the filesystem is alive.
  *
- *   race-umount [-k PID]... [-g PID]... [-t SEC] DEV PROG [ARG]...
+ *   race-umount [-k PID]... [-g PID]... [-t SEC] [-e] DEV PROG [ARG]...
  *
  * First sends SIGKILL to every -k PID and SIGUSR1 ("go") to every -g PID, so
  * that holders start letting go at the moment of the unmount, not a fork and
@@ -18,7 +18,9 @@
  * sits between the return and the check.
  *
  * Prints one line:  status=<S> busy=<0|1> us=<PROG's wall time in us>
- * where S is PROG's exit status (128+signal if a signal ended it).
+ * where S is PROG's exit status (128+signal if a signal ended it); with -e,
+ * then end_us=<CLOCK_MONOTONIC when PROG was reaped, in us>, to compare
+ * with other clocks of the boot without a shell in between.
  * Exit: 0 when the line was printed, 2 on any other error.
  */
 #define _GNU_SOURCE
@@ -40,7 +42,7 @@ extern char **environ;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: race-umount [-k PID]... [-g PID]... [-t SEC] DEV PROG [ARG]...\n");
+		"usage: race-umount [-k PID]... [-g PID]... [-t SEC] [-e] DEV PROG [ARG]...\n");
 	exit(2);
 }
 
@@ -99,14 +101,14 @@ static int run(char **argv, unsigned int timeout_sec)
 int main(int argc, char **argv)
 {
 	pid_t kill_pids[MAX_PIDS], go_pids[MAX_PIDS];
-	int nkill = 0, ngo = 0, timeout_sec = 0;
+	int nkill = 0, ngo = 0, timeout_sec = 0, end = 0;
 	int opt, i, status, busy, fd;
 	char **prog;
 	const char *dev;
 	long long t0, t1;
 
 	/* '+': stop at the first non-option so PROG's own options stay its. */
-	while ((opt = getopt(argc, argv, "+k:g:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "+k:g:t:e")) != -1) {
 		switch (opt) {
 		case 'k':
 			if (nkill == MAX_PIDS)
@@ -120,6 +122,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			timeout_sec = atoi(optarg);
+			break;
+		case 'e':
+			end = 1;
 			break;
 		default:
 			usage();
@@ -155,6 +160,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	printf("status=%d busy=%d us=%lld\n", status, busy, t1 - t0);
+	if (end)
+		printf("status=%d busy=%d us=%lld end_us=%lld\n", status, busy, t1 - t0, t1);
+	else
+		printf("status=%d busy=%d us=%lld\n", status, busy, t1 - t0);
 	return 0;
 }
