@@ -3864,8 +3864,25 @@ fn opens_while_running(args: &[&OsStr], files: &[&Path]) -> (Run, Vec<usize>) {
 /// Counts something (opens of files) over 10 and over 60 mounts or
 /// targets, with `count_at(n)`: the counts must not grow with the number,
 /// each at least 1 (else the watch saw nothing) and at most `limit`.
-fn counts_do_not_grow(what: &str, limit: usize, count_at: impl FnMut(usize) -> Vec<usize>) {
-    let counts: Vec<Vec<usize>> = [10, 60].into_iter().map(count_at).collect();
+/// The watch sees every open of the file on the system, and another
+/// process's (a loop device set up beside the test, as CI's background
+/// jobs do) adds to a count, never takes from it: where the two numbers'
+/// counts differ they are measured again, twice at most, and each count is
+/// the least seen. A cost that grows with the number grows in every run.
+fn counts_do_not_grow(what: &str, limit: usize, mut count_at: impl FnMut(usize) -> Vec<usize>) {
+    let mut counts: Vec<Vec<usize>> = [10, 60].into_iter().map(&mut count_at).collect();
+    for _ in 0..2 {
+        if counts[0] == counts[1] {
+            break;
+        }
+        eprintln!("    {what}: {counts:?} for 10 and 60; again");
+        for (i, n) in [10, 60].into_iter().enumerate() {
+            let again = count_at(n);
+            for (c, a) in counts[i].iter_mut().zip(again) {
+                *c = (*c).min(a);
+            }
+        }
+    }
     eprintln!("    {what}: {counts:?} for 10 and 60");
     assert!(
         counts[0].iter().all(|&c| c >= 1),
