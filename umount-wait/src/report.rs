@@ -379,7 +379,7 @@ impl Printer {
         match summary.stopped {
             Some(Stop::Deadline) => line.push_str("; deadline reached"),
             Some(Stop::Cancelled) => {
-                let _ = write!(line, "; {}", cancelled_by());
+                let _ = write!(line, "; {}", cancelled_by(crate::stop::received()));
             }
             None => {}
         }
@@ -428,15 +428,23 @@ impl Printer {
 /// Why a wait was not confirmed, in words: the library's cancellation is
 /// this binary's SIGINT or SIGTERM.
 fn reason(why: &Unconfirmed) -> String {
-    match why {
-        Unconfirmed::Cancelled => cancelled_by(),
-        other => other.to_string(),
+    reason_after(why, crate::stop::received())
+}
+
+/// [`reason`] where `received` came (None: no signal). A child given up
+/// past SIGKILL after a signal stopped the run says the signal first: it
+/// is why the run stopped, and why it dies by it.
+fn reason_after(why: &Unconfirmed, received: Option<i32>) -> String {
+    match (why, received) {
+        (Unconfirmed::Cancelled, _) => cancelled_by(received),
+        (Unconfirmed::GivenUp, Some(_)) => format!("{}; {why}", cancelled_by(received)),
+        (other, _) => other.to_string(),
     }
 }
 
 /// "interrupted by SIGINT": the signal that cancelled the run.
-fn cancelled_by() -> String {
-    match crate::stop::received() {
+fn cancelled_by(received: Option<i32>) -> String {
+    match received {
         Some(sig) => format!("interrupted by {}", signal_name(sig)),
         None => "cancelled".into(),
     }
@@ -641,6 +649,25 @@ mod tests {
     use umount_wait::blockers::Use;
     use umount_wait::mountinfo::{DevId, Mount};
     use umount_wait::outcome::ErrorKind;
+
+    /// A run stopped by SIGTERM says so, also when the unmount's child
+    /// was given up past SIGKILL after it (a loaded machine where it did
+    /// not end within the grace): the signal first, then the child.
+    #[test]
+    fn a_signal_is_named_before_a_child_given_up() {
+        let term = Some(nix::libc::SIGTERM);
+        assert_eq!(
+            reason_after(&Unconfirmed::Cancelled, term),
+            "interrupted by SIGTERM"
+        );
+        let given_up = reason_after(&Unconfirmed::GivenUp, term);
+        assert!(given_up.starts_with("interrupted by SIGTERM; the unmount did not end"));
+        assert_eq!(
+            reason_after(&Unconfirmed::GivenUp, None),
+            Unconfirmed::GivenUp.to_string()
+        );
+        assert_eq!(reason_after(&Unconfirmed::Cancelled, None), "cancelled");
+    }
 
     #[test]
     fn consoles_get_no_status_line() {
