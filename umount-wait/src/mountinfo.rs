@@ -104,11 +104,19 @@ impl Mount {
 
     /// Whether this filesystem's unmount or read-only remount may sleep
     /// in the kernel for as long as something outside answers: a device
-    /// (its I/O), a daemon or a server; every type but [`MEMORY_TYPES`] and the API types.
-    /// Such a step is made in a child process where a deadline bounds it.
+    /// (its I/O), a daemon or a server; every type but those
+    /// [`Mount::in_memory`]. Such a step is made in a child process where
+    /// a deadline bounds it.
     pub fn may_stall(&self) -> bool {
+        !self.in_memory()
+    }
+
+    /// Whether this filesystem lives in memory alone ([`MEMORY_TYPES`] and
+    /// the API types: proc, sysfs, ...): nothing of it is written anywhere,
+    /// so nothing of it outlives a reboot, read-only or not.
+    pub fn in_memory(&self) -> bool {
         let fstype = self.fstype.as_str();
-        !MEMORY_TYPES.contains(&fstype) && !crate::select::API_TYPES.contains(&fstype)
+        MEMORY_TYPES.contains(&fstype) || crate::select::API_TYPES.contains(&fstype)
     }
 
     /// Whether a daemon or a server answers for this filesystem

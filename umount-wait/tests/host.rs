@@ -341,6 +341,10 @@ fn main() {
             all_a_holder_out_of_reach_keeps_a_read_only_filesystem,
         ),
         (
+            "all_a_holder_out_of_reach_of_a_tmpfs_leaves_it_writable",
+            all_a_holder_out_of_reach_of_a_tmpfs_leaves_it_writable,
+        ),
+        (
             "all_a_mount_moved_deeper_than_path_max_is_unmounted",
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
         ),
@@ -4428,6 +4432,40 @@ fn all_a_holder_out_of_reach_keeps_a_read_only_filesystem() {
     let dev = LoopExt4::new(&s, 16);
     let m = s.dir("m");
     dev.mount(&m);
+    let (read_only, run) = all_with_a_holder_out_of_reach(&s, &m);
+    let line = line_of(&run, &m);
+    assert!(read_only, "left read-write in the holder: {line}");
+    assert_eq!(
+        field(line, "outcome"),
+        Some("detached_unconfirmed"),
+        "{line}"
+    );
+    assert_code(&run, EXIT_UNCONFIRMED, "--all, a holder out of reach");
+}
+
+/// The same holder out of reach, of a tmpfs: nothing of it outlives a
+/// reboot, so `--all` leaves it as the holder has it, writable (a
+/// container's service out of view may still write to it), and spends no
+/// reconfiguration on it. Before, it was made read-only like a disk's.
+fn all_a_holder_out_of_reach_of_a_tmpfs_leaves_it_writable() {
+    let s = Scratch::new("out-of-reach-tmpfs");
+    let m = s.dir("m");
+    mount_tmpfs(&m);
+    let (read_only, run) = all_with_a_holder_out_of_reach(&s, &m);
+    let line = line_of(&run, &m);
+    assert!(!read_only, "made read-only in the holder: {line}");
+    assert_eq!(
+        field(line, "outcome"),
+        Some("detached_unconfirmed"),
+        "{line}"
+    );
+}
+
+/// `umount-wait --all --timeout 3s` over `s` while a holder in a user and
+/// mount namespace of its own keeps a copy of the filesystem mounted on
+/// `m`, covered by a tmpfs there (a directory of it kept open). Whether
+/// that copy was read-only after the run, and the run.
+fn all_with_a_holder_out_of_reach(s: &Scratch, m: &Path) -> (bool, Run) {
     let holder = Holder::spawn(Command::new("unshare").args([
         "--user",
         "--map-root-user",
@@ -4457,14 +4495,7 @@ fn all_a_holder_out_of_reach_keeps_a_read_only_filesystem() {
         .f_flag
         .contains(rustix::fs::StatVfsMountFlags::RDONLY);
     drop(holder);
-    let line = line_of(&run, &m);
-    assert!(read_only, "left read-write in the holder: {line}");
-    assert_eq!(
-        field(line, "outcome"),
-        Some("detached_unconfirmed"),
-        "{line}"
-    );
-    assert_code(&run, EXIT_UNCONFIRMED, "--all, a holder out of reach");
+    (read_only, run)
 }
 
 /// Item 10: a user renames a directory above a mount that root made, so

@@ -122,8 +122,10 @@ fn remount_refused_or(
 /// a read-only filesystem, which a reboot finds clean. Refused (a file open
 /// for writing, a filesystem that cannot be read-only) or not reached:
 /// the unmount goes on as before. Never for a filesystem that a daemon or
-/// a server answers for, whose sync could hang the run.
-/// Whether it was made read-only; Err when the remount was given up at
+/// a server answers for, whose sync could hang the run, nor for one in
+/// memory alone ([`Mount::in_memory`]: tmpfs, proc): a reboot finds
+/// nothing of it, and a holder out of view (a container's service) may
+/// still write to it. Whether it was made read-only; Err when the remount was given up at
 /// the deadline ([`bounded`]): the filesystem's I/O does not complete,
 /// and its unmount would wait the same way. The handles checked are
 /// given back for the unmount that follows (the fallback path's), which
@@ -140,6 +142,9 @@ pub(super) fn before_unmount(
     let Ok(opened) = Opened::open(target) else {
         return Ok((false, None));
     };
+    if target.mount.in_memory() {
+        return Ok((false, Some(opened)));
+    }
     let made = match reconfigure(target, options, opened.root.as_fd()) {
         Ok(()) => true,
         Err(Errno::TIMEDOUT) => {
