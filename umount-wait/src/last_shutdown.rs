@@ -32,7 +32,8 @@ pub fn verdict(summary: &Summary, exit: i32) -> Verdict {
             .duration_since(SystemTime::UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs()),
-        kernel: first_line("/proc/sys/kernel/osrelease"),
+        // uname(2): also where /proc is not mounted any more.
+        kernel: Some(umount_wait::sys::kernel_release()).filter(|r| !r.is_empty()),
         exit,
         stopped: stopped_name(summary.stopped),
         passes: summary.passes,

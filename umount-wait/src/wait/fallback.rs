@@ -247,8 +247,7 @@ pub(super) fn watch_ended(
     }
     if report.device_nodes.is_empty() {
         report.wait_time = wait_start.elapsed();
-        let release = sys::kernel_release();
-        if seen.unmounted && !unmount_event_confirms(&target.mount, &release) {
+        if seen.unmounted && !unmount_event_confirms(&target.mount, sys::kernel_release) {
             return Ok(detached_unconfirmed(
                 options,
                 report,
@@ -263,16 +262,20 @@ pub(super) fn watch_ended(
 }
 
 /// Whether `IN_UNMOUNT` confirms that `mount`'s filesystem (no block
-/// device) has shut down, on a kernel of `release`. Not for a network
-/// filesystem ([`Mount::network`]: its last writes go to the server
+/// device) has shut down, on the kernel whose release `release` gives
+/// (asked for a network filesystem only: no uname(2) for the others).
+/// Not for a network filesystem ([`Mount::network`]: its last writes go to the server
 /// during the shutdown, and no device claim follows) on a kernel that
 /// sends the event before the final writeback
 /// ([`release_sends_unmount_early`]). Not even when the unmount's own
 /// cleanup sent it: the event cannot tell that from another task's (a
 /// lazy unmount's last holder, a mount namespace that goes at the same
 /// moment), whose writeback would still be under way.
-fn unmount_event_confirms(mount: &crate::mountinfo::Mount, release: &str) -> bool {
-    !mount.network() || !release_sends_unmount_early(release)
+fn unmount_event_confirms(
+    mount: &crate::mountinfo::Mount,
+    release: impl FnOnce() -> String,
+) -> bool {
+    !mount.network() || !release_sends_unmount_early(&release())
 }
 
 /// Whether the kernel of this release sends `IN_UNMOUNT` before the final
@@ -681,11 +684,17 @@ mod tests {
         };
         for fstype in ["nfs", "nfs4", "cifs", "smb3", "9p", "ceph"] {
             let m = mount(fstype);
-            assert!(!unmount_event_confirms(&m, "7.3.4"), "{fstype}");
-            assert!(unmount_event_confirms(&m, "6.12.118"), "{fstype} on 6.12");
+            assert!(!unmount_event_confirms(&m, || "7.3.4".into()), "{fstype}");
+            assert!(
+                unmount_event_confirms(&m, || "6.12.118".into()),
+                "{fstype} on 6.12"
+            );
         }
         for fstype in ["fuse", "fuse.sshfs", "virtiofs", "tmpfs", "overlay"] {
-            assert!(unmount_event_confirms(&mount(fstype), "7.3.4"), "{fstype}");
+            assert!(
+                unmount_event_confirms(&mount(fstype), || "7.3.4".into()),
+                "{fstype}"
+            );
         }
     }
 }
