@@ -261,11 +261,81 @@ pub fn find(mount: &Mount, exclude: Option<Exclude>, deadline: Instant) -> Vec<B
 /// reads, once, whatever the number of superblocks it looks for: `--all`
 /// ends many waits at its deadline, and a scan each would cost that many
 /// times the time one takes among many processes.
+///
+/// The scan runs in a thread of its own, waited for until `deadline` and
+/// [`SCAN_OVERRUN`] more: it looks at its deadline between reads, but one
+/// read can sleep in the kernel without end. On 6.12 (not on 7.3, whose
+/// maps reads take no such lock), reading a process's `/proc/PID/maps`
+/// waits for its address space's lock, which a
+/// page fault on a FUSE file whose daemon does not answer holds (reached
+/// through `/proc/PID/mem`, or any access that cannot drop the lock and
+/// retry), once a writer queues behind it: any user can stall their own
+/// address space that way. A scan not back in time is left to end on its
+/// own (its sleep is killable: it ends with the process at the latest),
+/// the lists are [`Blocker::Incomplete`], and while it sleeps no other
+/// scan starts: each call says "incomplete" at once. Where no thread can
+/// be started, the scan runs in the caller's. The thread reads absolute
+/// paths only, so a caller's working directory ([`sys::Cwd`]) is not its
+/// concern.
 pub fn find_each(
     mounts: &[&Mount],
     exclude: Option<Exclude>,
     deadline: Instant,
 ) -> Vec<Vec<Blocker>> {
+    use std::sync::atomic::Ordering::AcqRel;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    const RUNNING: u8 = 0;
+    const DONE: u8 = 1;
+    const ABANDONED: u8 = 2;
+    let incomplete = || vec![vec![Blocker::Incomplete]; mounts.len()];
+    if SCANS_ASLEEP.load(Ordering::Acquire) > 0 {
+        return incomplete();
+    }
+    let owned: Vec<Mount> = mounts.iter().map(|m| (*m).clone()).collect();
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let scan_state = Arc::clone(&state);
+    let spawned = std::thread::Builder::new()
+        .name("umw-scan".into())
+        .spawn(move || {
+            let mounts: Vec<&Mount> = owned.iter().collect();
+            let found = scan_each(&mounts, exclude, deadline);
+            if scan_state.compare_exchange(RUNNING, DONE, AcqRel, Ordering::Acquire)
+                == Err(ABANDONED)
+            {
+                SCANS_ASLEEP.fetch_sub(1, AcqRel);
+            }
+            let _ = tx.send(found);
+        });
+    if spawned.is_err() {
+        return scan_each(mounts, exclude, deadline);
+    }
+    let wait = deadline.saturating_duration_since(Instant::now()) + SCAN_OVERRUN;
+    if let Ok(found) = rx.recv_timeout(wait) {
+        return found;
+    }
+    match state.compare_exchange(RUNNING, ABANDONED, AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            SCANS_ASLEEP.fetch_add(1, AcqRel);
+            incomplete()
+        }
+        // Done in between: its lists are sent, or about to be.
+        Err(_) => rx.recv().unwrap_or_else(|_| incomplete()),
+    }
+}
+
+/// How long past its deadline a scan is waited for before it is left
+/// asleep ([`find_each`]): more than any read of a process's files takes
+/// on a loaded machine, little against a deadline.
+pub const SCAN_OVERRUN: Duration = Duration::from_millis(250);
+
+/// The scans left asleep in a read ([`find_each`]): while any is, no other
+/// starts.
+static SCANS_ASLEEP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`find_each`] in the caller's thread.
+fn scan_each(mounts: &[&Mount], exclude: Option<Exclude>, deadline: Instant) -> Vec<Vec<Blocker>> {
     let mut scan = Scan::new(mounts, deadline);
     let processes = scan.processes_and_tasks();
     let mut found = scan.mounts(&processes, exclude);

@@ -741,7 +741,9 @@ impl ProcFd {
 /// calls that take a path and no directory handle (`umount2`,
 /// `inotify_add_watch`) where no `/proc` can name the handle. Nothing is
 /// allocated (safe in a child process); the working directory is another
-/// only for the length of `call`, and the process has no other thread.
+/// only for the length of `call`, and no other thread of the process
+/// may use a relative path meanwhile (the holder scan's reads absolute
+/// ones, [`crate::blockers::find_each`]).
 /// Err: the working directory could not be reached or put back (then
 /// `call` was not made, or made and its result lost: EIO).
 pub fn in_dir<T>(dir: BorrowedFd<'_>, call: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
@@ -767,7 +769,8 @@ pub fn in_dir<T>(dir: BorrowedFd<'_>, call: impl FnOnce() -> Result<T, Errno>) -
 /// needs no `/proc` either. The same handles are acted on: the
 /// directory entered is the handle's, and nothing is looked up on the
 /// way back. As with [`in_dir`], the working directory is another for
-/// the length of a call: for a process with one thread only.
+/// the length of a call: for a process whose other threads use no
+/// relative path (the holder scan's uses none).
 #[derive(Debug)]
 pub struct Cwd {
     back: OwnedFd,

@@ -47,9 +47,9 @@ patched | patched-7.3 | debug) expected=notify ;;
 *) expected=fallback ;;
 esac
 
-ktap_plan 11
+ktap_plan 12
 if [ ! -x $cmd ]; then
-	for t in probe probe_notify tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children held_out_of_view; do
+	for t in probe probe_notify tmpfs ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children address_space_stalled_deadline held_out_of_view; do
 		ktap_fail "${mode}_$t" "umount-wait is not in the initramfs"
 	done
 	ktap_done
@@ -74,7 +74,7 @@ if [ "$mode" != fallback ] && [ "$expected" = fallback ]; then
 		ktap_fail "kernel_mode_refused_without_flag" "exit $rc, still mounted: $(is_mounted /tmp/refuse && echo yes || echo no)"
 	fi
 	umount /tmp/refuse
-	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children held_out_of_view; do
+	for t in ext4_excl_after_return lazy_holder_waits busy_refused namespace_copy_timeout sigterm_detached_unconfirmed dying_namespace_waits all_children address_space_stalled_deadline held_out_of_view; do
 		ktap_skip "kernel_$t" "no UMOUNT_WAIT in this kernel"
 	done
 	ktap_done
@@ -246,6 +246,64 @@ else
 	ktap_note "$(tail -n 5 /tmp/tool-all.log)"
 	ktap_fail "${mode}_all_children" "exit $rc, children while waiting: $children (want $want), still mounted: $left"
 fi
+
+# A process whose address space's lock stays held (mm-stall: a page fault
+# on a FUSE file, reached through /proc/PID/mem, waits for a stopped daemon
+# while a writer queues behind it) while the wait looks for holders: on a
+# kernel whose /proc/PID/maps takes that lock (6.12; 7.3 does not), the scan's
+# read of its maps sleeps until the daemon answers, and any user can set
+# this up. --timeout 2s must hold all the same: exit 3 (detached, not
+# confirmed) within 3.5 s. Before the scan had a thread of its own, the
+# command slept with it: killed at 20 s. Skips where maps reads do not
+# wait for the lock (nothing to stall), or without FUSE.
+cleanup
+stall=
+reader=
+stalls=no
+mkdir -p /tmp/mmf
+if daemon=$(fuse-one /tmp/mmf 2>/dev/null) &&
+	dd if=/dev/zero of=/tmp/mmf/f bs=4096 count=2 2>/dev/null; then
+	echo 3 >/proc/sys/vm/drop_caches
+	mm-stall /tmp/mmf/f >/tmp/mm.log 2>&1 &
+	stall=$!
+	i=0
+	while ! grep -q ready /tmp/mm.log && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	kill -STOP "$daemon"
+	kill -USR1 $stall
+	i=0
+	while ! grep -q stalled /tmp/mm.log && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	rm -f /tmp/maps.done
+	(cat /proc/$stall/maps >/dev/null; touch /tmp/maps.done) &
+	reader=$!
+	sleep 1
+	[ -e /tmp/maps.done ] || stalls=yes
+fi
+if [ -z "$stall" ]; then
+	ktap_skip "${mode}_address_space_stalled_deadline" "no FUSE mount here (fuse-one failed)"
+elif [ $stalls = no ]; then
+	ktap_skip "${mode}_address_space_stalled_deadline" "this kernel ($UMW_KERNEL) reads /proc/PID/maps without waiting for the address space's lock: nothing stalls"
+else
+	mount_ext4
+	ns_holder 60
+	t0=$(now_ms)
+	timeout -s KILL 20 $cmd --mode "$mode" --timeout 2s $mnt 2>/tmp/mm-cmd.err
+	rc=$?
+	took=$(($(now_ms) - t0))
+	ktap_note "--timeout 2s beside a stalled address space: exit $rc after $took ms: $(tail -n 3 /tmp/mm-cmd.err)"
+	kill $nsholder
+	wait $nsholder 2>/dev/null
+	if [ $rc -eq 3 ] && [ $took -lt 3500 ]; then
+		ktap_ok "${mode}_address_space_stalled_deadline"
+	else
+		ktap_fail "${mode}_address_space_stalled_deadline" "exit $rc (want 3) after $took ms (want < 3500)"
+	fi
+fi
+if [ -n "$stall" ]; then
+	kill -KILL $stall
+	kill -CONT "$daemon"
+	wait $stall $reader 2>/dev/null
+fi
+umount /tmp/mmf 2>/dev/null || umount -l /tmp/mmf 2>/dev/null
 
 # A container (new mount and pid namespaces, /proc remounted) unmounts a
 # volume whose filesystem stays mounted outside: what holds the superblock
