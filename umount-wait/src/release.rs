@@ -7,7 +7,9 @@
 //! ([`loopdev::detach`]).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rustix::io::Errno;
@@ -117,31 +119,52 @@ impl Backers {
 }
 
 /// Releases what backs onto `mount`'s filesystem ([`Backers::of`]), swap
-/// first: a loop device with swap on it cannot be detached.
+/// first: a loop device with swap on it cannot be detached. `deadline`:
+/// the run's, if it has one; where it has none, a loop device is waited
+/// for [`crate::wait::CLAIM_GRACE`], and swap for as long as reading its
+/// pages back takes.
 pub fn release(
     mount: &Mount,
     mounts: &Table,
     backers: &Backers,
-    deadline: Instant,
+    deadline: Option<Instant>,
     cancel: Cancel<'_>,
 ) -> Vec<Released> {
     let Backing { swaps, loops } = backers.of(mount, mounts);
     let mut released: Vec<Released> = swaps
         .into_iter()
         .map(|path| {
-            let outcome = sys::swap_off(&path).and_then(|()| match still_swap(&path) {
-                true => Err(Errno::BUSY),
-                false => Ok(()),
-            });
+            let outcome =
+                swap_off(&path, deadline, cancel).and_then(|()| match still_swap(&path) {
+                    true => Err(Errno::BUSY),
+                    false => Ok(()),
+                });
             Released::Swap { path, outcome }
         })
         .collect();
+    let deadline = deadline
+        .unwrap_or_else(|| crate::duration::deadline(Instant::now(), crate::wait::CLAIM_GRACE));
     released.extend(
         loops
             .iter()
             .map(|lo| Released::Loop(loopdev::detach(lo, deadline, cancel))),
     );
     released
+}
+
+/// `swapoff(2)` of `path`, which reads every page swapped out there back
+/// into memory: on a disk that does not answer (a suspended device
+/// mapper device, a dead path) it sleeps until the disk answers. Where the
+/// run has a `deadline` or can be cancelled, it is made in a child process
+/// ([`crate::wait::step_in_child`]): killed at the deadline (swap then
+/// stays on, or is still being turned off by a child given up past
+/// SIGKILL): ETIMEDOUT.
+fn swap_off(path: &Path, deadline: Option<Instant>, cancel: Cancel<'_>) -> Result<(), Errno> {
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+    if deadline.is_none() && !cancel.may_cancel() {
+        return sys::swap_off(&path);
+    }
+    crate::wait::step_in_child(deadline, cancel, || sys::swap_off(&path))
 }
 
 /// Whether `path` is still listed in `/proc/swaps`.

@@ -309,6 +309,13 @@ impl Printer {
                 Released::Swap { path, outcome } => match outcome {
                     Ok(()) if self.quiet => {}
                     Ok(()) => err!("umount-wait: {}: swap turned off", display(path)),
+                    Err(rustix::io::Errno::TIMEDOUT) => err!(
+                        "umount-wait: {}: turning swap off: not done by the deadline (its \
+                         disk does not answer, or reading its pages back takes longer): the \
+                         swap area stays on, or a swapoff given up past SIGKILL still reads \
+                         it back",
+                        display(path)
+                    ),
                     Err(e) => err!(
                         "umount-wait: {}: turning swap off: {}",
                         display(path),

@@ -189,7 +189,7 @@ pub trait Host {
         &mut self,
         mount: &Mount,
         mounts: &Table,
-        deadline: Instant,
+        deadline: Option<Instant>,
         cancel: Cancel<'_>,
     ) -> Vec<Released>;
     /// The bound loop device under a filesystem, if any.
@@ -549,10 +549,9 @@ impl<'r, 'c> Run<'r, 'c> {
         // Its last mount: first what backs onto it (swap, loop
         // devices), once.
         if elsewhere.is_none() && !self.released.contains_key(&m.id) {
-            let until = self
-                .deadline
-                .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-            let released = self.host.release(m, &self.mounts, until, self.plan.cancel);
+            let released = self
+                .host
+                .release(m, &self.mounts, self.deadline, self.plan.cancel);
             self.released.insert(m.id, released);
         }
         let detached = match &elsewhere {
@@ -953,12 +952,13 @@ impl Host for System<'_> {
         &mut self,
         mount: &Mount,
         mounts: &Table,
-        deadline: Instant,
+        deadline: Option<Instant>,
         cancel: Cancel<'_>,
     ) -> Vec<Released> {
-        let backers = self
-            .backers
-            .get_or_insert_with(|| Backers::read(mounts, deadline));
+        let backers = self.backers.get_or_insert_with(|| {
+            let until = deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+            Backers::read(mounts, until)
+        });
         release::release(mount, mounts, backers, deadline, cancel)
     }
 
@@ -1177,12 +1177,13 @@ impl Host for Recording<'_> {
         &mut self,
         mount: &Mount,
         mounts: &Table,
-        deadline: Instant,
+        deadline: Option<Instant>,
         _: Cancel<'_>,
     ) -> Vec<Released> {
-        let backers = self
-            .backers
-            .get_or_insert_with(|| Backers::read(mounts, deadline));
+        let backers = self.backers.get_or_insert_with(|| {
+            let until = deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+            Backers::read(mounts, until)
+        });
         let backing = backers.of(mount, mounts);
         for swap in &backing.swaps {
             self.dry.record(format!(
@@ -1426,7 +1427,13 @@ mod tests {
             let t = self.reach(root, &Table::default())?;
             Ok(Fake::report(&t, Outcome::RootReadOnly))
         }
-        fn release(&mut self, _: &Mount, _: &Table, _: Instant, _: Cancel<'_>) -> Vec<Released> {
+        fn release(
+            &mut self,
+            _: &Mount,
+            _: &Table,
+            _: Option<Instant>,
+            _: Cancel<'_>,
+        ) -> Vec<Released> {
             Vec::new()
         }
         fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {

@@ -405,9 +405,9 @@ pub fn loop_clear(node: &Path) -> Result<(), Errno> {
 }
 
 /// `swapoff(2)`: returns once every page of the swap area is read back
-/// into memory (ENOMEM when they do not fit).
-pub fn swap_off(path: &Path) -> Result<(), Errno> {
-    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
+/// into memory (ENOMEM when they do not fit). Nothing is allocated (safe
+/// in a child process).
+pub fn swap_off(path: &std::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: a NUL-terminated path that outlives the call.
     match unsafe { nix::libc::swapoff(path.as_ptr()) } {
         0 => Ok(()),

@@ -672,6 +672,31 @@ pub fn remount_read_only(
     read_only::remount_busy(target, options, report, rustix::io::Errno::TIMEDOUT)
 }
 
+/// Makes `step` (one that may sleep in the kernel for as long as a device
+/// or a daemon does not answer: a sync, `swapoff(2)`) in a child process,
+/// waited for until `deadline` (None: no deadline) or the cancellation;
+/// then killed, and given up if it sleeps on past SIGKILL
+/// ([`crate::child::KILL_GRACE`]): ETIMEDOUT, the step perhaps still to
+/// happen in the kernel. `step` runs in the child: raw system calls on
+/// arguments prepared before, nothing else.
+pub(crate) fn step_in_child(
+    deadline: Option<Instant>,
+    cancel: Cancel<'_>,
+    step: impl FnOnce() -> Result<(), rustix::io::Errno>,
+) -> Result<(), rustix::io::Errno> {
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + FOREVER);
+    let call = call::bounded(deadline, cancel, step)?;
+    match call.ended? {
+        crate::child::Ended::Returned(result) => result,
+        crate::child::Ended::Killed(_) | crate::child::Ended::GivenUp => {
+            Err(rustix::io::Errno::TIMEDOUT)
+        }
+    }
+}
+
+/// A deadline no run reaches: only the cancellation ends the wait.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Whether `/proc/self/fd` names handles now, as `options` know it.
 pub(super) fn proc_fd_usable(options: &Options<'_>) -> bool {
     options

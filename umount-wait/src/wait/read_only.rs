@@ -13,7 +13,6 @@ use rustix::io::Errno;
 use super::fallback::Opened;
 use super::Options;
 use crate::blockers::{self, Blocker};
-use crate::child::Ended;
 use crate::mountinfo::Mount;
 use crate::outcome::{Error, ErrorKind, Outcome, Report};
 use crate::sys;
@@ -181,23 +180,16 @@ fn bounded(
     if !bounds || !target.mount.may_stall() {
         return step();
     }
-    let deadline = options.timeout.map_or(Instant::now() + FOREVER, |t| {
-        crate::duration::deadline(Instant::now(), t.max(STEP_MIN))
-    });
-    let call = super::call::bounded(deadline, options.cancel, step)?;
-    match call.ended? {
-        Ended::Returned(result) => result,
-        Ended::Killed(_) | Ended::GivenUp => Err(Errno::TIMEDOUT),
-    }
+    let deadline = options
+        .timeout
+        .map(|t| crate::duration::deadline(Instant::now(), t.max(STEP_MIN)));
+    super::step_in_child(deadline, options.cancel, step)
 }
 
 /// The least time a bounded step is given, though the run's deadline be
 /// nearer (`--all` remounts at its deadline what it could not unmount): a
 /// healthy disk's sync takes milliseconds.
 const STEP_MIN: Duration = Duration::from_secs(1);
-
-/// A deadline no run reaches: only the cancellation ends the wait.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// An `O_PATH` handle on `path` (a final symbolic link not followed), if
 /// it leads to the root of `mount` itself: the same mount id, and a
