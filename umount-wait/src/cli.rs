@@ -356,13 +356,15 @@ pub struct Cli {
     ///
     /// It bounds every step: the watch and umount2 on a FUSE or network
     /// filesystem, umount2, the read-only remount and FS_IOC_SHUTDOWN on a
-    /// filesystem on a device, and unmount helpers, made in a child process
-    /// killed at the deadline; one asleep in the kernel past SIGKILL (a
-    /// disk or a daemon that does not answer) is given up a second later,
-    /// left to end on its own (state unknown, or detached and not
-    /// confirmed: exit 3). Not bounded: the notification path's umount2 of
-    /// a filesystem on a device (it runs the final writeback in this
-    /// process) and swapoff. A
+    /// filesystem on a device, swapoff (--all), and unmount helpers, made in
+    /// a child process killed at the deadline; one asleep in the kernel past
+    /// SIGKILL (a disk or a daemon that does not answer) is given up a
+    /// second later, left to end on its own (state unknown, or detached and
+    /// not confirmed: exit 3). The search for holders is left asleep 250 ms
+    /// past its deadline (a read of /proc that waits for a stalled process).
+    /// Not bounded: umount2 with --mode notify asked for, on a filesystem on
+    /// a device (it runs the final writeback in this process; without
+    /// --mode, that filesystem takes the kernel path's child). A
     /// bare number is seconds; one too long for the clock to count to
     /// (3000000000000000h) never expires. With --all, one deadline for the
     /// whole run, whose last tenth (at least 1 s) is kept to make what survives
