@@ -440,7 +440,7 @@ impl Targets<'_> {
                     "by its helper {}, then the fallback path",
                     mountinfo::display(&helper.program)
                 ),
-                None => format!("by the {} path", path.name()),
+                None => format!("by the {} path", wait::path_for(t, path, options).name()),
             };
             printer.verbose_note(&format!(
                 "{}: unmounting {} ({} on {}, {}) {how}",
@@ -459,7 +459,7 @@ impl Targets<'_> {
             &mut self.watcher,
             &mut self.table,
         );
-        self.print(&result)
+        self.print(&result, t)
     }
 
     /// `-R`: the mounts below `t` first, children first in mount order (as
@@ -475,23 +475,24 @@ impl Targets<'_> {
             &|p| printer.progress(p),
             &mut self.watcher,
             &mut self.table,
-            &mut |sub| {
-                let code = print_outcome(sub, path, printer, dry_run.is_some());
+            &mut |sub, sub_path| {
+                let code = print_outcome(sub, sub_path, printer, dry_run.is_some());
                 if code != Exit::Success {
                     failed = Some(code);
                 }
             },
         );
-        let code = self.print(&result);
+        let code = self.print(&result, t);
         failed.unwrap_or(code)
     }
 
-    /// Prints what happened to one target (in a dry run, only what
-    /// failed: the plan says the rest); its exit code.
-    fn print(&self, result: &Result<Report, Error>) -> Exit {
+    /// Prints what happened to the target `t` (in a dry run, only what
+    /// failed: the plan says the rest); its exit code. An error names the
+    /// path `t` took ([`wait::path_for`]), not the run's.
+    fn print(&self, result: &Result<Report, Error>, t: &Target) -> Exit {
         print_outcome(
             result,
-            self.path,
+            wait::path_for(t, self.path, self.options),
             self.printer,
             self.options.dry_run.is_some(),
         )

@@ -34,7 +34,7 @@ pub fn unmount_recursive(
     observer: &dyn Fn(Progress<'_>),
     watcher: &mut Watcher,
     table: &mut Snapshot,
-    submount_done: &mut dyn FnMut(&Result<Report, Error>),
+    submount_done: &mut dyn FnMut(&Result<Report, Error>, WaitPath),
 ) -> Result<Report, Error> {
     let id = target.mount.id;
     let subs: Vec<Mount> = match table.table().submounts_children_first(id).is_empty() {
@@ -53,7 +53,7 @@ pub fn unmount_recursive(
     for sub in &subs {
         let sub_target = Target::of_mount(sub);
         let result = unmount_target(&sub_target, path, options, observer, watcher, table);
-        submount_done(&result);
+        submount_done(&result, super::path_for(&sub_target, path, options));
         let gone = matches!(
             &result,
             Ok(Report {
