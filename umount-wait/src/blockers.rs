@@ -315,13 +315,16 @@ pub fn find_each(
     if let Ok(found) = rx.recv_timeout(wait) {
         return found;
     }
+    // Counted before it is marked, so that its end (which counts it out
+    // once it sees the mark) never comes first.
+    SCANS_ASLEEP.fetch_add(1, AcqRel);
     match state.compare_exchange(RUNNING, ABANDONED, AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            SCANS_ASLEEP.fetch_add(1, AcqRel);
-            incomplete()
-        }
+        Ok(_) => incomplete(),
         // Done in between: its lists are sent, or about to be.
-        Err(_) => rx.recv().unwrap_or_else(|_| incomplete()),
+        Err(_) => {
+            SCANS_ASLEEP.fetch_sub(1, AcqRel);
+            rx.recv().unwrap_or_else(|_| incomplete())
+        }
     }
 }
 
