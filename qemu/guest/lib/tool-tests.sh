@@ -169,9 +169,14 @@ fi
 # mount must be gone and the command must not hang. While it waits, its
 # children are counted: one on the kernel path, none on the notify path
 # (the descriptor is polled in the process) nor on the fallback's (ext4).
+# The log is emptied first: the command's redirection happens in the
+# background job, and the loop below could read the last suite's log
+# (another mode's ": waiting" line) before it does; the stop then came
+# before the kernel path's child existed.
 cleanup
 mount_ext4
 ns_holder 60
+: >/tmp/tool-stop.log
 $cmd --mode "$mode" -v $mnt 2>/tmp/tool-stop.log &
 waiter=$!
 i=0
@@ -268,6 +273,9 @@ mkdir -p /tmp/mmf
 if daemon=$(fuse-one /tmp/mmf 2>/dev/null) &&
 	dd if=/dev/zero of=/tmp/mmf/f bs=4096 count=2 2>/dev/null; then
 	echo 3 >/proc/sys/vm/drop_caches
+	# Emptied first, as /tmp/tool-stop.log above: another mode's log
+	# would say "ready" before this mm-stall has its handler.
+	: >/tmp/mm.log
 	mm-stall /tmp/mmf/f >/tmp/mm.log 2>&1 &
 	stall=$!
 	i=0
