@@ -142,14 +142,20 @@ pub fn release(
             Released::Swap { path, outcome }
         })
         .collect();
-    let deadline = deadline
-        .unwrap_or_else(|| crate::duration::deadline(Instant::now(), crate::wait::CLAIM_GRACE));
+    let deadline = loop_deadline(deadline);
     released.extend(
         loops
             .iter()
             .map(|lo| Released::Loop(loopdev::detach(lo, deadline, cancel))),
     );
     released
+}
+
+/// The deadline of a step on a loop device (its detach, the driver asked
+/// for its file) in a run whose own deadline is `deadline`: that one, or
+/// [`crate::wait::CLAIM_GRACE`] from now where the run has none.
+pub fn loop_deadline(deadline: Option<Instant>) -> Instant {
+    deadline.unwrap_or_else(|| crate::duration::deadline(Instant::now(), crate::wait::CLAIM_GRACE))
 }
 
 /// `swapoff(2)` of `path`, which reads every page swapped out there back

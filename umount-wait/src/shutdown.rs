@@ -54,9 +54,7 @@ use crate::release::{self, Backers, Released};
 use crate::select::Filter;
 use crate::sys;
 use crate::target::{self, Target};
-use crate::wait::{
-    self, Caller, Detached, DryRun, End, Options, Pending, Progress, Watcher, CLAIM_GRACE,
-};
+use crate::wait::{self, Caller, Detached, DryRun, End, Options, Pending, Progress, Watcher};
 
 /// What `--all` is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -702,9 +700,7 @@ impl<'r, 'c> Run<'r, 'c> {
         let shut_down = matches!(&result, Ok(r) if r.outcome == Outcome::ShutDown);
         let loop_detach = match lo {
             Some(lo) if shut_down => {
-                let until = self
-                    .deadline
-                    .unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
+                let until = release::loop_deadline(self.deadline);
                 Some(self.host.detach_loop(&lo, until, self.plan.cancel))
             }
             _ => None,
@@ -955,10 +951,9 @@ impl Host for System<'_> {
         deadline: Option<Instant>,
         cancel: Cancel<'_>,
     ) -> Vec<Released> {
-        let backers = self.backers.get_or_insert_with(|| {
-            let until = deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-            Backers::read(mounts, until)
-        });
+        let backers = self
+            .backers
+            .get_or_insert_with(|| Backers::read(mounts, release::loop_deadline(deadline)));
         release::release(mount, mounts, backers, deadline, cancel)
     }
 
@@ -1180,10 +1175,9 @@ impl Host for Recording<'_> {
         deadline: Option<Instant>,
         _: Cancel<'_>,
     ) -> Vec<Released> {
-        let backers = self.backers.get_or_insert_with(|| {
-            let until = deadline.unwrap_or_else(|| duration::deadline(Instant::now(), CLAIM_GRACE));
-            Backers::read(mounts, until)
-        });
+        let backers = self
+            .backers
+            .get_or_insert_with(|| Backers::read(mounts, release::loop_deadline(deadline)));
         let backing = backers.of(mount, mounts);
         for swap in &backing.swaps {
             self.dry.record(format!(
