@@ -174,7 +174,16 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
         }
         return Err(Error::new(given, ErrorKind::NotMountPoint, None));
     }
-    let path = if follow && lookup.canonicalize {
+    let mount = mounts
+        .by_id(st.mount_id)
+        .cloned()
+        .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None))?;
+    // The path the kernel itself gives for the mount point has no
+    // symbolic link on it: the lookup that would tell is saved (one per
+    // target, most of them given as the table names them). One that a
+    // user has put on it since is refused later, by the walk that does
+    // not follow them ([`sys::MountPoint`]).
+    let path = if follow && lookup.canonicalize && normal != mount.mount_point {
         canonical(normal).map_err(|e| {
             fail(rustix::io::Errno::from_raw_os_error(
                 e.raw_os_error().unwrap_or(0),
@@ -183,10 +192,6 @@ pub fn resolve_with(given: &Path, lookup: Lookup, mounts: &Table) -> Result<Targ
     } else {
         normal
     };
-    let mount = mounts
-        .by_id(st.mount_id)
-        .cloned()
-        .ok_or_else(|| Error::new(given, ErrorKind::NotMountPoint, None))?;
     // The mount table and the filesystem must agree on the device: a
     // table that says otherwise is not the kernel's (`-N` into a
     // namespace whose /proc someone else mounted), or no longer the
