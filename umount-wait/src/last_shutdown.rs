@@ -163,10 +163,14 @@ fn holders(blockers: &[Blocker]) -> Vec<Holder> {
 /// there is one, fitted to its buffer. Never an error of the run: the
 /// absence of pmsg is said with `-v` only, any other failure in a line.
 pub fn record(summary: &Summary, exit: i32, printer: &Printer) {
-    let room = verdict::pmsg_size().unwrap_or(DEFAULT_ROOM);
-    let record = verdict(summary, exit).fit(room).encode();
-    let written = verdict::write_pmsg(Path::new(verdict::PMSG_DEVICE), &record);
-    match said(&written, record.len()) {
+    let mut len = 0;
+    let written = verdict::write_pmsg(Path::new(verdict::PMSG_DEVICE), || {
+        let room = verdict::pmsg_size().unwrap_or(DEFAULT_ROOM);
+        let record = verdict(summary, exit).fit(room).encode();
+        len = record.len();
+        record
+    });
+    match said(&written, len) {
         Said::Verbose(text) => printer.verbose_note(&text),
         Said::Always(text) => {
             crate::report::stderr_line(format_args!("umount-wait: {text}"));

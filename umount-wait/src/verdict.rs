@@ -559,11 +559,13 @@ pub enum NotWritten {
     Short(usize),
 }
 
-/// Writes `record` to the pmsg device at `device` in one `write(2)`:
-/// opened without following a symbolic link, without blocking, and
-/// checked to be a character device of pstore's pmsg major
-/// (`/proc/devices`) before anything is written.
-pub fn write_pmsg(device: &Path, record: &[u8]) -> Result<(), NotWritten> {
+/// Writes the record `record` makes to the pmsg device at `device` in one
+/// `write(2)`: opened without following a symbolic link, without
+/// blocking, and checked to be a character device of pstore's pmsg major
+/// (`/proc/devices`) before anything is written. The record is made only
+/// then: where there is no pmsg (most machines), its JSON over thousands
+/// of filesystems is not built for nothing.
+pub fn write_pmsg(device: &Path, record: impl FnOnce() -> Vec<u8>) -> Result<(), NotWritten> {
     let flags =
         OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let fd = match rustix::fs::open(device, flags, Mode::empty()) {
@@ -590,7 +592,8 @@ pub fn write_pmsg(device: &Path, record: &[u8]) -> Result<(), NotWritten> {
             ))
         }
     }
-    match rustix::io::write(fd.as_fd(), record) {
+    let record = record();
+    match rustix::io::write(fd.as_fd(), &record) {
         Ok(n) if n == record.len() => Ok(()),
         Ok(n) => Err(NotWritten::Short(n)),
         Err(e) => Err(NotWritten::Failed(e)),
@@ -856,19 +859,21 @@ mod tests {
         let link = dir.join("link");
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert_eq!(
-            write_pmsg(&dir.join("absent"), b"x"),
+            write_pmsg(&dir.join("absent"), || unreachable!("nothing to write to")),
             Err(NotWritten::Absent)
         );
         assert_eq!(
-            write_pmsg(&link, b"x"),
+            write_pmsg(&link, || unreachable!("nothing to write to")),
             Err(NotWritten::NotPmsg("a symbolic link"))
         );
         assert_eq!(
-            write_pmsg(&file, b"x"),
+            write_pmsg(&file, || unreachable!("nothing to write to")),
             Err(NotWritten::NotPmsg("not a character device"))
         );
         assert_eq!(
-            write_pmsg(Path::new("/dev/null"), b"x"),
+            write_pmsg(Path::new("/dev/null"), || unreachable!(
+                "nothing to write to"
+            )),
             Err(NotWritten::NotPmsg(
                 "not pstore's pmsg device (/proc/devices)"
             ))
