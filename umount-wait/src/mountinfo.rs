@@ -433,6 +433,16 @@ impl Table {
             .filter(move |(_, m)| m.id != id)
     }
 
+    /// Whether a mount sits on `id`'s own mount point above it (mounted on
+    /// its root, at the same path): the path then leads there, not to `id`.
+    pub fn covered(&self, id: u64) -> bool {
+        let Some(mount) = self.by_id(id) else {
+            return false;
+        };
+        self.children(id)
+            .any(|(_, c)| c.mount_point == mount.mount_point)
+    }
+
     /// The first mount of the stack that `id` is part of: the mount under
     /// it for as long as it sits on that mount's own root, at the same
     /// path (`mount --bind m m`); `id`'s own mount when nothing is under it.
@@ -819,6 +829,13 @@ mod tests {
             .map(|m| m.id)
             .collect();
         assert_eq!(order, vec![92, 91, 90]);
+        // What sits on a mount's own mount point covers it; a mount below
+        // it elsewhere, or none, does not.
+        assert!(mounts.covered(89));
+        assert!(mounts.covered(91));
+        assert!(!mounts.covered(92));
+        assert!(!mounts.covered(90));
+        assert!(!mounts.covered(7));
     }
 
     #[test]

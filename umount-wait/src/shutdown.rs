@@ -841,6 +841,27 @@ impl<'a> System<'a> {
     }
 }
 
+/// Why `target`'s mount point does not lead to its mount, as a lookup of
+/// the path tells it (what [`Host::reach`] would have said before
+/// [`System::reach`] took the table's word): the lookup's error, a
+/// symbolic link, no mount root there, another mount on top of it
+/// (covered), another filesystem. None when it does lead there (the refusal was another's).
+fn unreachable_why(target: &Target) -> Option<Error> {
+    let path = &target.mount.mount_point;
+    match sys::stat_target(path, false) {
+        Err(e) => Some(Error::from_errno(path, "inspecting the target", e)),
+        Ok(st) if st.is_symlink => Some(Error::new(path, ErrorKind::Symlink, None)),
+        Ok(st) if !st.is_mount_root => Some(Error::new(path, ErrorKind::NotMountPoint, None)),
+        Ok(st) if st.mount_id != target.mount.id => {
+            Some(Error::new(path, ErrorKind::Covered, None))
+        }
+        Ok(st) if !target::same_filesystem(st.dev, &target.mount) => {
+            Some(Error::new(path, ErrorKind::Moved, None))
+        }
+        Ok(_) => None,
+    }
+}
+
 impl Host for System<'_> {
     fn root_mount_id(&mut self) -> io::Result<u64> {
         sys::stat_target(Path::new("/"), true)
@@ -869,12 +890,17 @@ impl Host for System<'_> {
     }
 
     fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
-        // Mount points from mountinfo have no symbolic links: never follow.
-        let t = target::resolve(&mount.mount_point, false, mounts)?;
-        if t.mount.id != mount.id {
+        if mounts.covered(mount.id) {
             return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
         }
-        Ok(t)
+        // Taken as the table names it, not looked up here: each step that
+        // acts on a target first checks, through handles, that its mount
+        // point leads to that mount (`wait::still_there`, the fallback's
+        // handles, the read-only step's), and refuses it untouched where
+        // it does not; [`System::detach`] then says why, as a lookup here
+        // would have. One walk of the path less for every mount.
+        // Mount points from mountinfo have no symbolic links: never follow.
+        Ok(Target::of_mount(mount))
     }
 
     fn detach(
@@ -888,7 +914,12 @@ impl Host for System<'_> {
             path_asked: self.path_asked,
             ..*options
         };
-        wait::detach(target, self.path, &options, self.observer, watcher)
+        wait::detach(target, self.path, &options, self.observer, watcher).map_err(|e| {
+            match e.state {
+                State::Untouched => unreachable_why(target).unwrap_or(e),
+                _ => e,
+            }
+        })
     }
 
     fn wait(

@@ -345,6 +345,10 @@ fn main() {
             all_a_holder_out_of_reach_of_a_tmpfs_leaves_it_writable,
         ),
         (
+            "all_a_mount_its_path_no_longer_leads_to_is_named_untouched",
+            all_a_mount_its_path_no_longer_leads_to_is_named_untouched,
+        ),
+        (
             "all_a_mount_moved_deeper_than_path_max_is_unmounted",
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
         ),
@@ -4459,6 +4463,56 @@ fn all_a_holder_out_of_reach_of_a_tmpfs_leaves_it_writable() {
         Some("detached_unconfirmed"),
         "{line}"
     );
+}
+
+/// `--all` takes each mount as the table names it and leaves the check
+/// that its mount point leads to it to the steps that act on it. A mount
+/// hidden by another stacked on a directory above it (nothing there, or a
+/// plain directory) is named untouched with the reason a lookup gives, as
+/// when it was looked up before the steps, and nothing else is unmounted.
+fn all_a_mount_its_path_no_longer_leads_to_is_named_untouched() {
+    let s = Scratch::new("hidden-above");
+    let a = s.dir("a");
+    mount_tmpfs(&a);
+    let b = a.join("b");
+    fs::create_dir(&b).unwrap();
+    mount_tmpfs(&b);
+    // Stacked on `a`: `b`'s path now leads into it.
+    mount_tmpfs(&a);
+    let mounted_at = |p: &Path| {
+        mountinfo::read(None)
+            .unwrap()
+            .iter()
+            .filter(|m| m.mount_point == p)
+            .count()
+    };
+    for (hidden_by, said) in [
+        ("nothing", "no such file or directory"),
+        ("a directory", "not mounted"),
+    ] {
+        if hidden_by == "a directory" {
+            fs::create_dir(&b).unwrap();
+        }
+        let run = umw(
+            [OsStr::new("--all"), OsStr::new("--include"), b.as_os_str()]
+                .into_iter()
+                .chain(["--json", "--timeout", "3s"].map(OsStr::new)),
+        );
+        let line = line_of(&run, &b);
+        assert_eq!(
+            field(line, "outcome"),
+            Some("untouched"),
+            "{hidden_by}: {line}"
+        );
+        let error = field(line, "error").unwrap_or_default();
+        assert!(error.contains(said), "{hidden_by}: {line}");
+        assert_eq!(mounted_at(&b), 1, "{hidden_by}: b unmounted");
+        assert_eq!(
+            mounted_at(&a),
+            2,
+            "{hidden_by}: a or what covers it unmounted"
+        );
+    }
 }
 
 /// `umount-wait --all --timeout 3s` over `s` while a holder in a user and
