@@ -38,7 +38,8 @@ On kernels with UMOUNT_WAIT only, the kernel waits, in a child process that
 is killed when --timeout expires or on SIGINT/SIGTERM (unless the caller
 ignores them: trap '' TERM keeps SIGTERM ignored). Elsewhere an inotify
 watch on the mount root reports the shutdown (IN_UNMOUNT), then the block
-device claim is checked. A target whose filesystem stays mounted elsewhere
+device claim is checked, and a device-mapper device waited for until it is
+closed (2 s at most; one still open is named). A target whose filesystem stays mounted elsewhere
 in this namespace is unmounted without a wait (it cannot shut down), and
 that is said.
 

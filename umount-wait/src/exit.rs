@@ -176,6 +176,7 @@ mod tests {
             thawed: false,
             device_names: Vec::new(),
             device_removed: false,
+            device_still_open: Vec::new(),
         };
         assert_eq!(Exit::for_report(&report(Outcome::ShutDown)), Exit::Success);
         assert_eq!(

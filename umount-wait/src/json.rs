@@ -37,6 +37,9 @@ pub struct Target<'a> {
     kernel_errors: Vec<&'a str>,
     /// The block device went away during the run.
     device_removed: bool,
+    /// Device-mapper devices of the filesystem still open when the wait
+    /// ended.
+    device_still_open: Vec<Name>,
     /// Frozen (`fsfreeze -f`), thawed before the unmount.
     thawed: bool,
     error: Option<String>,
@@ -232,6 +235,7 @@ pub fn report<'a>(r: &'a Report, reason: Option<String>) -> Target<'a> {
         read_only_through: r.read_only_through.as_ref().map(holder),
         kernel_errors: r.kernel_errors.iter().map(String::as_str).collect(),
         device_removed: r.device_removed,
+        device_still_open: r.device_still_open.iter().map(name).collect(),
         thawed: r.thawed,
         error: None,
         errno: None,
@@ -259,6 +263,7 @@ pub fn error(e: &Error, path: Option<WaitPath>) -> Target<'_> {
         read_only_through: None,
         kernel_errors: Vec::new(),
         device_removed: false,
+        device_still_open: Vec::new(),
         thawed: false,
         error: Some(e.to_string()),
         errno: e.errno.map(|errno| errno.raw_os_error()),

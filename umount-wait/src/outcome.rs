@@ -283,6 +283,11 @@ pub struct Report {
     /// filesystem shut down without it, and what it had not written is
     /// lost.
     pub device_removed: bool,
+    /// Device-mapper devices of the filesystem that something still had
+    /// open when the wait ended, [`crate::wait::DEVICE_CLOSE_GRACE`] past
+    /// the claim (fallback path): `dmsetup remove` and `cryptsetup close`
+    /// would fail with EBUSY now.
+    pub device_still_open: Vec<PathBuf>,
 }
 
 /// What went wrong with a target.

@@ -199,6 +199,18 @@ impl Printer {
                         "umount-wait: {target}: shut down, with errors: its device ({names}) went away during the run; what the filesystem had not written is lost"
                     );
                 }
+                if !report.device_still_open.is_empty() {
+                    let nodes: Vec<String> = report
+                        .device_still_open
+                        .iter()
+                        .map(|n| n.display().to_string())
+                        .collect();
+                    let grace = crate::wait::DEVICE_CLOSE_GRACE.as_secs();
+                    err!(
+                        "umount-wait: {target}: shut down, but its device ({}) was still open {grace} s after: another opener; removing it now (dmsetup remove, cryptsetup close) would fail",
+                        nodes.join(", ")
+                    );
+                }
                 if !report.kernel_errors.is_empty() {
                     err!(
                         "umount-wait: {target}: shut down, with errors in the kernel log about its device during the run:"
@@ -685,7 +697,7 @@ mod tests {
     }
 
     /// Every field a target's object has (README.md, "JSON").
-    const TARGET_FIELDS: [&str; 21] = [
+    const TARGET_FIELDS: [&str; 22] = [
         "target",
         "mount_point",
         "source",
@@ -704,6 +716,7 @@ mod tests {
         "read_only_through",
         "kernel_errors",
         "device_removed",
+        "device_still_open",
         "thawed",
         "error",
         "errno",

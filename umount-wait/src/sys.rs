@@ -1010,6 +1010,74 @@ pub fn mount_table_changed(table: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// `struct dm_ioctl` (linux/dm-ioctl.h): the header of every
+/// device-mapper ioctl, the whole of `DM_DEV_STATUS`'s argument.
+#[repr(C)]
+struct DmIoctl {
+    version: [u32; 3],
+    data_size: u32,
+    data_start: u32,
+    target_count: u32,
+    open_count: i32,
+    flags: u32,
+    event_nr: u32,
+    padding: u32,
+    dev: u64,
+    name: [u8; 128],
+    uuid: [u8; 129],
+    data: [u8; 7],
+}
+
+/// `_IOWR(DM_IOCTL, DM_DEV_STATUS_CMD, struct dm_ioctl)`.
+const DM_DEV_STATUS: u64 = 0xC000_0000 | ((std::mem::size_of::<DmIoctl>() as u64) << 16) | 0xfd07;
+
+/// How many openers the device-mapper device `dev` has now (its
+/// `open_count`, as `dmsetup info` shows it, the count that makes
+/// `dmsetup remove` and `cryptsetup close` fail with EBUSY). None where
+/// `dev` is no device-mapper device, or the count cannot be asked here
+/// (no device mapper, not root).
+pub fn dm_open_count(dev: DevId) -> Option<u32> {
+    let dm = format!("/sys/dev/block/{}:{}/dm", dev.major, dev.minor);
+    rustix::fs::access(dm.as_str(), rustix::fs::Access::EXISTS).ok()?;
+    let control = rustix::fs::open(
+        "/dev/mapper/control",
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: all-zero bytes are a valid `DmIoctl` (integers and arrays).
+    let mut io: DmIoctl = unsafe { std::mem::zeroed() };
+    io.version = [4, 0, 0];
+    io.data_size = std::mem::size_of::<DmIoctl>() as u32;
+    io.data_start = io.data_size;
+    // The kernel's `huge_encode_dev()`.
+    io.dev = u64::from(dev.minor & 0xff)
+        | (u64::from(dev.major) << 8)
+        | (u64::from(dev.minor & !0xff) << 12);
+    // SAFETY: the request's argument is a `struct dm_ioctl` of the size
+    // its number says, which the kernel reads and writes back.
+    let rc = unsafe {
+        nix::libc::ioctl(
+            control.as_raw_fd(),
+            DM_DEV_STATUS as _,
+            std::ptr::addr_of_mut!(io),
+        )
+    };
+    (rc == 0).then(|| io.open_count.max(0) as u32)
+}
+
+/// The device-mapper devices of `nodes` (the device nodes of a
+/// filesystem) that something still has open.
+pub fn dm_still_open(nodes: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    nodes
+        .iter()
+        .filter(|node| {
+            matches!(stat_dev(node), Ok((_, Some(dev))) if dm_open_count(dev).is_some_and(|n| n > 0))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Tries to claim a block device exclusively (`open(dev, O_RDONLY|O_EXCL)`),
 /// and gives the claim back at once. EBUSY while a filesystem (or anything
 /// else) still holds it.
@@ -1342,6 +1410,16 @@ impl Drop for RootWatch<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// `struct dm_ioctl` is 312 bytes, and `DM_DEV_STATUS` is the number
+    /// `dmsetup` uses (linux/dm-ioctl.h on x86-64).
+    #[test]
+    fn the_device_mapper_status_request_is_the_kernels() {
+        assert_eq!(std::mem::size_of::<DmIoctl>(), 312);
+        assert_eq!(DM_DEV_STATUS, 0xC138_FD07);
+        // Not a device-mapper device: no count asked.
+        assert_eq!(dm_open_count(DevId { major: 1, minor: 3 }), None);
+    }
 
     #[test]
     fn namespace_by_pid_or_file() {

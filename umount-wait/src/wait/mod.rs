@@ -24,7 +24,7 @@ use crate::outcome::{Error, ErrorKind, Outcome, Report, WaitPath};
 use crate::sys::{self, Probe, UnmountOptions};
 use crate::target::Target;
 
-pub use fallback::{Watcher, CLAIM_GRACE};
+pub use fallback::{Watcher, CLAIM_GRACE, DEVICE_CLOSE_GRACE};
 pub use recursive::unmount_recursive;
 pub use report::new_report;
 pub use side_by_side::{detach, stop_all, wait_any, Detached, End, Pending};

@@ -32,6 +32,7 @@ pub fn new_report(target: &Target, path: WaitPath) -> Report {
             _ => crate::kmsg::names_of(target.mount.dev),
         },
         device_removed: false,
+        device_still_open: Vec::new(),
     }
 }
 
