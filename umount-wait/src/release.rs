@@ -167,9 +167,6 @@ pub fn loop_deadline(deadline: Option<Instant>) -> Instant {
 /// SIGKILL): ETIMEDOUT.
 fn swap_off(path: &Path, deadline: Option<Instant>, cancel: Cancel<'_>) -> Result<(), Errno> {
     let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::INVAL)?;
-    if deadline.is_none() && !cancel.may_cancel() {
-        return sys::swap_off(&path);
-    }
     crate::wait::step_in_child(deadline, cancel, || sys::swap_off(&path))
 }
 

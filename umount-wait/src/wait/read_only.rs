@@ -176,8 +176,7 @@ fn bounded(
     options: &Options<'_>,
     step: impl FnOnce() -> Result<(), Errno>,
 ) -> Result<(), Errno> {
-    let bounds = options.timeout.is_some() || options.cancel.may_cancel();
-    if !bounds || !target.mount.may_stall() {
+    if !target.mount.may_stall() {
         return step();
     }
     let deadline = options
