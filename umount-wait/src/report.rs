@@ -203,11 +203,11 @@ impl Printer {
                     let nodes: Vec<String> = report
                         .device_still_open
                         .iter()
-                        .map(|n| n.display().to_string())
+                        .map(|n| crate::mountinfo::display(n))
                         .collect();
                     let grace = crate::wait::DEVICE_CLOSE_GRACE.as_secs();
                     err!(
-                        "umount-wait: {target}: shut down, but its device ({}) was still open {grace} s after: another opener; removing it now (dmsetup remove, cryptsetup close) would fail",
+                        "umount-wait: {target}: shut down, but its device ({}) was still open when the wait ended ({grace} s at most after the filesystem let go of it): another opener; removing it now (dmsetup remove, cryptsetup close) would fail",
                         nodes.join(", ")
                     );
                 }

@@ -1028,8 +1028,13 @@ struct DmIoctl {
     data: [u8; 7],
 }
 
-/// `_IOWR(DM_IOCTL, DM_DEV_STATUS_CMD, struct dm_ioctl)`.
-const DM_DEV_STATUS: u64 = 0xC000_0000 | ((std::mem::size_of::<DmIoctl>() as u64) << 16) | 0xfd07;
+/// `_IOWR(DM_IOCTL, DM_DEV_STATUS_CMD, struct dm_ioctl)`, as this
+/// architecture encodes it.
+const DM_DEV_STATUS: rustix::ioctl::Opcode = rustix::ioctl::opcode::read_write::<DmIoctl>(0xfd, 7);
+
+/// The device mapper's control device: misc 10:236
+/// (`MAPPER_CTRL_MINOR`).
+const DM_CONTROL: (u32, u32) = (10, 236);
 
 /// How many openers the device-mapper device `dev` has now (its
 /// `open_count`, as `dmsetup info` shows it, the count that makes
@@ -1039,12 +1044,20 @@ const DM_DEV_STATUS: u64 = 0xC000_0000 | ((std::mem::size_of::<DmIoctl>() as u64
 pub fn dm_open_count(dev: DevId) -> Option<u32> {
     let dm = format!("/sys/dev/block/{}:{}/dm", dev.major, dev.minor);
     rustix::fs::access(dm.as_str(), rustix::fs::Access::EXISTS).ok()?;
+    // A namespace's /dev may be anybody's: no link followed, no terminal
+    // taken, no open that waits, and the request made only to the
+    // device mapper's own control device.
     let control = rustix::fs::open(
         "/dev/mapper/control",
-        OFlags::RDWR | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY,
         Mode::empty(),
     )
     .ok()?;
+    let st = rustix::fs::fstat(&control).ok()?;
+    let rdev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice || rdev != DM_CONTROL {
+        return None;
+    }
     // SAFETY: all-zero bytes are a valid `DmIoctl` (integers and arrays).
     let mut io: DmIoctl = unsafe { std::mem::zeroed() };
     io.version = [4, 0, 0];
@@ -1416,6 +1429,7 @@ pub(crate) mod tests {
     #[test]
     fn the_device_mapper_status_request_is_the_kernels() {
         assert_eq!(std::mem::size_of::<DmIoctl>(), 312);
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         assert_eq!(DM_DEV_STATUS, 0xC138_FD07);
         // Not a device-mapper device: no count asked.
         assert_eq!(dm_open_count(DevId { major: 1, minor: 3 }), None);

@@ -628,11 +628,6 @@ fn pinned_by_caller(target: &Target, options: &super::Options<'_>) -> bool {
     caller.is_ok_and(|caller| caller.pins(&target.mount))
 }
 
-/// Retries `open(dev, O_EXCL)` on each of `nodes` until every claim is
-/// gone (a device found free is not tried again). This is not a poll
-/// loop: it runs only after `IN_UNMOUNT`, when the superblock is already
-/// shutting down and only `->put_super()` and the release of the devices
-/// remain; there is no event for that release. `attempts` counts rounds.
 /// Once the claim is given back, waits until no device-mapper device of
 /// `nodes` is open any more, until `deadline` ([`DEVICE_CLOSE_GRACE`]
 /// past the claim, or the run's) or the cancellation: those still open
@@ -641,7 +636,7 @@ fn pinned_by_caller(target: &Target, options: &super::Options<'_>) -> bool {
 /// (`bdev_fput()`) and closes the device file later, from a worker when
 /// the last reference was put by a kernel thread (io_uring's: S3), a
 /// jiffy or more after; `dmsetup remove` or `cryptsetup close` right
-/// after the return failed with EBUSY in 8 of 30 runs
+/// after the return failed with EBUSY in 6 and 8 of 30 runs on 6.12
 /// (bench/results/device-after-2026-12-05.txt). No event says that a
 /// device was closed: the one retry loop ([`backoff`]) asks the device
 /// mapper for the count. Another opener (a reader of the device) keeps it
@@ -667,6 +662,11 @@ fn wait_for_device_close(nodes: &[PathBuf], cancel: Cancel<'_>, deadline: Instan
     open
 }
 
+/// Retries `open(dev, O_EXCL)` on each of `nodes` until every claim is
+/// gone (a device found free is not tried again). This is not a poll
+/// loop: it runs only after `IN_UNMOUNT`, when the superblock is already
+/// shutting down and only `->put_super()` and the release of the devices
+/// remain; there is no event for that release. `attempts` counts rounds.
 fn wait_for_claims(
     nodes: &[PathBuf],
     cancel: Cancel<'_>,
