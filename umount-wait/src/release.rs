@@ -51,6 +51,13 @@ pub struct Backing {
     pub loops: Vec<LoopDevice>,
 }
 
+impl Backing {
+    /// Nothing backs onto the filesystem.
+    pub fn is_empty(&self) -> bool {
+        self.swaps.is_empty() && self.loops.is_empty()
+    }
+}
+
 /// What may back onto the filesystems of one mount table: the bound loop
 /// devices that it does not mount (one that is mounted is a filesystem of
 /// its own, which goes first), each with the file the loop driver has

@@ -182,14 +182,16 @@ pub trait Host {
     /// Remounts the root read-only.
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error>;
     /// [`release::release`], over what backs onto the filesystems of
-    /// `mounts` ([`release::Backers`]).
+    /// `mounts` ([`release::Backers`]). Err: something backs onto it, and
+    /// its mount point does not lead to it now (nothing released; tried
+    /// again with the mount).
     fn release(
         &mut self,
         mount: &Mount,
         mounts: &Table,
         deadline: Option<Instant>,
         cancel: Cancel<'_>,
-    ) -> Vec<Released>;
+    ) -> Result<Vec<Released>, Error>;
     /// The bound loop device under a filesystem, if any.
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice>;
     fn detach_loop(&mut self, lo: &LoopDevice, deadline: Instant, cancel: Cancel<'_>)
@@ -550,7 +552,15 @@ impl<'r, 'c> Run<'r, 'c> {
             let released = self
                 .host
                 .release(m, &self.mounts, self.deadline, self.plan.cancel);
-            self.released.insert(m.id, released);
+            match released {
+                Ok(released) => {
+                    self.released.insert(m.id, released);
+                }
+                Err(e) => {
+                    self.retry_later(m.clone(), e);
+                    return Step::Go;
+                }
+            }
         }
         let detached = match &elsewhere {
             Some(at) => self
@@ -862,6 +872,39 @@ fn unreachable_why(target: &Target) -> Option<Error> {
     }
 }
 
+/// `result`, where a step's own check refused the target untouched because
+/// its mount point no longer leads to its mount (moved, not found, its
+/// lookup failed), with the reason a lookup of the path gives
+/// ([`unreachable_why`]), as [`Host::reach`] gave it before
+/// [`System::reach`] took the table's word; what else was known (made
+/// read-only first, its holders) kept. Any other error as it is.
+fn said_as_reached<T>(target: &Target, result: Result<T, Error>) -> Result<T, Error> {
+    result.map_err(|e| {
+        let refused_by_a_check = e.state == State::Untouched
+            && match e.kind {
+                ErrorKind::Moved | ErrorKind::NotFound => true,
+                ErrorKind::System(step) => matches!(
+                    step,
+                    "opening the mount root"
+                        | "inspecting the mount root"
+                        | "inspecting the target"
+                ),
+                _ => false,
+            };
+        match refused_by_a_check
+            .then(|| unreachable_why(target))
+            .flatten()
+        {
+            Some(why) => Error {
+                blockers: e.blockers,
+                made_read_only: e.made_read_only,
+                ..why
+            },
+            None => e,
+        }
+    })
+}
+
 impl Host for System<'_> {
     fn root_mount_id(&mut self) -> io::Result<u64> {
         sys::stat_target(Path::new("/"), true)
@@ -914,12 +957,10 @@ impl Host for System<'_> {
             path_asked: self.path_asked,
             ..*options
         };
-        wait::detach(target, self.path, &options, self.observer, watcher).map_err(|e| {
-            match e.state {
-                State::Untouched => unreachable_why(target).unwrap_or(e),
-                _ => e,
-            }
-        })
+        said_as_reached(
+            target,
+            wait::detach(target, self.path, &options, self.observer, watcher),
+        )
     }
 
     fn wait(
@@ -946,7 +987,10 @@ impl Host for System<'_> {
         still_mounted_at: &Path,
         options: &Options<'_>,
     ) -> Result<Report, Error> {
-        wait::unmount_shared(target, self.path, still_mounted_at, options)
+        said_as_reached(
+            target,
+            wait::unmount_shared(target, self.path, still_mounted_at, options),
+        )
     }
 
     fn remount_read_only(
@@ -954,7 +998,7 @@ impl Host for System<'_> {
         target: &Target,
         options: &Options<'_>,
     ) -> Result<Report, Error> {
-        wait::remount_read_only(target, self.path, options)
+        said_as_reached(target, wait::remount_read_only(target, self.path, options))
     }
 
     fn remount_root(&mut self, root: &Mount) -> Result<Report, Error> {
@@ -981,11 +1025,19 @@ impl Host for System<'_> {
         mounts: &Table,
         deadline: Option<Instant>,
         cancel: Cancel<'_>,
-    ) -> Vec<Released> {
+    ) -> Result<Vec<Released>, Error> {
         let backers = self
             .backers
             .get_or_insert_with(|| Backers::read(mounts, release::loop_deadline(deadline)));
-        release::release(mount, mounts, backers, deadline, cancel)
+        // [`System::reach`] took the table's word: before swap is turned
+        // off or a loop device detached, the mount point must lead to the
+        // mount, as a lookup there said before.
+        if !backers.of(mount, mounts).is_empty() {
+            if let Some(e) = unreachable_why(&Target::of_mount(mount)) {
+                return Err(e);
+            }
+        }
+        Ok(release::release(mount, mounts, backers, deadline, cancel))
     }
 
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
@@ -1122,10 +1174,7 @@ impl Host for Recording<'_> {
 
     fn reach(&mut self, mount: &Mount, mounts: &Table) -> Result<Target, Error> {
         // A mount stacked on it, still there, covers its mount point.
-        if mounts
-            .iter()
-            .any(|m| m.parent_id == mount.id && m.mount_point == mount.mount_point)
-        {
+        if mounts.covered(mount.id) {
             return Err(Error::new(&mount.mount_point, ErrorKind::Covered, None));
         }
         Ok(Target::of_mount(mount))
@@ -1205,7 +1254,7 @@ impl Host for Recording<'_> {
         mounts: &Table,
         deadline: Option<Instant>,
         _: Cancel<'_>,
-    ) -> Vec<Released> {
+    ) -> Result<Vec<Released>, Error> {
         let backers = self
             .backers
             .get_or_insert_with(|| Backers::read(mounts, release::loop_deadline(deadline)));
@@ -1223,7 +1272,7 @@ impl Host for Recording<'_> {
                 mountinfo::display(&lo.backing_file)
             ));
         }
-        Vec::new()
+        Ok(Vec::new())
     }
 
     fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
@@ -1458,8 +1507,8 @@ mod tests {
             _: &Table,
             _: Option<Instant>,
             _: Cancel<'_>,
-        ) -> Vec<Released> {
-            Vec::new()
+        ) -> Result<Vec<Released>, Error> {
+            Ok(Vec::new())
         }
         fn loop_device(&mut self, mount: &Mount) -> Option<LoopDevice> {
             self.loops.contains(&mount.id).then(|| LoopDevice {

@@ -349,6 +349,10 @@ fn main() {
             all_a_mount_its_path_no_longer_leads_to_is_named_untouched,
         ),
         (
+            "all_releases_nothing_of_a_mount_its_path_no_longer_leads_to",
+            all_releases_nothing_of_a_mount_its_path_no_longer_leads_to,
+        ),
+        (
             "all_a_mount_moved_deeper_than_path_max_is_unmounted",
             all_a_mount_moved_deeper_than_path_max_is_unmounted,
         ),
@@ -4513,6 +4517,55 @@ fn all_a_mount_its_path_no_longer_leads_to_is_named_untouched() {
             "{hidden_by}: a or what covers it unmounted"
         );
     }
+}
+
+/// A loop device backed by a file on a mount that a tmpfs stacked on a
+/// directory above hides: `--all` over that mount alone detaches no loop
+/// device of it (what backs onto a filesystem is released only once its
+/// mount point leads to it, as `--all` looked it up first before it took
+/// the table's word), and leaves the mount untouched. Before that check,
+/// the loop device was detached and the mount left untouched.
+fn all_releases_nothing_of_a_mount_its_path_no_longer_leads_to() {
+    let s = Scratch::new("hidden-backer");
+    let a = s.dir("a");
+    let m = a.join("m");
+    fs::create_dir(&m).unwrap();
+    mount_tmpfs(&m);
+    let image = m.join("disk.img");
+    run_ok(
+        Command::new("dd")
+            .arg("if=/dev/zero")
+            .arg(format!("of={}", image.display()))
+            .args(["bs=1M", "count=4", "status=none"]),
+    );
+    let out = run_ok(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image),
+    );
+    let lo = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    // `m`'s path now leads into this tmpfs, where nothing is.
+    mount_tmpfs(&a);
+    let run = umw(
+        [OsStr::new("--all"), OsStr::new("--include"), m.as_os_str()]
+            .into_iter()
+            .chain(["--json", "--timeout", "3s"].map(OsStr::new)),
+    );
+    let bound = loop_bound(&lo);
+    let line = line_of(&run, &m).to_owned();
+    let _ = Command::new("losetup").arg("-d").arg(&lo).status();
+    assert!(
+        bound,
+        "the loop device backed by a file on {m:?} was detached: {line}"
+    );
+    assert_eq!(field(&line, "outcome"), Some("untouched"), "{line}");
+    assert!(
+        mountinfo::read(None)
+            .unwrap()
+            .iter()
+            .any(|x| x.mount_point == m),
+        "{m:?} unmounted: {line}"
+    );
 }
 
 /// `umount-wait --all --timeout 3s` over `s` while a holder in a user and
