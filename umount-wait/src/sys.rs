@@ -1063,20 +1063,19 @@ pub fn dm_open_count(dev: DevId) -> Option<u32> {
     io.version = [4, 0, 0];
     io.data_size = std::mem::size_of::<DmIoctl>() as u32;
     io.data_start = io.data_size;
-    // The kernel's `huge_encode_dev()`.
-    io.dev = u64::from(dev.minor & 0xff)
-        | (u64::from(dev.major) << 8)
-        | (u64::from(dev.minor & !0xff) << 12);
+    // The kernel's `huge_encode_dev()`: `makedev(3)`'s encoding for its
+    // 12-bit majors.
+    io.dev = rustix::fs::makedev(dev.major, dev.minor);
     // SAFETY: the request's argument is a `struct dm_ioctl` of the size
     // its number says, which the kernel reads and writes back.
-    let rc = unsafe {
-        nix::libc::ioctl(
-            control.as_raw_fd(),
-            DM_DEV_STATUS as _,
-            std::ptr::addr_of_mut!(io),
+    unsafe {
+        rustix::ioctl::ioctl(
+            &control,
+            rustix::ioctl::Updater::<DM_DEV_STATUS, DmIoctl>::new(&mut io),
         )
-    };
-    (rc == 0).then(|| io.open_count.max(0) as u32)
+    }
+    .ok()?;
+    Some(io.open_count.max(0) as u32)
 }
 
 /// The device-mapper devices of `nodes` (the device nodes of a
@@ -1431,6 +1430,10 @@ pub(crate) mod tests {
         assert_eq!(std::mem::size_of::<DmIoctl>(), 312);
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         assert_eq!(DM_DEV_STATUS, 0xC138_FD07);
+        // `huge_encode_dev()` of 253:300, as the kernel decodes it.
+        let (major, minor) = (253u64, 300u64);
+        let huge = (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12);
+        assert_eq!(rustix::fs::makedev(253, 300), huge);
         // Not a device-mapper device: no count asked.
         assert_eq!(dm_open_count(DevId { major: 1, minor: 3 }), None);
     }

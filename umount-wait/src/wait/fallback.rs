@@ -643,10 +643,7 @@ fn pinned_by_caller(target: &Target, options: &super::Options<'_>) -> bool {
 /// past the grace: the filesystem is shut down all the same, and the
 /// report says the device is still open.
 fn wait_for_device_close(nodes: &[PathBuf], cancel: Cancel<'_>, deadline: Instant) -> Vec<PathBuf> {
-    let mut open = sys::dm_still_open(nodes);
-    if open.is_empty() {
-        return open;
-    }
+    let mut open = nodes.to_vec();
     let _ = backoff::retry(
         deadline,
         cancel,
